@@ -1,0 +1,157 @@
+"""The `civicrisk` command: train, evaluate and score from a city config, and run the main job.
+
+Exit codes: 0 success, 2 bad configuration, bad arguments or an untrusted bundle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CITY = REPO_ROOT / "data" / "sample" / "chicago" / "city.toml"
+
+
+def default_models_dir() -> Path:
+    return Path(os.environ.get("CIVICRISK_MODELS_DIR", REPO_ROOT / "models"))
+
+
+def _iso_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date in YYYY-MM-DD form") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="civicrisk", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train a model bundle from a city config")
+    train.add_argument("--city", required=True, type=Path, metavar="CONFIG", help="city config (TOML)")
+    train.add_argument(
+        "--until", type=_iso_date, metavar="YYYY-MM-DD", help="last inspection date to train on"
+    )
+    train.add_argument("--out", type=Path, metavar="DIR", help="models directory (default: ./models)")
+
+    evaluate = commands.add_parser("evaluate", help="backtest a bundle on a window of the city's data")
+    evaluate.add_argument("--city", required=True, type=Path, metavar="CONFIG")
+    evaluate.add_argument("--model", required=True, type=Path, metavar="BUNDLE", help="bundle directory")
+    evaluate.add_argument("--start", required=True, type=_iso_date, metavar="YYYY-MM-DD")
+    evaluate.add_argument("--end", required=True, type=_iso_date, metavar="YYYY-MM-DD")
+
+    score = commands.add_parser("score", help="rank upcoming inspections with a bundle")
+    score.add_argument("--city", required=True, type=Path, metavar="CONFIG")
+    score.add_argument("--model", required=True, type=Path, metavar="BUNDLE")
+    score.add_argument(
+        "--input", required=True, type=Path, metavar="CSV", help="inspections in the city's schema"
+    )
+    score.add_argument("--output", required=True, type=Path, metavar="CSV")
+
+    run = commands.add_parser(
+        "run", help="main job: train on the sample data if no bundle exists, then report"
+    )
+    run.add_argument("--city", type=Path, default=DEFAULT_CITY, metavar="CONFIG")
+    run.add_argument("--models", type=Path, metavar="DIR", help="models directory (default: ./models)")
+    return parser
+
+
+def _train(args: argparse.Namespace) -> int:
+    from training.config import load_city_config
+    from training.ingest import load_city
+    from training.train import stderr_progress, train_city
+
+    config = load_city_config(args.city)
+    stderr_progress(f"loading {config.display_name} data named in {config.path.name}")
+    data = load_city(config)
+    until = None if args.until is None else _timestamp(args.until)
+    out = args.out or default_models_dir()
+    command = "civicrisk " + shlex.join(["train", "--city", str(args.city)] + _opt("--until", args.until))
+    bundle = train_city(data, until, out, command)
+    print(bundle)
+    return 0
+
+
+def _opt(flag: str, value: object) -> list[str]:
+    return [] if value is None else [flag, str(value)]
+
+
+def _timestamp(value: date) -> object:
+    import pandas as pd
+
+    return pd.Timestamp(value)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from training.scoring import evaluate_bundle
+
+    if args.end < args.start:
+        raise UsageError(f"--end {args.end} is before --start {args.start}")
+    metrics = evaluate_bundle(args.city, args.model, args.start, args.end)
+    print(json.dumps(_json_safe(metrics), sort_keys=True))
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    from training.scoring import score_file
+
+    report = score_file(args.city, args.model, args.input, args.output)
+    for problem in report.problems:
+        print(f"civicrisk: {args.input}: {problem}", file=sys.stderr)
+    print(
+        f"scored {report.scored} rows, skipped {len(report.problems)}; wrote {args.output}", file=sys.stderr
+    )
+    print(args.output)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from training.bundle import find_bundles, verify_bundle
+    from training.config import load_city_config
+
+    config = load_city_config(args.city)
+    models = args.models or default_models_dir()
+    mine = [path for path in find_bundles(models) if path.parent.name == config.model_name]
+    if not mine:
+        print(f"[civicrisk] no {config.model_name} bundle under {models}: training one", file=sys.stderr)
+        _train(argparse.Namespace(city=args.city, until=None, out=models))
+        mine = [path for path in find_bundles(models) if path.parent.name == config.model_name]
+    bundle = mine[-1]
+    manifest = verify_bundle(bundle)
+    print(f"bundle {bundle} (verified)")
+    print(f"selected model: {manifest['selected_model']['name']}")
+    for name, value in sorted(manifest["validation"]["mean"].items()):
+        print(f"  mean validation AUC {name:<24} {value:.4f}")
+    return 0
+
+
+def _json_safe(metrics: dict[str, object]) -> dict[str, object]:
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}
+
+
+class UsageError(Exception):
+    """A bad combination of arguments."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from training.bundle import BundleError
+    from training.config import ConfigError
+
+    args = _parser().parse_args(argv)
+    handlers = {"train": _train, "evaluate": _evaluate, "score": _score, "run": _run}
+    try:
+        return handlers[args.command](args)
+    except (ConfigError, BundleError, UsageError) as error:
+        print(f"civicrisk: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Point-in-time correctness: nothing dated on or after the as-of date can change its features."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from training.features import build_features
+from training.ingest import CityData, EventTable, to_day, to_xyz
+
+AS_OF = pd.Timestamp("2014-03-06")
+
+
+def _queries(data: CityData) -> pd.DataFrame:
+    rows = data.inspections[data.inspections["date"] == AS_OF]
+    assert len(rows) > 20, "the as-of date should have inspections to test"
+    return rows.reset_index(drop=True)
+
+
+def _add_events(table: EventTable, days: np.ndarray, xyz: np.ndarray) -> EventTable:
+    day = np.concatenate([table.day, days])
+    points = np.concatenate([table.xyz, xyz])
+    order = np.argsort(day, kind="stable")
+    return dataclasses.replace(table, day=day[order], xyz=points[order])
+
+
+def _rewrite_future(data: CityData, queries: pd.DataFrame) -> CityData:
+    """Change every row dated on/after AS_OF and append many new ones there, right at the queries."""
+    inspections = data.inspections.copy()
+    future = inspections["date"] >= AS_OF
+    inspections.loc[future, "label"] = 1 - inspections.loc[future, "label"]
+    inspections.loc[future, "failed"] = 1
+    inspections.loc[future, ["n_critical", "n_serious", "n_minor"]] = 9
+    appended = queries.copy()
+    appended["inspection_id"] = "future-" + appended["inspection_id"]
+    appended["label"], appended["failed"], appended["n_critical"] = 1, 1, 5
+    appended["has_outcome"] = True
+    for offset in (0, 1, 30):
+        inspections = pd.concat(
+            [inspections, appended.assign(date=AS_OF + pd.Timedelta(days=offset))], ignore_index=True
+        )
+
+    query_xyz = to_xyz(queries["latitude"].fillna(41.88), queries["longitude"].fillna(-87.63))
+    future_days = np.full(len(queries), to_day(pd.Series([AS_OF]))[0])
+    events = tuple(_add_events(table, future_days, query_xyz) for table in data.events)
+
+    weather = data.weather.copy()
+    weather[weather.index >= future_days[0]] = 150.0
+
+    licenses = data.licenses.copy()
+    accounts = licenses[licenses["establishment_id"].isin(queries["establishment_id"])]
+    new = accounts.drop_duplicates("account_id").assign(description="Tobacco", term_start=AS_OF)
+    new_own = queries[["establishment_id"]].assign(
+        account_id="new-account", description="Tavern", term_start=AS_OF
+    )
+    licenses = pd.concat([licenses, new, new_own], ignore_index=True)
+    return dataclasses.replace(
+        data, inspections=inspections, events=events, weather=weather, licenses=licenses
+    )
+
+
+def test_future_rows_do_not_change_any_feature(chicago_data: CityData) -> None:
+    queries = _queries(chicago_data)
+    before = build_features(queries, chicago_data)
+    after = build_features(queries, _rewrite_future(chicago_data, queries))
+    pd.testing.assert_frame_equal(before, after)
+
+
+def test_the_day_before_does_change_features(chicago_data: CityData) -> None:
+    """The same rewrite one day earlier must show up, or the test above could not fail."""
+    queries = _queries(chicago_data)
+    shifted = queries.assign(date=AS_OF + pd.Timedelta(days=1))
+    before = build_features(shifted, chicago_data)
+    after = build_features(shifted, _rewrite_future(chicago_data, queries))
+    changed = [column for column in before.columns if not before[column].equals(after[column])]
+    expected = {
+        "prior_inspections",
+        "prev_critical",
+        "temperature_max_mean_3d",
+        "sanitation_311_per_km2_90d_1km",
+        "burglaries_per_km2_90d_1km",
+        "nearby_critical_share_90d_1km",
+        "area_critical_share_14d",
+        "license_tobacco",
+    }
+    assert expected <= set(changed), f"unchanged: {sorted(expected - set(changed))}"
+
+
+@pytest.mark.parametrize("column", ["date", "establishment_id", "latitude"])
+def test_build_features_requires_query_columns(chicago_data: CityData, column: str) -> None:
+    queries = _queries(chicago_data).drop(columns=[column])
+    with pytest.raises(ValueError, match=column):
+        build_features(queries, chicago_data)
+
+
+def test_features_do_not_depend_on_the_query_index(chicago_data: CityData) -> None:
+    queries = _queries(chicago_data)
+    relabelled = queries.set_axis(range(1000, 1000 + len(queries)))
+    pd.testing.assert_frame_equal(
+        build_features(queries, chicago_data).reset_index(drop=True),
+        build_features(relabelled, chicago_data).reset_index(drop=True),
+    )

@@ -1,0 +1,1 @@
+"""civicrisk training pipeline: ingest, features, temporal validation, bundles."""

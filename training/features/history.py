@@ -1,0 +1,71 @@
+"""The establishment's own inspection history, as known strictly before each query date."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from training.ingest import to_day
+
+DECAY_DAYS = 365.0
+_KEY_STRIDE = 1_000_000  # > any day number we will see, so (establishment, day) packs into one int64
+
+
+def history_features(queries: pd.DataFrame, inspections: pd.DataFrame) -> pd.DataFrame:
+    """Previous-inspection counts, past fails and time-decayed history per query row.
+
+    `queries` needs `establishment_id` and `date`; `inspections` is the canonical history. Only
+    inspections with an outcome dated before the query date are used (same-day rows are excluded).
+    """
+    history = inspections[inspections["has_outcome"]]
+    codes, _ = pd.factorize(pd.concat([history["establishment_id"], queries["establishment_id"]]))
+    history_code = codes[: len(history)].astype("int64")
+    query_code = codes[len(history) :].astype("int64")
+
+    history_day = to_day(history["date"])
+    history_key = history_code * _KEY_STRIDE + history_day
+    order = np.argsort(history_key, kind="stable")
+    key = history_key[order]
+    day = history_day[order]
+    critical = history["n_critical"].to_numpy()[order]
+    serious = history["n_serious"].to_numpy()[order]
+    minor = history["n_minor"].to_numpy()[order]
+    failed = history["failed"].to_numpy()[order].astype("float64")
+    label = history["label"].to_numpy()[order].astype("float64")
+
+    query_day = to_day(queries["date"])
+    start = np.searchsorted(key, query_code * _KEY_STRIDE, side="left")
+    stop = np.searchsorted(key, query_code * _KEY_STRIDE + query_day, side="left")
+    n_prior = stop - start
+    has_prior = n_prior > 0
+    last = np.where(has_prior, stop - 1, 0)
+
+    def window_sum(values: np.ndarray) -> np.ndarray:
+        """Sum of `values` over each query's prior rows, via a prefix sum."""
+        prefix = np.concatenate(([0.0], np.cumsum(values, dtype="float64")))
+        return prefix[stop] - prefix[start]
+
+    def previous(values: np.ndarray) -> np.ndarray:
+        return np.where(has_prior, values[last].astype("float64"), np.nan)
+
+    # exp(-(d - t)/tau) = exp(-d/tau) * exp(t/tau); days are relative to 2000 to keep exponents small.
+    origin = 10_957  # 2000-01-01
+    growth = np.exp((day - origin) / DECAY_DAYS)
+    shrink = np.exp(-(query_day - origin) / DECAY_DAYS)
+    return pd.DataFrame(
+        {
+            "prior_inspections": n_prior.astype("float64"),
+            "first_inspection": (~has_prior).astype("float64"),
+            "days_since_last": np.where(has_prior, query_day - day[last], np.nan),
+            "prev_critical": previous(critical),
+            "prev_serious": previous(serious),
+            "prev_minor": previous(minor),
+            "prev_failed": previous(failed),
+            "past_fails": window_sum(failed),
+            "past_critical_inspections": window_sum(label),
+            "critical_decayed": shrink * window_sum(label * growth),
+            "fails_decayed": shrink * window_sum(failed * growth),
+            "violations_decayed": shrink * window_sum((critical + serious + minor) * growth),
+        },
+        index=queries.index,
+    )

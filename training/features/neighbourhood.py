@@ -1,0 +1,172 @@
+"""What happened near the establishment shortly before the date: complaints, crime, nearby inspections.
+
+Queries are grouped by date; for each date a k-d tree is built over only the rows dated inside the
+window before it, so a row on or after the date can never be counted.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy.spatial import cKDTree
+
+from training.ingest import EventTable, to_day, to_xyz
+
+
+def _query_groups(queries: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Query days, coordinates, and the row positions of located queries per distinct day."""
+    day = to_day(queries["date"])
+    xyz = to_xyz(queries["latitude"], queries["longitude"])
+    located = np.flatnonzero(~np.isnan(xyz).any(axis=1))
+    groups = [located[day[located] == value] for value in np.unique(day[located])]
+    return day, xyz, groups
+
+
+def _window(days: np.ndarray, day: int, window_days: int) -> slice:
+    """Rows (of a day-sorted array) dated in [day - window_days, day)."""
+    return slice(
+        int(np.searchsorted(days, day - window_days, side="left")),
+        int(np.searchsorted(days, day, side="left")),
+    )
+
+
+def event_density_features(queries: pd.DataFrame, events: tuple[EventTable, ...]) -> pd.DataFrame:
+    """Events per km² within each source's radius over its window before the date."""
+    day, xyz, groups = _query_groups(queries)
+    result = pd.DataFrame(index=queries.index)
+    for table in events:
+        density = np.full(len(queries), np.nan)
+        area = math.pi * table.radius_km**2
+        for rows in groups:
+            window = _window(table.day, int(day[rows[0]]), table.window_days)
+            points = table.xyz[window]
+            if len(points) == 0:
+                density[rows] = 0.0
+                continue
+            counts = cKDTree(points).query_ball_point(xyz[rows], table.radius_km, return_length=True)
+            density[rows] = np.asarray(counts, dtype="float64") / area
+        name = f"{table.name}_per_km2_{table.window_days}d_{table.radius_km:g}km"
+        result[name] = density
+    return result
+
+
+def _located_history(inspections: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Inspections with an outcome and coordinates, sorted by day, as arrays."""
+    located = inspections[
+        inspections["has_outcome"] & inspections["latitude"].notna() & inspections["longitude"].notna()
+    ]
+    day = to_day(located["date"])
+    order = np.argsort(day, kind="stable")
+    violations = located[["n_critical", "n_serious", "n_minor"]].sum(axis=1).to_numpy(dtype="float64")
+    return {
+        "day": day[order],
+        "xyz": to_xyz(located["latitude"], located["longitude"])[order],
+        "label": located["label"].to_numpy(dtype="float64")[order],
+        "failed": located["failed"].to_numpy(dtype="float64")[order],
+        "violations": violations[order],
+    }
+
+
+def nearby_outcome_features(
+    queries: pd.DataFrame,
+    inspections: pd.DataFrame,
+    radii_km: tuple[float, ...],
+    windows_days: tuple[int, ...],
+    nearest: tuple[tuple[int, int], ...],
+) -> pd.DataFrame:
+    """Outcomes of nearby inspections over recent windows: within fixed radii and among the k nearest.
+
+    Inspectors work by area, so recent nearby outcomes carry the area's inspection practice without
+    naming any inspector. `nearest` holds (window_days, k) pairs.
+    """
+    history = _located_history(inspections)
+    day, xyz, groups = _query_groups(queries)
+    columns: dict[str, np.ndarray] = {}
+
+    def column(name: str) -> np.ndarray:
+        return columns.setdefault(name, np.full(len(queries), np.nan))
+
+    for rows in groups:
+        query_day = int(day[rows[0]])
+        for window_days in windows_days:
+            window = _window(history["day"], query_day, window_days)
+            points, labels = history["xyz"][window], history["label"][window]
+            all_tree = cKDTree(points) if len(points) else None
+            hit_tree = cKDTree(points[labels > 0]) if labels.sum() else None
+            for radius in radii_km:
+                total = np.zeros(len(rows))
+                hits = np.zeros(len(rows))
+                if all_tree is not None:
+                    total = np.asarray(all_tree.query_ball_point(xyz[rows], radius, return_length=True))
+                if hit_tree is not None:
+                    hits = np.asarray(hit_tree.query_ball_point(xyz[rows], radius, return_length=True))
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    share = np.where(total > 0, hits / np.maximum(total, 1), np.nan)
+                column(f"nearby_critical_share_{window_days}d_{radius:g}km")[rows] = share
+                column(f"nearby_inspections_{window_days}d_{radius:g}km")[rows] = total
+        for window_days, k in nearest:
+            window = _window(history["day"], query_day, window_days)
+            prefix = f"nearest{k}_{window_days}d"
+            for name in ("critical_share", "fail_share", "mean_violations", "mean_km"):
+                column(f"{prefix}_{name}")
+            if window.stop - window.start < k:
+                continue
+            distance, index = cKDTree(history["xyz"][window]).query(xyz[rows], k=k)
+            column(f"{prefix}_critical_share")[rows] = history["label"][window][index].mean(axis=1)
+            column(f"{prefix}_fail_share")[rows] = history["failed"][window][index].mean(axis=1)
+            column(f"{prefix}_mean_violations")[rows] = history["violations"][window][index].mean(axis=1)
+            column(f"{prefix}_mean_km")[rows] = distance.mean(axis=1)
+    if not groups:  # no located query: still return every column
+        for window_days in windows_days:
+            for radius in radii_km:
+                column(f"nearby_critical_share_{window_days}d_{radius:g}km")
+                column(f"nearby_inspections_{window_days}d_{radius:g}km")
+        for window_days, k in nearest:
+            for name in ("critical_share", "fail_share", "mean_violations", "mean_km"):
+                column(f"nearest{k}_{window_days}d_{name}")
+    return pd.DataFrame(columns, index=queries.index)
+
+
+AREA_PRIOR_WEIGHT = 5.0  # pseudo-inspections at the city-wide rate, so a quiet area is not 0 or 1
+
+
+def area_outcome_features(
+    queries: pd.DataFrame, inspections: pd.DataFrame, area_field: str, windows_days: tuple[int, ...]
+) -> pd.DataFrame:
+    """Critical share of recent inspections in the same administrative area (e.g. ZIP code).
+
+    The share is shrunk towards the city-wide rate of all earlier inspections.
+    """
+    history = inspections[inspections["has_outcome"]]
+    history_area = history[area_field].astype("string").fillna("")
+    query_area = queries[area_field].astype("string").fillna("")
+    codes, _ = pd.factorize(pd.concat([history_area, query_area]))
+    stride = 1_000_000
+    history_key = codes[: len(history)].astype("int64") * stride + to_day(history["date"])
+    query_day = to_day(queries["date"])
+    query_key = codes[len(history) :].astype("int64") * stride + query_day
+    order = np.argsort(history_key, kind="stable")
+    key = history_key[order]
+    prefix = np.concatenate(([0.0], np.cumsum(history["label"].to_numpy(dtype="float64")[order])))
+
+    by_day = np.sort(to_day(history["date"]))
+    city_prefix = np.concatenate(
+        ([0.0], np.cumsum(history["label"].to_numpy(dtype="float64")[np.argsort(to_day(history["date"]))]))
+    )
+    before = np.searchsorted(by_day, query_day, side="left")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        city_rate = np.where(before > 0, city_prefix[before] / np.maximum(before, 1), np.nan)
+
+    result = pd.DataFrame(index=queries.index)
+    known = query_area.to_numpy() != ""
+    for window_days in windows_days:
+        start = np.searchsorted(key, query_key - window_days, side="left")
+        stop = np.searchsorted(key, query_key, side="left")
+        count = (stop - start).astype("float64")
+        hits = prefix[stop] - prefix[start]
+        share = (hits + AREA_PRIOR_WEIGHT * city_rate) / (count + AREA_PRIOR_WEIGHT)
+        result[f"area_critical_share_{window_days}d"] = np.where(known, share, np.nan)
+        result[f"area_inspections_{window_days}d"] = np.where(known, count, np.nan)
+    return result

@@ -1,0 +1,226 @@
+"""Read a city's files into canonical tables, as named by its config."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from training.config import CityConfig, ConfigError, EventSource, TableSource
+
+EARTH_RADIUS_KM = 6371.0088
+
+
+@dataclass(frozen=True)
+class EventTable:
+    """Point events with integer days and 3-D coordinates (km) for radius queries."""
+
+    name: str
+    day: np.ndarray  # int64 days since 1970-01-01, sorted ascending
+    xyz: np.ndarray  # (n, 3) float64
+    window_days: int
+    radius_km: float
+
+
+@dataclass(frozen=True)
+class CityData:
+    """Everything the features may look at, in canonical form."""
+
+    config: CityConfig
+    inspections: pd.DataFrame  # every inspection that took place (dropped results removed), any type
+    licenses: pd.DataFrame | None
+    events: tuple[EventTable, ...]
+    weather: pd.Series | None  # daily maximum temperature indexed by int day
+
+    @property
+    def date_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        dates = self.inspections["date"]
+        return dates.min(), dates.max()
+
+
+def to_day(dates: pd.Series) -> np.ndarray:
+    """Datetimes to int64 days since the epoch (NaT becomes a large negative sentinel)."""
+    values = dates.to_numpy(dtype="datetime64[D]")
+    return values.astype("int64")
+
+
+def to_xyz(latitude: Iterable[float], longitude: Iterable[float]) -> np.ndarray:
+    """Latitude/longitude in degrees to Earth-centred coordinates in km.
+
+    Chord distance equals great-circle distance to within metres at city scale, and no projection
+    origin is needed, so appending rows can never move existing points.
+    """
+    lat = np.radians(np.asarray(latitude, dtype="float64"))
+    lon = np.radians(np.asarray(longitude, dtype="float64"))
+    return EARTH_RADIUS_KM * np.column_stack(
+        (np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat))
+    )
+
+
+def read_table(source: TableSource, required: dict[str, str]) -> pd.DataFrame:
+    """Read a CSV as text, checking that every mapped column exists.
+
+    `required` maps a config key (for the error message) to a column name.
+    """
+    try:
+        frame = pd.read_csv(source.path, dtype=str, keep_default_na=False, na_values=[""])
+    except (OSError, ValueError, UnicodeDecodeError) as error:
+        raise ConfigError(source.path, f"{source.key}.file", f"cannot read CSV: {error}") from None
+    for key, column in required.items():
+        if column not in frame.columns:
+            raise ConfigError(
+                source.path, key, f"column {column!r} not in {source.path.name} (has {list(frame.columns)})"
+            )
+    return frame
+
+
+def parse_dates(values: pd.Series, date_format: str) -> pd.Series:
+    """Parse with the config's format; unparseable values become NaT."""
+    return pd.to_datetime(values.str.strip(), format=date_format, errors="coerce")
+
+
+def parse_violation_codes(text: object, separator: str, pattern: re.Pattern[str]) -> list[int]:
+    """Codes in the portal's `N. TITLE - Comments: ... | N. ...` text, in order of appearance."""
+    if not isinstance(text, str) or not text.strip():
+        return []
+    codes = []
+    for entry in text.split(separator):
+        match = pattern.match(entry)
+        if match:
+            codes.append(int(match.group(1)))
+    return codes
+
+
+def severity_counts(violations: pd.Series, config: CityConfig) -> pd.DataFrame:
+    """Count violations of each severity class per row (unknown codes are ignored)."""
+    counts = np.zeros((len(violations), 3), dtype="int64")
+    classes = {"critical": 0, "serious": 1, "minor": 2}
+    for row, text in enumerate(violations.to_numpy()):
+        for code in parse_violation_codes(text, config.entry_separator, config.code_pattern):
+            severity = config.severity_by_code.get(code)
+            if severity is not None:
+                counts[row, classes[severity]] += 1
+    return pd.DataFrame(counts, columns=["n_critical", "n_serious", "n_minor"], index=violations.index)
+
+
+def canonical_inspections(raw: pd.DataFrame, config: CityConfig) -> pd.DataFrame:
+    """Rename the city's columns to canonical fields and derive counts, label and types.
+
+    Rows whose date does not parse keep `date` as NaT; callers decide whether to drop or report them.
+    """
+    frame = pd.DataFrame(index=raw.index)
+    for field_name, column in config.columns.items():
+        frame[field_name] = raw[column] if column in raw.columns else pd.Series(pd.NA, index=raw.index)
+    for text_field in ("inspection_id", "establishment_id"):
+        frame[text_field] = frame[text_field].astype("string").str.strip()
+    frame["date"] = parse_dates(frame["date"].astype("string"), config.inspections.date_format)
+    for coordinate in ("latitude", "longitude"):
+        frame[coordinate] = pd.to_numeric(frame[coordinate], errors="coerce")
+    for text_field in ("result", "inspection_type", "facility_type", "risk_category"):
+        frame[text_field] = frame[text_field].astype("string").str.strip()
+    counts = severity_counts(frame["violations"], config)
+    frame = pd.concat([frame, counts], axis=1)
+    label_counts = frame[f"n_{config.label_severity}"]
+    frame["label"] = (label_counts >= config.label_min_count).astype("int8")
+    frame["failed"] = frame["result"].isin(config.fail_results).astype("int8")
+    # A blank result means the inspection has not happened yet (an upcoming one being scored).
+    frame["has_outcome"] = frame["result"].notna()
+    return frame
+
+
+def load_inspections(config: CityConfig) -> pd.DataFrame:
+    """Every inspection that took place, sorted by date then id; unparseable dates are dropped."""
+    required = {f"inspections.columns.{k}": v for k, v in config.columns.items()}
+    raw = read_table(config.inspections, required)
+    frame = canonical_inspections(raw, config)
+    frame = frame[frame["date"].notna() & frame["establishment_id"].notna()]
+    frame = frame[~frame["result"].isin(config.drop_results)]
+    frame = frame.drop_duplicates("inspection_id", keep="first")
+    return frame.sort_values(["date", "inspection_id"], kind="stable").reset_index(drop=True)
+
+
+def load_licenses(config: CityConfig) -> pd.DataFrame | None:
+    if config.licenses is None:
+        return None
+    source = config.licenses.source
+    required = {f"licenses.columns.{k}": v for k, v in config.licenses.columns.items()}
+    raw = read_table(source, required)
+    columns = config.licenses.columns
+    frame = pd.DataFrame(
+        {
+            "establishment_id": raw[columns["establishment_id"]].str.strip(),
+            "account_id": raw[columns["account_id"]].str.strip(),
+            "description": raw[columns["description"]].str.strip(),
+            "term_start": parse_dates(raw[columns["term_start"]], source.date_format),
+        }
+    )
+    return frame.dropna(subset=["establishment_id", "term_start"]).reset_index(drop=True)
+
+
+def load_events(source: EventSource) -> EventTable:
+    required = {
+        f"{source.source.key}.date_column": source.date_column,
+        f"{source.source.key}.latitude": source.latitude,
+        f"{source.source.key}.longitude": source.longitude,
+    }
+    if source.exclude_column:
+        required[f"{source.source.key}.exclude_column"] = source.exclude_column
+    raw = read_table(source.source, required)
+    if source.exclude_column:
+        raw = raw[~raw[source.exclude_column].isin(source.exclude_values)]
+    dates = parse_dates(raw[source.date_column], source.source.date_format)
+    lat = pd.to_numeric(raw[source.latitude], errors="coerce")
+    lon = pd.to_numeric(raw[source.longitude], errors="coerce")
+    keep = (dates.notna() & lat.notna() & lon.notna()).to_numpy()
+    day = to_day(dates[keep])
+    order = np.argsort(day, kind="stable")
+    return EventTable(
+        name=source.name,
+        day=day[order],
+        xyz=to_xyz(lat[keep], lon[keep])[order],
+        window_days=source.window_days,
+        radius_km=source.radius_km,
+    )
+
+
+def load_weather(config: CityConfig) -> pd.Series | None:
+    if config.weather is None:
+        return None
+    weather = config.weather
+    raw = read_table(
+        weather.source,
+        {
+            "weather.date_column": weather.date_column,
+            "weather.temperature_max_column": weather.temperature_max_column,
+        },
+    )
+    dates = parse_dates(raw[weather.date_column], weather.source.date_format)
+    temperature = pd.to_numeric(raw[weather.temperature_max_column], errors="coerce")
+    keep = dates.notna()
+    return pd.Series(temperature[keep].to_numpy(), index=to_day(dates[keep])).groupby(level=0).mean()
+
+
+def load_city(config: CityConfig) -> CityData:
+    """Read every source named in the config."""
+    return CityData(
+        config=config,
+        inspections=load_inspections(config),
+        licenses=load_licenses(config),
+        events=tuple(load_events(source) for source in config.environment),
+        weather=load_weather(config),
+    )
+
+
+def data_files(config: CityConfig) -> list[Path]:
+    """Every data file the config names (for the bundle's content hash)."""
+    files = [config.inspections.path]
+    if config.licenses:
+        files.append(config.licenses.source.path)
+    files.extend(source.source.path for source in config.environment)
+    if config.weather:
+        files.append(config.weather.source.path)
+    return files

@@ -1,0 +1,257 @@
+"""Train: examples → rolling-origin validation of the grid → select → refit → bundle."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.inspection import permutation_importance
+
+from training.bundle import content_hash, current_versions, write_bundle
+from training.card import render_model_card, render_plots
+from training.config import CityConfig
+from training.evaluate import evaluate_scores, simulate_reordering
+from training.fairness import group_metrics
+from training.features import CATEGORICAL_FEATURES, build_features, describe_feature
+from training.ingest import CityData, data_files
+from training.models import MIN_CATEGORY_COUNT, Candidate, model_grid
+from training.split import Origin, rolling_origins, split_masks
+
+Progress = Callable[[str], None]
+TIER_TOP_SHARES = {"high": 0.10, "medium": 0.30}  # share of validation inspections at or above each tier
+SELECTION_METRIC = "auc"
+
+
+def stderr_progress(message: str) -> None:
+    print(f"[civicrisk] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class Examples:
+    """In-scope inspections with outcomes, their point-in-time features and labels."""
+
+    rows: pd.DataFrame
+    features: pd.DataFrame
+    labels: np.ndarray
+
+
+def in_scope(inspections: pd.DataFrame, config: CityConfig) -> pd.Series:
+    return inspections["inspection_type"].isin(config.inspection_types) & inspections["has_outcome"]
+
+
+def build_examples(
+    data: CityData, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None
+) -> Examples:
+    """Examples dated in [start, end] (either open); features see the full history before each date."""
+    rows = data.inspections[in_scope(data.inspections, data.config)]
+    if start is not None:
+        rows = rows[rows["date"] >= start]
+    if end is not None:
+        rows = rows[rows["date"] <= end]
+    rows = rows.reset_index(drop=True)
+    return Examples(rows, build_features(rows, data), rows["label"].to_numpy(dtype="int64"))
+
+
+def score_frame(rows: pd.DataFrame, labels: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "inspection_id": rows["inspection_id"].to_numpy(),
+            "date": rows["date"].to_numpy(),
+            "label": labels,
+            "score": scores,
+        }
+    )
+
+
+def _fit_predict(candidate: Candidate, train: Examples, valid: Examples) -> tuple[Any, np.ndarray]:
+    model = candidate.fresh().fit(train.features[candidate.features], train.labels)
+    return model, model.predict_proba(valid.features[candidate.features])[:, 1]
+
+
+def _subset(examples: Examples, mask: pd.Series) -> Examples:
+    keep = mask.to_numpy()
+    return Examples(
+        examples.rows[keep].reset_index(drop=True),
+        examples.features[keep].reset_index(drop=True),
+        examples.labels[keep],
+    )
+
+
+@dataclass
+class GridResult:
+    candidate: Candidate
+    metrics: list[dict[str, Any]]
+    predictions: pd.DataFrame  # out-of-origin validation predictions, all origins
+
+    @property
+    def mean_metric(self) -> float:
+        values = [float(m[SELECTION_METRIC]) for m in self.metrics]
+        return float(np.mean(values)) if values else math.nan
+
+
+def validate_grid(examples: Examples, origins: list[Origin], progress: Progress) -> list[GridResult]:
+    """Fit every candidate on each origin's past and score its validation window."""
+    grid = model_grid(examples.features, CATEGORICAL_FEATURES)
+    results = [GridResult(candidate, [], pd.DataFrame()) for candidate in grid]
+    for number, origin in enumerate(origins, start=1):
+        train_mask, valid_mask = split_masks(examples.rows["date"], origin)
+        train, valid = _subset(examples, train_mask), _subset(examples, valid_mask)
+        if len(valid.labels) == 0 or len(set(train.labels)) < 2:
+            raise ValueError(f"origin {origin.as_dict()} has no validation rows or a single training class")
+        progress(
+            f"origin {number}/{len(origins)}: train {len(train.labels)} rows before "
+            f"{origin.valid_start.date()}, validate {len(valid.labels)} rows"
+        )
+        for result in results:
+            _, scores = _fit_predict(result.candidate, train, valid)
+            frame = score_frame(valid.rows, valid.labels, scores)
+            metrics = evaluate_scores(frame, origin.valid_start.date(), origin.valid_end.date())
+            result.metrics.append({**origin.as_dict(), **metrics})
+            result.predictions = pd.concat(
+                [result.predictions, frame.assign(origin=number)], ignore_index=True
+            )
+    for result in results:
+        progress(f"  {result.candidate.name:<24} mean validation {SELECTION_METRIC} {result.mean_metric:.4f}")
+    return results
+
+
+def tier_cut_points(validation_scores: np.ndarray) -> dict[str, float]:
+    """Score thresholds putting the top 10% of validation inspections in `high`, the next 20% in `medium`."""
+    return {tier: float(np.quantile(validation_scores, 1 - share)) for tier, share in TIER_TOP_SHARES.items()}
+
+
+def assign_tiers(scores: np.ndarray, cut_points: dict[str, float]) -> np.ndarray:
+    return np.where(
+        scores >= cut_points["high"], "high", np.where(scores >= cut_points["medium"], "medium", "low")
+    )
+
+
+def feature_importance(candidate: Candidate, train: Examples, valid: Examples) -> dict[str, float]:
+    """Permutation importance (drop in validation AUC) of each feature, on a held-out window."""
+    model, _ = _fit_predict(candidate, train, valid)
+    result = permutation_importance(
+        model,
+        valid.features[candidate.features],
+        valid.labels,
+        scoring="roc_auc",
+        n_repeats=3,
+        random_state=0,
+    )
+    return dict(zip(candidate.features, (float(v) for v in result.importances_mean), strict=True))
+
+
+def feature_schema(features: pd.DataFrame, used: list[str]) -> list[dict[str, Any]]:
+    schema = []
+    for name in used:
+        entry: dict[str, Any] = {"name": name, "description": describe_feature(name)}
+        if name in CATEGORICAL_FEATURES:
+            # Mirrors the encoders' min_frequency: rarer values are accepted and pooled as one group.
+            counts = features[name].dropna().astype(str).value_counts()
+            entry["type"] = "category"
+            entry["allowed_values"] = sorted(counts[counts >= MIN_CATEGORY_COUNT].index.tolist())
+            entry["other_values"] = "accepted; pooled with the rare values seen in training"
+        else:
+            entry["type"] = "number"
+            entry["nullable"] = True
+        schema.append(entry)
+    return schema
+
+
+def _version(until: pd.Timestamp, data_hash: str, config_text: str, candidate: Candidate) -> str:
+    digest = hashlib.sha256()
+    for part in (data_hash, config_text, candidate.name, json.dumps(candidate.params, sort_keys=True)):
+        digest.update(part.encode())
+    for module in sorted(Path(__file__).parent.rglob("*.py")):
+        digest.update(module.read_bytes())
+    return f"{until.date().isoformat()}-{digest.hexdigest()[:8]}"
+
+
+def train_city(
+    data: CityData,
+    until: pd.Timestamp | None,
+    out_dir: Path,
+    command: str,
+    progress: Progress = stderr_progress,
+) -> Path:
+    """Validate the grid, refit the best candidate on everything up to `until`, write a bundle."""
+    started = time.perf_counter()
+    config = data.config
+    first, last = data.date_range
+    until = pd.Timestamp(until) if until is not None else last
+    progress(f"building point-in-time features for inspections up to {until.date()}")
+    examples = build_examples(data, end=until)
+    if len(examples.labels) == 0:
+        raise ValueError(f"no in-scope inspections on or before {until.date()}")
+    progress(f"{len(examples.labels)} examples, base rate {examples.labels.mean():.3f}")
+    origins = rolling_origins(until)
+    results = validate_grid(examples, origins, progress)
+    best = max(results, key=lambda r: r.mean_metric)
+    progress(f"selected {best.candidate.name} (highest mean validation {SELECTION_METRIC})")
+
+    last_origin = origins[-1]
+    train_mask, valid_mask = split_masks(examples.rows["date"], last_origin)
+    importance = feature_importance(
+        best.candidate, _subset(examples, train_mask), _subset(examples, valid_mask)
+    )
+    progress(f"refitting {best.candidate.name} on all {len(examples.labels)} examples")
+    model = best.candidate.fresh().fit(examples.features[best.candidate.features], examples.labels)
+
+    validation_scores = best.predictions["score"].to_numpy()
+    cut_points = tier_cut_points(validation_scores)
+    last_window = best.predictions[best.predictions["origin"] == len(origins)]
+    plots = render_plots(simulate_reordering(last_window.drop(columns="origin")), importance)
+    fairness = group_metrics(best.predictions, examples.rows, cut_points, ("risk_category", "facility_type"))
+
+    data_hash = content_hash(data_files(config))
+    config_text = config.path.read_text(encoding="utf-8")
+    version = _version(until, data_hash, config_text, best.candidate)
+    manifest: dict[str, Any] = {
+        "name": config.model_name,
+        "version": version,
+        "city": config.city,
+        "city_display_name": config.display_name,
+        "task": "inspection_risk",
+        "label": {"name": config.label_name, "description": config.label_description},
+        "selected_model": {"name": best.candidate.name, "params": best.candidate.params},
+        "selection": f"highest mean {SELECTION_METRIC} over the rolling validation origins",
+        "feature_schema": feature_schema(examples.features, best.candidate.features),
+        "feature_importance": importance,
+        "inspector_feature": False,
+        "city_config": {"file": config.path.name, "text": config_text},
+        "data": {
+            "start": first.date().isoformat(),
+            "end": last.date().isoformat(),
+            "trained_until": until.date().isoformat(),
+            "content_hash": data_hash,
+            "files": [path.name for path in data_files(config)],
+            "n_examples": len(examples.labels),
+        },
+        "validation": {
+            "origins": [origin.as_dict() for origin in origins],
+            "metrics": {result.candidate.name: result.metrics for result in results},
+            "mean": {result.candidate.name: result.mean_metric for result in results},
+            "baselines": [result.candidate.name for result in results if result.candidate.baseline],
+        },
+        "tiers": {
+            "cut_points": cut_points,
+            "rule": "high: score >= cut_points.high (top 10% of validation scores); "
+            "medium: score >= cut_points.medium (next 20%); low: the rest",
+        },
+        "fairness": fairness,
+        "command": command,
+        "training_seconds": round(time.perf_counter() - started, 1),
+    }
+    manifest["libraries"] = current_versions()
+    manifest["created_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    card = render_model_card(manifest)
+    return write_bundle(out_dir / config.model_name / version, model, manifest, card, plots)
