@@ -135,7 +135,7 @@ class _Reader:
         return tuple(values)
 
     def file(self, key: str) -> Path:
-        path = (self.path.parent / self.get(key, str)).resolve()
+        path: Path = (self.path.parent / self.get(key, str)).resolve()
         if not path.is_file():
             raise self.error(key, f"file not found: {path}")
         return path

@@ -44,8 +44,8 @@ class CityData:
 
 def to_day(dates: pd.Series) -> np.ndarray:
     """Datetimes to int64 days since the epoch (NaT becomes a large negative sentinel)."""
-    values = dates.to_numpy(dtype="datetime64[D]")
-    return values.astype("int64")
+    values: np.ndarray = dates.to_numpy(dtype="datetime64[D]").astype("int64")
+    return values
 
 
 def to_xyz(latitude: Iterable[float], longitude: Iterable[float]) -> np.ndarray:

@@ -42,8 +42,9 @@ def history_features(queries: pd.DataFrame, inspections: pd.DataFrame) -> pd.Dat
 
     def window_sum(values: np.ndarray) -> np.ndarray:
         """Sum of `values` over each query's prior rows, via a prefix sum."""
-        prefix = np.concatenate(([0.0], np.cumsum(values, dtype="float64")))
-        return prefix[stop] - prefix[start]
+        prefix: np.ndarray = np.concatenate(([0.0], np.cumsum(values, dtype="float64")))
+        sums: np.ndarray = prefix[stop] - prefix[start]
+        return sums
 
     def previous(values: np.ndarray) -> np.ndarray:
         return np.where(has_prior, values[last].astype("float64"), np.nan)

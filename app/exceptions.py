@@ -1,0 +1,84 @@
+"""Domain errors. Services raise these; `app.handlers` turns each into the one HTTP error shape.
+
+No FastAPI imports here, so services stay framework-free.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a request: where (`loc`, e.g. ["records", 3, "prev_critical"]) and what."""
+
+    loc: tuple[str | int, ...]
+    message: str
+
+
+class ServiceError(Exception):
+    """Base of every error a client may see; `status` and `code` pick the HTTP response."""
+
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, problems: tuple[Problem, ...] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.problems = problems
+
+
+class ModelNotFound(ServiceError):
+    status = 404
+    code = "model_not_found"
+
+
+class CityNotFound(ServiceError):
+    status = 404
+    code = "city_not_found"
+
+
+class EstablishmentNotFound(ServiceError):
+    status = 404
+    code = "establishment_not_found"
+
+
+class InvalidRequest(ServiceError):
+    """The request is well-formed JSON but does not fit the schema (fields named in `problems`)."""
+
+    status = 422
+    code = "invalid_request"
+
+
+class MalformedBody(ServiceError):
+    status = 400
+    code = "malformed_body"
+
+
+class PayloadTooLarge(ServiceError):
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(ServiceError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class Unauthorized(ServiceError):
+    status = 401
+    code = "unauthorized"
+
+
+class AuthNotConfigured(ServiceError):
+    """The service has no key configured for this endpoint, so it refuses everyone."""
+
+    status = 503
+    code = "auth_not_configured"
+
+
+class ModelUnavailable(ServiceError):
+    """No model can answer (e.g. none loaded for the city)."""
+
+    status = 503
+    code = "model_unavailable"

@@ -1,0 +1,207 @@
+"""Compile a fitted linear scikit-learn pipeline into numpy arrays for fast, exact scoring.
+
+The committed bundles are `Pipeline([ColumnTransformer([OneHotEncoder, Pipeline([SimpleImputer,
+StandardScaler])]), LogisticRegression])`. Their logit is affine in the inputs, so a record is scored
+with a few vector operations on pre-computed arrays instead of pandas and the sklearn machinery, and
+each feature's share of the logit is exact:
+
+- a numeric feature j contributes coef_j * (imputed x_j - mean_j) / scale_j, plus the same term for
+  its missing-value indicator column if it has one (so "is missing" is part of that feature);
+- a categorical feature contributes the coefficient of its one-hot column (infrequent and unseen
+  values share the "infrequent" column, as OneHotEncoder(handle_unknown="infrequent_if_exist") does).
+
+intercept + sum(contributions) == logit, and sigmoid(logit) == estimator.predict_proba(...)[:, 1].
+Anything that does not match this shape exactly is not compiled (`compile_linear` returns None) and is
+served through the generic predict path instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+from scipy.special import expit
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from app.services.records import FeatureLayout, FloatArray, RecordBatch
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Scores and per-feature contributions (logit units, columns in the layout's name order)."""
+
+    scores: FloatArray
+    contributions: FloatArray
+    baseline: float  # the logit when every contribution is zero (the intercept for linear models)
+
+
+@dataclass(frozen=True)  # not slotted: cached_property stores the folded arrays
+class CompiledLinear:
+    """A logistic-regression pipeline reduced to arrays; see the module docstring for the algebra."""
+
+    layout: FeatureLayout
+    intercept: float
+    fill: FloatArray  # imputer statistics per numeric feature
+    mean: FloatArray
+    scale: FloatArray
+    coef: FloatArray
+    indicator_columns: np.ndarray  # positions (in layout.numeric) that have a missing indicator
+    indicator_mean: FloatArray
+    indicator_scale: FloatArray
+    indicator_coef: FloatArray
+    category_coef: tuple[dict[str, float], ...]  # value -> coefficient, per categorical feature
+    category_default: tuple[float, ...]  # coefficient for values not in the map (infrequent/unseen)
+    numeric_positions: np.ndarray  # column of each numeric feature in the layout's name order
+    category_positions: tuple[int, ...]
+
+    method = "exact linear contributions"
+
+    def score(self, batch: RecordBatch) -> Scored:
+        x = batch.numeric
+        missing = np.isnan(x)
+        # coef * (x - mean) / scale, folded into one multiply and one subtract (weight, offset).
+        numeric = np.where(missing, self.fill, x)
+        numeric *= self.weight
+        numeric -= self.offset
+        if len(self.indicator_columns):
+            numeric[:, self.indicator_columns] += (
+                missing[:, self.indicator_columns] * self.indicator_weight - self.indicator_offset
+            )
+        n = x.shape[0]
+        contributions = np.empty((n, len(self.layout.names)), dtype=np.float64)
+        contributions[:, self.numeric_positions] = numeric
+        for k, values in enumerate(batch.categorical):
+            lookup, default = self.category_coef[k], self.category_default[k]
+            contributions[:, self.category_positions[k]] = np.fromiter(
+                (lookup.get(value, default) for value in values), dtype=np.float64, count=n
+            )
+        logits = self.intercept + contributions.sum(axis=1)
+        return Scored(scores=expit(logits), contributions=contributions, baseline=self.intercept)
+
+    @property
+    def weight(self) -> FloatArray:
+        return self._folded[0]
+
+    @property
+    def offset(self) -> FloatArray:
+        return self._folded[1]
+
+    @property
+    def indicator_weight(self) -> FloatArray:
+        return self._folded[2]
+
+    @property
+    def indicator_offset(self) -> FloatArray:
+        return self._folded[3]
+
+    @cached_property
+    def _folded(self) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        weight = self.coef / self.scale
+        indicator_weight = self.indicator_coef / self.indicator_scale
+        return weight, self.mean * weight, indicator_weight, self.indicator_mean * indicator_weight
+
+
+def _one_hot_coefficients(
+    encoder: OneHotEncoder, coef: FloatArray
+) -> tuple[tuple[dict[str, float], ...], tuple[float, ...]] | None:
+    if encoder.drop_idx_ is not None or encoder.handle_unknown not in ("infrequent_if_exist", "ignore"):
+        return None
+    infrequent = getattr(encoder, "infrequent_categories_", [None] * len(encoder.categories_))
+    maps: list[dict[str, float]] = []
+    defaults: list[float] = []
+    position = 0
+    for categories, rare in zip(encoder.categories_, infrequent, strict=True):
+        rare_set = set() if rare is None else {str(value) for value in rare}
+        mapping: dict[str, float] = {}
+        for value in categories:
+            if str(value) not in rare_set:
+                mapping[str(value)] = float(coef[position])
+                position += 1
+        if rare_set and encoder.handle_unknown == "infrequent_if_exist":
+            defaults.append(float(coef[position]))
+            position += 1
+        else:
+            defaults.append(0.0)  # "ignore": an unseen value is all zeros
+            position += len(rare_set)
+        maps.append(mapping)
+    if position != len(coef):
+        return None
+    return tuple(maps), tuple(defaults)
+
+
+def compile_linear(estimator: Any, layout: FeatureLayout) -> CompiledLinear | None:
+    """Arrays equivalent to `estimator`, or None when it is not the supported linear shape."""
+    if not (isinstance(estimator, Pipeline) and len(estimator.steps) == 2):
+        return None
+    columns, model = estimator.steps[0][1], estimator.steps[1][1]
+    if not (isinstance(columns, ColumnTransformer) and isinstance(model, LogisticRegression)):
+        return None
+    if model.coef_.shape[0] != 1 or columns.sparse_output_:
+        return None
+    coef = np.asarray(model.coef_[0], dtype=np.float64)
+    encoder: OneHotEncoder | None = None
+    numeric_pipe: Pipeline | None = None
+    slices: dict[str, slice] = {}
+    for name, transformer, cols in columns.transformers_:
+        if name == "remainder" and transformer == "drop":
+            continue
+        if isinstance(transformer, OneHotEncoder) and list(cols) == list(layout.categorical):
+            encoder = transformer
+        elif isinstance(transformer, Pipeline) and list(cols) == list(layout.numeric):
+            numeric_pipe = transformer
+        else:
+            return None
+        slices["categorical" if transformer is encoder else "numeric"] = columns.output_indices_[name]
+    if numeric_pipe is None or (layout.categorical and encoder is None):
+        return None
+    steps = [step for _, step in numeric_pipe.steps]
+    if not (
+        len(steps) == 2 and isinstance(steps[0], SimpleImputer) and isinstance(steps[1], StandardScaler)
+    ):
+        return None
+    imputer, scaler = steps
+    fill = np.asarray(imputer.statistics_, dtype=np.float64)
+    # An all-missing training column is dropped by the imputer; that shape is not compiled.
+    if fill.shape[0] != len(layout.numeric) or np.isnan(fill).any():
+        return None
+    indicator = imputer.indicator_
+    indicator_columns = (
+        np.asarray(indicator.features_, dtype=np.intp) if indicator is not None else np.array([], np.intp)
+    )
+    width = len(layout.numeric) + len(indicator_columns)
+    mean = scaler.mean_ if scaler.with_mean else np.zeros(width)
+    scale = scaler.scale_ if scaler.with_std else np.ones(width)
+    numeric_coef = coef[slices["numeric"]]
+    if numeric_coef.shape[0] != width or np.asarray(mean).shape[0] != width:
+        return None
+    p = len(layout.numeric)
+    category_coef: tuple[dict[str, float], ...] = ()
+    category_default: tuple[float, ...] = ()
+    if encoder is not None:
+        one_hot = _one_hot_coefficients(encoder, coef[slices["categorical"]])
+        if one_hot is None:
+            return None
+        category_coef, category_default = one_hot
+    position = {name: i for i, name in enumerate(layout.names)}
+    return CompiledLinear(
+        layout=layout,
+        intercept=float(model.intercept_[0]),
+        fill=fill,
+        mean=np.asarray(mean[:p], dtype=np.float64),
+        scale=np.asarray(scale[:p], dtype=np.float64),
+        coef=numeric_coef[:p].copy(),
+        indicator_columns=indicator_columns,
+        indicator_mean=np.asarray(mean[p:], dtype=np.float64),
+        indicator_scale=np.asarray(scale[p:], dtype=np.float64),
+        indicator_coef=numeric_coef[p:].copy(),
+        category_coef=category_coef,
+        category_default=category_default,
+        numeric_positions=np.array([position[name] for name in layout.numeric], dtype=np.intp),
+        category_positions=tuple(position[name] for name in layout.categorical),
+    )

@@ -1,0 +1,132 @@
+"""Backtest and training-time benchmark for the Chicago inspection model.
+
+For each window: `civicrisk train --until U` (timed, as a user runs it), `civicrisk evaluate` on the
+window after U, and the two baselines (fitted on the same examples up to U) on the same window.
+The floor for the training time is reading the city's files into memory, measured in the same run.
+
+    .venv/bin/python bench/backtest.py [--city data/sample/chicago/city.toml]
+
+Prints a Markdown table (the README's backtest table) and the timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from training.config import load_city_config  # noqa: E402
+from training.evaluate import evaluate_scores  # noqa: E402
+from training.features import CATEGORICAL_FEATURES  # noqa: E402
+from training.ingest import load_city  # noqa: E402
+from training.models import model_grid  # noqa: E402
+from training.train import build_examples, score_frame  # noqa: E402
+
+WINDOWS = (
+    ("2014-05-31", "2014-06-01", "2014-08-31"),  # the issue's window
+    ("2014-02-28", "2014-03-01", "2014-04-30"),  # two months, as long as Chicago's 2014 pilot window
+)
+BASELINES = ("previous_critical_rule", "chicago_logistic")
+COLUMNS = (
+    "auc",
+    "days_earlier",
+    "first_half_share_model",
+    "first_half_share_actual",
+    "precision_at_10",
+    "recall_at_10",
+    "precision_at_20",
+)
+
+
+def civicrisk(*args: str) -> tuple[str, float]:
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", *args], capture_output=True, text=True, check=True
+    )
+    return result.stdout.strip().splitlines()[-1], time.perf_counter() - started
+
+
+def baselines(city: Path, until: str, start: str, end: str) -> dict[str, dict[str, object]]:
+    data = load_city(load_city_config(city))
+    train = build_examples(data, end=pd.Timestamp(until))
+    window = build_examples(data, pd.Timestamp(start), pd.Timestamp(end))
+    metrics = {}
+    for candidate in model_grid(train.features, CATEGORICAL_FEATURES):
+        if candidate.name not in BASELINES:
+            continue
+        model = candidate.fresh().fit(train.features[candidate.features], train.labels)
+        scores = model.predict_proba(window.features[candidate.features])[:, 1]
+        frame = score_frame(window.rows, window.labels, scores)
+        metrics[candidate.name] = evaluate_scores(frame, pd.Timestamp(start).date(), pd.Timestamp(end).date())
+    return metrics
+
+
+def markdown(rows: list[dict[str, object]]) -> str:
+    header = list(rows[0])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [f"{value:.3f}" if isinstance(value, float) else str(value) for value in row.values()]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--city", type=Path, default=REPO / "data" / "sample" / "chicago" / "city.toml")
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    load_city(load_city_config(args.city))
+    floor = time.perf_counter() - started
+
+    rows = []
+    timings = []
+    with tempfile.TemporaryDirectory() as out:
+        for until, start, end in WINDOWS:
+            bundle, seconds = civicrisk("train", "--city", str(args.city), "--until", until, "--out", out)
+            timings.append((f"--until {until}", seconds))
+            line, _ = civicrisk(
+                "evaluate", "--city", str(args.city), "--model", bundle, "--start", start, "--end", end
+            )
+            results = {
+                "civicrisk ("
+                + json.loads((Path(bundle) / "manifest.json").read_text())["selected_model"]["name"]
+                + ")": json.loads(line)
+            }
+            results.update(baselines(args.city, until, start, end))
+            for model, metrics in results.items():
+                rows.append(
+                    {
+                        "window": f"{start} .. {end}",
+                        "trained until": until,
+                        "model": model,
+                        **{key: metrics[key] for key in COLUMNS},
+                        "n": metrics["n_inspections"],
+                    }
+                )
+
+        _, full = civicrisk("train", "--city", str(args.city), "--out", out)
+        timings.append(("all data (full run)", full))
+
+    print(markdown(rows))
+    print()
+    print(
+        f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, python {platform.python_version()}"
+    )
+    print(f"floor (read and parse every city file): {floor:.1f} s")
+    for until, seconds in timings:
+        print(f"civicrisk train, {until}: {seconds:.1f} s wall ({seconds / floor:.1f}x floor)")
+
+
+if __name__ == "__main__":
+    main()
