@@ -64,17 +64,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from training.config import load_city_config
-    from training.ingest import load_city
-    from training.train import stderr_progress, train_city
+    from training.tasks import task_for
 
-    config = load_city_config(args.city)
-    stderr_progress(f"loading {config.display_name} data named in {config.path.name}")
-    data = load_city(config)
-    until = None if args.until is None else _timestamp(args.until)
     out = args.out or default_models_dir()
     command = "civicrisk " + shlex.join(["train", "--city", str(args.city)] + _opt("--until", args.until))
-    bundle = train_city(data, until, out, command)
+    bundle = task_for(args.city).train(args.city, args.until, out, command)
     print(bundle)
     return 0
 
@@ -83,26 +77,20 @@ def _opt(flag: str, value: object) -> list[str]:
     return [] if value is None else [flag, str(value)]
 
 
-def _timestamp(value: date) -> object:
-    import pandas as pd
-
-    return pd.Timestamp(value)
-
-
 def _evaluate(args: argparse.Namespace) -> int:
-    from training.scoring import evaluate_bundle
+    from training.tasks import task_for
 
     if args.end < args.start:
         raise UsageError(f"--end {args.end} is before --start {args.start}")
-    metrics = evaluate_bundle(args.city, args.model, args.start, args.end)
+    metrics = task_for(args.city).evaluate(args.city, args.model, args.start, args.end)
     print(json.dumps(_json_safe(metrics), sort_keys=True))
     return 0
 
 
 def _score(args: argparse.Namespace) -> int:
-    from training.scoring import score_file
+    from training.tasks import task_for
 
-    report = score_file(args.city, args.model, args.input, args.output)
+    report = task_for(args.city).score(args.city, args.model, args.input, args.output)
     for problem in report.problems:
         print(f"civicrisk: {args.input}: {problem}", file=sys.stderr)
     print(
@@ -148,7 +136,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"train": _train, "evaluate": _evaluate, "score": _score, "run": _run}
     try:
         return handlers[args.command](args)
-    except (ConfigError, BundleError, UsageError) as error:
+    except (ConfigError, BundleError, UsageError, ValueError) as error:
+        # ValueError covers data that cannot serve the request (e.g. an empty evaluation window).
+        if os.environ.get("CIVICRISK_DEBUG"):
+            raise
         print(f"civicrisk: error: {error}", file=sys.stderr)
         return 2
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import platform
 import re
@@ -120,6 +121,17 @@ def _json_default(value: object) -> object:
     raise TypeError(f"manifest value of type {type(value).__name__} is not JSON serialisable")
 
 
+def _strict_json(value: Any) -> Any:
+    """NaN and infinities become null, so the manifest is valid JSON for any reader."""
+    if isinstance(value, float | np.floating) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _strict_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict_json(item) for item in value]
+    return value
+
+
 def _check_plot_names(out_dir: Path, plots: Mapping[str, bytes]) -> None:
     for name, content in plots.items():
         if not _PLOT_NAME.fullmatch(name):
@@ -158,7 +170,9 @@ def write_bundle(
         full["libraries"] = current_versions()
         full["format_version"] = FORMAT_VERSION
         full.setdefault("created_at", datetime.now(UTC).isoformat(timespec="seconds"))
-        text = json.dumps(full, sort_keys=True, indent=2, default=_json_default)
+        text = json.dumps(
+            _strict_json(full), sort_keys=True, indent=2, default=_json_default, allow_nan=False
+        )
         (staging / MANIFEST_FILE).write_text(text + "\n", encoding="utf-8")
 
         # mkdtemp makes the directory 0700; a bundle should be as readable as any other output.

@@ -1,0 +1,64 @@
+"""Which pipeline a config file drives: its top-level `task` key picks one (default: inspections).
+
+The CLI calls these functions only, so a new kind of model registers here and needs no CLI change.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from training.config import ConfigError
+
+DEFAULT_TASK = "inspections"
+
+
+@dataclass(frozen=True)
+class Task:
+    """Entry points of one pipeline; each takes the config path first."""
+
+    train: Callable[[Path, date | None, Path, str], Path]
+    evaluate: Callable[[Path, Path, date, date], dict[str, Any]]
+    score: Callable[[Path, Path, Path, Path], Any]  # returns an object with .scored and .problems
+
+
+def config_task(path: Path) -> str:
+    """The `task` named at the top of a config file (default: inspections)."""
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise ConfigError(path, "(file)", "config file not found")
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(path, "(syntax)", str(error)) from None
+    task = document.get("task", DEFAULT_TASK)
+    if task not in _registry():
+        raise ConfigError(path, "task", f"unknown task {task!r}; use one of {sorted(_registry())}")
+    return str(task)
+
+
+def task_for(path: Path) -> Task:
+    return _registry()[config_task(path)]
+
+
+def _train_inspections(config_path: Path, until: date | None, out: Path, command: str) -> Path:
+    import pandas as pd
+
+    from training.config import load_city_config
+    from training.ingest import load_city
+    from training.train import stderr_progress, train_city
+
+    config = load_city_config(config_path)
+    stderr_progress(f"loading {config.display_name} data named in {config.path.name}")
+    data = load_city(config)
+    return train_city(data, None if until is None else pd.Timestamp(until), out, command)
+
+
+def _registry() -> dict[str, Task]:
+    from training.scoring import evaluate_bundle, score_file
+
+    return {"inspections": Task(train=_train_inspections, evaluate=evaluate_bundle, score=score_file)}
