@@ -102,6 +102,8 @@ class CityConfig:
     neighbourhood_nearest: tuple[tuple[int, int], ...] = ((90, 25),)
     area_field: str | None = None
     area_windows_days: tuple[int, ...] = ()
+    roster_inspected_within_days: int = 1095
+    roster_require_active_license: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -203,6 +205,15 @@ def _event_sources(reader: _Reader) -> tuple[EventSource, ...]:
     return tuple(sources)
 
 
+def _require_license(reader: _Reader, licenses: LicenseSource | None) -> bool:
+    required: bool = reader.get("roster.require_active_license", bool, False)
+    if required and (licenses is None or "term_end" not in licenses.columns):
+        raise reader.error(
+            "roster.require_active_license", "needs [licenses] with a term_end column mapping"
+        )
+    return required
+
+
 def _nearest(reader: _Reader) -> tuple[tuple[int, int], ...]:
     pairs = reader.get("neighbourhood.nearest", list, [[90, 25]])
     if not all(
@@ -294,6 +305,8 @@ def load_city_config(path: Path | str) -> CityConfig:
         neighbourhood_radii_km=radii,
         neighbourhood_windows_days=windows,
         neighbourhood_nearest=_nearest(reader),
+        roster_inspected_within_days=reader.get("roster.inspected_within_days", int, 1095),
+        roster_require_active_license=_require_license(reader, licenses),
         area_field=area_field,
         area_windows_days=tuple(int(w) for w in reader.get("neighbourhood.area_window_days", list, [])),
     )

@@ -156,6 +156,9 @@ def load_licenses(config: CityConfig) -> pd.DataFrame | None:
             "account_id": raw[columns["account_id"]].str.strip(),
             "description": raw[columns["description"]].str.strip(),
             "term_start": parse_dates(raw[columns["term_start"]], source.date_format),
+            "term_end": parse_dates(raw[columns["term_end"]], source.date_format)
+            if "term_end" in columns
+            else pd.NaT,
         }
     )
     return frame.dropna(subset=["establishment_id", "term_start"]).reset_index(drop=True)

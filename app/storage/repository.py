@@ -1,0 +1,164 @@
+"""Reads and writes of issued lists and outcomes. No FastAPI here: the routes translate errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from app.storage.schema import migrate
+from app.storage.tables import issued_lists, list_rows, outcomes
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached or refused the work; nothing was written."""
+
+
+@dataclass(frozen=True)
+class IssuedList:
+    id: int
+    city: str
+    list_date: date
+    model_name: str
+    model_version: str
+    parameters: dict[str, Any]
+    issued_at: datetime
+    rows: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class OutcomeWrite:
+    created: list[str]
+    already_recorded: list[str]
+
+
+def create_database_engine(url: str) -> sa.Engine:
+    """An engine for `url`; SQLite files get a busy timeout so concurrent writers wait, not fail."""
+    if url.startswith("sqlite"):
+        return sa.create_engine(url, connect_args={"timeout": 30})
+    return sa.create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
+
+
+class Repository:
+    """Lists and outcomes in one database; `open()` migrates the schema first."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str) -> Repository:
+        repository = cls(create_database_engine(url))
+        with repository._translate_errors():
+            _migrate_with_retry(repository.engine)
+        return repository
+
+    @contextmanager
+    def _translate_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except (OperationalError, DBAPIError) as error:
+            raise DatabaseUnavailable(f"database unavailable: {error.orig or error}") from error
+
+    def issue_list(
+        self,
+        city: str,
+        list_date: date,
+        model_name: str,
+        model_version: str,
+        parameters: dict[str, Any],
+        rows: Sequence[dict[str, Any]],
+    ) -> IssuedList:
+        """Store a list and its rows in one transaction; returns it with its database-issued id."""
+        issued_at = datetime.now(UTC)
+        with self._translate_errors(), self.engine.begin() as connection:
+            result = connection.execute(
+                issued_lists.insert()
+                .values(
+                    city=city,
+                    list_date=list_date,
+                    model_name=model_name,
+                    model_version=model_version,
+                    parameters=parameters,
+                    row_count=len(rows),
+                    issued_at=issued_at,
+                )
+                .returning(issued_lists.c.id)
+            )
+            list_id = int(result.scalar_one())
+            if rows:
+                connection.execute(
+                    list_rows.insert(),
+                    [{"list_id": list_id, "rank": index + 1, "row": row} for index, row in enumerate(rows)],
+                )
+        return IssuedList(
+            list_id, city, list_date, model_name, model_version, parameters, issued_at, list(rows)
+        )
+
+    def get_list(self, list_id: int) -> IssuedList | None:
+        with self._translate_errors(), self.engine.connect() as connection:
+            header = connection.execute(sa.select(issued_lists).where(issued_lists.c.id == list_id)).first()
+            if header is None:
+                return None
+            rows = connection.execute(
+                sa.select(list_rows.c.row).where(list_rows.c.list_id == list_id).order_by(list_rows.c.rank)
+            ).scalars()
+            return IssuedList(
+                id=header.id,
+                city=header.city,
+                list_date=header.list_date,
+                model_name=header.model_name,
+                model_version=header.model_version,
+                parameters=header.parameters,
+                issued_at=header.issued_at,
+                rows=list(rows),
+            )
+
+    def record_outcomes(self, city: str, records: Sequence[dict[str, Any]]) -> OutcomeWrite:
+        """Insert outcomes; an inspection id already stored for the city is left as it was."""
+        received_at = datetime.now(UTC)
+        values = [{**record, "city": city, "received_at": received_at} for record in records]
+        with self._translate_errors(), self.engine.begin() as connection:
+            dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+            inserted = connection.execute(
+                dialect_insert(outcomes)
+                .values(values)
+                .on_conflict_do_nothing(index_elements=["city", "inspection_id"])
+                .returning(outcomes.c.inspection_id)
+            ).scalars()
+            created = set(inserted)
+        ids = [record["inspection_id"] for record in records]
+        return OutcomeWrite(
+            created=[i for i in ids if i in created], already_recorded=[i for i in ids if i not in created]
+        )
+
+    def outcomes(self, city: str) -> list[dict[str, Any]]:
+        with self._translate_errors(), self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(outcomes).where(outcomes.c.city == city).order_by(outcomes.c.inspection_date)
+            ).mappings()
+            return [dict(row) for row in rows]
+
+    def outcomes_revision(self, city: str) -> tuple[int, datetime | None]:
+        """A cheap fingerprint of a city's outcomes (count, latest receipt), for cache invalidation."""
+        with self._translate_errors(), self.engine.connect() as connection:
+            count, latest = connection.execute(
+                sa.select(sa.func.count(), sa.func.max(outcomes.c.received_at)).where(outcomes.c.city == city)
+            ).one()
+            return int(count), latest
+
+
+def _migrate_with_retry(engine: sa.Engine, attempts: int = 3) -> None:
+    # Two SQLite workers creating the schema at once: the loser sees "already exists" and retries.
+    for attempt in range(attempts):
+        try:
+            migrate(engine)
+            return
+        except (OperationalError, sa.exc.IntegrityError):
+            if attempt == attempts - 1:
+                raise

@@ -1,0 +1,52 @@
+"""The database schema. Changing it means adding a migration in `schema.py` and bumping its version."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table(
+    "civicrisk_schema_version",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+issued_lists = sa.Table(
+    "issued_lists",
+    metadata,
+    # Ids come from the database, so every worker sharing it issues distinct, increasing ids.
+    sa.Column("id", sa.Integer, sa.Identity(), primary_key=True),
+    sa.Column("city", sa.String(64), nullable=False),
+    sa.Column("list_date", sa.Date, nullable=False),
+    sa.Column("model_name", sa.String(128), nullable=False),
+    sa.Column("model_version", sa.String(128), nullable=False),
+    sa.Column("parameters", sa.JSON, nullable=False),
+    sa.Column("row_count", sa.Integer, nullable=False),
+    sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_issued_lists_city_date", "city", "list_date"),
+)
+
+list_rows = sa.Table(
+    "issued_list_rows",
+    metadata,
+    sa.Column("list_id", sa.Integer, sa.ForeignKey("issued_lists.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("rank", sa.Integer, primary_key=True, autoincrement=False),
+    # The row exactly as issued (id, name, address, coordinates, score, tier, reasons, last inspection).
+    sa.Column("row", sa.JSON, nullable=False),
+)
+
+outcomes = sa.Table(
+    "inspection_outcomes",
+    metadata,
+    sa.Column("city", sa.String(64), primary_key=True),
+    sa.Column("inspection_id", sa.String(64), primary_key=True),
+    sa.Column("establishment_id", sa.String(64), nullable=False),
+    sa.Column("inspection_date", sa.Date, nullable=False),
+    sa.Column("inspection_type", sa.String(128), nullable=True),
+    sa.Column("result", sa.String(128), nullable=False),
+    sa.Column("violations", sa.Text, nullable=True),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_outcomes_city_date", "city", "inspection_date"),
+)
