@@ -103,6 +103,8 @@ class CityConfig:
     area_field: str | None = None
     area_windows_days: tuple[int, ...] = ()
     roster_inspected_within_days: int = 1095
+    map_boundaries: Path | None = None
+    map_name_property: str = "name"
     roster_require_active_license: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -306,6 +308,8 @@ def load_city_config(path: Path | str) -> CityConfig:
         neighbourhood_windows_days=windows,
         neighbourhood_nearest=_nearest(reader),
         roster_inspected_within_days=reader.get("roster.inspected_within_days", int, 1095),
+        map_boundaries=reader.file("map.boundaries") if "map" in document else None,
+        map_name_property=reader.get("map.name_property", str, "name"),
         roster_require_active_license=_require_license(reader, licenses),
         area_field=area_field,
         area_windows_days=tuple(int(w) for w in reader.get("neighbourhood.area_window_days", list, [])),

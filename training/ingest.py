@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -227,3 +228,38 @@ def data_files(config: CityConfig) -> list[Path]:
     if config.weather:
         files.append(config.weather.source.path)
     return files
+
+
+def with_recorded_outcomes(data: CityData, recorded: pd.DataFrame) -> CityData:
+    """`data` plus inspection outcomes recorded after its files were read (e.g. posted by inspectors).
+
+    `recorded` has canonical columns inspection_id, establishment_id, date, result, violations and
+    optionally inspection_type. An inspection id already in the data is not added twice. Location and
+    descriptive fields come from the establishment's latest known inspection.
+    """
+    known = set(data.inspections["inspection_id"])
+    new = recorded[~recorded["inspection_id"].astype("string").isin(known)]
+    new = new[~new["result"].isin(data.config.drop_results)]
+    if new.empty:
+        return data
+    frame = pd.DataFrame(
+        {
+            "inspection_id": new["inspection_id"].astype("string"),
+            "establishment_id": new["establishment_id"].astype("string"),
+            "date": pd.to_datetime(new["date"]),
+            "inspection_type": new.get("inspection_type", pd.Series(pd.NA, index=new.index)).astype("string"),
+            "result": new["result"].astype("string"),
+            "violations": new["violations"],
+        }
+    )
+    descriptive = ["name", "address", "zip", "latitude", "longitude", "facility_type", "risk_category"]
+    latest = data.inspections.groupby("establishment_id").tail(1).set_index("establishment_id")
+    for column in descriptive:
+        frame[column] = frame["establishment_id"].map(latest[column]) if column in latest else pd.NA
+    frame = pd.concat([frame, severity_counts(frame["violations"], data.config)], axis=1)
+    frame["label"] = (frame[f"n_{data.config.label_severity}"] >= data.config.label_min_count).astype("int8")
+    frame["failed"] = frame["result"].isin(data.config.fail_results).astype("int8")
+    frame["has_outcome"] = True
+    inspections = pd.concat([data.inspections, frame[data.inspections.columns]], ignore_index=True)
+    inspections = inspections.sort_values(["date", "inspection_id"], kind="stable").reset_index(drop=True)
+    return dataclasses.replace(data, inspections=inspections)

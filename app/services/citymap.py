@@ -1,0 +1,82 @@
+"""A city's boundaries as SVG paths, drawn offline: no tiles, fonts or scripts from anywhere else."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+MAP_WIDTH = 640.0
+PADDING = 8.0
+
+
+@dataclass(frozen=True)
+class Area:
+    name: str
+    path: str  # SVG path data in map pixels
+
+
+@dataclass(frozen=True)
+class CityMap:
+    """Boundaries projected to a fixed-width SVG canvas (equirectangular, scaled by cos(latitude))."""
+
+    width: float
+    height: float
+    areas: tuple[Area, ...]
+    west: float
+    north: float
+    scale_x: float
+    scale_y: float
+
+    def project(self, latitude: float, longitude: float) -> tuple[float, float]:
+        return (
+            round(PADDING + (longitude - self.west) * self.scale_x, 1),
+            round(PADDING + (self.north - latitude) * self.scale_y, 1),
+        )
+
+    def contains(self, x: float, y: float) -> bool:
+        return 0 <= x <= self.width and 0 <= y <= self.height
+
+
+def _rings(geometry: dict[str, Any]) -> list[list[list[float]]]:
+    if geometry["type"] == "Polygon":
+        return list(geometry["coordinates"])
+    if geometry["type"] == "MultiPolygon":
+        return [ring for polygon in geometry["coordinates"] for ring in polygon]
+    return []
+
+
+@lru_cache(maxsize=8)
+def load_city_map(path: Path, name_property: str) -> CityMap:
+    """Read GeoJSON polygons once and project them; consecutive points closer than a pixel are merged."""
+    features = json.loads(path.read_text(encoding="utf-8"))["features"]
+    rings_by_area = [
+        (str(feature["properties"].get(name_property, "")), _rings(feature["geometry"]))
+        for feature in features
+    ]
+    points = [point for _, rings in rings_by_area for ring in rings for point in ring]
+    west, east = min(p[0] for p in points), max(p[0] for p in points)
+    south, north = min(p[1] for p in points), max(p[1] for p in points)
+    x_per_degree = math.cos(math.radians((north + south) / 2))
+    scale = (MAP_WIDTH - 2 * PADDING) / ((east - west) * x_per_degree)
+    height = (north - south) * scale + 2 * PADDING
+    city_map = CityMap(MAP_WIDTH, round(height, 1), (), west, north, scale * x_per_degree, scale)
+
+    areas = []
+    for name, rings in rings_by_area:
+        parts = []
+        for ring in rings:
+            projected: list[tuple[float, float]] = []
+            for longitude, latitude, *_ in ring:
+                x, y = city_map.project(latitude, longitude)
+                if not projected or abs(x - projected[-1][0]) + abs(y - projected[-1][1]) >= 1.0:
+                    projected.append((x, y))
+            if len(projected) >= 3:
+                parts.append("M" + "L".join(f"{x:g},{y:g}" for x, y in projected) + "Z")
+        areas.append(Area(name=name, path="".join(parts)))
+    return CityMap(
+        city_map.width, city_map.height, tuple(areas), west, north, city_map.scale_x, city_map.scale_y
+    )
