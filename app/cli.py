@@ -56,11 +56,26 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--output", required=True, type=Path, metavar="CSV")
 
     run = commands.add_parser(
-        "run", help="main job: train on the sample data if no bundle exists, then report"
+        "run", help="main job: train on the sample data if no bundle exists, report, then serve"
     )
     run.add_argument("--city", type=Path, default=DEFAULT_CITY, metavar="CONFIG")
     run.add_argument("--models", type=Path, metavar="DIR", help="models directory (default: ./models)")
+    run.add_argument("--no-serve", action="store_true", help="report on the bundle and exit (a quick check)")
+    _serve_options(run)
+
+    serve = commands.add_parser(
+        "serve", help="serve the verified bundles under the models directory over HTTP"
+    )
+    serve.add_argument("--models", type=Path, metavar="DIR", help="models directory (default: ./models)")
+    _serve_options(serve)
     return parser
+
+
+def _serve_options(parser: argparse.ArgumentParser) -> None:
+    # Defaults come from the service settings (CIVICRISK_HOST, CIVICRISK_PORT, CIVICRISK_WORKERS).
+    parser.add_argument("--host", metavar="H", help="address to bind (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, metavar="P", help="port (default: 8000)")
+    parser.add_argument("--workers", type=int, metavar="N", help="worker processes (default: 1)")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -117,6 +132,48 @@ def _run(args: argparse.Namespace) -> int:
     print(f"selected model: {manifest['selected_model']['name']}")
     for name, value in sorted(manifest["validation"]["mean"].items()):
         print(f"  mean validation AUC {name:<24} {value:.4f}")
+    if args.no_serve:
+        return 0
+    sys.stdout.flush()
+    return _serve(args)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+    from pydantic import ValidationError
+
+    from app.config import Settings
+
+    overrides = {
+        key: value
+        for key, value in (
+            ("models_dir", args.models),
+            ("host", args.host),
+            ("port", args.port),
+            ("workers", args.workers),
+        )
+        if value is not None
+    }
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as error:
+        raise UsageError(f"invalid service settings: {error}") from None
+    # Worker processes build their own app from the environment, so pass the overrides on there.
+    os.environ["CIVICRISK_MODELS_DIR"] = str(settings.models_dir)
+    print(
+        f"[civicrisk] serving {settings.models_dir} on http://{settings.host}:{settings.port}",
+        file=sys.stderr,
+    )
+    uvicorn.run(
+        "app.main:app_factory",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_config=None,  # app_factory installs the JSON log handler
+        access_log=False,  # the app writes its own structured access log
+        proxy_headers=False,
+    )
     return 0
 
 
@@ -133,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from training.config import ConfigError
 
     args = _parser().parse_args(argv)
-    handlers = {"train": _train, "evaluate": _evaluate, "score": _score, "run": _run}
+    handlers = {"train": _train, "evaluate": _evaluate, "score": _score, "run": _run, "serve": _serve}
     try:
         return handlers[args.command](args)
     except (ConfigError, BundleError, UsageError, ValueError) as error:

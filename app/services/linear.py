@@ -32,6 +32,18 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from app.services.records import FeatureLayout, FloatArray, RecordBatch
 
 
+class _Coefficients(dict[str, float]):
+    """value -> coefficient; a missing key answers the default without being stored, so unbounded
+    client input cannot grow the table."""
+
+    def __init__(self, table: dict[str, float], default: float) -> None:
+        super().__init__(table)
+        self.default = default
+
+    def __missing__(self, key: str) -> float:
+        return self.default
+
+
 @dataclass(frozen=True)
 class Scored:
     """Scores and per-feature contributions (logit units, columns in the layout's name order)."""
@@ -77,12 +89,18 @@ class CompiledLinear:
         contributions = np.empty((n, len(self.layout.names)), dtype=np.float64)
         contributions[:, self.numeric_positions] = numeric
         for k, values in enumerate(batch.categorical):
-            lookup, default = self.category_coef[k], self.category_default[k]
             contributions[:, self.category_positions[k]] = np.fromiter(
-                (lookup.get(value, default) for value in values), dtype=np.float64, count=n
+                map(self._lookups[k].__getitem__, values), dtype=np.float64, count=n
             )
         logits = self.intercept + contributions.sum(axis=1)
         return Scored(scores=expit(logits), contributions=contributions, baseline=self.intercept)
+
+    @cached_property
+    def _lookups(self) -> tuple[_Coefficients, ...]:
+        return tuple(
+            _Coefficients(table, default)
+            for table, default in zip(self.category_coef, self.category_default, strict=True)
+        )
 
     @property
     def weight(self) -> FloatArray:
@@ -161,9 +179,7 @@ def compile_linear(estimator: Any, layout: FeatureLayout) -> CompiledLinear | No
     if numeric_pipe is None or (layout.categorical and encoder is None):
         return None
     steps = [step for _, step in numeric_pipe.steps]
-    if not (
-        len(steps) == 2 and isinstance(steps[0], SimpleImputer) and isinstance(steps[1], StandardScaler)
-    ):
+    if not (len(steps) == 2 and isinstance(steps[0], SimpleImputer) and isinstance(steps[1], StandardScaler)):
         return None
     imputer, scaler = steps
     fill = np.asarray(imputer.statistics_, dtype=np.float64)

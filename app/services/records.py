@@ -11,6 +11,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -24,6 +26,8 @@ MISSING_CATEGORY = "Unknown"
 MAX_PROBLEMS = 50  # enough to fix a request; bounded so a bad 10,000-record batch gets a small answer
 
 _NUMBER_TYPES = frozenset({float, int, type(None)})
+_NONE = type(None)
+_CATEGORY_TYPES = frozenset({str, _NONE})
 _MAX_FLOAT = int(sys.float_info.max)
 
 FloatArray = npt.NDArray[np.float64]
@@ -68,11 +72,16 @@ class _Problems:
         if len(self.items) < MAX_PROBLEMS:
             self.items.append(Problem(("records", index, name), message))
 
+    def add_record(self, index: int, message: str) -> None:
+        if len(self.items) < MAX_PROBLEMS:
+            self.items.append(Problem(("records", index), message))
+
     def raise_if_any(self) -> None:
         if self.items:
             raise InvalidRequest(f"{len(self.items)} invalid field(s) in records", tuple(self.items))
 
 
+@lru_cache(maxsize=64)
 def _getter(names: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
     if len(names) == 1:
         only = names[0]
@@ -83,37 +92,9 @@ def _getter(names: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...
 def parse_records(records: Sequence[Any], layout: FeatureLayout) -> RecordBatch:
     """Validate `records` against `layout` and return them as arrays; raise InvalidRequest otherwise."""
     problems = _Problems()
-    numeric_of = _getter(layout.numeric) if layout.numeric else (lambda record: ())
-    rows: list[tuple[Any, ...]] = []
-    categorical: tuple[list[str], ...] = tuple([] for _ in layout.categorical)
-    # One pass per record with C-level helpers (itemgetter, set(map(type))): the per-field loops
-    # below run only for records that are incomplete or wrong.
-    for index, record in enumerate(records):
-        if type(record) is not dict:
-            problems.items.append(Problem(("records", index), "must be an object of feature -> value"))
-            continue
-        if not record.keys() <= layout.known:
-            for name in sorted(record.keys() - layout.known):
-                problems.add(index, name, "unknown field; see the model's feature_schema")
-            continue
-        try:
-            values = numeric_of(record)
-        except KeyError:
-            values = tuple(map(record.get, layout.numeric))
-        if not set(map(type, values)) <= _NUMBER_TYPES:
-            for name, value in zip(layout.numeric, values, strict=True):
-                if type(value) not in _NUMBER_TYPES:
-                    problems.add(index, name, "must be a number or null")
-        rows.append(values)
-        for name, column in zip(layout.categorical, categorical, strict=True):
-            value = record.get(name)
-            if value is None:
-                value = MISSING_CATEGORY
-            elif type(value) is not str:
-                problems.add(index, name, "must be a string or null")
-            column.append(value)
+    parsed = _parse_complete(records, layout)
+    rows, categorical = parsed if parsed is not None else _parse_each(records, layout, problems)
     problems.raise_if_any()
-
     try:
         numeric = np.array(rows, dtype=np.float64).reshape(len(rows), len(layout.numeric))  # None -> NaN
     except OverflowError:
@@ -124,6 +105,55 @@ def parse_records(records: Sequence[Any], layout: FeatureLayout) -> RecordBatch:
             problems.add(int(index), layout.numeric[int(j)], "must be a finite number")
     problems.raise_if_any()
     return RecordBatch(numeric=numeric, categorical=categorical)
+
+
+_Parsed = tuple[list[tuple[Any, ...]], tuple[list[str], ...]]
+
+
+def _parse_complete(records: Sequence[Any], layout: FeatureLayout) -> _Parsed | None:
+    """The common case (every record has exactly the schema's fields, of the right types) in C-level
+    passes over the whole batch (map, itemgetter, set of types); None sends the batch to the slow,
+    field-by-field path that names each problem."""
+    try:
+        rows = list(map(_getter(layout.numeric), records)) if layout.numeric else [()] * len(records)
+        columns = [list(map(itemgetter(name), records)) for name in layout.categorical]
+        if set(map(len, records)) - {len(layout.names)}:
+            return None  # all schema fields are present, so a longer record has an unknown field
+    except (KeyError, TypeError, IndexError):
+        return None
+    if not set(map(type, chain.from_iterable(rows))) <= _NUMBER_TYPES:
+        return None
+    categorical: list[list[str]] = []
+    for column in columns:
+        types = set(map(type, column))
+        if not types <= _CATEGORY_TYPES:
+            return None
+        categorical.append(
+            [MISSING_CATEGORY if v is None else v for v in column] if _NONE in types else column
+        )
+    return rows, tuple(categorical)
+
+
+def _parse_each(records: Sequence[Any], layout: FeatureLayout, problems: _Problems) -> _Parsed:
+    rows: list[tuple[Any, ...]] = []
+    categorical: tuple[list[str], ...] = tuple([] for _ in layout.categorical)
+    for index, record in enumerate(records):
+        if type(record) is not dict:
+            problems.add_record(index, "must be an object of feature -> value")
+            continue
+        for name in sorted(record.keys() - layout.known):
+            problems.add(index, name, "unknown field; see the model's feature_schema")
+        values = tuple(map(record.get, layout.numeric))
+        for name, value in zip(layout.numeric, values, strict=True):
+            if type(value) not in _NUMBER_TYPES:
+                problems.add(index, name, "must be a number or null")
+        rows.append(values)
+        for name, column in zip(layout.categorical, categorical, strict=True):
+            value = record.get(name)
+            if type(value) not in _CATEGORY_TYPES:
+                problems.add(index, name, "must be a string or null")
+            column.append(MISSING_CATEGORY if value is None else value)
+    return rows, categorical
 
 
 def _overflowing(rows: list[tuple[Any, ...]], layout: FeatureLayout, problems: _Problems) -> FloatArray:

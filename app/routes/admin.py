@@ -1,0 +1,31 @@
+"""Operator endpoints: reload the models directory without a restart."""
+
+from __future__ import annotations
+
+import anyio.to_thread
+from fastapi import APIRouter
+
+from app.deps import SECURITY, AdminDep, MetricsDep, RegistryDep
+from app.schemas import ErrorResponse, Reloaded
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+
+@router.post(
+    "/reload",
+    response_model=Reloaded,
+    responses={
+        401: {"model": ErrorResponse, "description": "Missing or invalid admin key"},
+        503: {"model": ErrorResponse, "description": "No admin key configured"},
+    },
+    openapi_extra={"security": SECURITY},
+)
+async def reload(_: AdminDep, registry: RegistryDep, metrics: MetricsDep) -> dict[str, object]:
+    """Re-verify and load every bundle, then swap atomically; in-flight requests finish on the old models."""
+    snapshot = await anyio.to_thread.run_sync(registry.reload)
+    metrics.bundles_failed.set(len(snapshot.failures))
+    return {
+        "models_loaded": snapshot.count,
+        "failures": [vars(failure) for failure in snapshot.failures],
+        "loaded_at": snapshot.loaded_at,
+    }

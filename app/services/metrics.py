@@ -1,0 +1,44 @@
+"""Prometheus metrics, in a registry per app so several apps (tests) never share counters."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+# Scoring is sub-millisecond; reading and writing 10,000-record batches takes a good fraction of a second.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class ServiceMetrics:
+    """Requests and latency by route and model, records scored, models loaded."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "civicrisk_requests",
+            "HTTP requests by route template, method, status and model",
+            ["route", "method", "status", "model"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "civicrisk_request_duration_seconds",
+            "Time from request start to the last response byte, by route and model",
+            ["route", "model"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.records = Counter(
+            "civicrisk_records_scored", "Records scored, by model", ["model"], registry=self.registry
+        )
+        self.models_loaded = Gauge(
+            "civicrisk_models_loaded", "Model versions being served", registry=self.registry
+        )
+        self.bundles_failed = Gauge(
+            "civicrisk_bundles_failed", "Bundles refused at the last (re)load", registry=self.registry
+        )
+
+    def observe(self, route: str, method: str, status: int, model: str, seconds: float) -> None:
+        self.requests.labels(route, method, str(status), model).inc()
+        self.latency.labels(route, model).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

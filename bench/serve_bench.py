@@ -1,0 +1,295 @@
+# ruff: noqa: E501  (the Markdown table template has long lines)
+"""Scoring-service benchmark: floor (empty FastAPI endpoint) vs civicrisk, on loopback, same client.
+
+    .venv/bin/python bench/serve_bench.py [--duration 15] [--connections 16] [--write-readme]
+
+Runs, in one go: an empty FastAPI endpoint under the same uvicorn settings (the floor), civicrisk
+single-record scoring with reasons, 10,000-record batches over HTTP, and in-process batch scoring.
+Single-record load uses `wrk` (installed with apt-get if missing and possible), else an asyncio
+httpx client. With --write-readme the table is written to bench/README.md, section "Scoring service".
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY = "bench-partner-key-0123456789"
+MODEL = "chicago-food-inspections"
+FLOOR_APP = """
+from fastapi import FastAPI
+app = FastAPI()
+@app.post("/empty")
+async def empty() -> dict[str, bool]:
+    return {"ok": True}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited with {process.returncode}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise SystemExit("server did not start")
+
+
+def ensure_wrk() -> str | None:
+    if shutil.which("wrk"):
+        return shutil.which("wrk")
+    if shutil.which("apt-get") and os.geteuid() == 0:
+        print("installing wrk with apt-get", file=sys.stderr)
+        subprocess.run(["apt-get", "update"], check=False, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "wrk"], check=False, capture_output=True)
+    return shutil.which("wrk")
+
+
+def run_wrk(wrk: str, url: str, body: bytes, connections: int, duration: int) -> dict[str, float]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(
+            'wrk.method = "POST"\n'
+            f"wrk.body = {json.dumps(body.decode())}\n"
+            'wrk.headers["Content-Type"] = "application/json"\n'
+            f'wrk.headers["X-API-Key"] = "{KEY}"\n'
+            "done = function(summary, latency, requests)\n"
+            '  io.write(string.format(\'JSON {"p50": %f, "p99": %f, "requests": %d, "errors": %d}\\n\',\n'
+            "    latency:percentile(50) / 1000, latency:percentile(99) / 1000, summary.requests,\n"
+            "    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.timeout))\n"
+            "end\n"
+        )
+    out = subprocess.run(
+        [wrk, "-t2", f"-c{connections}", f"-d{duration}s", "-s", script.name, url],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    stats = json.loads(out.split("JSON ", 1)[1].splitlines()[0])
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    return {"rps": rate, "p50_ms": stats["p50"], "p99_ms": stats["p99"], "errors": stats["errors"]}
+
+
+async def run_httpx(url: str, body: bytes, connections: int, duration: float) -> dict[str, float]:
+    latencies: list[float] = []
+    errors = 0
+    headers = {"Content-Type": "application/json", "X-API-Key": KEY}
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+        end = time.perf_counter() + duration
+
+        async def worker() -> None:
+            nonlocal errors
+            while time.perf_counter() < end:
+                start = time.perf_counter()
+                response = await client.post(url, content=body, headers=headers)
+                latencies.append(time.perf_counter() - start)
+                errors += response.status_code != 200
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(connections)))
+        elapsed = time.perf_counter() - started
+    cuts = statistics.quantiles(latencies, n=100)
+    return {
+        "rps": len(latencies) / elapsed,
+        "p50_ms": cuts[49] * 1000,
+        "p99_ms": cuts[98] * 1000,
+        "errors": errors,
+    }
+
+
+def load(url: str, body: bytes, connections: int, duration: int, wrk: str | None) -> dict[str, float]:
+    if wrk:
+        return run_wrk(wrk, url, body, connections, duration)
+    return asyncio.run(run_httpx(url, body, connections, duration))
+
+
+def start(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def example_records(n: int) -> list[dict[str, Any]]:
+    manifest = json.loads(next((ROOT / "models" / MODEL).glob("*/manifest.json")).read_text())
+    records = []
+    for i in range(n):
+        record: dict[str, Any] = {}
+        for j, entry in enumerate(manifest["feature_schema"]):
+            values = entry.get("allowed_values")
+            record[entry["name"]] = values[(i + j) % len(values)] if values else float((i * 7 + j) % 13)
+        records.append(record)
+    return records
+
+
+def in_process(records: list[dict[str, Any]]) -> dict[str, float]:
+    sys.path.insert(0, str(ROOT))
+    from app.services.records import parse_records
+    from app.services.registry import load_model
+
+    model = load_model(next((ROOT / "models" / MODEL).glob("*/manifest.json")).parent)
+    batch = parse_records(records, model.layout)
+    best: dict[str, float] = {"score": 1e9, "parse": 1e9, "full": 1e9}
+    for _ in range(5):
+        t0 = time.perf_counter()
+        model.scorer.score(batch)
+        t1 = time.perf_counter()
+        parse_records(records, model.layout)
+        t2 = time.perf_counter()
+        model.score_records(records)
+        t3 = time.perf_counter()
+        best = {
+            "score": min(best["score"], t1 - t0),
+            "parse": min(best["parse"], t2 - t1),
+            "full": min(best["full"], t3 - t2),
+        }
+    n = len(records)
+    return {f"{k}_rows_per_s": n / v for k, v in best.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=int, default=15, help="seconds per single-record run")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--batches", type=int, default=20, help="10,000-record requests to send")
+    parser.add_argument("--client", choices=["auto", "httpx"], default="auto")
+    parser.add_argument("--write-readme", action="store_true")
+    args = parser.parse_args()
+    wrk = ensure_wrk() if args.client == "auto" else None
+    client = "wrk" if wrk else "httpx (asyncio)"
+    env = os.environ | {"CIVICRISK_API_KEYS": KEY}
+    uvicorn_flags = ["--workers", "1"]
+    results: dict[str, Any] = {"client": client, "connections": args.connections, "duration_s": args.duration}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "floor_app.py").write_text(FLOOR_APP)
+        port = free_port()
+        floor = start(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "floor_app:app",
+                "--app-dir",
+                tmp,
+                "--port",
+                str(port),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+                *uvicorn_flags,
+            ],
+            env,
+        )
+        try:
+            wait_ready(f"http://127.0.0.1:{port}/docs", floor)
+            results["floor"] = load(
+                f"http://127.0.0.1:{port}/empty", b"{}", args.connections, args.duration, wrk
+            )
+        finally:
+            floor.terminate()
+            floor.wait()
+
+    port = free_port()
+    service = start([sys.executable, "-m", "app.cli", "serve", "--port", str(port), *uvicorn_flags], env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(f"{base}/health/ready", service)
+        url = f"{base}/v1/models/{MODEL}/score"
+        one = json.dumps({"records": example_records(1)}).encode()
+        assert (
+            httpx.post(
+                url, content=one, headers={"X-API-Key": KEY, "Content-Type": "application/json"}
+            ).status_code
+            == 200
+        )
+        results["single"] = load(url, one, args.connections, args.duration, wrk)
+        batch = json.dumps({"records": example_records(10_000)}).encode()
+        with httpx.Client(timeout=120) as http:
+            started = time.perf_counter()
+            times = []
+            for _ in range(args.batches):
+                t = time.perf_counter()
+                response = http.post(
+                    url, content=batch, headers={"X-API-Key": KEY, "Content-Type": "application/json"}
+                )
+                times.append(time.perf_counter() - t)
+                assert response.status_code == 200, response.text[:200]
+            elapsed = time.perf_counter() - started
+        results["batch"] = {
+            "records_per_s": args.batches * 10_000 / elapsed,
+            "p50_ms": statistics.median(times) * 1000,
+            "body_mb": len(batch) / 1e6,
+        }
+    finally:
+        service.terminate()
+        service.wait()
+    results["in_process"] = in_process(example_records(10_000))
+    results["ratio"] = results["single"]["rps"] / results["floor"]["rps"]
+    print(json.dumps(results, indent=2))
+    if args.write_readme:
+        write_readme(results, " ".join(["python", "bench/serve_bench.py", *sys.argv[1:]]))
+
+
+def write_readme(results: dict[str, Any], command: str) -> None:
+    floor, single, batch, inproc = (
+        results["floor"],
+        results["single"],
+        results["batch"],
+        results["in_process"],
+    )
+    section = f"""## Scoring service
+
+Measured on this machine (2 cores shared by server and client; loopback), one uvicorn worker for
+both servers, client `{results["client"]}` at {results["connections"]} connections for {results["duration_s"]} s:
+
+    {command}
+
+| run | throughput | p50 | p99 | vs floor | target |
+|---|---|---|---|---|---|
+| empty FastAPI endpoint (floor) | {floor["rps"]:,.0f} req/s | {floor["p50_ms"]:.2f} ms | {floor["p99_ms"]:.2f} ms | 1.00 | |
+| single record, score + tier + 3 reasons | {single["rps"]:,.0f} req/s | {single["p50_ms"]:.2f} ms | {single["p99_ms"]:.2f} ms | {results["ratio"]:.2f} | ≥ 0.60, p99 ≤ 25 ms |
+| 10,000-record batches over HTTP ({batch["body_mb"]:.1f} MB each, sequential) | {batch["records_per_s"]:,.0f} records/s | {batch["p50_ms"]:.0f} ms | | | ≥ 100,000 records/s |
+| in-process scoring (compiled linear, RecordBatch → scores + contributions) | {inproc["score_rows_per_s"]:,.0f} rows/s | | | | ≥ 1,000,000 rows/s |
+| in-process validation of JSON records (dicts → arrays) | {inproc["parse_rows_per_s"]:,.0f} rows/s | | | | |
+| in-process validate + score + reasons | {inproc["full_rows_per_s"]:,.0f} rows/s | | | | |
+
+Errors during the runs: floor {floor["errors"]:.0f}, single {single["errors"]:.0f}.
+"""
+    readme = ROOT / "bench" / "README.md"
+    text = readme.read_text() if readme.exists() else ""
+    if "## Scoring service" in text:
+        start_at = text.index("## Scoring service")
+        following = re.search(r"^## ", text[start_at + 3 :], flags=re.M)
+        end_at = start_at + 3 + following.start() if following else len(text)
+        text = text[:start_at] + section + ("\n" + text[end_at:] if following else "")
+    else:
+        text = (text.rstrip() + "\n\n" if text.strip() else "") + section
+    readme.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""Constants and helpers shared by the service tests (imported as `app_helpers`)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from app.config import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MODELS_DIR = REPO_ROOT / "models"
+MODEL_NAME = "chicago-food-inspections"
+BUNDLE = MODELS_DIR / MODEL_NAME / "2014-08-29-6e338ca4"
+PARTNER_KEY = "test-partner-key-0123456789"
+ADMIN_KEY = "test-admin-key-0123456789"
+PARTNER = {"X-API-Key": PARTNER_KEY}
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+SCORE_URL = f"/v1/models/{MODEL_NAME}/score"
+
+
+def make_settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "models_dir": MODELS_DIR,
+        "api_keys": (PARTNER_KEY,),
+        "admin_key": ADMIN_KEY,
+        "access_log": True,
+    }
+    return Settings(**(values | overrides))
+
+
+def copy_bundle(models_dir: Path, version: str | None = None, created_at: str | None = None) -> Path:
+    """Copy the committed bundle into `models_dir`, optionally as another version.
+
+    manifest.json is not among the hashed files, so editing its version keeps the bundle valid.
+    """
+    target = models_dir / MODEL_NAME / (version or BUNDLE.name)
+    shutil.copytree(BUNDLE, target)
+    if version is not None or created_at is not None:
+        manifest = json.loads((target / "manifest.json").read_text())
+        manifest["version"] = version or manifest["version"]
+        manifest["created_at"] = created_at or manifest["created_at"]
+        (target / "manifest.json").write_text(json.dumps(manifest))
+    return target

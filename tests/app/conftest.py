@@ -1,0 +1,34 @@
+"""Service fixtures: the committed Chicago bundle, keys set through settings, a TestClient."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from app_helpers import BUNDLE, make_settings
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+
+
+@pytest.fixture(scope="session")
+def client() -> Iterator[TestClient]:
+    with TestClient(create_app(make_settings())) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="session")
+def manifest() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((BUNDLE / "manifest.json").read_text())
+    return loaded
+
+
+@pytest.fixture(scope="session")
+def full_record(manifest: dict[str, Any]) -> dict[str, Any]:
+    """One record with every feature of the schema set."""
+    record: dict[str, Any] = {}
+    for entry in manifest["feature_schema"]:
+        record[entry["name"]] = entry["allowed_values"][0] if entry["type"] == "category" else 1.0
+    return record

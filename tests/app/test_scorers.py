@@ -1,0 +1,83 @@
+"""The compiled linear scorer reproduces the estimator exactly; other estimators use the generic path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from app_helpers import BUNDLE
+
+from app.services.linear import CompiledLinear
+from app.services.records import FeatureLayout, RecordBatch, parse_records
+from app.services.scorers import GenericScorer, build_scorer
+from training.bundle import load_bundle
+from training.ingest import CityData
+from training.models import PreviousCriticalRule, _boosting
+from training.train import build_examples
+
+
+@pytest.fixture(scope="module")
+def bundle():  # type: ignore[no-untyped-def]
+    return load_bundle(BUNDLE)
+
+
+@pytest.fixture(scope="module")
+def layout(bundle) -> FeatureLayout:  # type: ignore[no-untyped-def]
+    return FeatureLayout.from_schema(bundle.feature_schema)
+
+
+@pytest.fixture(scope="module")
+def feature_rows(chicago_data: CityData, layout: FeatureLayout) -> pd.DataFrame:
+    """Real point-in-time features for the last months of the sample (a few thousand inspections)."""
+    examples = build_examples(chicago_data, pd.Timestamp("2014-05-01"), None)
+    return examples.features[list(layout.names)].assign(_label=examples.labels)
+
+
+def _batch(frame: pd.DataFrame, layout: FeatureLayout) -> RecordBatch:
+    records = [
+        {k: (None if not isinstance(v, str) and pd.isna(v) else v) for k, v in row.items()}
+        for row in frame[list(layout.names)].to_dict("records")
+    ]
+    return parse_records(records, layout)
+
+
+def test_committed_bundle_compiles_and_matches_predict_proba(bundle, layout, feature_rows) -> None:  # type: ignore[no-untyped-def]
+    scorer = build_scorer(bundle.estimator, layout, bundle.manifest["feature_importance"])
+    assert isinstance(scorer, CompiledLinear)
+    frame = feature_rows[list(layout.names)]
+    scored = scorer.score(_batch(frame, layout))
+    expected = bundle.estimator.predict_proba(frame)[:, 1]
+    assert len(frame) > 1000 and frame.isna().any().any()  # real rows, with missing values
+    np.testing.assert_allclose(scored.scores, expected, rtol=0, atol=1e-9)
+    # Contributions are exact: intercept plus their sum is the estimator's logit.
+    logit = bundle.estimator.decision_function(frame)
+    np.testing.assert_allclose(scored.baseline + scored.contributions.sum(axis=1), logit, rtol=0, atol=1e-9)
+
+
+def test_unseen_and_missing_categories_match_the_encoder(bundle, layout, feature_rows) -> None:  # type: ignore[no-untyped-def]
+    scorer = build_scorer(bundle.estimator, layout, None)
+    frame = feature_rows[list(layout.names)].head(50).copy()
+    frame["facility_type"] = ["Never seen in training", "Unknown"] * 25
+    scored = scorer.score(_batch(frame, layout))
+    np.testing.assert_allclose(scored.scores, bundle.estimator.predict_proba(frame)[:, 1], atol=1e-9)
+    record = {"facility_type": None}  # a null category is scored as "Unknown", like the feature builder
+    assert scorer.score(parse_records([record], layout)).scores[0] == pytest.approx(
+        scorer.score(parse_records([{"facility_type": "Unknown"}], layout)).scores[0], abs=0
+    )
+
+
+def test_gradient_boosting_and_rule_bundles_use_the_generic_path(layout, feature_rows) -> None:  # type: ignore[no-untyped-def]
+    frame = feature_rows[list(layout.names)]
+    labels = feature_rows["_label"].to_numpy()
+    boosting = _boosting(list(layout.numeric), list(layout.categorical), max_iter=20).fit(frame, labels)
+    rule = PreviousCriticalRule().fit(frame, labels)
+    for estimator in (boosting, rule):
+        scorer = build_scorer(estimator, layout, {"prev_critical": 0.5, "facility_type": 0.1})
+        assert isinstance(scorer, GenericScorer)
+        scored = scorer.score(_batch(frame.head(200), layout))
+        np.testing.assert_allclose(scored.scores, estimator.predict_proba(frame.head(200))[:, 1], atol=1e-12)
+        assert np.isfinite(scored.contributions).all()
+    # The rule only reads prev_critical, so only occluding it changes the score.
+    scored = build_scorer(rule, layout, {"prev_critical": 0.5}).score(_batch(frame.head(200), layout))
+    moved = np.flatnonzero(np.abs(scored.contributions).sum(axis=0) > 0)
+    assert [layout.names[j] for j in moved] == ["prev_critical"]

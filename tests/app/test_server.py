@@ -1,0 +1,104 @@
+"""A real uvicorn server on a free loopback port, called over HTTP; reload under concurrent load."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from app_helpers import ADMIN, ADMIN_KEY, PARTNER, PARTNER_KEY, REPO_ROOT, SCORE_URL, copy_bundle
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    models = tmp_path_factory.mktemp("models")
+    copy_bundle(models)
+    port = free_port()
+    env = os.environ | {"CIVICRISK_API_KEYS": PARTNER_KEY, "CIVICRISK_ADMIN_KEY": ADMIN_KEY}
+    command = [sys.executable, "-m", "app.cli", "serve", "--models", str(models), "--port", str(port)]
+    # Logs go to a file: an unread pipe would fill up with access-log lines and stall the server.
+    log_path = models.parent / "server.log"
+    log = log_path.open("wb")
+    process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"server did not start:\n{log_path.read_text()}")
+            time.sleep(0.2)
+        yield url, models
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        log.close()
+
+
+def test_real_server_scores_and_documents(server: tuple[str, Path], full_record: dict[str, Any]) -> None:
+    url, _ = server
+    with httpx.Client(base_url=url, timeout=10) as client:
+        assert client.get("/health/live").json() == {"status": "ok"}
+        response = client.post(SCORE_URL, json={"records": [full_record] * 3}, headers=PARTNER)
+        assert response.status_code == 200 and len(response.json()["results"]) == 3
+        assert client.post(SCORE_URL, json={"records": [{}]}).status_code == 401
+        assert client.get("/openapi.json").json()["info"]["title"] == "civicrisk"
+        assert "civicrisk_requests_total" in client.get("/metrics").text
+
+
+def test_reload_under_load_fails_no_request(server: tuple[str, Path], full_record: dict[str, Any]) -> None:
+    url, models = server
+    copy_bundle(models, version="2099-01-01-next", created_at="2099-01-01T00:00:00+00:00")
+
+    async def main() -> tuple[list[int], list[int], set[str]]:
+        statuses: list[int] = []
+        versions: set[str] = set()
+        done = asyncio.Event()
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+
+            async def score_until_done() -> None:
+                while not done.is_set():
+                    response = await client.post(
+                        SCORE_URL, json={"records": [full_record] * 5}, headers=PARTNER
+                    )
+                    statuses.append(response.status_code)
+                    if response.status_code == 200:
+                        versions.add(response.json()["version"])
+
+            async def reload_repeatedly() -> list[int]:
+                codes = []
+                for _ in range(4):
+                    await asyncio.sleep(0.1)
+                    codes.append((await client.post("/v1/admin/reload", headers=ADMIN)).status_code)
+                await asyncio.sleep(0.1)
+                done.set()
+                return codes
+
+            workers = [asyncio.create_task(score_until_done()) for _ in range(8)]
+            reloads = await reload_repeatedly()
+            await asyncio.gather(*workers)
+        return statuses, reloads, versions
+
+    statuses, reloads, versions = asyncio.run(main())
+    assert reloads == [200] * 4
+    assert len(statuses) > 20 and set(statuses) == {200}
+    assert "2099-01-01-next" in versions  # the swap happened while requests were flowing
