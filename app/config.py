@@ -28,6 +28,8 @@ class Settings(BaseSettings):
 
     models_dir: Path = REPO_ROOT / "models"
     data_dir: Path = REPO_ROOT / "data" / "sample"
+    # Issued lists and recorded outcomes. SQLite file by default; PostgreSQL by URL.
+    database_url: str = f"sqlite:///{REPO_ROOT / 'var' / 'civicrisk.sqlite3'}"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=1, le=64)

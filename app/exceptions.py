@@ -82,3 +82,8 @@ class ModelUnavailable(ServiceError):
 
     status = 503
     code = "model_unavailable"
+
+
+class ListNotFound(ServiceError):
+    status = 404
+    code = "list_not_found"

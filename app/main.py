@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib import metadata
 from typing import Any
@@ -15,10 +16,12 @@ from app.config import Settings
 from app.handlers import JSONBytes, install_error_handlers
 from app.logs import configure_logging
 from app.middleware import ObserveRequests
-from app.routes import admin, health, metrics, models, scoring
+from app.routes import admin, health, inspections, inspector, metrics, models, scoring
 from app.services.cities import CityStore
+from app.services.daily import DailyLists
 from app.services.metrics import ServiceMetrics
 from app.services.registry import ModelRegistry
+from app.storage.repository import Repository
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +64,40 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
     app.state.registry = registry
     app.state.cities = CityStore(settings.data_dir)
     app.state.metrics = service_metrics
+    app.state.daily_lists = DailyLists(app.state.cities, registry, _repository_opener(settings.database_url))
     install_error_handlers(app)
     # Scoring first: routes are matched in order, and the score route is the hot one.
-    for router in (scoring.router, health.router, models.router, admin.router, metrics.router):
+    for router in (
+        scoring.router,
+        health.router,
+        models.router,
+        admin.router,
+        metrics.router,
+        inspections.router,
+        inspector.router,
+    ):
         app.include_router(router)
     _document_security(app)
     app.add_middleware(
         ObserveRequests, metrics=service_metrics, registry=registry, log_requests=settings.access_log
     )
     return app
+
+
+def _repository_opener(url: str) -> Callable[[], Repository]:
+    """Open (and migrate) the database on first use, so a database that is down costs only the
+    endpoints that need it (503 there), not the whole service; retried on the next request."""
+    opened: list[Repository] = []
+    lock = threading.Lock()
+
+    def repository() -> Repository:
+        if not opened:
+            with lock:
+                if not opened:
+                    opened.append(Repository.open(url))
+        return opened[0]
+
+    return repository
 
 
 def _document_security(app: FastAPI) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -53,9 +53,8 @@ def postgres_reachable() -> None:
         pytest.skip(reason)
 
 
-@pytest.fixture
-def postgres_url(postgres_reachable: None) -> Iterator[str]:
-    """A URL to a fresh schema in the local PostgreSQL test database, dropped afterwards."""
+def fresh_postgres_schema() -> tuple[str, Callable[[], None]]:
+    """A URL to a new schema in the local PostgreSQL test database, and a function that drops it."""
     import uuid
 
     import sqlalchemy as sa
@@ -64,12 +63,28 @@ def postgres_url(postgres_reachable: None) -> Iterator[str]:
     admin = sa.create_engine(POSTGRES_URL)
     with admin.begin() as connection:
         connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    finally:
+
+    def drop() -> None:
         with admin.begin() as connection:
             connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+    return f"{POSTGRES_URL}?options=-csearch_path%3D{schema}", drop
+
+
+@pytest.fixture(scope="session")
+def postgres_schema_factory(postgres_reachable: None) -> Callable[[], tuple[str, Callable[[], None]]]:
+    return fresh_postgres_schema
+
+
+@pytest.fixture
+def postgres_url(postgres_reachable: None) -> Iterator[str]:
+    """A URL to a fresh schema in the local PostgreSQL test database, dropped afterwards."""
+    url, drop = fresh_postgres_schema()
+    try:
+        yield url
+    finally:
+        drop()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+from matplotlib.path import Path as MplPath
 
 MAP_WIDTH = 640.0
 PADDING = 8.0
@@ -41,6 +46,22 @@ class CityMap:
         return 0 <= x <= self.width and 0 <= y <= self.height
 
 
+def _read_features(path: Path) -> list[dict[str, Any]]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as handle:
+        features: list[dict[str, Any]] = json.load(handle)["features"]
+    return features
+
+
+def _outer_rings(geometry: dict[str, Any]) -> list[list[list[float]]]:
+    """Outer rings only: a point in a hole is rare enough at city scale to count as inside."""
+    if geometry["type"] == "Polygon":
+        return [geometry["coordinates"][0]]
+    if geometry["type"] == "MultiPolygon":
+        return [polygon[0] for polygon in geometry["coordinates"]]
+    return []
+
+
 def _rings(geometry: dict[str, Any]) -> list[list[list[float]]]:
     if geometry["type"] == "Polygon":
         return list(geometry["coordinates"])
@@ -52,7 +73,7 @@ def _rings(geometry: dict[str, Any]) -> list[list[list[float]]]:
 @lru_cache(maxsize=8)
 def load_city_map(path: Path, name_property: str) -> CityMap:
     """Read GeoJSON polygons once and project them; consecutive points closer than a pixel are merged."""
-    features = json.loads(path.read_text(encoding="utf-8"))["features"]
+    features = _read_features(path)
     rings_by_area = [
         (str(feature["properties"].get(name_property, "")), _rings(feature["geometry"]))
         for feature in features
@@ -80,3 +101,23 @@ def load_city_map(path: Path, name_property: str) -> CityMap:
     return CityMap(
         city_map.width, city_map.height, tuple(areas), west, north, city_map.scale_x, city_map.scale_y
     )
+
+
+def area_names(
+    path: Path, name_property: str, latitude: Sequence[float], longitude: Sequence[float]
+) -> list[str | None]:
+    """The boundary area each point falls in (None outside every area or without coordinates)."""
+    features = _read_features(path)
+    lon = np.asarray(longitude, dtype="float64")
+    lat = np.asarray(latitude, dtype="float64")
+    points = np.column_stack((lon, lat))
+    found: list[str | None] = [None] * len(points)
+    located = ~np.isnan(points).any(axis=1)
+    for feature in features:
+        name = str(feature["properties"].get(name_property, ""))
+        for ring in _outer_rings(feature["geometry"]):
+            inside = MplPath(np.asarray(ring, dtype="float64")[:, :2]).contains_points(points) & located
+            for index in np.flatnonzero(inside):
+                if found[index] is None:
+                    found[index] = name
+    return found

@@ -6,18 +6,23 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from app.exceptions import ServiceError
 from app.storage.schema import migrate
 from app.storage.tables import issued_lists, list_rows, outcomes
 
 
-class DatabaseUnavailable(Exception):
+class DatabaseUnavailable(ServiceError):
     """The database cannot be reached or refused the work; nothing was written."""
+
+    status = 503
+    code = "database_unavailable"
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,9 @@ class OutcomeWrite:
 def create_database_engine(url: str) -> sa.Engine:
     """An engine for `url`; SQLite files get a busy timeout so concurrent writers wait, not fail."""
     if url.startswith("sqlite"):
+        database = sa.engine.make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
         return sa.create_engine(url, connect_args={"timeout": 30})
     return sa.create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
 
@@ -63,6 +71,7 @@ class Repository:
         try:
             yield
         except (OperationalError, DBAPIError) as error:
+            # The driver's message names the host and the failure, never the request's data.
             raise DatabaseUnavailable(f"database unavailable: {error.orig or error}") from error
 
     def issue_list(
@@ -115,7 +124,8 @@ class Repository:
                 model_name=header.model_name,
                 model_version=header.model_version,
                 parameters=header.parameters,
-                issued_at=header.issued_at,
+                # SQLite keeps no time zone; every timestamp here was written in UTC.
+                issued_at=_utc(header.issued_at),
                 rows=list(rows),
             )
 
@@ -151,6 +161,10 @@ class Repository:
                 sa.select(sa.func.count(), sa.func.max(outcomes.c.received_at)).where(outcomes.c.city == city)
             ).one()
             return int(count), latest
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _migrate_with_retry(engine: sa.Engine, attempts: int = 3) -> None:
