@@ -103,21 +103,48 @@ def load_city_map(path: Path, name_property: str) -> CityMap:
     )
 
 
+@dataclass(frozen=True)
+class _Ring:
+    name: str
+    path: MplPath
+    west: float
+    south: float
+    east: float
+    north: float
+
+
+@lru_cache(maxsize=8)
+def _area_rings(path: Path, name_property: str) -> tuple[_Ring, ...]:
+    rings = []
+    for feature in _read_features(path):
+        name = str(feature["properties"].get(name_property, ""))
+        for ring in _outer_rings(feature["geometry"]):
+            vertices = np.asarray(ring, dtype="float64")[:, :2]
+            west, south = vertices.min(axis=0)
+            east, north = vertices.max(axis=0)
+            rings.append(_Ring(name, MplPath(vertices), west, south, east, north))
+    return tuple(rings)
+
+
 def area_names(
     path: Path, name_property: str, latitude: Sequence[float], longitude: Sequence[float]
 ) -> list[str | None]:
-    """The boundary area each point falls in (None outside every area or without coordinates)."""
-    features = _read_features(path)
+    """The boundary area each point falls in (None outside every area or without coordinates).
+
+    Each ring is tested only against the points inside its bounding box.
+    """
     lon = np.asarray(longitude, dtype="float64")
     lat = np.asarray(latitude, dtype="float64")
-    points = np.column_stack((lon, lat))
-    found: list[str | None] = [None] * len(points)
-    located = ~np.isnan(points).any(axis=1)
-    for feature in features:
-        name = str(feature["properties"].get(name_property, ""))
-        for ring in _outer_rings(feature["geometry"]):
-            inside = MplPath(np.asarray(ring, dtype="float64")[:, :2]).contains_points(points) & located
-            for index in np.flatnonzero(inside):
-                if found[index] is None:
-                    found[index] = name
+    found: list[str | None] = [None] * len(lon)
+    unassigned = ~(np.isnan(lon) | np.isnan(lat))
+    for ring in _area_rings(path, name_property):
+        candidates = np.flatnonzero(
+            unassigned & (lon >= ring.west) & (lon <= ring.east) & (lat >= ring.south) & (lat <= ring.north)
+        )
+        if len(candidates) == 0:
+            continue
+        inside = ring.path.contains_points(np.column_stack((lon[candidates], lat[candidates])))
+        for index in candidates[inside]:
+            found[index] = ring.name
+        unassigned[candidates[inside]] = False
     return found

@@ -7,7 +7,6 @@ download) only filters and stores.
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -15,7 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from app.exceptions import InvalidRequest, ListNotFound, ModelUnavailable, Problem
@@ -76,6 +74,7 @@ class DailyLists:
         self.repository = repository
         self._ranked: OrderedDict[tuple[Any, ...], RankedDay] = OrderedDict()
         self._data: dict[str, tuple[Any, CityData]] = {}
+        self._area_memo: dict[str, dict[tuple[float, float], str | None]] = {}
         self._lock = threading.Lock()
 
     def model_for(self, city: str) -> LoadedModel:
@@ -160,19 +159,32 @@ class DailyLists:
         frame["score"] = [result["score"] for result in results]
         frame["tier"] = [result["tier"] for result in results]
         frame["reasons"] = [result["reasons"] for result in results]
-        config = data.config
-        if config.map_boundaries is not None:
-            frame["community_area"] = area_names(
-                config.map_boundaries, config.map_name_property, frame["latitude"], frame["longitude"]
-            )
-        else:
-            frame["community_area"] = None
+        frame["community_area"] = self._areas(data, frame["latitude"], frame["longitude"])
         frame = frame.sort_values(
             ["score", "last_inspection_date", "establishment_id"],
             ascending=[False, True, True],
             kind="stable",
         )
-        return [_plain_row(record) for record in frame.to_dict("records")]
+        return _plain_rows(frame)
+
+    def _areas(self, data: CityData, latitude: pd.Series, longitude: pd.Series) -> list[str | None]:
+        """Each point's boundary area, remembered per coordinate: establishments rarely move."""
+        config = data.config
+        if config.map_boundaries is None:
+            return [None] * len(latitude)
+        known = self._area_memo.setdefault(config.city, {})
+        located = latitude.notna() & longitude.notna()
+        points = [
+            (float(lat), float(lon)) if ok else None
+            for lat, lon, ok in zip(latitude, longitude, located, strict=True)
+        ]
+        new = [point for point in dict.fromkeys(points) if point is not None and point not in known]
+        if new:
+            names = area_names(
+                config.map_boundaries, config.map_name_property, [p[0] for p in new], [p[1] for p in new]
+            )
+            known.update(zip(new, names, strict=True))
+        return [None if point is None else known[point] for point in points]
 
     def issue(self, query: DailyQuery) -> IssuedList:
         """Rank, filter, keep the top `limit`, store the list and return it as stored."""
@@ -257,18 +269,13 @@ def _matches(row: dict[str, Any], query: DailyQuery) -> bool:
     return not (query.community_area and row["community_area"] != query.community_area)
 
 
-def _plain_row(record: dict[str, Any]) -> dict[str, Any]:
-    """JSON-ready values: dates as ISO text, missing as None, numpy scalars as Python numbers."""
-    row: dict[str, Any] = {}
-    for key, value in record.items():
-        if isinstance(value, pd.Timestamp):
-            row[key] = value.date().isoformat()
-        elif isinstance(value, list):
-            row[key] = value
-        elif value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-            row[key] = None
-        elif isinstance(value, np.generic):
-            row[key] = value.item()
-        else:
-            row[key] = value
-    return row
+def _plain_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """JSON-ready rows: dates as ISO text, missing values as None, numbers as Python floats."""
+    plain = frame.copy()
+    for column in plain.columns:
+        values = plain[column]
+        if pd.api.types.is_datetime64_any_dtype(values):
+            plain[column] = values.dt.strftime("%Y-%m-%d").astype(object).where(values.notna(), None)
+        elif column != "reasons":
+            plain[column] = values.astype(object).where(values.notna(), None)
+    return plain.to_dict("records")

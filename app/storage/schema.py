@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from app.storage.tables import issued_lists, list_rows, metadata, outcomes, schema_version
+from app.storage.tables import issued_lists, metadata, outcomes, schema_version
 
 
 class SchemaError(Exception):
@@ -18,7 +18,7 @@ class SchemaError(Exception):
 
 
 def _create_v1(connection: sa.Connection) -> None:
-    for table in (issued_lists, list_rows, outcomes):
+    for table in (issued_lists, outcomes):
         table.create(connection, checkfirst=True)
 
 

@@ -24,17 +24,11 @@ issued_lists = sa.Table(
     sa.Column("model_version", sa.String(128), nullable=False),
     sa.Column("parameters", sa.JSON, nullable=False),
     sa.Column("row_count", sa.Integer, nullable=False),
+    # The rows exactly as issued (rank, id, name, address, coordinates, score, tier, reasons, last
+    # inspection), as one JSON document: a list is always read and written whole.
+    sa.Column("rows", sa.JSON, nullable=False),
     sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_issued_lists_city_date", "city", "list_date"),
-)
-
-list_rows = sa.Table(
-    "issued_list_rows",
-    metadata,
-    sa.Column("list_id", sa.Integer, sa.ForeignKey("issued_lists.id", ondelete="CASCADE"), primary_key=True),
-    sa.Column("rank", sa.Integer, primary_key=True, autoincrement=False),
-    # The row exactly as issued (id, name, address, coordinates, score, tier, reasons, last inspection).
-    sa.Column("row", sa.JSON, nullable=False),
 )
 
 outcomes = sa.Table(

@@ -45,7 +45,9 @@ def event_density_features(queries: pd.DataFrame, events: tuple[EventTable, ...]
             if len(points) == 0:
                 density[rows] = 0.0
                 continue
-            counts = cKDTree(points).query_ball_point(xyz[rows], table.radius_km, return_length=True)
+            counts = cKDTree(points).query_ball_point(
+                xyz[rows], table.radius_km, return_length=True, workers=-1
+            )
             density[rows] = np.asarray(counts, dtype="float64") / area
         name = f"{table.name}_per_km2_{table.window_days}d_{table.radius_km:g}km"
         result[name] = density
@@ -99,9 +101,13 @@ def nearby_outcome_features(
                 total = np.zeros(len(rows))
                 hits = np.zeros(len(rows))
                 if all_tree is not None:
-                    total = np.asarray(all_tree.query_ball_point(xyz[rows], radius, return_length=True))
+                    total = np.asarray(
+                        all_tree.query_ball_point(xyz[rows], radius, return_length=True, workers=-1)
+                    )
                 if hit_tree is not None:
-                    hits = np.asarray(hit_tree.query_ball_point(xyz[rows], radius, return_length=True))
+                    hits = np.asarray(
+                        hit_tree.query_ball_point(xyz[rows], radius, return_length=True, workers=-1)
+                    )
                 with np.errstate(invalid="ignore", divide="ignore"):
                     share = np.where(total > 0, hits / np.maximum(total, 1), np.nan)
                 column(f"nearby_critical_share_{window_days}d_{radius:g}km")[rows] = share
@@ -113,7 +119,7 @@ def nearby_outcome_features(
                 column(f"{prefix}_{name}")
             if window.stop - window.start < k:
                 continue
-            distance, index = cKDTree(history["xyz"][window]).query(xyz[rows], k=k)
+            distance, index = cKDTree(history["xyz"][window]).query(xyz[rows], k=k, workers=-1)
             column(f"{prefix}_critical_share")[rows] = history["label"][window][index].mean(axis=1)
             column(f"{prefix}_fail_share")[rows] = history["failed"][window][index].mean(axis=1)
             column(f"{prefix}_mean_violations")[rows] = history["violations"][window][index].mean(axis=1)
