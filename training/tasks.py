@@ -59,6 +59,11 @@ def _train_inspections(config_path: Path, until: date | None, out: Path, command
 
 
 def _registry() -> dict[str, Task]:
+    from training.lead.score import evaluate_lead, score_lead
+    from training.lead.train import train_lead
     from training.scoring import evaluate_bundle, score_file
 
-    return {"inspections": Task(train=_train_inspections, evaluate=evaluate_bundle, score=score_file)}
+    return {
+        "inspections": Task(train=_train_inspections, evaluate=evaluate_bundle, score=score_file),
+        "lead": Task(train=train_lead, evaluate=evaluate_lead, score=score_lead),
+    }

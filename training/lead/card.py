@@ -1,0 +1,223 @@
+"""Model card (Markdown) and plots (PNG) for a lead-risk bundle, from its manifest.
+
+Table formatting and the importance plot are the inspection card's (training/card.py), so both cards
+read alike; the wording, the synthetic-data statement and the fairness audit are lead-specific.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from training.audit import METRICS, failures
+from training.card import (
+    _bullets,
+    _figure,
+    _format,
+    _importance_plot,
+    _png,
+    _reproduce,
+    _section,
+    _table,
+    _tiers,
+    _validation_rows,
+)
+from training.evaluate import calibration_table, precision_at_k_curve
+
+PLOT_FILES = {
+    "precision_at_k.png": "Precision in the top k% of children (validation cohorts)",
+    "calibration.png": "Calibration (validation cohorts)",
+    "feature_importance.png": "Feature importance (permutation, drop in AUC)",
+}
+VALIDATION_COLUMNS = (
+    "model", "cohort", "auc", "precision_at_1", "precision_at_5", "precision_at_10",
+    "recall_at_1", "recall_at_5", "recall_at_10", "brier", "n_children", "base_rate",
+)  # fmt: skip
+AUDIT_COLUMNS = ("group", "n", "positives", "predicted_positive", *METRICS)
+LIMITATIONS = (
+    "A label exists only for children who were tested; who gets tested (and when) differs between "
+    "neighbourhoods, so the model learns from that selection as well as from exposure.",
+    "Place features describe the tract and community area, not the home; demographics are ACS 2015-19 "
+    "snapshots and housing age ACS 2010-14, which postdate some births.",
+    "Housing age, poverty and renting are unevenly distributed across race and ethnicity in Chicago, so "
+    "the flagged group differs by race and area even though no race variable is a feature; read the audit.",
+    "A score is not a diagnosis: only a blood test shows a child's lead level.",
+)
+
+
+def lead_plots(labels: np.ndarray, scores: np.ndarray, importance: Mapping[str, float]) -> dict[str, bytes]:
+    """Precision-at-k curve, reliability diagram and feature importance, keyed by file name."""
+    curve = precision_at_k_curve(labels, scores, list(range(1, 101)))
+    base_rate = float(np.mean(labels))
+    plots: dict[str, bytes] = {}
+    with _figure() as (figure, axes):
+        axes.plot(curve["k"], curve["precision"], label="model")
+        axes.axhline(base_rate, color="grey", linestyle="--", label=f"base rate ({base_rate:.3f})")
+        axes.set_xlabel("top k% of children by score")
+        axes.set_ylabel("precision (share with a test >= 5 ug/dL)")
+        axes.set_xlim(0, 100)
+        axes.legend(loc="upper right")
+        plots["precision_at_k.png"] = _png(figure)
+    table = calibration_table(labels, scores)
+    top = float(max(table["mean_predicted"].max(), table["observed_rate"].max()) * 1.1)
+    with _figure((5.0, 5.0)) as (figure, axes):
+        axes.plot([0, top], [0, top], color="grey", linestyle="--", label="perfectly calibrated")
+        axes.plot(table["mean_predicted"], table["observed_rate"], marker="o", label="model")
+        axes.set_xlabel("mean predicted probability (score decile)")
+        axes.set_ylabel("observed rate of tests >= 5 ug/dL")
+        axes.set_xlim(0, top)
+        axes.set_ylim(0, top)
+        axes.legend(loc="upper left")
+        plots["calibration.png"] = _png(figure)
+    plots["feature_importance.png"] = _importance_plot(importance)
+    return plots
+
+
+def _synthetic(manifest: Mapping[str, Any]) -> list[str]:
+    if not manifest.get("synthetic"):
+        return []
+    return [f"> **Synthetic outcomes.** {manifest.get('synthetic_statement')}", ""]
+
+
+def _overview(manifest: Mapping[str, Any]) -> list[str]:
+    label = manifest.get("label") or {}
+    return _section(
+        "Overview",
+        [
+            f"- **City:** {manifest.get('city_display_name') or manifest.get('city')}",
+            f"- **Predicts:** {label.get('description', 'not recorded')}",
+            "- **Intended use:** helping hospitals and clinics decide which young children to test for lead, "
+            "educate and refer first.",
+            "- **Not for:** diagnosis, housing enforcement against families, insurance or benefit decisions, "
+            "or any punitive use. A low score is no reason to skip a test a clinician or the law calls for.",
+            "- **Race/ethnicity is never a feature**; it is used only by the fairness audit below.",
+        ],
+    )
+
+
+def _data(manifest: Mapping[str, Any]) -> list[str]:
+    data = manifest.get("data") or {}
+    births = data.get("births") or [None, None]
+    body = [
+        f"- **Blood-test records:** {_format(data.get('outcome_source'))}, "
+        f"{_format(data.get('n_tests'))} tests dated {_format(data.get('start'))} to "
+        f"{_format(data.get('end'))}",
+        f"- **Children (examples):** {_format(data.get('n_examples'))}, born {_format(births[0])} to "
+        f"{_format(births[1])}, outcomes complete by {_format(data.get('trained_until'))}",
+        f"- **Base rate (label = 1):** {_format(data.get('base_rate'))}",
+        f"- **Reference files content hash (sha256):** `{data.get('content_hash') or 'not recorded'}`",
+    ]
+    if data.get("synthetic_cohort_sha256"):
+        body.append(f"- **Synthetic cohort hash (sha256):** `{data['synthetic_cohort_sha256']}`")
+    left_out = {k: v for k, v in (data.get("left_out_rows") or {}).items() if v}
+    if left_out:
+        body.append(f"- **Test rows left out:** {_format(left_out)}")
+    body += ["- **Files:**", *["  " + line for line in _bullets(data.get("files"))]]
+    return _section("Data", body)
+
+
+def _features(manifest: Mapping[str, Any]) -> list[str]:
+    rows = [
+        {"name": f"`{f.get('name')}`", "description": f.get("description")}
+        for f in manifest.get("feature_schema") or []
+    ]
+    body = [
+        f"{len(rows)} numeric features (missing values allowed), in the order the model expects them.",
+        "",
+    ]
+    return _section("Features", body + _table(rows))
+
+
+def _validation(manifest: Mapping[str, Any]) -> list[str]:
+    validation = manifest.get("validation") or {}
+    rows = _validation_rows(validation.get("metrics") or {})
+    present = {key for row in rows for key in row}
+    body = [
+        "Temporal validation by birth cohort: each model is trained only on children whose outcome window "
+        "(to age 3) closed before the validation cohort's first birth, then scores that cohort. "
+        "`housing_risk_index` is the baseline: the WA DOH housing-age index alone.",
+        "",
+        *_table(rows, [c for c in VALIDATION_COLUMNS if c in present]),
+        "",
+        "Mean validation AUC:",
+        "",
+        *_table([{"model": m, "mean auc": v} for m, v in (validation.get("mean") or {}).items()]),
+        "",
+        f"Selection rule: {_format(manifest.get('selection'))}. "
+        f"**Selected model:** {_format((manifest.get('selected_model') or {}).get('name'))}.",
+        "",
+        "Calibration of the selected model's validation scores (score deciles):",
+        "",
+        *_table(validation.get("calibration") or [], ["bin", "count", "mean_predicted", "observed_rate"]),
+    ]
+    return _section("Training & validation", body)
+
+
+def _audit_table(audit: Mapping[str, Any]) -> list[str]:
+    rows = []
+    for group in audit.get("groups", []):
+        row = {column: group.get(column) for column in AUDIT_COLUMNS}
+        for metric in METRICS:
+            verdict = group.get(f"{metric}_pass")
+            mark = "—" if verdict is None else ("pass" if verdict else "FAIL")
+            row[f"{metric} disp."] = f"{_format(group.get(f'{metric}_disparity'))} {mark}"
+        row["group"] = f"{group['group']}{' (small)' if group.get('small_group') else ''}"
+        rows.append(row)
+    return _table(rows)
+
+
+def _fairness(manifest: Mapping[str, Any]) -> list[str]:
+    fairness = manifest.get("fairness") or {}
+    share, tau = fairness.get("top_share", 0.05), fairness.get("tau", 0.8)
+    body = [
+        f"Flagged group: the top {share:.0%} of {_format(fairness.get('scores'))}. Per group: TPR, FNR, FPR, "
+        f"precision and predicted prevalence (share flagged); disparity = group / reference group; pass when "
+        f"{tau} <= disparity <= {1 / tau:.2f} (Aequitas, tau = {tau}). {_format(fairness.get('method'))}. "
+        "Groups under 100 children are marked small; their rates are noisy.",
+        "",
+    ]
+    if fairness.get("synthetic_groups"):
+        body += [
+            "The race/ethnicity attribute is synthetic too: drawn from each community area's population "
+            "shares (CMAP), with no effect on the outcome beyond the place. The audit shows how a model "
+            "built on place features spreads its flags across groups; it is not a finding about real "
+            "children.",
+            "",
+        ]
+    for audit in fairness.get("audits", []):
+        failed = failures(audit)
+        body += [
+            f"### By {audit['attribute']} (reference group: {audit['reference']})",
+            "",
+            *_audit_table(audit),
+            "",
+            f"Failed parity tests (groups of 100 or more): {len(failed)}"
+            + (f" — {'; '.join(failed[:40])}{' …' if len(failed) > 40 else ''}" if failed else ""),
+            "",
+        ]
+    body += ["Known limitations:", "", *[f"- {text}" for text in LIMITATIONS]]
+    return _section("Fairness audit & limitations", body)
+
+
+def _plots() -> list[str]:
+    body: list[str] = []
+    for name, title in PLOT_FILES.items():
+        body += [f"### {title}", "", f"![{title}]({name})", ""]
+    return _section("Plots", body[:-1])
+
+
+def render_lead_card(manifest: Mapping[str, Any]) -> str:
+    """The Markdown model card of a lead-risk bundle."""
+    version = manifest.get("version")
+    lines = [
+        f"# Model card: {manifest.get('name', 'lead model')}" + (f" (version {version})" if version else ""),
+        "",
+    ]
+    lines += _synthetic(manifest)
+    for section in (_overview, _data, _features, _validation, _tiers, _fairness):
+        lines += section(manifest)
+    lines += _plots()
+    lines += _reproduce(manifest)
+    return "\n".join(lines).rstrip() + "\n"
