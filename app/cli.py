@@ -197,7 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # ValueError covers data that cannot serve the request (e.g. an empty evaluation window).
         if os.environ.get("CIVICRISK_DEBUG"):
             raise
-        print(f"civicrisk: error: {error}", file=sys.stderr)
+        for line in str(error).splitlines():
+            print(f"civicrisk: error: {line}", file=sys.stderr)
         return 2
 
 

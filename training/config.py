@@ -8,19 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-INSPECTION_FIELDS = (
-    "inspection_id",
-    "establishment_id",
-    "date",
-    "inspection_type",
-    "result",
-    "violations",
-    "latitude",
-    "longitude",
-    "facility_type",
-    "risk_category",
-)
-OPTIONAL_INSPECTION_FIELDS = ("name", "address", "zip")
+from training.config_schema import DEFAULT_FAMILIES, INSPECTION_FIELDS, validate_document
+
+REQUIRED_FIELDS = tuple(name for name, (required, _) in INSPECTION_FIELDS.items() if required)
 SEVERITIES = ("critical", "serious", "minor")
 
 
@@ -32,6 +22,19 @@ class ConfigError(Exception):
         self.key = key
         self.problem = problem
         super().__init__(f"{self.file}: {key}: {problem}")
+
+
+class ConfigErrors(ConfigError):
+    """Several problems found at once: one `file: key: problem` line each."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        first = errors[0]
+        super().__init__(first.file, first.key, first.problem)
+        self.errors = errors
+        self.args = ("\n".join(str(error) for error in errors),)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,8 @@ class CityConfig:
     entry_separator: str
     code_pattern: re.Pattern[str]
     severity_by_code: dict[int, str]
+    violation_counts: dict[str, str]  # counts mode: severity class -> column; empty in text mode
+    families: tuple[str, ...]
     label_name: str
     label_severity: str
     label_min_count: int
@@ -168,7 +173,7 @@ def parse_code_ranges(reader: _Reader, key: str, specs: tuple[str, ...]) -> list
 
 
 def _severity_map(reader: _Reader) -> dict[int, str]:
-    severity: dict[str, Any] = reader.get("violations.severity", dict)
+    severity: dict[str, Any] = reader.get("violations.severity", dict, {})
     by_code: dict[int, str] = {}
     for name in severity:
         if name not in SEVERITIES:
@@ -210,9 +215,7 @@ def _event_sources(reader: _Reader) -> tuple[EventSource, ...]:
 def _require_license(reader: _Reader, licenses: LicenseSource | None) -> bool:
     required: bool = reader.get("roster.require_active_license", bool, False)
     if required and (licenses is None or "term_end" not in licenses.columns):
-        raise reader.error(
-            "roster.require_active_license", "needs [licenses] with a term_end column mapping"
-        )
+        raise reader.error("roster.require_active_license", "needs [licenses] with a term_end column mapping")
     return required
 
 
@@ -237,16 +240,19 @@ def load_city_config(path: Path | str) -> CityConfig:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(path, "(syntax)", str(error)) from None
     reader = _Reader(path, document)
+    problems = validate_document(path, document)
+    if problems:
+        raise ConfigErrors([ConfigError(path, problem.key, problem.message) for problem in problems])
 
     columns: dict[str, str] = dict(reader.get("inspections.columns", dict))
-    for name in INSPECTION_FIELDS:
+    for name in REQUIRED_FIELDS:
         if not isinstance(columns.get(name), str):
             raise reader.error(f"inspections.columns.{name}", "missing mapping to a column name")
-    unknown = set(columns) - set(INSPECTION_FIELDS) - set(OPTIONAL_INSPECTION_FIELDS)
-    if unknown:
-        raise reader.error(f"inspections.columns.{sorted(unknown)[0]}", "unknown canonical field")
+    violation_counts: dict[str, str] = dict(reader.get("violations.counts", dict, {}))
+    if not violation_counts and "violations" not in columns:
+        raise reader.error("violations", "map inspections.columns.violations (text) or set violations.counts")
 
-    pattern_text = reader.get("violations.code_pattern", str)
+    pattern_text = reader.get("violations.code_pattern", str, r"^\s*(\d+)\.")
     try:
         code_pattern = re.compile(pattern_text)
     except re.error as error:
@@ -291,14 +297,16 @@ def load_city_config(path: Path | str) -> CityConfig:
         model_name=reader.get("model.name", str),
         inspections=reader.table("inspections"),
         columns=columns,
-        entry_separator=reader.get("violations.entry_separator", str),
+        entry_separator=reader.get("violations.entry_separator", str, "|"),
         code_pattern=code_pattern,
         severity_by_code=_severity_map(reader),
+        violation_counts=violation_counts,
+        families=reader.strings("features.families", list(DEFAULT_FAMILIES)),
         label_name=reader.get("label.name", str),
         label_severity=label_severity,
         label_min_count=reader.get("label.min_count", int, 1),
         label_description=reader.get("label.description", str, ""),
-        inspection_types=reader.strings("scope.inspection_types"),
+        inspection_types=reader.strings("scope.inspection_types", []),
         drop_results=reader.strings("scope.drop_results", []),
         fail_results=reader.strings("scope.fail_results", []),
         licenses=licenses,

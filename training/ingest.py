@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from training.config import CityConfig, ConfigError, EventSource, TableSource
+from training.config_schema import INSPECTION_FIELDS
 
 EARTH_RADIUS_KM = 6371.0088
 
@@ -36,6 +37,7 @@ class CityData:
     licenses: pd.DataFrame | None
     events: tuple[EventTable, ...]
     weather: pd.Series | None  # daily maximum temperature indexed by int day
+    notes: tuple[str, ...] = ()  # rows set aside while reading, with counts and examples
 
     @property
     def date_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -111,37 +113,89 @@ def severity_counts(violations: pd.Series, config: CityConfig) -> pd.DataFrame:
 def canonical_inspections(raw: pd.DataFrame, config: CityConfig) -> pd.DataFrame:
     """Rename the city's columns to canonical fields and derive counts, label and types.
 
-    Rows whose date does not parse keep `date` as NaT; callers decide whether to drop or report them.
+    Fields the city does not map (or a file lacks) are present and empty. Rows whose date does not
+    parse keep `date` as NaT; callers decide whether to drop or report them.
     """
     frame = pd.DataFrame(index=raw.index)
-    for field_name, column in config.columns.items():
+    for field_name in INSPECTION_FIELDS:
+        column = config.columns.get(field_name)
         frame[field_name] = raw[column] if column in raw.columns else pd.Series(pd.NA, index=raw.index)
     for text_field in ("inspection_id", "establishment_id"):
         frame[text_field] = frame[text_field].astype("string").str.strip()
     frame["date"] = parse_dates(frame["date"].astype("string"), config.inspections.date_format)
     for coordinate in ("latitude", "longitude"):
         frame[coordinate] = pd.to_numeric(frame[coordinate], errors="coerce")
-    for text_field in ("result", "inspection_type", "facility_type", "risk_category"):
+    for text_field in ("result", "inspection_type", "facility_type", "risk_category", "zip"):
         frame[text_field] = frame[text_field].astype("string").str.strip()
-    counts = severity_counts(frame["violations"], config)
+    counts = _counts_from_columns(raw, config) if config.violation_counts else None
+    if counts is None:
+        counts = severity_counts(frame["violations"], config)
     frame = pd.concat([frame, counts], axis=1)
     label_counts = frame[f"n_{config.label_severity}"]
     frame["label"] = (label_counts >= config.label_min_count).astype("int8")
     frame["failed"] = frame["result"].isin(config.fail_results).astype("int8")
-    # A blank result means the inspection has not happened yet (an upcoming one being scored).
-    frame["has_outcome"] = frame["result"].notna()
+    frame["has_outcome"] = _has_outcome(raw, frame, config)
     return frame
 
 
-def load_inspections(config: CityConfig) -> pd.DataFrame:
-    """Every inspection that took place, sorted by date then id; unparseable dates are dropped."""
+def _has_outcome(raw: pd.DataFrame, frame: pd.DataFrame, config: CityConfig) -> np.ndarray:
+    """An upcoming inspection being scored has no outcome yet: blank result, or blank counts."""
+    if config.violation_counts:
+        columns = [c for c in config.violation_counts.values() if c in raw.columns]
+        if not columns:
+            return np.zeros(len(raw), dtype=bool)
+        return raw[columns].notna().all(axis=1).to_numpy()
+    if "result" in config.columns:
+        return frame["result"].notna().to_numpy()
+    return np.ones(len(raw), dtype=bool)
+
+
+def _counts_from_columns(raw: pd.DataFrame, config: CityConfig) -> pd.DataFrame:
+    """Counts mode: the city publishes a count per severity class instead of violation text."""
+    counts = pd.DataFrame(index=raw.index)
+    for severity in ("critical", "serious", "minor"):
+        column = config.violation_counts.get(severity)
+        values = pd.to_numeric(raw[column], errors="coerce") if column in raw.columns else 0
+        counts[f"n_{severity}"] = pd.Series(values, index=raw.index).fillna(0).astype("int64")
+    return counts
+
+
+def load_inspections(config: CityConfig) -> tuple[pd.DataFrame, list[str]]:
+    """Every inspection that took place, sorted by date then id, and notes on every row set aside.
+
+    Rows with an unparseable date or no establishment id cannot be placed in time or history, and a
+    repeated inspection id keeps its first row; each is counted, with examples, never dropped silently.
+    """
     required = {f"inspections.columns.{k}": v for k, v in config.columns.items()}
     raw = read_table(config.inspections, required)
     frame = canonical_inspections(raw, config)
-    frame = frame[frame["date"].notna() & frame["establishment_id"].notna()]
-    frame = frame[~frame["result"].isin(config.drop_results)]
-    frame = frame.drop_duplicates("inspection_id", keep="first")
-    return frame.sort_values(["date", "inspection_id"], kind="stable").reset_index(drop=True)
+    notes = []
+    date_column = config.columns["date"]
+    bad_date = frame["date"].isna()
+    if bad_date.any():
+        examples = ", ".join(repr(v) for v in raw.loc[bad_date, date_column].head(3))
+        notes.append(
+            f"{int(bad_date.sum())} rows with an unparseable {date_column!r} set aside (e.g. {examples})"
+        )
+    no_id = frame["establishment_id"].isna() | (frame["establishment_id"] == "")
+    if no_id.any():
+        lines = ", ".join(str(i + 2) for i in frame.index[no_id][:3])
+        id_column = config.columns["establishment_id"]
+        notes.append(f"{int(no_id.sum())} rows without {id_column!r} set aside (lines {lines})")
+    frame = frame[~bad_date & ~no_id]
+    dropped = frame["result"].isin(config.drop_results)
+    if dropped.any():
+        notes.append(
+            f"{int(dropped.sum())} rows with results {list(config.drop_results)} set aside (no inspection)"
+        )
+    frame = frame[~dropped]
+    duplicated = frame["inspection_id"].duplicated(keep="first")
+    if duplicated.any():
+        examples = ", ".join(frame.loc[duplicated, "inspection_id"].head(3).tolist())
+        id_column = config.columns["inspection_id"]
+        notes.append(f"{int(duplicated.sum())} repeated {id_column!r} values; first kept (e.g. {examples})")
+    frame = frame[~duplicated]
+    return frame.sort_values(["date", "inspection_id"], kind="stable").reset_index(drop=True), notes
 
 
 def load_licenses(config: CityConfig) -> pd.DataFrame | None:
@@ -209,13 +263,18 @@ def load_weather(config: CityConfig) -> pd.Series | None:
 
 
 def load_city(config: CityConfig) -> CityData:
-    """Read every source named in the config."""
+    """Read every source the config's feature families use."""
+    inspections, notes = load_inspections(config)
+    families = set(config.families)
     return CityData(
         config=config,
-        inspections=load_inspections(config),
+        inspections=inspections,
         licenses=load_licenses(config),
-        events=tuple(load_events(source) for source in config.environment),
-        weather=load_weather(config),
+        events=tuple(load_events(source) for source in config.environment)
+        if "environment" in families
+        else (),
+        weather=load_weather(config) if "weather" in families else None,
+        notes=tuple(notes),
     )
 
 

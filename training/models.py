@@ -69,39 +69,30 @@ class PreviousCriticalRule(ClassifierMixin, BaseEstimator):  # type: ignore[misc
 
 
 def _linear(numeric: list[str], categorical: list[str], c: float) -> Pipeline:
-    columns = ColumnTransformer(
-        [
-            (
-                "categorical",
-                OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=MIN_CATEGORY_COUNT),
-                categorical,
-            ),
-            ("numeric", make_pipeline(SimpleImputer(add_indicator=True), StandardScaler()), numeric),
-        ],
-        verbose_feature_names_out=False,
-    )
+    parts: list[tuple[str, Any, list[str]]] = []
+    if categorical:  # a city without categorical inputs gets no (empty) encoder step
+        encoder = OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=MIN_CATEGORY_COUNT)
+        parts.append(("categorical", encoder, categorical))
+    parts.append(("numeric", make_pipeline(SimpleImputer(add_indicator=True), StandardScaler()), numeric))
+    columns = ColumnTransformer(parts, verbose_feature_names_out=False)
     return Pipeline([("features", columns), ("model", LogisticRegression(C=c, max_iter=5000))])
 
 
 def _boosting(numeric: list[str], categorical: list[str], **params: Any) -> Pipeline:
-    columns = ColumnTransformer(
-        [
-            (
-                "categorical",
-                OrdinalEncoder(
-                    handle_unknown="use_encoded_value",
-                    unknown_value=np.nan,
-                    encoded_missing_value=np.nan,
-                    min_frequency=MIN_CATEGORY_COUNT,
-                ),
-                categorical,
-            ),
-            ("numeric", "passthrough", numeric),
-        ],
-        verbose_feature_names_out=False,
-    )
+    parts: list[tuple[str, Any, list[str]]] = []
+    if categorical:
+        encoder = OrdinalEncoder(
+            handle_unknown="use_encoded_value",
+            unknown_value=np.nan,
+            encoded_missing_value=np.nan,
+            min_frequency=MIN_CATEGORY_COUNT,
+        )
+        parts.append(("categorical", encoder, categorical))
+    parts.append(("numeric", "passthrough", numeric))
+    columns = ColumnTransformer(parts, verbose_feature_names_out=False)
+    # The encoded categories come first in the transformed matrix.
     model = HistGradientBoostingClassifier(
-        categorical_features=list(range(len(categorical))), random_state=0, **params
+        categorical_features=list(range(len(categorical))) or None, random_state=0, **params
     )
     return Pipeline([("features", columns), ("model", model)])
 

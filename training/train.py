@@ -46,6 +46,8 @@ class Examples:
 
 
 def in_scope(inspections: pd.DataFrame, config: CityConfig) -> pd.Series:
+    if not config.inspection_types:  # no types named: every inspection is in scope
+        return inspections["has_outcome"]
     return inspections["inspection_type"].isin(config.inspection_types) & inspections["has_outcome"]
 
 
@@ -188,6 +190,8 @@ def train_city(
     config = data.config
     first, last = data.date_range
     until = pd.Timestamp(until) if until is not None else last
+    for note in data.notes:
+        progress(f"note: {note}")
     progress(f"building point-in-time features for inspections up to {until.date()}")
     examples = build_examples(data, end=until)
     if len(examples.labels) == 0:

@@ -133,8 +133,9 @@ def test_tampered_bundle_is_refused(trained: Path, chicago_config_path: Path, tm
 
 
 def test_config_error_exits_2_with_one_message(tmp_path: Path, chicago_config_path: Path) -> None:
-    for source in chicago_config_path.parent.glob("*.csv.gz"):
-        (tmp_path / source.name).symlink_to(source)
+    for source in chicago_config_path.parent.iterdir():
+        if source.suffix != ".toml":
+            (tmp_path / source.name).symlink_to(source)
     config = tmp_path / "city.toml"
     config.write_text(chicago_config_path.read_text().replace('file = "weather_daily.csv"', 'file = "x.csv"'))
     result = run("train", "--city", str(config), check=False)
@@ -142,6 +143,35 @@ def test_config_error_exits_2_with_one_message(tmp_path: Path, chicago_config_pa
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and str(config) in lines[0] and "weather.file" in lines[0]
+
+
+def test_every_config_problem_is_reported_at_once(tmp_path: Path, chicago_config_path: Path) -> None:
+    for source in chicago_config_path.parent.iterdir():
+        if source.suffix != ".toml":
+            (tmp_path / source.name).symlink_to(source)
+    config = tmp_path / "city.toml"
+    text = chicago_config_path.read_text()
+    text = text.replace("[roster]", "[roster]\ninspected_within_dayz = 30")  # a typo'd key
+    text = text.replace(
+        'latitude = "Latitude"\nlongitude = "Longitude"\nfacility',
+        'latitude = "Lat"\nlongitude = "Longitude"\nfacility',
+    )
+    text = text.replace("window_days = 3\n", 'window_days = "three"\n')
+    config.write_text(text)
+    result = run("train", "--city", str(config), check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert all(line.startswith("civicrisk: error: ") for line in lines)
+    assert any(
+        "roster.inspected_within_dayz: unknown key; did you mean 'roster.inspected_within_days'" in line
+        for line in lines
+    )
+    assert any(
+        "inspections.columns.latitude: column 'Lat' is not in food_inspections.csv.gz" in line
+        for line in lines
+    )
+    assert any("weather.window_days: expected integer" in line for line in lines)
+    assert len(lines) == 3
 
 
 @pytest.mark.parametrize("command", [[], ["train"], ["evaluate"], ["score"], ["run"]])

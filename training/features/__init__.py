@@ -15,43 +15,61 @@ from training.features.neighbourhood import (
 from training.ingest import CityData
 
 QUERY_COLUMNS = ("establishment_id", "date", "latitude", "longitude", "facility_type", "risk_category")
+REQUIRED_QUERY_COLUMNS = ("establishment_id", "date")
+LOCATED_FAMILIES = ("neighbourhood", "environment")
 CATEGORICAL_FEATURES = ("facility_type", "risk_category")
 
 
 def build_features(queries: pd.DataFrame, data: CityData) -> pd.DataFrame:
     """Features for each (establishment, date) query, computed from `data` as known before that date.
 
-    `queries` needs the canonical columns in QUERY_COLUMNS with valid dates. The result has one row
-    per query, same index; categorical columns hold strings, every other column is float.
+    Only the families the city config lists are built. `queries` needs `establishment_id` and a valid
+    `date` (plus `latitude`/`longitude` for the located families); other query fields it lacks count
+    as unknown. The result has one row per query, same index; categorical columns hold strings, every
+    other column is float.
     """
-    missing = [column for column in QUERY_COLUMNS if column not in queries.columns]
+    config = data.config
+    families = set(config.families)
+    required = list(REQUIRED_QUERY_COLUMNS)
+    if families & set(LOCATED_FAMILIES):
+        required += ["latitude", "longitude"]
+    missing = [column for column in required if column not in queries.columns]
     if missing:
         raise ValueError(f"queries lack columns {missing}")
-    config = data.config
-    parts = [
-        history_features(queries, data.inspections),
-        descriptive_features(queries),
-        nearby_outcome_features(
-            queries,
-            data.inspections,
-            config.neighbourhood_radii_km,
-            config.neighbourhood_windows_days,
-            config.neighbourhood_nearest,
-        ),
-        event_density_features(queries, data.events),
-        calendar_features(queries),
-    ]
-    if config.area_field is not None and config.area_windows_days:
-        area_queries = (
-            queries if config.area_field in queries.columns else queries.assign(**{config.area_field: None})
-        )
+    absent = {column: pd.NA for column in (*QUERY_COLUMNS, "zip") if column not in queries.columns}
+    queries = queries.assign(**absent) if absent else queries
+
+    parts = []
+    if "history" in families:
+        parts.append(history_features(queries, data.inspections, with_results="result" in config.columns))
+    if "establishment" in families:
+        described = [column for column in CATEGORICAL_FEATURES if column in config.columns]
+        if described:
+            parts.append(descriptive_features(queries)[described])
+        if data.licenses is not None:
+            parts.append(license_features(queries, data.licenses, config))
+    if "neighbourhood" in families:
         parts.append(
-            area_outcome_features(area_queries, data.inspections, config.area_field, config.area_windows_days)
+            nearby_outcome_features(
+                queries,
+                data.inspections,
+                config.neighbourhood_radii_km,
+                config.neighbourhood_windows_days,
+                config.neighbourhood_nearest,
+            )
         )
-    if data.licenses is not None:
-        parts.append(license_features(queries, data.licenses, config))
-    if data.weather is not None and config.weather is not None:
+    if "environment" in families:
+        parts.append(event_density_features(queries, data.events))
+    if "area" in families and config.area_field is not None:
+        parts.append(
+            area_outcome_features(queries, data.inspections, config.area_field, config.area_windows_days)
+        )
+    if "calendar" in families:
+        parts.append(calendar_features(queries))
+    if "weather" in families and data.weather is not None and config.weather is not None:
         parts.append(weather_features(queries, data.weather, config.weather.window_days))
+    if not parts:
+        raise ValueError("the city config builds no feature family")
     return pd.concat(parts, axis=1)
 
 

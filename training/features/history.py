@@ -11,11 +11,14 @@ DECAY_DAYS = 365.0
 _KEY_STRIDE = 1_000_000  # > any day number we will see, so (establishment, day) packs into one int64
 
 
-def history_features(queries: pd.DataFrame, inspections: pd.DataFrame) -> pd.DataFrame:
+def history_features(
+    queries: pd.DataFrame, inspections: pd.DataFrame, with_results: bool = True
+) -> pd.DataFrame:
     """Previous-inspection counts, past fails and time-decayed history per query row.
 
     `queries` needs `establishment_id` and `date`; `inspections` is the canonical history. Only
     inspections with an outcome dated before the query date are used (same-day rows are excluded).
+    Without a result column (`with_results` False) the fail features are left out.
     """
     history = inspections[inspections["has_outcome"]]
     codes, _ = pd.factorize(pd.concat([history["establishment_id"], queries["establishment_id"]]))
@@ -53,7 +56,7 @@ def history_features(queries: pd.DataFrame, inspections: pd.DataFrame) -> pd.Dat
     origin = 10_957  # 2000-01-01
     growth = np.exp((day - origin) / DECAY_DAYS)
     shrink = np.exp(-(query_day - origin) / DECAY_DAYS)
-    return pd.DataFrame(
+    features = pd.DataFrame(
         {
             "prior_inspections": n_prior.astype("float64"),
             "first_inspection": (~has_prior).astype("float64"),
@@ -70,3 +73,6 @@ def history_features(queries: pd.DataFrame, inspections: pd.DataFrame) -> pd.Dat
         },
         index=queries.index,
     )
+    if not with_results:
+        features = features.drop(columns=["prev_failed", "past_fails", "fails_decayed"])
+    return features

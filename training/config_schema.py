@@ -1,0 +1,450 @@
+"""Every key a city config may hold: its type, whether it is required, its default and its meaning.
+
+One table serves two readers: `validate_document` (unknown keys, wrong types, missing files and
+columns, all reported at once before any work) and `reference_markdown` (the config reference in
+docs/new-city.md, which a test keeps identical to this table).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+FAMILIES = ("history", "establishment", "neighbourhood", "environment", "area", "weather", "calendar")
+DEFAULT_FAMILIES = ("history", "calendar")
+
+
+@dataclass(frozen=True)
+class Key:
+    path: str  # dotted; "environment[]." marks a key of each [[environment]] table; "*" any name
+    type: str  # string, path, integer, number, boolean, list of strings, list of numbers, ...
+    required: bool
+    default: str
+    meaning: str
+
+
+def _columns(section: str, fields: dict[str, tuple[bool, str]]) -> list[Key]:
+    return [
+        Key(f"{section}.{name}", "string (column)", required, "—" if required else "not used", meaning)
+        for name, (required, meaning) in fields.items()
+    ]
+
+
+INSPECTION_FIELDS: dict[str, tuple[bool, str]] = {
+    "inspection_id": (True, "unique id of an inspection"),
+    "establishment_id": (True, "stable id of the inspected establishment (licence number, anonymised id)"),
+    "date": (True, "inspection date, in `inspections.date_format`"),
+    "inspection_type": (
+        False,
+        "type of visit (routine, complaint, ...); needed for `scope.inspection_types`",
+    ),
+    "result": (False, "outcome text (Pass, Fail, ...); needed for `scope.fail_results` and `drop_results`"),
+    "violations": (False, "violations text, parsed with `violations.code_pattern` (text mode)"),
+    "latitude": (False, "WGS84 latitude; needed by the neighbourhood and environment families"),
+    "longitude": (False, "WGS84 longitude; needed by the neighbourhood and environment families"),
+    "facility_type": (False, "facility type (restaurant, school, ...); establishment family"),
+    "risk_category": (False, "the city's own risk class of the establishment; establishment family"),
+    "name": (False, "establishment name, shown on the daily list"),
+    "address": (False, "street address, shown on the daily list"),
+    "zip": (False, "ZIP or postal code: a daily-list filter and a possible `neighbourhood.area_field`"),
+}
+
+KEYS: tuple[Key, ...] = (
+    Key("task", "string", False, "inspections", "which pipeline this config drives: `inspections` or `lead`"),
+    Key(
+        "city.name",
+        "string",
+        True,
+        "—",
+        "short lower-case city id used in URLs (`/v1/inspections/{city}/...`)",
+    ),
+    Key("city.display_name", "string", False, "city.name", "name shown to people"),
+    Key("model.name", "string", True, "—", "bundle name: bundles go to `models/<name>/<version>/`"),
+    Key("inspections.file", "path", True, "—", "the inspections CSV (plain or .gz), relative to this file"),
+    Key("inspections.date_format", "string", True, "—", "strptime format of its dates, e.g. `%m/%d/%Y`"),
+    *_columns("inspections.columns", INSPECTION_FIELDS),
+    Key("violations.entry_separator", "string", False, "|", "text mode: separator between violation entries"),
+    Key(
+        "violations.code_pattern",
+        "string (regex)",
+        False,
+        r"^\s*(\d+)\.",
+        "text mode: regex whose group 1 is an entry's code",
+    ),
+    Key(
+        "violations.severity.critical",
+        "list of strings",
+        False,
+        "[]",
+        'text mode: codes of the class, e.g. `["1-14"]`',
+    ),
+    Key("violations.severity.serious", "list of strings", False, "[]", "text mode: codes classed serious"),
+    Key("violations.severity.minor", "list of strings", False, "[]", "text mode: codes classed minor"),
+    Key(
+        "violations.counts.critical",
+        "string (column)",
+        False,
+        "not used",
+        "counts mode: column counting the most severe class",
+    ),
+    Key(
+        "violations.counts.serious",
+        "string (column)",
+        False,
+        "not used",
+        "counts mode: column counting the middle class",
+    ),
+    Key(
+        "violations.counts.minor",
+        "string (column)",
+        False,
+        "not used",
+        "counts mode: column counting the least severe class",
+    ),
+    Key("label.name", "string", True, "—", "name of the predicted outcome"),
+    Key(
+        "label.severity", "string", True, "—", "`critical`, `serious` or `minor`: the class the label counts"
+    ),
+    Key(
+        "label.min_count", "integer", False, "1", "label is 1 when at least this many violations of the class"
+    ),
+    Key("label.description", "string", False, '""', "the label in words, for the model card"),
+    Key(
+        "scope.inspection_types",
+        "list of strings",
+        False,
+        "all",
+        "inspection types the model learns from and ranks",
+    ),
+    Key(
+        "scope.drop_results",
+        "list of strings",
+        False,
+        "[]",
+        "results meaning no inspection took place (rows dropped)",
+    ),
+    Key("scope.fail_results", "list of strings", False, "[]", "results that count as a failed inspection"),
+    Key(
+        "features.families",
+        "list of strings",
+        False,
+        str(list(DEFAULT_FAMILIES)),
+        f"feature families to build, from {', '.join(FAMILIES)}",
+    ),
+    Key("licenses.file", "path", False, "no licences", "the licence CSV (establishment family)"),
+    Key(
+        "licenses.date_format",
+        "string",
+        False,
+        "—",
+        "strptime format of its dates (required with `licenses.file`)",
+    ),
+    Key(
+        "licenses.columns.establishment_id",
+        "string (column)",
+        False,
+        "—",
+        "links a licence to `inspections.columns.establishment_id`",
+    ),
+    Key(
+        "licenses.columns.account_id",
+        "string (column)",
+        False,
+        "—",
+        "the business account holding the licence",
+    ),
+    Key("licenses.columns.description", "string (column)", False, "—", "licence type"),
+    Key("licenses.columns.term_start", "string (column)", False, "—", "licence term start date"),
+    Key(
+        "licenses.columns.term_end",
+        "string (column)",
+        False,
+        "not used",
+        "licence term end date (for `roster.require_active_license`)",
+    ),
+    Key(
+        "licenses.other.*",
+        "list of strings",
+        False,
+        "none",
+        "a flag feature per name: the account held one of these licence types",
+    ),
+    Key("environment[].name", "string", False, "—", "event source name (feature names start with it)"),
+    Key("environment[].file", "path", False, "—", "the events CSV"),
+    Key("environment[].date_column", "string (column)", False, "—", "event date column"),
+    Key("environment[].date_format", "string", False, "—", "strptime format of the event dates"),
+    Key("environment[].latitude", "string (column)", False, "—", "event latitude column"),
+    Key("environment[].longitude", "string (column)", False, "—", "event longitude column"),
+    Key("environment[].window_days", "integer", False, "—", "days before the inspection date that count"),
+    Key("environment[].radius_km", "number", False, "—", "radius around the establishment that counts"),
+    Key(
+        "environment[].exclude_column",
+        "string (column)",
+        False,
+        "not used",
+        "column marking rows to ignore (e.g. duplicates)",
+    ),
+    Key(
+        "environment[].exclude_values", "list of strings", False, "[]", "values of `exclude_column` to ignore"
+    ),
+    Key("weather.file", "path", False, "no weather", "daily weather CSV (weather family)"),
+    Key("weather.date_column", "string (column)", False, "—", "its date column"),
+    Key("weather.date_format", "string", False, "—", "strptime format of its dates"),
+    Key("weather.temperature_max_column", "string (column)", False, "—", "daily maximum temperature column"),
+    Key("weather.window_days", "integer", False, "—", "days before the inspection averaged"),
+    Key(
+        "neighbourhood.radii_km",
+        "list of numbers",
+        False,
+        "[1.0, 2.0]",
+        "radii for nearby inspection outcomes",
+    ),
+    Key(
+        "neighbourhood.window_days",
+        "list of integers",
+        False,
+        "[90, 365]",
+        "windows for nearby inspection outcomes",
+    ),
+    Key(
+        "neighbourhood.nearest",
+        "list of [window_days, k] pairs",
+        False,
+        "[[90, 25]]",
+        "outcomes of the k nearest inspections in each window",
+    ),
+    Key(
+        "neighbourhood.area_field",
+        "string",
+        False,
+        "not used",
+        "canonical inspections field naming an area (area family)",
+    ),
+    Key(
+        "neighbourhood.area_window_days",
+        "list of integers",
+        False,
+        "[]",
+        "windows for the area's recent outcomes",
+    ),
+    Key(
+        "roster.inspected_within_days",
+        "integer",
+        False,
+        "1095",
+        "daily list: establishments inspected within this many days",
+    ),
+    Key(
+        "roster.require_active_license",
+        "boolean",
+        False,
+        "false",
+        "daily list: only establishments licensed on the day",
+    ),
+    Key("map.boundaries", "path", False, "no map", "GeoJSON polygons drawn behind the daily list's map"),
+    Key("map.name_property", "string", False, "name", "the polygons' property naming each area"),
+)
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "path": (str,),
+    "string (column)": (str,),
+    "string (regex)": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    key: str
+    message: str
+
+
+def _walk(node: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, str, Any]]:
+    """(key as written, key as in KEYS, value) for every leaf; arrays of tables become `name[]`."""
+    for name, value in node.items():
+        written, generic = f"{prefix}{name}", f"{prefix}{name}"
+        if isinstance(value, dict):
+            yield from _walk(value, written + ".")
+        elif isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+            for index, item in enumerate(value):
+                for leaf_written, leaf_generic, leaf in _walk(item):
+                    yield f"{written}[{index}].{leaf_written}", f"{generic}[].{leaf_generic}", leaf
+        else:
+            yield written, generic, value
+
+
+def _spec(generic: str) -> Key | None:
+    for key in KEYS:
+        if key.path == generic or (key.path.endswith(".*") and generic.startswith(key.path[:-1])):
+            return key
+    return None
+
+
+def _type_ok(key: Key, value: Any) -> bool:
+    if key.type.startswith("list"):
+        if not isinstance(value, list):
+            return False
+        if key.type == "list of strings":
+            return all(isinstance(item, str) for item in value)
+        if key.type in ("list of numbers", "list of integers"):
+            allowed = (int, float) if key.type == "list of numbers" else (int,)
+            return all(isinstance(item, allowed) and not isinstance(item, bool) for item in value)
+        return True
+    allowed = _TYPES[key.type]
+    return isinstance(value, allowed) and (bool in allowed or not isinstance(value, bool))
+
+
+def _header(path: Path) -> list[str] | None:
+    try:
+        return list(pd.read_csv(path, nrows=0).columns)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+
+
+def _check_columns(
+    base: Path, table: str, document: dict[str, Any], column_keys: dict[str, str]
+) -> list[Problem]:
+    """Every mapped column exists in its file (read as a header only)."""
+    file_name = document.get("file")
+    if not isinstance(file_name, str):
+        return []
+    path = (base / file_name).resolve()
+    if not path.is_file():
+        return []  # reported as a missing file already
+    header = _header(path)
+    if header is None:
+        return [Problem(f"{table}.file", f"cannot read a CSV header from {path}")]
+    problems = []
+    for key, column in column_keys.items():
+        if isinstance(column, str) and column not in header:
+            close = difflib.get_close_matches(column, header, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            problems.append(Problem(key, f"column {column!r} is not in {path.name}{hint}"))
+    return problems
+
+
+def validate_document(path: Path, document: dict[str, Any]) -> list[Problem]:
+    """Every problem with a city config, found without reading more than the files' headers."""
+    problems: list[Problem] = []
+    base = path.parent
+    generic_paths = [key.path for key in KEYS]
+    for written, generic, value in _walk(document):
+        spec = _spec(generic)
+        if spec is None:
+            close = difflib.get_close_matches(generic, generic_paths, n=1, cutoff=0.75)
+            hint = f"; did you mean {close[0].replace('[]', '[...]')!r}?" if close else ""
+            problems.append(Problem(written, f"unknown key{hint}"))
+        elif not _type_ok(spec, value):
+            problems.append(Problem(written, f"expected {spec.type}, got {type(value).__name__} {value!r}"))
+        elif spec.type == "path" and not (base / value).resolve().is_file():
+            problems.append(Problem(written, f"file not found: {(base / value).resolve()}"))
+    for key in KEYS:
+        if key.required and not _present(document, key.path):
+            problems.append(Problem(key.path, "missing (required)"))
+    problems.extend(_family_problems(document))
+    inspections = document.get("inspections", {})
+    if isinstance(inspections, dict):
+        columns = inspections.get("columns", {})
+        mapped = (
+            {f"inspections.columns.{k}": v for k, v in columns.items()} if isinstance(columns, dict) else {}
+        )
+        counts = (
+            document.get("violations", {}).get("counts", {})
+            if isinstance(document.get("violations"), dict)
+            else {}
+        )
+        if isinstance(counts, dict):
+            mapped |= {f"violations.counts.{k}": v for k, v in counts.items()}
+        problems.extend(_check_columns(base, "inspections", inspections, mapped))
+    licenses = document.get("licenses")
+    if isinstance(licenses, dict) and isinstance(licenses.get("columns"), dict):
+        mapped = {f"licenses.columns.{k}": v for k, v in licenses["columns"].items()}
+        problems.extend(_check_columns(base, "licenses", licenses, mapped))
+    weather = document.get("weather")
+    if isinstance(weather, dict):
+        mapped = {f"weather.{k}": weather.get(k) for k in ("date_column", "temperature_max_column")}
+        problems.extend(_check_columns(base, "weather", weather, mapped))
+    for index, source in enumerate(document.get("environment", []) or []):
+        if isinstance(source, dict):
+            keys = ("date_column", "latitude", "longitude", "exclude_column")
+            mapped = {f"environment[{index}].{k}": source.get(k) for k in keys if k in source}
+            problems.extend(_check_columns(base, f"environment[{index}]", source, mapped))
+    return problems
+
+
+def _present(document: dict[str, Any], dotted: str) -> bool:
+    node: Any = document
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _family_problems(document: dict[str, Any]) -> list[Problem]:
+    """A family the config asks for must have the columns and sections it is built from."""
+    families = (
+        document.get("features", {}).get("families", list(DEFAULT_FAMILIES))
+        if isinstance(document.get("features"), dict)
+        else list(DEFAULT_FAMILIES)
+    )
+    if not isinstance(families, list):
+        return []
+    columns = (
+        document.get("inspections", {}).get("columns", {})
+        if isinstance(document.get("inspections"), dict)
+        else {}
+    )
+    columns = columns if isinstance(columns, dict) else {}
+    located = "latitude" in columns and "longitude" in columns
+    needs = {
+        "neighbourhood": (located, "needs inspections.columns.latitude and .longitude"),
+        "environment": (
+            located and bool(document.get("environment")),
+            "needs coordinates and an [[environment]] source",
+        ),
+        "area": (_present(document, "neighbourhood.area_field"), "needs neighbourhood.area_field"),
+        "weather": ("weather" in document, "needs a [weather] section"),
+        "establishment": (
+            "licenses" in document or "facility_type" in columns or "risk_category" in columns,
+            "needs [licenses] or inspections.columns.facility_type / .risk_category",
+        ),
+    }
+    problems = []
+    for family in families:
+        if family not in FAMILIES:
+            problems.append(
+                Problem("features.families", f"unknown family {family!r}; use {', '.join(FAMILIES)}")
+            )
+        elif family in needs and not needs[family][0]:
+            problems.append(Problem("features.families", f"family {family!r} {needs[family][1]}"))
+    area_field = (
+        document.get("neighbourhood", {}).get("area_field")
+        if isinstance(document.get("neighbourhood"), dict)
+        else None
+    )
+    if isinstance(area_field, str) and area_field not in columns:
+        problems.append(
+            Problem("neighbourhood.area_field", f"{area_field!r} is not a mapped inspections column")
+        )
+    return problems
+
+
+def reference_markdown() -> str:
+    """The config reference table for docs/new-city.md."""
+    lines = ["| key | type | required | default | meaning |", "|---|---|---|---|---|"]
+    for key in KEYS:
+        meaning = key.meaning.replace("|", "\\|")
+        default = key.default.replace("|", "\\|")
+        lines.append(
+            f"| `{key.path}` | {key.type} | {'yes' if key.required else 'no'} | {default} | {meaning} |"
+        )
+    return "\n".join(lines) + "\n"
