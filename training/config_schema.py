@@ -295,8 +295,8 @@ def _type_ok(key: Key, value: Any) -> bool:
         if key.type == "list of strings":
             return all(isinstance(item, str) for item in value)
         if key.type in ("list of numbers", "list of integers"):
-            allowed = (int, float) if key.type == "list of numbers" else (int,)
-            return all(isinstance(item, allowed) and not isinstance(item, bool) for item in value)
+            numbers: tuple[type, ...] = (int, float) if key.type == "list of numbers" else (int,)
+            return all(isinstance(item, numbers) and not isinstance(item, bool) for item in value)
         return True
     allowed = _TYPES[key.type]
     return isinstance(value, allowed) and (bool in allowed or not isinstance(value, bool))

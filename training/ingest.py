@@ -144,9 +144,11 @@ def _has_outcome(raw: pd.DataFrame, frame: pd.DataFrame, config: CityConfig) -> 
         columns = [c for c in config.violation_counts.values() if c in raw.columns]
         if not columns:
             return np.zeros(len(raw), dtype=bool)
-        return raw[columns].notna().all(axis=1).to_numpy()
+        complete: np.ndarray = raw[columns].notna().all(axis=1).to_numpy()
+        return complete
     if "result" in config.columns:
-        return frame["result"].notna().to_numpy()
+        resulted: np.ndarray = frame["result"].notna().to_numpy()
+        return resulted
     return np.ones(len(raw), dtype=bool)
 
 

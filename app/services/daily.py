@@ -278,4 +278,5 @@ def _plain_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
             plain[column] = values.dt.strftime("%Y-%m-%d").astype(object).where(values.notna(), None)
         elif column != "reasons":
             plain[column] = values.astype(object).where(values.notna(), None)
-    return plain.to_dict("records")
+    rows: list[dict[str, Any]] = plain.to_dict("records")
+    return rows
