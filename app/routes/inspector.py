@@ -6,7 +6,6 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlencode
 
 import anyio.to_thread
 from fastapi import APIRouter, Query, Request
@@ -131,5 +130,4 @@ async def inspector_page(
     )
     context, status = await anyio.to_thread.run_sync(render_page, lists, query, date, error)
     context["page_url"] = str(request.url_for("inspector_page"))
-    context["query_string"] = urlencode({k: v for k, v in request.query_params.items() if v})
     return templates.TemplateResponse(request, "inspector.html", context, status_code=status)
