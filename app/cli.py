@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
+from app import cli_keys
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CITY = REPO_ROOT / "data" / "sample" / "chicago" / "city.toml"
 
@@ -68,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--models", type=Path, metavar="DIR", help="models directory (default: ./models)")
     _serve_options(serve)
+    cli_keys.add_parsers(commands)
     return parser
 
 
@@ -190,10 +193,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from training.config import ConfigError
 
     args = _parser().parse_args(argv)
+    from app.services.partners import KeysFileError
+
     handlers = {"train": _train, "evaluate": _evaluate, "score": _score, "run": _run, "serve": _serve}
+    handlers |= {"keys": cli_keys.run_keys, "verify": cli_keys.run_verify}
     try:
         return handlers[args.command](args)
-    except (ConfigError, BundleError, UsageError, ValueError) as error:
+    except (ConfigError, BundleError, UsageError, ValueError, KeysFileError) as error:
         # ValueError covers data that cannot serve the request (e.g. an empty evaluation window).
         if os.environ.get("CIVICRISK_DEBUG"):
             raise

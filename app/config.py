@@ -7,7 +7,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +42,18 @@ class Settings(BaseSettings):
     # 10,000 records of ~60 features is ~20 MB of JSON; anything much larger is refused unread.
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     max_records: int = Field(default=MAX_RECORDS, ge=1, le=MAX_RECORDS)
+    # Managed partner keys (sha256 digests with partner and scopes; see app/services/partners.py).
+    keys_file: Path = REPO_ROOT / "var" / "partner-keys.json"
+    # Hospital endpoints. The lead model: by name, or the first loaded bundle whose task is lead_risk.
+    lead_model: str | None = None
+    # CDS Hooks: trusted EHR issuers and their public keys (JSON), and this service's public URL, which
+    # a token's `aud` must name (the base URL or the lead-risk service URL under it).
+    cds_issuers_file: Path | None = None
+    cds_service_url: str | None = None
+    # Signed bundles: the city's Ed25519 public key (PEM); with require_signed_bundles, a bundle
+    # without a valid manifest.sig is refused and listed as a failure.
+    bundle_public_key: Path | None = None
+    require_signed_bundles: bool = False
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -64,6 +76,21 @@ class Settings(BaseSettings):
         if key is not None and len(key) < 16:
             raise ValueError("the admin key must be at least 16 characters")
         return key or None
+
+    @field_validator("cds_service_url")
+    @classmethod
+    def _service_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("https://", "http://")):
+            raise ValueError("cds_service_url must be the service's absolute http(s) URL")
+        return url.rstrip("/") if url else None
+
+    @model_validator(mode="after")
+    def _signing_key_present(self) -> Settings:
+        # Refuse at start-up rather than serve nothing (or everything) because the key is missing.
+        key = self.bundle_public_key
+        if self.require_signed_bundles and (key is None or not key.is_file()):
+            raise ValueError("require_signed_bundles needs bundle_public_key: a readable PEM public key file")
+        return self
 
     @cached_property
     def api_key_digests(self) -> tuple[bytes, ...]:

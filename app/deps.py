@@ -12,6 +12,7 @@ from fastapi import Depends, Query, Request
 from app.config import Settings, key_digest
 from app.exceptions import (
     AuthNotConfigured,
+    Forbidden,
     InvalidRequest,
     MalformedBody,
     PayloadTooLarge,
@@ -19,9 +20,13 @@ from app.exceptions import (
     Unauthorized,
     UnsupportedMediaType,
 )
+from app.partner_context import CURRENT_PARTNER
 from app.services.cities import CityStore
 from app.services.metrics import ServiceMetrics
+from app.services.partners import Partner, PartnerKeys
 from app.services.registry import LoadedModel, ModelRegistry
+
+ADMIN, INSPECTIONS, LEAD = "admin", "inspections", "lead"
 
 # Bodies above this are parsed in a worker thread: orjson needs ~1 ms per 30 KB here, and a
 # 20 MB batch must not hold up every other request on the event loop.
@@ -80,26 +85,60 @@ def _matches(key: str | None, digests: tuple[bytes, ...]) -> bool:
     return found
 
 
-def check_partner(request: Request) -> None:
-    """Partner endpoints: a key from CIVICRISK_API_KEYS, as X-API-Key or Authorization: Bearer."""
-    settings: Settings = request.app.state.settings
-    if not settings.api_key_digests:
+def _model_scope(request: Request) -> str | None:
+    """The scope a model route needs: `lead` for a lead-risk model, `inspections` for the others;
+    None (any partner scope) for a name that is not loaded, which then answers 404."""
+    name = request.path_params.get("name")
+    if name is None:
+        return INSPECTIONS
+    versions = request.app.state.registry.snapshot.models.get(name)
+    if not versions:
+        return None
+    task = next(iter(versions.values())).manifest.get("task")
+    return LEAD if task == "lead_risk" else INSPECTIONS
+
+
+def check_partner(request: Request, scope: str | None = None) -> Partner:
+    """Partner endpoints: a managed key (keys file) or one from CIVICRISK_API_KEYS, as X-API-Key or
+    Authorization: Bearer; 401 without a valid key, 403 when its scopes lack `scope` (by default the
+    scope of the model named in the path). The partner id is kept for the access log."""
+    keys: PartnerKeys = request.app.state.partner_keys
+    if not keys.configured:
         raise AuthNotConfigured("no API keys are configured (set CIVICRISK_API_KEYS); scoring is disabled")
-    if not _matches(_presented_key(request), settings.api_key_digests):
+    partner = keys.find(_presented_key(request))
+    if partner is None:
         raise Unauthorized("missing or invalid API key (send X-API-Key or Authorization: Bearer)")
+    needed = scope if scope is not None else _model_scope(request)
+    if needed is not None and needed not in partner.scopes:
+        raise Forbidden(f"this API key does not have the {needed!r} scope")
+    CURRENT_PARTNER.set(partner.id)
+    return partner
 
 
 async def require_partner(request: Request) -> None:
-    check_partner(request)
+    """Inspection partner endpoints (scope `inspections`)."""
+    check_partner(request, INSPECTIONS)
+
+
+async def require_lead_partner(request: Request) -> Partner:
+    return check_partner(request, LEAD)
 
 
 async def require_admin(request: Request) -> None:
-    """Admin endpoints: the CIVICRISK_ADMIN_KEY."""
+    """Admin endpoints: the CIVICRISK_ADMIN_KEY, or a managed key with the `admin` scope."""
     settings: Settings = request.app.state.settings
-    if settings.admin_key_digest is None:
+    keys: PartnerKeys = request.app.state.partner_keys
+    if settings.admin_key_digest is None and not keys.configured:
         raise AuthNotConfigured("no admin key is configured (set CIVICRISK_ADMIN_KEY); admin is disabled")
-    if not _matches(_presented_key(request), (settings.admin_key_digest,)):
+    presented = _presented_key(request)
+    if settings.admin_key_digest is not None and _matches(presented, (settings.admin_key_digest,)):
+        return
+    partner = keys.find(presented)
+    if partner is None:
         raise Unauthorized("missing or invalid admin key")
+    if ADMIN not in partner.scopes:
+        raise Forbidden("this API key does not have the 'admin' scope")
+    CURRENT_PARTNER.set(partner.id)
 
 
 PartnerDep = Annotated[None, Depends(require_partner)]

@@ -87,3 +87,26 @@ class ModelUnavailable(ServiceError):
 class ListNotFound(ServiceError):
     status = 404
     code = "list_not_found"
+
+
+class Forbidden(ServiceError):
+    """Authenticated, but the key's scopes do not cover this endpoint."""
+
+    status = 403
+    code = "forbidden"
+
+
+class PreconditionFailed(ServiceError):
+    """The request cannot be answered as sent: a child the model does not cover, a home outside the
+    service area, or (CDS Hooks) a missing prefetch."""
+
+    status = 412
+    code = "precondition_failed"
+
+
+class IneligibleChild(PreconditionFailed):
+    code = "child_not_eligible"
+
+
+class HomeNotInServiceArea(PreconditionFailed):
+    code = "outside_service_area"

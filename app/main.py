@@ -16,12 +16,18 @@ from app.config import Settings
 from app.handlers import JSONBytes, install_error_handlers
 from app.logs import configure_logging
 from app.middleware import ObserveRequests
-from app.routes import admin, health, inspections, inspector, metrics, models, scoring
+from app.partner_context import install_partner_filter
+from app.routes import admin, cds, health, inspections, inspector, metrics, models, scoring
+from app.routes import lead as lead_routes
+from app.security.ehr_tokens import EhrTokenVerifier
 from app.services.cities import CityStore
 from app.services.daily import DailyLists
+from app.services.lead_risk import LeadService
 from app.services.metrics import ServiceMetrics
-from app.services.registry import ModelRegistry
+from app.services.partners import PartnerKeys
+from app.services.registry import ModelRegistry, SignatureCheck
 from app.storage.repository import Repository
+from training.signing import load_public_key, verify_signature
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +48,8 @@ def _version() -> str:
 def create_app(settings: Settings | None = None, *, load_models: bool = True) -> FastAPI:
     """The service app. Models are loaded at start-up (lifespan) unless `load_models` is False."""
     settings = settings or Settings()
-    registry = ModelRegistry(settings.models_dir)
+    registry = ModelRegistry(settings.models_dir, _signature_check(settings))
+    lead = LeadService(registry, settings.data_dir, settings.lead_model)
     service_metrics = ServiceMetrics()
 
     @asynccontextmanager
@@ -51,6 +58,9 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
             snapshot = await anyio.to_thread.run_sync(registry.reload)
             service_metrics.models_loaded.set(snapshot.count)
             service_metrics.bundles_failed.set(len(snapshot.failures))
+            # The lead engine (city test history, address index) takes seconds to build; build it
+            # off the event loop now so the first hospital request does not wait for it.
+            threading.Thread(target=lead.warm_up, name="lead-warm-up", daemon=True).start()
         yield
 
     app = FastAPI(
@@ -65,8 +75,14 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
     app.state.cities = CityStore(settings.data_dir)
     app.state.metrics = service_metrics
     app.state.daily_lists = DailyLists(app.state.cities, registry, _repository_opener(settings.database_url))
+    app.state.partner_keys = PartnerKeys(settings.keys_file, settings.api_key_digests)
+    app.state.lead = lead
+    app.state.ehr_tokens = _ehr_tokens(settings)
+    install_partner_filter()
     install_error_handlers(app)
-    # Scoring first: routes are matched in order, and the score route is the hot one.
+    # Routes are matched in order and the score route is the hot one: it goes first, on its own
+    # (an included router's matching costs more than scoring a record).
+    app.router.routes.insert(0, scoring.score_route)
     for router in (
         scoring.router,
         health.router,
@@ -75,6 +91,8 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
         metrics.router,
         inspections.router,
         inspector.router,
+        lead_routes.router,
+        cds.router,
     ):
         app.include_router(router)
     _document_security(app)
@@ -82,6 +100,23 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
         ObserveRequests, metrics=service_metrics, registry=registry, log_requests=settings.access_log
     )
     return app
+
+
+def _signature_check(settings: Settings) -> SignatureCheck | None:
+    """With require_signed_bundles, every bundle needs a manifest.sig by the configured key."""
+    if not settings.require_signed_bundles or settings.bundle_public_key is None:
+        return None
+    key = load_public_key(settings.bundle_public_key)
+    return lambda path: verify_signature(path, key)
+
+
+def _ehr_tokens(settings: Settings) -> EhrTokenVerifier | None:
+    if settings.cds_issuers_file is None:
+        return None
+    base = settings.cds_service_url
+    if base is None:
+        raise ValueError("cds_issuers_file needs cds_service_url (the `aud` EHR tokens must carry)")
+    return EhrTokenVerifier.from_file(settings.cds_issuers_file, (base, f"{base}/cds-services/lead-risk"))
 
 
 def _repository_opener(url: str) -> Callable[[], Repository]:

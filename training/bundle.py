@@ -30,6 +30,9 @@ LIBRARY_NAMES = ("scikit-learn", "pandas", "numpy", "joblib")
 FORMAT_VERSION = 1
 MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
+# A detached Ed25519 signature of manifest.json (training/signing.py). It cannot be listed in the
+# manifest it signs, so it is the one file besides the manifest that the file check lets through.
+SIGNATURE_FILE = "manifest.sig"
 CARD_FILE = "model_card.md"
 _PLOT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\.png")
 _CHUNK = 1 << 20
@@ -208,9 +211,9 @@ def _check_files(path: Path, manifest: dict[str, Any]) -> None:
         raise BundleIntegrityError(path, MANIFEST_FILE, f"{MODEL_FILE} is not listed in 'files'")
     for name in sorted(files):
         # Only plain names: a manifest must not make us read (or later unpickle) outside the bundle.
-        if name in ("", ".", "..", MANIFEST_FILE) or "/" in name or "\\" in name:
+        if name in ("", ".", "..", MANIFEST_FILE, SIGNATURE_FILE) or "/" in name or "\\" in name:
             raise BundleIntegrityError(path, MANIFEST_FILE, f"'files' lists an invalid name {name!r}")
-    present = {entry.name for entry in path.iterdir()} - {MANIFEST_FILE}
+    present = {entry.name for entry in path.iterdir()} - {MANIFEST_FILE, SIGNATURE_FILE}
     missing = sorted(set(files) - present)
     if missing:
         raise BundleIntegrityError(path, missing[0], "listed in manifest.json but missing")

@@ -8,7 +8,7 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 import anyio.to_thread
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
 from app.deps import SECURITY, PartnerDep
@@ -135,7 +135,7 @@ async def daily_list(
 )
 async def issued_list(
     request: Request,
-    list_id: int,
+    list_id: Annotated[int, Path(ge=1, le=2_147_483_647, description="The id a daily list was issued with")],
     format: Annotated[Literal["json", "csv"] | None, Query()] = None,
 ) -> Response:
     """A list exactly as it was issued (same rows, scores, reasons and model), whatever changed since."""

@@ -35,10 +35,28 @@ class ServiceMetrics:
         self.bundles_failed = Gauge(
             "civicrisk_bundles_failed", "Bundles refused at the last (re)load", registry=self.registry
         )
+        self._children: dict[tuple[str, str, int, str], tuple[Counter, Histogram]] = {}
+        self._scored: dict[str, Counter] = {}
 
     def observe(self, route: str, method: str, status: int, model: str, seconds: float) -> None:
-        self.requests.labels(route, method, str(status), model).inc()
-        self.latency.labels(route, model).observe(seconds)
+        key = (route, method, status, model)
+        children = self._children.get(key)
+        if children is None:
+            # labels() validates and locks on every call; the children it returns are kept instead.
+            # The keys are the label values, so this holds no more entries than the metrics do.
+            children = (
+                self.requests.labels(route, method, str(status), model),
+                self.latency.labels(route, model),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def scored(self, model: str, records: int) -> None:
+        counter = self._scored.get(model)
+        if counter is None:
+            counter = self._scored[model] = self.records.labels(model)
+        counter.inc(records)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -41,9 +41,21 @@ class FeatureLayout:
     numeric: tuple[str, ...]
     categorical: tuple[str, ...]
     known: frozenset[str] = field(init=False)
+    # Per feature in `names` order: its column among the numeric ones (0 for a category), and for
+    # categories their index in `categorical`. Derived, so left out of equality and hashing.
+    numeric_column: tuple[int, ...] = field(init=False, compare=False)
+    category_of: dict[int, int] = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
+        numeric = {name: j for j, name in enumerate(self.numeric)}
+        categorical = {name: k for k, name in enumerate(self.categorical)}
         object.__setattr__(self, "known", frozenset(self.names))
+        object.__setattr__(self, "numeric_column", tuple(numeric.get(name, 0) for name in self.names))
+        object.__setattr__(
+            self,
+            "category_of",
+            {i: categorical[name] for i, name in enumerate(self.names) if name in categorical},
+        )
 
     @classmethod
     def from_schema(cls, schema: Sequence[dict[str, Any]]) -> FeatureLayout:
@@ -89,12 +101,22 @@ def _getter(names: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...
     return itemgetter(*names)
 
 
+@dataclass(frozen=True, slots=True)
+class RecordRows:
+    """A few validated records as plain Python values (missing numbers are None), for requests so
+    small that numpy's per-call overhead would cost more than the arithmetic."""
+
+    numeric: list[tuple[float | None, ...]]
+    categorical: tuple[list[str], ...]
+
+    def __len__(self) -> int:
+        return len(self.numeric)
+
+
 def parse_records(records: Sequence[Any], layout: FeatureLayout) -> RecordBatch:
     """Validate `records` against `layout` and return them as arrays; raise InvalidRequest otherwise."""
     problems = _Problems()
-    parsed = _parse_complete(records, layout)
-    rows, categorical = parsed if parsed is not None else _parse_each(records, layout, problems)
-    problems.raise_if_any()
+    rows, categorical = _validated(records, layout, problems)
     try:
         numeric = np.array(rows, dtype=np.float64).reshape(len(rows), len(layout.numeric))  # None -> NaN
     except OverflowError:
@@ -107,7 +129,31 @@ def parse_records(records: Sequence[Any], layout: FeatureLayout) -> RecordBatch:
     return RecordBatch(numeric=numeric, categorical=categorical)
 
 
+def parse_rows(records: Sequence[Any], layout: FeatureLayout) -> RecordRows:
+    """`parse_records` for a few records, as Python values: the same checks and the same errors."""
+    problems = _Problems()
+    rows, categorical = _validated(records, layout, problems)
+    for index, values in enumerate(rows):
+        numbers = [value for value in values if value is not None]
+        # max/min cannot pass over an infinity or an oversized integer (a NaN first in the list makes
+        # both NaN, which fails the test too), so a record that passes needs no closer look.
+        if numbers and not (min(numbers) >= -_MAX_FLOAT and max(numbers) <= _MAX_FLOAT):
+            for j, value in enumerate(values):
+                # NaN (possible in-process, never from JSON) means missing, as in the array path.
+                if value is not None and value == value and not -_MAX_FLOAT <= value <= _MAX_FLOAT:
+                    problems.add(index, layout.numeric[j], "must be a finite number")
+    problems.raise_if_any()
+    return RecordRows(numeric=rows, categorical=categorical)
+
+
 _Parsed = tuple[list[tuple[Any, ...]], tuple[list[str], ...]]
+
+
+def _validated(records: Sequence[Any], layout: FeatureLayout, problems: _Problems) -> _Parsed:
+    parsed = _parse_complete(records, layout)
+    rows, categorical = parsed if parsed is not None else _parse_each(records, layout, problems)
+    problems.raise_if_any()
+    return rows, categorical
 
 
 def _parse_complete(records: Sequence[Any], layout: FeatureLayout) -> _Parsed | None:

@@ -13,7 +13,7 @@ import hashlib
 import logging
 import math
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -106,9 +106,17 @@ def _tiers(bundle: Bundle) -> Tiers:
     return tiers
 
 
-def load_model(path: Path) -> LoadedModel:
-    """Verify (hashes, library versions) and unpickle a bundle, then prepare its scorer."""
+SignatureCheck = Callable[[Path], dict[str, Any]]
+
+
+def load_model(path: Path, check_signature: SignatureCheck | None = None) -> LoadedModel:
+    """Verify (signature if required, hashes, library versions) and unpickle a bundle, then prepare
+    its scorer. The signature check returns the manifest it verified; the manifest loaded next must
+    be that one, so a manifest swapped between the two reads is refused."""
+    signed = check_signature(path) if check_signature is not None else None
     bundle = load_bundle(path)
+    if signed is not None and signed != bundle.manifest:
+        raise InvalidBundle(path, "manifest.json", "changed after its signature was checked")
     layout = FeatureLayout.from_schema(bundle.feature_schema)
     if not layout.names:
         raise InvalidBundle(path, "manifest.json", "feature_schema is empty")
@@ -191,8 +199,9 @@ class Snapshot:
 class ModelRegistry:
     """Holds the current snapshot; `reload` re-reads the models directory and swaps it in."""
 
-    def __init__(self, models_dir: Path) -> None:
+    def __init__(self, models_dir: Path, check_signature: SignatureCheck | None = None) -> None:
         self.models_dir = Path(models_dir)
+        self.check_signature = check_signature
         self._snapshot = Snapshot()
         self._reload_lock = threading.Lock()  # one reload at a time; readers never wait on it
 
@@ -233,10 +242,9 @@ class ModelRegistry:
         )
         return snapshot
 
-    @staticmethod
-    def _load_one(path: Path, current: LoadedModel | None) -> tuple[LoadedModel | None, Failure | None]:
+    def _load_one(self, path: Path, current: LoadedModel | None) -> tuple[LoadedModel | None, Failure | None]:
         try:
-            model = load_model(path)
+            model = load_model(path, self.check_signature)
         except Exception as error:  # any failure means "do not serve", never a crash
             kept = current is not None
             log.error(

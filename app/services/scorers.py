@@ -9,7 +9,7 @@ set to missing). Those do not add up to the logit; the model detail says which m
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -17,11 +17,13 @@ import numpy as np
 import pandas as pd
 from scipy.special import logit
 
+from app.services.explain import Tiers, explain, explain_rows
 from app.services.linear import CompiledLinear, Scored, compile_linear
-from app.services.records import MISSING_CATEGORY, FeatureLayout, RecordBatch
+from app.services.records import MISSING_CATEGORY, FeatureLayout, RecordBatch, parse_records, parse_rows
 
 log = logging.getLogger(__name__)
 
+SMALL_REQUEST = 8  # up to this many records, plain Python is faster than numpy's per-call overhead
 OCCLUDED_FEATURES = 8  # generic path: each occluded feature costs one more predict_proba over the batch
 SELF_CHECK_TOLERANCE = 1e-9
 _PROBE_ROWS = 256
@@ -32,6 +34,33 @@ class Scorer(Protocol):
     method: str
 
     def score(self, batch: RecordBatch) -> Scored: ...
+
+
+class ScoringModel(Protocol):
+    """What scoring needs of a loaded model (app.services.registry.LoadedModel has it)."""
+
+    @property
+    def layout(self) -> FeatureLayout: ...
+    @property
+    def scorer(self) -> Scorer: ...
+    @property
+    def descriptions(self) -> tuple[str, ...]: ...
+    @property
+    def tiers(self) -> Tiers: ...
+
+
+def score_records(records: Sequence[Any], model: ScoringModel) -> list[dict[str, Any]]:
+    """Validate, score and explain JSON records; raises InvalidRequest naming each bad field.
+
+    A few records on a compiled linear model take the plain-Python path (no numpy, no DataFrame);
+    anything else goes through arrays. Both give the same answer (tests/app/test_scorers.py).
+    """
+    scorer, layout = model.scorer, model.layout
+    if len(records) <= SMALL_REQUEST and isinstance(scorer, CompiledLinear):
+        rows = parse_rows(records, layout)
+        return explain_rows(scorer.score_rows(rows), rows, layout, model.descriptions, model.tiers)
+    batch = parse_records(records, layout)
+    return explain(scorer.score(batch), batch, layout, model.descriptions, model.tiers)
 
 
 def to_frame(batch: RecordBatch, layout: FeatureLayout) -> pd.DataFrame:

@@ -7,10 +7,14 @@ import math
 from typing import Any
 
 import pytest
-from app_helpers import ADMIN, MODEL_NAME, PARTNER, SCORE_URL, make_settings
+from app_helpers import ADMIN, MODEL_NAME, MODELS_DIR, PARTNER, SCORE_URL, make_settings
 from fastapi.testclient import TestClient
 
 from app.main import create_app
+from training.bundle import find_bundles
+
+# Every bundle committed under models/ (Chicago inspections, Chicago lead, Boston inspections) is served.
+COMMITTED_BUNDLES = len(find_bundles(MODELS_DIR))
 
 
 def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
@@ -25,7 +29,7 @@ def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
 
 def test_health(client: TestClient) -> None:
     assert client.get("/health/live").json() == {"status": "ok"}
-    assert client.get("/health/ready").json() == {"status": "ready", "models_loaded": 1}
+    assert client.get("/health/ready").json() == {"status": "ready", "models_loaded": COMMITTED_BUNDLES}
 
 
 def test_ready_is_503_without_models(tmp_path: Any) -> None:
@@ -36,8 +40,10 @@ def test_ready_is_503_without_models(tmp_path: Any) -> None:
 
 def test_models_list_and_detail(client: TestClient, manifest: dict[str, Any]) -> None:
     listed = client.get("/v1/models").json()
-    assert [m["name"] for m in listed["models"]] == [MODEL_NAME] and listed["failures"] == []
-    assert listed["models"][0]["reasons_method"] == "exact linear contributions"
+    names = [m["name"] for m in listed["models"]]
+    assert MODEL_NAME in names and len(names) == COMMITTED_BUNDLES and listed["failures"] == []
+    chicago = listed["models"][names.index(MODEL_NAME)]
+    assert chicago["reasons_method"] == "exact linear contributions"
     detail = client.get(f"/v1/models/{MODEL_NAME}").json()
     assert detail["version"] == manifest["version"] and detail["city"] == "chicago"
     assert detail["tiers"]["cut_points"] == manifest["tiers"]["cut_points"]
@@ -273,16 +279,18 @@ def test_establishment_errors(client: TestClient) -> None:
 
 def test_admin_reload_needs_the_admin_key(client: TestClient) -> None:
     assert_error(client.post("/v1/admin/reload"), 401, "unauthorized")
-    assert_error(client.post("/v1/admin/reload", headers=PARTNER), 401, "unauthorized")
+    assert_error(
+        client.post("/v1/admin/reload", headers=PARTNER), 403, "forbidden"
+    )  # a key without the admin scope
     response = client.post("/v1/admin/reload", headers=ADMIN)
-    assert response.status_code == 200 and response.json()["models_loaded"] == 1
+    assert response.status_code == 200 and response.json()["models_loaded"] == COMMITTED_BUNDLES
 
 
 def test_metrics(client: TestClient) -> None:
     client.post(SCORE_URL, json={"records": [{}]}, headers=PARTNER)
     client.get("/v1/models/some-made-up-name")
     text = client.get("/metrics").text
-    assert "civicrisk_models_loaded 1.0" in text
+    assert f"civicrisk_models_loaded {COMMITTED_BUNDLES:.1f}" in text
     assert 'route="/v1/models/{name}/score",status="200"' in text.replace(f'model="{MODEL_NAME}",', "")
     assert (
         "civicrisk_request_duration_seconds_bucket" in text

@@ -7,9 +7,11 @@ import pandas as pd
 import pytest
 from app_helpers import BUNDLE
 
+from app.exceptions import InvalidRequest
+from app.services.explain import Tiers, explain
 from app.services.linear import CompiledLinear
-from app.services.records import FeatureLayout, RecordBatch, parse_records
-from app.services.scorers import GenericScorer, build_scorer
+from app.services.records import FeatureLayout, RecordBatch, parse_records, parse_rows
+from app.services.scorers import GenericScorer, build_scorer, score_records
 from training.bundle import load_bundle
 from training.ingest import CityData
 from training.models import PreviousCriticalRule, _boosting
@@ -81,3 +83,53 @@ def test_gradient_boosting_and_rule_bundles_use_the_generic_path(layout, feature
     scored = build_scorer(rule, layout, {"prev_critical": 0.5}).score(_batch(frame.head(200), layout))
     moved = np.flatnonzero(np.abs(scored.contributions).sum(axis=0) > 0)
     assert [layout.names[j] for j in moved] == ["prev_critical"]
+
+
+def test_plain_python_path_matches_the_arrays(bundle, layout, feature_rows) -> None:  # type: ignore[no-untyped-def]
+    """A few records are scored in plain Python (no numpy); the answer is the array path's."""
+    frame = feature_rows[list(layout.names)].head(300).copy()
+    frame.loc[frame.index[::7], "facility_type"] = "Never seen in training"
+    records = [
+        {k: (None if not isinstance(v, str) and pd.isna(v) else v) for k, v in row.items()}
+        for row in frame.to_dict("records")
+    ]
+    records[3] = {}  # everything missing
+    records[5] = {"prev_critical": 2}  # an integer, the rest missing
+    scorer = build_scorer(bundle.estimator, layout, None)
+    assert isinstance(scorer, CompiledLinear)
+    rows = parse_rows(records, layout)
+    plain = scorer.score_rows(rows)
+    arrays = scorer.score(parse_records(records, layout))
+    np.testing.assert_allclose(plain.scores, arrays.scores, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(np.array(plain.contributions), arrays.contributions)  # term by term
+    expected = bundle.estimator.predict_proba(pd.DataFrame(records, columns=list(layout.names)))[:, 1]
+    np.testing.assert_allclose(plain.scores, expected, rtol=0, atol=1e-9)
+
+    class Model:  # what score_records needs of a LoadedModel
+        def __init__(self) -> None:
+            self.layout, self.scorer, self.tiers = layout, scorer, Tiers(high=0.3, medium=0.15)
+            self.descriptions = tuple(layout.names)
+
+    model = Model()
+    for record in records[:40]:
+        [one] = score_records([record], model)  # plain Python
+        batch = parse_records([record], layout)
+        [same] = explain(scorer.score(batch), batch, layout, model.descriptions, model.tiers)
+        assert one["tier"] == same["tier"] and one["score"] == pytest.approx(same["score"], abs=1e-12)
+        assert [(r["feature"], r["value"], r["text"]) for r in one["reasons"]] == [
+            (r["feature"], r["value"], r["text"]) for r in same["reasons"]
+        ]
+    many = score_records(records, model)  # arrays (over SMALL_REQUEST records)
+    assert [r["tier"] for r in many[:40]] == [score_records([r], model)[0]["tier"] for r in records[:40]]
+
+
+@pytest.mark.parametrize("value", [float("inf"), -float("inf"), 10**400])
+def test_both_paths_refuse_non_finite_numbers(layout, value) -> None:  # type: ignore[no-untyped-def]
+    records = [{}, {"prev_critical": value}]
+    for parse in (parse_rows, parse_records):
+        with pytest.raises(InvalidRequest) as raised:
+            parse(records, layout)
+        [problem] = raised.value.problems
+        assert problem.loc == ("records", 1, "prev_critical") and "finite" in problem.message
+    # NaN (possible in-process, never from JSON) means missing on both paths.
+    assert parse_rows([{"prev_critical": float("nan")}], layout).numeric[0] is not None

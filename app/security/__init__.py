@@ -1,0 +1,1 @@
+"""Credentials the service verifies: EHR tokens (CDS Hooks)."""

@@ -1,0 +1,88 @@
+"""Shared by the hospital-endpoint tests: a lead-enabled app, keys with scopes, an EHR signing key."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jwt
+from app_helpers import make_settings
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from app.config import Settings
+from app.services.partners import create_key
+
+SERVICE_URL = "https://risk.example.org"
+HOOK_URL = f"{SERVICE_URL}/cds-services/lead-risk"
+ISSUER = "https://ehr.example.org"
+KID = "ehr-key-1"
+
+
+def child_body(**overrides: Any) -> dict[str, Any]:
+    """A valid Lead Safe request for a child of about 7 months at a known Chicago address."""
+    today = date.today()
+    body: dict[str, Any] = {
+        "timestamp": datetime.now(UTC).isoformat(sep=" ", timespec="milliseconds"),
+        "network_id": "Alliance Health",
+        "clinic_id": "EF",
+        "location_id": "examp_loc",
+        "patient_id": "9000",
+        "address1": "1600 W Division St",
+        "address2": "Apt 2",
+        "city": "Chicago",
+        "state": "IL",
+        "zip": "60622",
+        "date_of_birth": (today - timedelta(days=210)).isoformat(),
+        "gender": "F",
+        "race": "2054-5",
+        "ethnicity": "2186-5",
+        "visit": [{"visit_id": 1234567891011121, "date": "2026-01-05 15:02:54.171-00:00", "location": "EF",
+                   "provider": "John Doe"}],
+        "lab": [{"lab_id": 1234567891011121, "type": "BLL", "date": (today - timedelta(days=30)).isoformat(),
+                 "sample_type": "V", "result": "None Detected ug/dL"}],
+    }  # fmt: skip
+    return body | overrides
+
+
+class Keys:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        _, self.lead = create_key(path, "Lurie Children's", ["lead"])
+        _, self.inspections = create_key(path, "Food Co-op", ["inspections"])
+        _, self.admin = create_key(path, "City IT", ["admin"])
+
+
+def ehr_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def write_issuers(path: Path, key: ec.EllipticCurvePrivateKey) -> Path:
+    jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
+    jwk |= {"kid": KID, "use": "sig", "alg": "ES256"}
+    path.write_text(json.dumps({"issuers": {ISSUER: {"keys": [jwk]}}}))
+    return path
+
+
+def ehr_token(key: Any, algorithm: str = "ES256", **claims: Any) -> str:
+    now = int(time.time())
+    payload = {"iss": ISSUER, "aud": HOOK_URL, "iat": now, "exp": now + 300, "jti": str(uuid.uuid4())}
+    payload |= claims
+    headers = {"kid": KID} if algorithm != "none" else None
+    return jwt.encode({k: v for k, v in payload.items() if v is not None}, key, algorithm=algorithm,
+                      headers=headers)  # fmt: skip
+
+
+def lead_settings(tmp: Path, key: ec.EllipticCurvePrivateKey, **overrides: Any) -> tuple[Settings, Keys]:
+    keys = Keys(tmp / "partner-keys.json")
+    values: dict[str, Any] = {
+        "keys_file": keys.path,
+        "cds_issuers_file": write_issuers(tmp / "issuers.json", key),
+        "cds_service_url": SERVICE_URL,
+        "database_url": f"sqlite:///{tmp / 'db.sqlite3'}",
+    }
+    settings = make_settings(**(values | overrides))
+    return settings, keys

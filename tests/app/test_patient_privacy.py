@@ -1,0 +1,165 @@
+"""Nothing of the patient is kept: hundreds of requests carrying unique markers in every field, then a
+search of every log line, the database and the data and models directories. And the on-premises
+configuration: the same app with no city database and no outbound connection at all."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import socket
+import uuid
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from app_helpers import MODELS_DIR, REPO_ROOT
+from fastapi.testclient import TestClient
+from lead_helpers import child_body, ehr_key, ehr_token, lead_settings
+
+from app.logs import JsonFormatter
+from app.main import create_app
+
+DATA_DIR = REPO_ROOT / "data" / "sample"
+
+
+class Lines(logging.Handler):
+    """Every log record of every logger, formatted exactly as the service writes it."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(JsonFormatter())
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture
+def all_logs() -> Iterator[Lines]:
+    handler = Lines()
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+def _files(*roots: Path) -> dict[Path, tuple[int, int]]:
+    return {
+        p: (p.stat().st_size, p.stat().st_mtime_ns) for root in roots for p in root.rglob("*") if p.is_file()
+    }
+
+
+def _text(path: Path) -> bytes:
+    content = path.read_bytes()
+    return gzip.decompress(content) if path.suffix == ".gz" else content
+
+
+def _marked(marker: str, index: int) -> dict[str, Any]:
+    """A request whose every free-text field, id and the address line carry the marker."""
+    born = (date.today() - timedelta(days=100 + index % 500)).isoformat()
+    tag = f"{marker}{index:04d}"
+    body = child_body(
+        network_id=f"net-{tag}", clinic_id=f"clinic-{tag}", location_id=f"loc-{tag}", patient_id=f"MRN{tag}",
+        address2=f"Apt {tag}", date_of_birth=born,
+        visit=[{"visit_id": f"v-{tag}", "date": born, "location": f"loc-{tag}", "provider": f"Dr {tag}"}],
+    )  # fmt: skip
+    if index % 4 == 1:
+        body["address1"] = f"{1600 + index % 7 * 2} W Division St {tag}"  # a marker inside the address line
+    if index % 4 == 2:
+        body["zip"] = f"6{index:04d}-{tag}"  # invalid: the error must name the field, not the value
+    if index % 4 == 3:
+        body["address1"] = f"9{index:04d} N {tag} Ave"  # not found: 412 must not echo it
+    return body
+
+
+def test_no_marker_is_kept_anywhere(tmp_path: Path, all_logs: Lines) -> None:
+    marker = f"ZQX{uuid.uuid4().hex[:10].upper()}"
+    signer = ehr_key()
+    settings, keys = lead_settings(tmp_path, signer)
+    before = _files(DATA_DIR, MODELS_DIR)
+    statuses: dict[int, int] = {}
+    with TestClient(create_app(settings)) as client:
+        for index in range(300):
+            response = client.post(
+                "/v1/lead/risk", json=_marked(marker, index), headers={"X-API-Key": keys.lead}
+            )
+            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+            if response.status_code != 200:
+                assert marker not in response.text  # errors never echo a value
+        for index in range(50):
+            home = {"use": "home", "line": [f"1600 W Division St {marker}"], "city": "Chicago", "state": "IL"}
+            resource = {
+                "resourceType": "Patient",
+                "id": f"p-{marker}{index}",
+                "birthDate": "2026-01-01",
+                "name": [{"family": f"Fam{marker}{index}"}],
+                "address": [home],
+            }
+            hook = {
+                "hook": "patient-view",
+                "hookInstance": f"{marker}-{index}",
+                "context": {"patientId": f"p-{marker}{index}"},
+                "prefetch": {"patient": resource},
+            }
+            response = client.post(
+                "/cds-services/lead-risk", json=hook, headers={"Authorization": f"Bearer {ehr_token(signer)}"}
+            )
+            assert response.status_code == 200
+    assert statuses[200] >= 50 and statuses[400] >= 50 and statuses[412] >= 50, statuses
+    access = [orjson.loads(line) for line in all_logs.lines if '"civicrisk.access"' in line]
+    lead_lines = [entry for entry in access if entry["route"] == "/v1/lead/risk"]
+    assert len(lead_lines) == 300
+    assert {entry["partner"] for entry in lead_lines} == {"Lurie Children's"}
+    assert set(lead_lines[0]) <= {"ts", "level", "logger", "message", "method", "route", "status", "model",
+                                  "duration_ms", "partner"}  # fmt: skip
+    assert all(marker not in line for line in all_logs.lines)
+    database = tmp_path / "db.sqlite3"
+    assert not database.exists() or marker.encode() not in database.read_bytes()
+    assert _files(DATA_DIR, MODELS_DIR) == before  # nothing written to the data or models directories
+    for path in before:
+        assert marker.encode() not in _text(path)
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert marker.encode() not in path.read_bytes()
+
+
+def test_on_premises_no_outbound_calls_no_city_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hospital runs the image with the city's published bundle: nothing connects anywhere."""
+    signer = ehr_key()
+    # A database that does not exist on the hospital's network: any use of it would try to connect.
+    settings, keys = lead_settings(
+        tmp_path, signer, database_url="postgresql+psycopg://city@203.0.113.7:5432/civicrisk"
+    )
+    attempts: list[Any] = []
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        attempts.append(args[1:] or kwargs)
+        raise OSError("outbound connection attempted in the on-premises test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    with TestClient(create_app(settings)) as client:
+        answer = client.post("/v1/lead/risk", json=child_body(), headers={"X-API-Key": keys.lead})
+        assert answer.status_code == 200, answer.text
+        hook = {"hook": "patient-view", "hookInstance": "x", "context": {"patientId": "p"},
+                "prefetch": {"patient": {"resourceType": "Patient", "birthDate": "2026-05-01",
+                                         "address": [{"use": "home", "line": ["1600 W Division St"],
+                                                      "city": "Chicago", "state": "IL"}]}}}  # fmt: skip
+        cards = client.post(
+            "/cds-services/lead-risk", json=hook, headers={"Authorization": f"Bearer {ehr_token(signer)}"}
+        )
+        assert cards.status_code == 200
+        assert client.get("/health/ready").status_code == 200
+    assert attempts == []
