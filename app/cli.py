@@ -42,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
         "--until", type=_iso_date, metavar="YYYY-MM-DD", help="last inspection date to train on"
     )
     train.add_argument("--out", type=Path, metavar="DIR", help="models directory (default: ./models)")
+    train.add_argument(
+        "--outcomes-from",
+        metavar="DATABASE_URL",
+        help="also learn from inspection outcomes posted to the service (its CIVICRISK_DATABASE_URL)",
+    )
 
     evaluate = commands.add_parser("evaluate", help="backtest a bundle on a window of the city's data")
     evaluate.add_argument("--city", required=True, type=Path, metavar="CONFIG")
@@ -82,13 +87,47 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from training.tasks import task_for
+    from training.tasks import config_task, task_for
 
     out = args.out or default_models_dir()
     command = "civicrisk " + shlex.join(["train", "--city", str(args.city)] + _opt("--until", args.until))
-    bundle = task_for(args.city).train(args.city, args.until, out, command)
+    outcomes_from = getattr(args, "outcomes_from", None)
+    if outcomes_from is None:
+        bundle = task_for(args.city).train(args.city, args.until, out, command)
+    elif config_task(args.city) != "inspections":
+        raise UsageError("--outcomes-from applies to inspection models only")
+    else:
+        from training.tasks import train_inspections
+
+        command += " --outcomes-from DATABASE_URL"  # the URL may hold a password: never in a manifest
+        bundle = train_inspections(
+            args.city, args.until, out, command, _recorded_outcomes(args.city, outcomes_from)
+        )
     print(bundle)
     return 0
+
+
+def _recorded_outcomes(config_path: Path, database_url: str) -> object:
+    """Outcomes posted to the service for the config's city, in canonical columns."""
+    import pandas as pd
+
+    from app.storage.repository import Repository
+    from training.config import load_city_config
+
+    city = load_city_config(config_path).city
+    rows = Repository.open(database_url).outcomes(city)
+    frame = pd.DataFrame(
+        rows,
+        columns=[
+            "inspection_id",
+            "establishment_id",
+            "inspection_date",
+            "inspection_type",
+            "result",
+            "violations",
+        ],
+    )
+    return frame.rename(columns={"inspection_date": "date"})
 
 
 def _opt(flag: str, value: object) -> list[str]:

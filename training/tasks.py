@@ -5,6 +5,7 @@ The CLI calls these functions only, so a new kind of model registers here and ne
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,16 +46,24 @@ def task_for(path: Path) -> Task:
     return _registry()[config_task(path)]
 
 
-def _train_inspections(config_path: Path, until: date | None, out: Path, command: str) -> Path:
+def train_inspections(
+    config_path: Path, until: date | None, out: Path, command: str, recorded: Any = None
+) -> Path:
+    """Train an inspection model; `recorded` (a frame of outcomes posted to the service) joins the data."""
     import pandas as pd
 
     from training.config import load_city_config
-    from training.ingest import load_city
+    from training.ingest import load_city, with_recorded_outcomes
     from training.train import stderr_progress, train_city
 
     config = load_city_config(config_path)
     stderr_progress(f"loading {config.display_name} data named in {config.path.name}")
     data = load_city(config)
+    if recorded is not None and len(recorded):
+        before = len(data.inspections)
+        data = with_recorded_outcomes(data, recorded)
+        note = f"{len(data.inspections) - before} recorded outcomes added from the service's database"
+        data = dataclasses.replace(data, notes=(*data.notes, note))
     return train_city(data, None if until is None else pd.Timestamp(until), out, command)
 
 
@@ -64,6 +73,6 @@ def _registry() -> dict[str, Task]:
     from training.scoring import evaluate_bundle, score_file
 
     return {
-        "inspections": Task(train=_train_inspections, evaluate=evaluate_bundle, score=score_file),
+        "inspections": Task(train=train_inspections, evaluate=evaluate_bundle, score=score_file),
         "lead": Task(train=train_lead, evaluate=evaluate_lead, score=score_lead),
     }

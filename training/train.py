@@ -239,6 +239,7 @@ def train_city(
             "content_hash": data_hash,
             "files": [path.name for path in data_files(config)],
             "n_examples": len(examples.labels),
+            "notes": list(data.notes),
         },
         "validation": {
             "origins": [origin.as_dict() for origin in origins],

@@ -4,6 +4,7 @@ scores and is served with no code of its own."""
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 import subprocess
 import sys
@@ -109,3 +110,32 @@ def test_a_made_up_city_trains_scores_and_is_served(tmp_path: Path) -> None:
         assert len(rows) == 10 and rows[0]["name"].startswith("Place ")
         page = client.get("/inspector", params={"city": "springfield"})
         assert page.status_code == 200 and "<svg" not in page.text  # no coordinates, no map
+        outcome = {
+            "inspection_id": "S-NEW-1",
+            "establishment_id": rows[0]["establishment_id"],
+            "date": "2022-01-03",
+            "result": "Fail",
+        }
+        posted = client.post(
+            "/v1/inspections/springfield/outcomes", json={"outcomes": [outcome]}, headers={"X-API-Key": KEY}
+        )
+        assert posted.status_code == 201
+
+    # Retraining learns from the outcomes posted to the service, and the bundle says so.
+    retrained = (
+        _cli(
+            "train",
+            "--city",
+            str(config),
+            "--out",
+            str(tmp_path / "retrained"),
+            "--outcomes-from",
+            settings.database_url,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    data = json.loads((Path(retrained) / "manifest.json").read_text())["data"]
+    before = json.loads((bundle / "manifest.json").read_text())["data"]
+    assert "1 recorded outcomes added from the service's database" in data["notes"]
+    assert data["n_examples"] == before["n_examples"] + 1 and data["end"] == "2022-01-03"
