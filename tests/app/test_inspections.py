@@ -172,3 +172,17 @@ def test_inspector_page_renders_rows_and_map(lists_client: TestClient) -> None:
     )  # nothing external
     bad = lists_client.get("/inspector", params={"date": "not-a-date"})
     assert bad.status_code == 422 and "not a date" in bad.text
+
+
+def test_boston_is_served_beside_chicago_without_a_map(lists_client: TestClient) -> None:
+    models = {model["name"]: model for model in lists_client.get("/v1/models").json()["models"]}
+    assert {"boston-food-inspections", "chicago-food-inspections"} <= set(models)
+    body = lists_client.get("/v1/inspections/boston/daily", params={"limit": 5}).json()
+    assert body["date"] == "2014-01-01" and body["model"]["name"] == "boston-food-inspections"
+    assert len(body["rows"]) == 5 and all(row["latitude"] is None for row in body["rows"])
+    page = lists_client.get("/inspector", params={"city": "boston"})
+    assert (
+        page.status_code == 200
+        and "<svg" not in page.text
+        and body["rows"][0]["establishment_id"] in page.text
+    )
