@@ -230,15 +230,20 @@ def _nearest(reader: _Reader) -> tuple[tuple[int, int], ...]:
     return tuple((int(w), int(k)) for w, k in pairs)
 
 
-def load_city_config(path: Path | str) -> CityConfig:
-    """Read and validate a city config; raises ConfigError naming the file and key."""
+def read_document(path: Path | str) -> tuple[Path, dict[str, Any]]:
+    """A config file's resolved path and parsed TOML; ConfigError if it is missing or not TOML."""
     path = Path(path).resolve()
     if not path.is_file():
         raise ConfigError(path, "(file)", "config file not found")
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
+        return path, tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(path, "(syntax)", str(error)) from None
+
+
+def load_city_config(path: Path | str) -> CityConfig:
+    """Read and validate a city config; raises ConfigError naming the file and key."""
+    path, document = read_document(path)
     reader = _Reader(path, document)
     problems = validate_document(path, document)
     if problems:

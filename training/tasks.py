@@ -6,14 +6,13 @@ The CLI calls these functions only, so a new kind of model registers here and ne
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from training.config import ConfigError
+from training.config import ConfigError, read_document
 
 DEFAULT_TASK = "inspections"
 
@@ -29,13 +28,7 @@ class Task:
 
 def config_task(path: Path) -> str:
     """The `task` named at the top of a config file (default: inspections)."""
-    path = Path(path).resolve()
-    if not path.is_file():
-        raise ConfigError(path, "(file)", "config file not found")
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise ConfigError(path, "(syntax)", str(error)) from None
+    path, document = read_document(path)
     task = document.get("task", DEFAULT_TASK)
     if task not in _registry():
         raise ConfigError(path, "task", f"unknown task {task!r}; use one of {sorted(_registry())}")
