@@ -118,6 +118,10 @@ class _Street:
         self.entries: dict[tuple[int, str], tuple[float, float, str]] = {}
         self.numbers: list[int] = []
         self.points: list[tuple[float, float, str]] = []
+        self.index: dict[int, int] = {}
+        # Per parity (even, odd): positions in `numbers` and their house numbers, built once so a
+        # lookup per request is a bisection, not a scan of the street.
+        self.sides: tuple[tuple[list[int], list[int]], tuple[list[int], list[int]]] = (([], []), ([], []))
 
     def freeze(self) -> None:
         best: dict[int, tuple[float, float, str]] = {}
@@ -125,17 +129,19 @@ class _Street:
             best.setdefault(number, point)
         self.numbers = sorted(best)
         self.points = [best[number] for number in self.numbers]
+        self.index = {number: i for i, number in enumerate(self.numbers)}
+        even, odd = ([i for i, n in enumerate(self.numbers) if n % 2 == parity] for parity in (0, 1))
+        self.sides = ((even, [self.numbers[i] for i in even]), (odd, [self.numbers[i] for i in odd]))
 
     def exact(self, parsed: ParsedAddress) -> tuple[float, float, str] | None:
         point = self.entries.get((parsed.number, parsed.street_type))
-        if point is None and parsed.number in self.numbers:
+        if point is None and parsed.number in self.index:
             # The table often omits the street type ("4853 S WOOD"); the number alone then matches.
-            point = self.points[self.numbers.index(parsed.number)]
+            point = self.points[self.index[parsed.number]]
         return point
 
     def near(self, number: int) -> Match | None:
-        same_side = [i for i, n in enumerate(self.numbers) if n % 2 == number % 2]
-        sides = [self.numbers[i] for i in same_side]
+        same_side, sides = self.sides[number % 2]
         position = bisect.bisect_left(sides, number)
         below = same_side[position - 1] if position > 0 else None
         above = same_side[position] if position < len(same_side) else None
