@@ -12,7 +12,8 @@ from app.config import Settings
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODELS_DIR = REPO_ROOT / "models"
 MODEL_NAME = "chicago-food-inspections"
-BUNDLE = MODELS_DIR / MODEL_NAME / "2014-08-29-6e338ca4"
+# The committed Chicago inspection bundle, whatever its version (the newest if there are several).
+BUNDLE = sorted(path.parent for path in (MODELS_DIR / MODEL_NAME).glob("*/manifest.json"))[-1]
 PARTNER_KEY = "test-partner-key-0123456789"
 ADMIN_KEY = "test-admin-key-0123456789"
 PARTNER = {"X-API-Key": PARTNER_KEY}

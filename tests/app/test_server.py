@@ -28,11 +28,26 @@ def free_port() -> int:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     models = tmp_path_factory.mktemp("models")
     copy_bundle(models)
+    yield from _serve(models, models.parent / "server.log")
+
+
+@pytest.fixture(scope="module")
+def committed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """Every committed bundle (inspections and lead), as the main job serves them."""
+    log_path = tmp_path_factory.mktemp("committed") / "server.log"
+    yield from _serve(REPO_ROOT / "models", log_path)
+
+
+def _serve(models: Path, log_path: Path) -> Iterator[tuple[str, Path]]:
     port = free_port()
-    env = os.environ | {"CIVICRISK_API_KEYS": PARTNER_KEY, "CIVICRISK_ADMIN_KEY": ADMIN_KEY}
+    env = os.environ | {
+        "CIVICRISK_API_KEYS": PARTNER_KEY,
+        "CIVICRISK_ADMIN_KEY": ADMIN_KEY,
+        "CIVICRISK_DATABASE_URL": f"sqlite:///{log_path.parent / 'lists.sqlite3'}",
+        "CIVICRISK_KEYS_FILE": str(log_path.parent / "partner-keys.json"),
+    }
     command = [sys.executable, "-m", "app.cli", "serve", "--models", str(models), "--port", str(port)]
     # Logs go to a file: an unread pipe would fill up with access-log lines and stall the server.
-    log_path = models.parent / "server.log"
     log = log_path.open("wb")
     process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -102,3 +117,17 @@ def test_reload_under_load_fails_no_request(server: tuple[str, Path], full_recor
     assert reloads == [200] * 4
     assert len(statuses) > 20 and set(statuses) == {200}
     assert "2099-01-01-next" in versions  # the swap happened while requests were flowing
+
+
+def test_real_server_answers_a_hospital_and_an_inspector(committed_server: tuple[str, Path]) -> None:
+    from lead_helpers import child_body
+
+    url, _ = committed_server
+    with httpx.Client(base_url=url, timeout=60) as client:
+        answer = client.post("/v1/lead/risk", json=child_body(), headers=PARTNER)
+        assert answer.status_code == 200, answer.text
+        assert 0 < float(answer.json()["risk_score"]) < 1 and answer.json()["risk_score_notes"]
+        cards = client.get("/cds-services").json()["services"]
+        assert [card["id"] for card in cards] == ["lead-risk"]
+        daily = client.get("/v1/inspections/chicago/daily", params={"date": "2014-08-30", "limit": 5})
+        assert daily.status_code == 200 and len(daily.json()["rows"]) == 5
