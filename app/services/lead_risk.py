@@ -25,6 +25,7 @@ from app.services.lead_scoring import NumericLinear, compile_numeric_linear
 from app.services.records import RecordBatch
 from app.services.registry import LoadedModel, ModelRegistry
 from training.address import AddressIndex, AddressNotFound
+from training.bundle import content_hash
 from training.geo import GeoIndex
 from training.ingest import to_day, to_xyz
 from training.lead.config import LeadConfig
@@ -169,6 +170,25 @@ _ENGINES: dict[Path, LeadEngine] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
+def _check_reference_data(folder: Path, model: LoadedModel) -> None:
+    """Serve a lead bundle only on the reference files it was trained on (the manifest's content hash):
+    the same model on other tract or address tables would answer with unvalidated features."""
+    data = model.manifest.get("data", {})
+    names, expected = data.get("files"), data.get("content_hash")
+    if not names or not expected:
+        raise ModelUnavailable(f"model {model.name!r} records no reference-data hash; refusing to serve it")
+    files = [folder / str(name) for name in names]
+    missing = [path.name for path in files if not path.is_file()]
+    if missing:
+        raise ModelUnavailable(f"the lead model's reference files are missing: {', '.join(missing)}")
+    actual = content_hash(files)
+    if actual != expected:
+        raise ModelUnavailable(
+            f"the lead model's reference files differ from those it was trained on "
+            f"(content hash {actual[:12]}…, bundle {str(expected)[:12]}…)"
+        )
+
+
 class LeadService:
     """The served lead model and its engine; the engine is built on first use (or by `warm_up`)."""
 
@@ -212,6 +232,7 @@ class LeadService:
                 if engine is None:
                     if not path.is_file():
                         raise ModelUnavailable(f"the lead model's city config is missing ({path.name})")
+                    _check_reference_data(path.parent, model)
                     engine = LeadEngine(path)
                     # Replaced, not mutated: readers without the lock see the old dict or the new one.
                     _ENGINES = _ENGINES | {path: engine}
