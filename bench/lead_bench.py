@@ -3,8 +3,9 @@
 
     .venv/bin/python bench/lead_bench.py [--duration 10] [--connections 16] [--write-readme]
 
-The same approach as bench/serve_bench.py: both servers under one uvicorn worker on loopback, `wrk`
-when installed (else an asyncio httpx client), the floor measured in the same run. Each lead request
+The same runners as bench/serve_bench.py (imported from it): both servers under one uvicorn worker on
+loopback, pinned to core 0 with the client on core 1 (--no-pin turns that off), `wrk` when installed
+(else an asyncio httpx client), the floor measured in the same run. Each lead request
 resolves an address with the offline resolver, finds its tract and community area, counts earlier
 tests nearby as of the visit, scores and writes the notes. With --write-readme the table is written to
 bench/README.md, section "Hospital lead endpoint".
@@ -13,14 +14,8 @@ bench/README.md, section "Hospital lead endpoint".
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
-import re
-import shutil
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,15 +25,20 @@ from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-KEY = "bench-partner-key-0123456789"
-FLOOR_APP = """
-from fastapi import FastAPI
-app = FastAPI()
-@app.post("/empty")
-async def empty() -> dict[str, bool]:
-    return {"ok": True}
-"""
+# The runners, server start-up (with CPU pinning) and the floor app are serve_bench's, so both
+# benchmarks measure the same way.
+from serve_bench import (
+    CLIENT_CPUS,
+    FLOOR_APP,
+    KEY,
+    ROOT,
+    SERVER_CPUS,
+    ensure_wrk,
+    free_port,
+    load,
+    start,
+    wait_ready,
+)
 
 
 def lead_body() -> bytes:
@@ -55,90 +55,19 @@ def lead_body() -> bytes:
     ).encode()  # fmt: skip
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"server exited with {process.returncode}")
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.TransportError:
-            time.sleep(0.2)
-    raise SystemExit("server did not start")
-
-
-def run_wrk(wrk: str, url: str, body: bytes, connections: int, duration: int) -> dict[str, float]:
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(
-            'wrk.method = "POST"\n'
-            f"wrk.body = {json.dumps(body.decode())}\n"
-            'wrk.headers["Content-Type"] = "application/json"\n'
-            f'wrk.headers["X-API-Key"] = "{KEY}"\n'
-            "done = function(summary, latency, requests)\n"
-            '  io.write(string.format(\'JSON {"p50": %f, "p99": %f, "errors": %d}\\n\',\n'
-            "    latency:percentile(50) / 1000, latency:percentile(99) / 1000,\n"
-            "    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.timeout))\n"
-            "end\n"
-        )
-    out = subprocess.run(
-        [wrk, "-t2", f"-c{connections}", f"-d{duration}s", "-s", script.name, url],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    stats = json.loads(out.split("JSON ", 1)[1].splitlines()[0])
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    return {"rps": rate, "p50_ms": stats["p50"], "p99_ms": stats["p99"], "errors": stats["errors"]}
-
-
-async def run_httpx(url: str, body: bytes, connections: int, duration: float) -> dict[str, float]:
-    latencies: list[float] = []
-    errors = 0
-    headers = {"Content-Type": "application/json", "X-API-Key": KEY}
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
-        end = time.perf_counter() + duration
-
-        async def worker() -> None:
-            nonlocal errors
-            while time.perf_counter() < end:
-                start = time.perf_counter()
-                response = await client.post(url, content=body, headers=headers)
-                latencies.append(time.perf_counter() - start)
-                errors += response.status_code != 200
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(connections)))
-        elapsed = time.perf_counter() - started
-    cuts = statistics.quantiles(latencies, n=100)
-    return {
-        "rps": len(latencies) / elapsed,
-        "p50_ms": cuts[49] * 1000,
-        "p99_ms": cuts[98] * 1000,
-        "errors": errors,
-    }
-
-
-def load(url: str, body: bytes, args: argparse.Namespace, wrk: str | None) -> dict[str, float]:
-    if wrk:
-        return run_wrk(wrk, url, body, args.connections, args.duration)
-    return asyncio.run(run_httpx(url, body, args.connections, args.duration))
-
-
-def serve(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def measure(args: argparse.Namespace, wrk: str | None) -> dict[str, Any]:
+def measure(
+    args: argparse.Namespace, wrk: str | None, cpus: tuple[set[int], set[int]] | None
+) -> dict[str, Any]:
     env = os.environ | {"CIVICRISK_API_KEYS": KEY}
-    results: dict[str, Any] = {"client": "wrk" if wrk else "httpx (asyncio)"}
+    results: dict[str, Any] = {"client": "wrk" if wrk else "httpx (asyncio)", "pinned": cpus is not None}
+    server_cpus, client_cpus = cpus if cpus is not None else (None, None)
+
+    def serve(command: list[str], environment: dict[str, str]) -> Any:
+        return start(command, environment, server_cpus)
+
+    def run(url: str, body: bytes) -> dict[str, float]:
+        return load(url, body, args.connections, args.duration, wrk, client_cpus)
+
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "floor_app.py").write_text(FLOOR_APP)
         port = free_port()
@@ -149,7 +78,7 @@ def measure(args: argparse.Namespace, wrk: str | None) -> dict[str, Any]:
         )  # fmt: skip
         try:
             wait_ready(f"http://127.0.0.1:{port}/docs", floor)
-            results["floor"] = load(f"http://127.0.0.1:{port}/empty", b"{}", args, wrk)
+            results["floor"] = run(f"http://127.0.0.1:{port}/empty", b"{}")
         finally:
             floor.terminate()
             floor.wait()
@@ -165,7 +94,7 @@ def measure(args: argparse.Namespace, wrk: str | None) -> dict[str, Any]:
                            timeout=120)  # fmt: skip
         assert first.status_code == 200, first.text
         results["first_request_s"] = time.perf_counter() - started
-        results["lead"] = load(url, body, args, wrk)
+        results["lead"] = run(url, body)
     finally:
         service.terminate()
         service.wait()
@@ -175,8 +104,9 @@ def measure(args: argparse.Namespace, wrk: str | None) -> dict[str, Any]:
 
 SECTION = """## Hospital lead endpoint
 
-Measured on this machine (2 cores shared by server and client; loopback), one uvicorn worker for both
-servers, client {client} at {connections} connections for {duration} s, access log on:
+Measured on this machine (2 cores; servers pinned to core 0, the client to core 1: {pinned}; loopback),
+one uvicorn worker for both servers, client {client} at {connections} connections for {duration} s,
+access log on:
 
     python bench/lead_bench.py --duration {duration} --write-readme
 
@@ -194,7 +124,7 @@ resolver does not cache answers (it would mean holding addresses), so each reque
 
 def write_readme(results: dict[str, Any], args: argparse.Namespace) -> None:
     text = SECTION.format(
-        client=results["client"], connections=args.connections, duration=args.duration,
+        client=results["client"], pinned="yes" if results["pinned"] else "no", connections=args.connections, duration=args.duration,
         floor_rps=results["floor"]["rps"], floor_p50=results["floor"]["p50_ms"],
         floor_p99=results["floor"]["p99_ms"], lead_rps=results["lead"]["rps"],
         lead_p50=results["lead"]["p50_ms"], lead_p99=results["lead"]["p99_ms"], ratio=results["ratio"],
@@ -218,9 +148,14 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--client", choices=["auto", "httpx"], default="auto")
     parser.add_argument("--write-readme", action="store_true")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin servers and clients to cores")
     args = parser.parse_args()
-    wrk = shutil.which("wrk") if args.client == "auto" else None
-    results = measure(args, wrk)
+    cpus = None
+    if not args.no_pin and len(os.sched_getaffinity(0)) >= 2:
+        cpus = (SERVER_CPUS, CLIENT_CPUS)
+        os.sched_setaffinity(0, CLIENT_CPUS)  # this process sends the first request
+    wrk = ensure_wrk() if args.client == "auto" else None
+    results = measure(args, wrk, cpus)
     print(json.dumps(results, indent=2))
     if args.write_readme:
         write_readme(results, args)
