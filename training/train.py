@@ -138,18 +138,20 @@ def assign_tiers(scores: np.ndarray, cut_points: dict[str, float]) -> np.ndarray
     )
 
 
-def feature_importance(candidate: Candidate, train: Examples, valid: Examples) -> dict[str, float]:
-    """Permutation importance (drop in validation AUC) of each feature, on a held-out window."""
-    model, _ = _fit_predict(candidate, train, valid)
+def permutation_importance_auc(
+    model: Any, features: pd.DataFrame, labels: np.ndarray, columns: list[str]
+) -> dict[str, float]:
+    """Permutation importance (drop in AUC) of each of `columns` for a fitted model on held-out rows."""
     result = permutation_importance(
-        model,
-        valid.features[candidate.features],
-        valid.labels,
-        scoring="roc_auc",
-        n_repeats=3,
-        random_state=0,
+        model, features[columns], labels, scoring="roc_auc", n_repeats=3, random_state=0
     )
-    return dict(zip(candidate.features, (float(v) for v in result.importances_mean), strict=True))
+    return dict(zip(columns, (float(v) for v in result.importances_mean), strict=True))
+
+
+def feature_importance(candidate: Candidate, train: Examples, valid: Examples) -> dict[str, float]:
+    """Permutation importance of the candidate fitted on `train`, measured on a held-out window."""
+    model, _ = _fit_predict(candidate, train, valid)
+    return permutation_importance_auc(model, valid.features, valid.labels, candidate.features)
 
 
 def feature_schema(features: pd.DataFrame, used: list[str]) -> list[dict[str, Any]]:

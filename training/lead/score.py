@@ -21,7 +21,7 @@ from training.lead.features import build_features
 from training.lead.metrics import ranking_metrics
 from training.lead.outcomes import locate_rows
 from training.lead.train import build_examples, load_lead_data
-from training.scoring import ScoreReport
+from training.scoring import ScoreReport, predict
 from training.train import assign_tiers
 
 OK = "ok"
@@ -32,11 +32,6 @@ def _lead_bundle(path: Path) -> Bundle:
     if bundle.manifest.get("task") != "lead_risk":
         raise BundleError(path, None, f"task {bundle.manifest.get('task')!r} is not a lead-risk model")
     return bundle
-
-
-def predict(bundle: Bundle, features: pd.DataFrame) -> np.ndarray:
-    columns = [entry["name"] for entry in bundle.feature_schema]
-    return np.asarray(bundle.estimator.predict_proba(features[columns])[:, 1], dtype="float64")
 
 
 def evaluate_lead(config_path: Path, bundle_path: Path, start: date, end: date) -> dict[str, Any]:

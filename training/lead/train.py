@@ -22,7 +22,13 @@ from training.lead.models import lead_grid
 from training.lead.outcomes import Outcomes, labelled_children, load_outcomes, stderr_note
 from training.lead.reference import Reference, load_reference
 from training.models import Candidate
-from training.train import TIER_TOP_SHARES, Progress, stderr_progress, tier_cut_points
+from training.train import (
+    TIER_TOP_SHARES,
+    Progress,
+    permutation_importance_auc,
+    stderr_progress,
+    tier_cut_points,
+)
 
 SELECTION_METRIC = "auc"
 SYNTHETIC_STATEMENT = (
@@ -148,20 +154,6 @@ def validate_grid(
     return results
 
 
-def permutation_importance_auc(model: Any, candidate: Candidate, valid: Examples) -> dict[str, float]:
-    from sklearn.inspection import permutation_importance
-
-    result = permutation_importance(
-        model,
-        valid.features[candidate.features],
-        valid.labels,
-        scoring="roc_auc",
-        n_repeats=3,
-        random_state=0,
-    )
-    return dict(zip(candidate.features, (float(v) for v in result.importances_mean), strict=True))
-
-
 def fairness_section(config: LeadConfig, pooled: pd.DataFrame, cohorts: str) -> dict[str, Any]:
     """Aequitas-style audit of the validation cohorts' scores, by audit group and community area."""
     group_name = config.outcome_columns.get("audit_group", "audit_group")
@@ -248,7 +240,9 @@ def train_lead(config_path: Path, until: date | None, out_dir: Path, command: st
 
     train_mask, valid_mask = origins[-1].masks(examples.children, config.horizon_days)
     last_train, last_valid = examples.subset(train_mask), examples.subset(valid_mask)
-    importance = permutation_importance_auc(_fit(best.candidate, last_train), best.candidate, last_valid)
+    importance = permutation_importance_auc(
+        _fit(best.candidate, last_train), last_valid.features, last_valid.labels, best.candidate.features
+    )
     progress(f"refitting {best.candidate.name} on all {len(examples.labels)} children")
     model = _fit(best.candidate, examples)
 
