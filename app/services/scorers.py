@@ -1,5 +1,8 @@
-"""Scorers: the compiled linear path when a bundle allows it, the estimator's own predict otherwise.
+"""Scorers: a compiled path when a bundle allows it, the estimator's own predict otherwise.
 
+Logistic-regression bundles are compiled to exact linear contributions (app/services/linear.py),
+gradient-boosting bundles to exact tree path contributions (app/services/trees.py); any other
+estimator, or one whose compiled form fails the build-time self-check, takes the generic path.
 Every scorer returns scores plus per-feature contributions in logit units. For the generic path the
 contributions are an occlusion approximation: for the bundle's most important features (by the
 manifest's permutation importance) the contribution is logit(score) - logit(score with that feature
@@ -20,6 +23,7 @@ from scipy.special import logit
 from app.services.explain import Tiers, explain, explain_rows
 from app.services.linear import CompiledLinear, Scored, compile_linear
 from app.services.records import MISSING_CATEGORY, FeatureLayout, RecordBatch, parse_records, parse_rows
+from app.services.trees import compile_trees
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +129,8 @@ def probe_batch(layout: FeatureLayout, compiled: CompiledLinear | None, seed: in
 
 
 def build_scorer(estimator: Any, layout: FeatureLayout, importance: Mapping[str, Any] | None) -> Scorer:
-    """The compiled scorer if it reproduces the estimator on probe rows, else the generic one."""
+    """The compiled scorer (linear, else trees) if it reproduces the estimator on probe rows, else the
+    generic one."""
     compiled = compile_linear(estimator, layout)
     if compiled is not None:
         probe = probe_batch(layout, compiled)
@@ -134,4 +139,20 @@ def build_scorer(estimator: Any, layout: FeatureLayout, importance: Mapping[str,
         if difference <= SELF_CHECK_TOLERANCE:
             return compiled
         log.warning("compiled linear scorer disagrees with the estimator", extra={"difference": difference})
+    trees = compile_trees(estimator, layout)
+    if trees is not None:
+        # The generic probe rows, and rows on both sides of every split threshold and category.
+        differences: list[float] = []
+        for probe in (probe_batch(layout, None), trees.probe_batch()):
+            frame = to_frame(probe, layout)
+            scored = trees.score(probe)
+            expected = np.asarray(estimator.predict_proba(frame)[:, 1], dtype=np.float64)
+            logits = np.asarray(estimator.decision_function(frame), dtype=np.float64)
+            # Both the scores and the sum of the contributions must match: the reasons claim exactness.
+            summed = scored.baseline + scored.contributions.sum(axis=1)
+            differences += [np.max(np.abs(scored.scores - expected)), np.max(np.abs(summed - logits))]
+        difference = float(np.max(differences))  # np.max, not max: a NaN must fail the check
+        if difference <= SELF_CHECK_TOLERANCE:
+            return trees
+        log.warning("compiled tree scorer disagrees with the estimator", extra={"difference": difference})
     return GenericScorer(estimator=estimator, layout=layout, occluded=_most_important(layout, importance))

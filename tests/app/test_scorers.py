@@ -12,6 +12,7 @@ from app.services.explain import Tiers, explain
 from app.services.linear import CompiledLinear
 from app.services.records import FeatureLayout, RecordBatch, parse_records, parse_rows
 from app.services.scorers import GenericScorer, build_scorer, score_records
+from app.services.trees import CompiledTrees
 from training.bundle import load_bundle
 from training.ingest import CityData
 from training.models import PreviousCriticalRule, _boosting
@@ -68,14 +69,14 @@ def test_unseen_and_missing_categories_match_the_encoder(bundle, layout, feature
     )
 
 
-def test_gradient_boosting_and_rule_bundles_use_the_generic_path(layout, feature_rows) -> None:  # type: ignore[no-untyped-def]
+def test_boosting_compiles_to_trees_and_a_rule_uses_the_generic_path(layout, feature_rows) -> None:  # type: ignore[no-untyped-def]
     frame = feature_rows[list(layout.names)]
     labels = feature_rows["_label"].to_numpy()
     boosting = _boosting(list(layout.numeric), list(layout.categorical), max_iter=20).fit(frame, labels)
     rule = PreviousCriticalRule().fit(frame, labels)
-    for estimator in (boosting, rule):
+    for estimator, kind in ((boosting, CompiledTrees), (rule, GenericScorer)):
         scorer = build_scorer(estimator, layout, {"prev_critical": 0.5, "facility_type": 0.1})
-        assert isinstance(scorer, GenericScorer)
+        assert isinstance(scorer, kind)
         scored = scorer.score(_batch(frame.head(200), layout))
         np.testing.assert_allclose(scored.scores, estimator.predict_proba(frame.head(200))[:, 1], atol=1e-12)
         assert np.isfinite(scored.contributions).all()
