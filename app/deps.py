@@ -157,8 +157,8 @@ async def valid_model(
 ModelDep = Annotated[LoadedModel, Depends(valid_model)]
 
 
-async def read_json(request: Request, settings: Settings) -> Any:
-    """The request body as JSON: 415 unless JSON, 413 when over the size limit, 400 when not JSON."""
+async def read_body(request: Request, settings: Settings) -> bytes:
+    """The raw request body: 415 unless JSON, 413 when over the size limit."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json"):
         raise UnsupportedMediaType(f"send Content-Type: application/json (got {media_type or 'none'!r})")
@@ -173,13 +173,23 @@ async def read_json(request: Request, settings: Settings) -> Any:
         if size > limit:
             raise PayloadTooLarge(f"body is over the {limit}-byte limit")
         chunks.append(chunk)
-    body = b"".join(chunks)
+    return b"".join(chunks)
+
+
+def parse_json(body: bytes) -> Any:
+    """The body as JSON; 400 when it is not JSON."""
     try:
-        if size > INLINE_PARSE_BYTES:
-            return await anyio.to_thread.run_sync(orjson.loads, body)
         return orjson.loads(body)
     except orjson.JSONDecodeError as error:
         raise MalformedBody(f"body is not valid JSON ({error.msg} at byte {error.pos})") from None
+
+
+async def read_json(request: Request, settings: Settings) -> Any:
+    """The request body as JSON: 415 unless JSON, 413 when over the size limit, 400 when not JSON."""
+    body = await read_body(request, settings)
+    if len(body) > INLINE_PARSE_BYTES:
+        return await anyio.to_thread.run_sync(parse_json, body)
+    return parse_json(body)
 
 
 def records_of(body: Any, max_records: int) -> list[Any]:
@@ -198,8 +208,13 @@ def records_of(body: Any, max_records: int) -> list[Any]:
         raise InvalidRequest(
             "records must be a list", (Problem(("body", "records"), "must be a list of objects"),)
         )
-    if not records:
-        raise InvalidRequest("records is empty", (Problem(("body", "records"), "send 1 or more records"),))
-    if len(records) > max_records:
-        raise PayloadTooLarge(f"{len(records)} records is over the limit of {max_records} per request")
+    check_record_count(len(records), max_records)
     return records
+
+
+def check_record_count(count: int, max_records: int) -> None:
+    """422 for no records, 413 over the per-request limit."""
+    if not count:
+        raise InvalidRequest("records is empty", (Problem(("body", "records"), "send 1 or more records"),))
+    if count > max_records:
+        raise PayloadTooLarge(f"{count} records is over the limit of {max_records} per request")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -58,9 +59,10 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
             snapshot = await anyio.to_thread.run_sync(registry.reload)
             service_metrics.models_loaded.set(snapshot.count)
             service_metrics.bundles_failed.set(len(snapshot.failures))
+            settle_heap()
             # The lead engine (city test history, address index) takes seconds to build; build it
             # off the event loop now so the first hospital request does not wait for it.
-            threading.Thread(target=lead.warm_up, name="lead-warm-up", daemon=True).start()
+            threading.Thread(target=_warm_up, args=(lead,), name="lead-warm-up", daemon=True).start()
         yield
 
     app = FastAPI(
@@ -100,6 +102,20 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
         ObserveRequests, metrics=service_metrics, registry=registry, log_requests=settings.access_log
     )
     return app
+
+
+def settle_heap() -> None:
+    """Move everything loaded so far (models, city tables, indexes) out of the garbage collector's
+    sight. They live as long as the process, yet each full collection walked all of them: with the
+    lead engine loaded, one collection in a 10,000-record batch cost 160-190 ms (measured with
+    gc.callbacks). Frozen objects are still freed by reference counting when they are dropped."""
+    gc.collect()
+    gc.freeze()
+
+
+def _warm_up(lead: LeadService) -> None:
+    lead.warm_up()
+    settle_heap()
 
 
 def _signature_check(settings: Settings) -> SignatureCheck | None:

@@ -66,6 +66,16 @@ def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
     raise SystemExit("server did not start")
 
 
+def wait_warm_up(base: str) -> None:
+    """Wait for the service's start-up work to finish before loading it: the lead endpoint builds
+    its engine (the city's test history, the address index; several seconds of CPU) in a thread
+    right after start-up, and its first request waits for that build. Any answer means it is done."""
+    httpx.post(
+        f"{base}/v1/lead/risk", content=b"{}", headers={"X-API-Key": KEY, "Content-Type": "application/json"},
+        timeout=120,
+    )  # fmt: skip
+
+
 def ensure_wrk() -> str | None:
     if shutil.which("wrk"):
         return shutil.which("wrk")
@@ -167,6 +177,7 @@ def single_record_run(
     try:
         base = f"http://127.0.0.1:{port}"
         wait_ready(f"{base}/health/ready", service)
+        wait_warm_up(base)
         url = f"{base}/v1/models/{MODEL}/score"
         one = json.dumps({"records": example_records(1)}).encode()
         headers = {"X-API-Key": KEY, "Content-Type": "application/json"}

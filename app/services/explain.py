@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -32,20 +33,6 @@ class Tiers:
         return "high" if score >= self.high else "medium" if score >= self.medium else "low"
 
 
-def _value_text(value: float | str | None) -> str:
-    if value is None:
-        return "not known"
-    if isinstance(value, str):
-        return f"“{value}”"
-    return f"{value:.4g}"
-
-
-def reason_text(description: str, value: float | str | None, contribution: float) -> str:
-    """E.g. "raises the risk: critical violations found at the previous inspection is 2 (+0.41)"."""
-    direction = "raises" if contribution > 0 else "lowers"
-    return f"{direction} the risk: {description} is {_value_text(value)} ({contribution:+.2f} log-odds)"
-
-
 def explain(
     scored: Scored,
     batch: RecordBatch,
@@ -62,21 +49,12 @@ def explain(
         rows = contributions.tolist()
         numeric_rows = batch.numeric.tolist()
         numeric_index = layout.numeric_column
-        chosen = [_largest(row, top) for row in rows]
-        picked = [[row[j] for j in best] for row, best in zip(rows, chosen, strict=True)]
-        numbers = [
-            [values[numeric_index[j]] for j in best]
-            for values, best in zip(numeric_rows, chosen, strict=True)
-        ]
+        chosen = [j for row in rows for j in _largest(row, top)]
+        picked = [rows[i // top][j] for i, j in enumerate(chosen)]
+        numbers = [numeric_rows[i // top][numeric_index[j]] for i, j in enumerate(chosen)]
+        labels = tiers.label(scored.scores)
         return _results(
-            scored.scores.tolist(),
-            tiers.label(scored.scores),
-            chosen,
-            picked,
-            numbers,
-            batch,
-            layout,
-            descriptions,
+            scored.scores.tolist(), labels, top, chosen, picked, numbers, batch, layout, descriptions
         )
     magnitude = np.abs(contributions)
     # argpartition finds the top few per row in linear time; only those few are then sorted.
@@ -95,9 +73,10 @@ def explain(
     return _results(
         scored.scores.tolist(),
         tiers.label(scored.scores),
-        chosen_array.tolist(),
-        picked_array.tolist(),
-        numbers_array.tolist(),
+        top,
+        chosen_array.ravel().tolist(),
+        picked_array.ravel().tolist(),
+        numbers_array.ravel().tolist(),
         batch,
         layout,
         descriptions,
@@ -114,18 +93,18 @@ def explain_rows(
     """`explain` for records scored in plain Python (`CompiledLinear.score_rows`): the same answer."""
     top = min(TOP_REASONS, len(layout.names))
     numeric_index, category_of = layout.numeric_column, layout.category_of
-    chosen = [_largest(row, top) for row in scored.contributions]
-    picked = [[row[j] for j in best] for row, best in zip(scored.contributions, chosen, strict=True)]
+    chosen = [j for row in scored.contributions for j in _largest(row, top)]
+    picked = [scored.contributions[i // top][j] for i, j in enumerate(chosen)]
     numbers = [
-        [None if j in category_of else _number(values[numeric_index[j]]) for j in best]
-        for values, best in zip(rows.numeric, chosen, strict=True)
+        None if j in category_of else _number(rows.numeric[i // top][numeric_index[j]])
+        for i, j in enumerate(chosen)
     ]
     labels = [tiers.label_one(score) for score in scored.scores]
-    return _results(scored.scores, labels, chosen, picked, numbers, rows, layout, descriptions)
+    return _results(scored.scores, labels, top, chosen, picked, numbers, rows, layout, descriptions)
 
 
 def _number(value: float | None) -> float | None:
-    return None if value is None else float(value)
+    return None if value is None else float(value)  # a JSON integer is answered as a float
 
 
 def _largest(row: list[float], top: int) -> list[int]:
@@ -136,39 +115,80 @@ def _largest(row: list[float], top: int) -> list[int]:
     return sorted(range(len(row)), key=magnitude.__getitem__, reverse=True)[:top]
 
 
+@dataclass(frozen=True)
+class _Templates:
+    """Per feature, printf-style templates of its reason text, e.g. "raises the risk: critical
+    violations found at the previous inspection is 2 (+0.41 log-odds)". One `%` per reason formats
+    both numbers in C, which is about a third faster than f-string pieces joined (30,000 reasons)."""
+
+    raises_number: tuple[str, ...]  # value %.4g, contribution %+.2f
+    lowers_number: tuple[str, ...]
+    raises_text: tuple[str, ...]  # value %s ("not known", or the category in quotes)
+    lowers_text: tuple[str, ...]
+
+
+@lru_cache(maxsize=64)
+def _templates(descriptions: tuple[str, ...]) -> _Templates:
+    def table(direction: str, value: str) -> tuple[str, ...]:
+        return tuple(
+            f"{direction} the risk: {description.replace('%', '%%')} is {value} (%+.2f log-odds)"
+            for description in descriptions
+        )
+
+    return _Templates(
+        table("raises", "%.4g"), table("lowers", "%.4g"), table("raises", "%s"), table("lowers", "%s")
+    )
+
+
+def _value_text(value: str | None) -> str:
+    return "not known" if value is None else f"“{value}”"
+
+
 def _results(
     scores: list[float],
     labels: list[str],
-    chosen: list[list[int]],
-    picked: list[list[float]],
-    numbers: list[list[Any]],
+    top: int,
+    features: list[int],
+    contributions: list[float],
+    numbers: list[Any],
     batch: RecordBatch | RecordRows,
     layout: FeatureLayout,
     descriptions: Sequence[str],
 ) -> list[dict[str, Any]]:
+    """The answers, from flat lists of `top` reasons per record (record i's are i*top .. i*top+top-1).
+
+    Written as whole-list comprehensions rather than a loop per reason: for a 10,000-record batch
+    this assembly (30,000 reason texts) is the largest cost after JSON decoding."""
     names, category_of = layout.names, layout.category_of
-    categorical = batch.categorical
-    results: list[dict[str, Any]] = []
-    for row, (score, tier, features, contributions, values) in enumerate(
-        zip(scores, labels, chosen, picked, numbers, strict=True)
-    ):
-        reasons = []
-        for feature, contribution, number in zip(features, contributions, values, strict=True):
-            if contribution == 0.0 or contribution != contribution:
-                continue  # an occlusion-free feature or a neutral category explains nothing
+    values: list[Any] = [None if number is None or number != number else number for number in numbers]
+    if category_of:
+        categorical = batch.categorical
+        for i, feature in enumerate(features):
             k = category_of.get(feature)
-            value: float | str | None
             if k is not None:
-                value = categorical[k][row]
-            else:
-                value = None if number is None or number != number else number
-            reasons.append(
-                {
-                    "feature": names[feature],
-                    "value": value,
-                    "contribution": contribution,
-                    "text": reason_text(descriptions[feature], value, contribution),
-                }
-            )
-        results.append({"score": score, "tier": tier, "reasons": reasons})
-    return results
+                values[i] = categorical[k][i // top]
+    templates = _templates(tuple(descriptions))
+    raises, lowers = templates.raises_number, templates.lowers_number
+    raises_text, lowers_text = templates.raises_text, templates.lowers_text
+    reasons = [
+        {
+            "feature": names[feature],
+            "value": value,
+            "contribution": contribution,
+            "text": (raises if contribution > 0 else lowers)[feature] % (value, contribution)
+            if type(value) is float
+            else (raises_text if contribution > 0 else lowers_text)[feature]
+            % (_value_text(value), contribution),
+        }
+        # A zero contribution (an occlusion-free feature, a neutral category) or NaN explains nothing.
+        if contribution != 0.0 and contribution == contribution
+        else None
+        for feature, contribution, value in zip(features, contributions, values, strict=True)
+    ]
+    per_record = [reasons[i : i + top] for i in range(0, len(reasons), top)]
+    if None in reasons:
+        per_record = [[reason for reason in group if reason is not None] for group in per_record]
+    return [
+        {"score": score, "tier": tier, "reasons": group}
+        for score, tier, group in zip(scores, labels, per_record, strict=True)
+    ]

@@ -24,6 +24,7 @@ from app.services.explain import Tiers, explain, explain_rows
 from app.services.linear import CompiledLinear, Scored, compile_linear
 from app.services.records import MISSING_CATEGORY, FeatureLayout, RecordBatch, parse_records, parse_rows
 from app.services.trees import compile_trees
+from app.services.typed_records import TypedRecords
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +54,18 @@ class ScoringModel(Protocol):
     def tiers(self) -> Tiers: ...
 
 
-def score_records(records: Sequence[Any], model: ScoringModel) -> list[dict[str, Any]]:
+def score_records(records: Sequence[Any] | TypedRecords, model: ScoringModel) -> list[dict[str, Any]]:
     """Validate, score and explain JSON records; raises InvalidRequest naming each bad field.
 
-    A few records on a compiled linear model take the plain-Python path (no numpy, no DataFrame);
-    anything else goes through arrays. Both give the same answer (tests/app/test_scorers.py).
+    `records` are parsed JSON objects, or records the typed decoder has already checked. A few
+    records on a compiled linear model take the plain-Python path (no numpy, no DataFrame); anything
+    else goes through arrays. Both give the same answer (tests/app/test_scorers.py).
     """
     scorer, layout = model.scorer, model.layout
     if len(records) <= SMALL_REQUEST and isinstance(scorer, CompiledLinear):
-        rows = parse_rows(records, layout)
+        rows = records.plain_rows() if isinstance(records, TypedRecords) else parse_rows(records, layout)
         return explain_rows(scorer.score_rows(rows), rows, layout, model.descriptions, model.tiers)
-    batch = parse_records(records, layout)
+    batch = records.batch() if isinstance(records, TypedRecords) else parse_records(records, layout)
     return explain(scorer.score(batch), batch, layout, model.descriptions, model.tiers)
 
 
