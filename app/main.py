@@ -82,9 +82,9 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
     app.state.ehr_tokens = _ehr_tokens(settings)
     install_partner_filter()
     install_error_handlers(app)
-    # Routes are matched in order and the score route is the hot one: it goes first, on its own
-    # (an included router's matching costs more than scoring a record).
-    app.router.routes.insert(0, scoring.score_route)
+    # Routes are matched in order and the partner scoring routes are the hot ones: they go first, on
+    # their own (an included router's matching costs more than scoring a record).
+    app.router.routes[0:0] = [scoring.score_route, lead_routes.lead_route]
     for router in (
         scoring.router,
         health.router,
@@ -93,7 +93,6 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
         metrics.router,
         inspections.router,
         inspector.router,
-        lead_routes.router,
         cds.router,
     ):
         app.include_router(router)

@@ -87,15 +87,27 @@ def ensure_wrk() -> str | None:
 
 
 def run_wrk(
-    wrk: str, url: str, body: bytes, connections: int, duration: int, cpus: set[int] | None
+    wrk: str, url: str, bodies: list[bytes], connections: int, duration: int, cpus: set[int] | None
 ) -> dict[str, float]:
+    """wrk with one body, or cycling through several (each wrk thread starts at its own first)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        listed = ", ".join(json.dumps(body.decode()) for body in bodies)
         script.write(
             'wrk.method = "POST"\n'
-            f"wrk.body = {json.dumps(body.decode())}\n"
+            f"wrk.body = {json.dumps(bodies[0].decode())}\n"
             'wrk.headers["Content-Type"] = "application/json"\n'
             f'wrk.headers["X-API-Key"] = "{KEY}"\n'
-            "done = function(summary, latency, requests)\n"
+            + (
+                f"local bodies = {{{listed}}}\n"
+                "local next_body = 0\n"
+                "request = function()\n"
+                "  next_body = next_body % #bodies + 1\n"
+                "  return wrk.format(nil, nil, nil, bodies[next_body])\n"
+                "end\n"
+                if len(bodies) > 1
+                else ""
+            )
+            + "done = function(summary, latency, requests)\n"
             '  io.write(string.format(\'JSON {"p50": %f, "p99": %f, "requests": %d, "errors": %d}\\n\',\n'
             "    latency:percentile(50) / 1000, latency:percentile(99) / 1000, summary.requests,\n"
             "    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.timeout))\n"
@@ -113,7 +125,7 @@ def run_wrk(
     return {"rps": rate, "p50_ms": stats["p50"], "p99_ms": stats["p99"], "errors": stats["errors"]}
 
 
-async def run_httpx(url: str, body: bytes, connections: int, duration: float) -> dict[str, float]:
+async def run_httpx(url: str, bodies: list[bytes], connections: int, duration: float) -> dict[str, float]:
     latencies: list[float] = []
     errors = 0
     headers = {"Content-Type": "application/json", "X-API-Key": KEY}
@@ -121,16 +133,18 @@ async def run_httpx(url: str, body: bytes, connections: int, duration: float) ->
     async with httpx.AsyncClient(limits=limits, timeout=60) as client:
         end = time.perf_counter() + duration
 
-        async def worker() -> None:
+        async def worker(first: int) -> None:
             nonlocal errors
+            sent = first
             while time.perf_counter() < end:
                 start = time.perf_counter()
-                response = await client.post(url, content=body, headers=headers)
+                response = await client.post(url, content=bodies[sent % len(bodies)], headers=headers)
                 latencies.append(time.perf_counter() - start)
                 errors += response.status_code != 200
+                sent += 1
 
         started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(connections)))
+        await asyncio.gather(*(worker(i) for i in range(connections)))
         elapsed = time.perf_counter() - started
     cuts = statistics.quantiles(latencies, n=100)
     return {
@@ -142,11 +156,18 @@ async def run_httpx(url: str, body: bytes, connections: int, duration: float) ->
 
 
 def load(
-    url: str, body: bytes, connections: int, duration: int, wrk: str | None, cpus: set[int] | None
+    url: str,
+    body: bytes | list[bytes],
+    connections: int,
+    duration: int,
+    wrk: str | None,
+    cpus: set[int] | None,
 ) -> dict[str, float]:
+    """Load `url` with POSTs of `body` (or of each of several bodies in turn)."""
+    bodies = body if isinstance(body, list) else [body]
     if wrk:
-        return run_wrk(wrk, url, body, connections, duration, cpus)
-    return asyncio.run(run_httpx(url, body, connections, duration))
+        return run_wrk(wrk, url, bodies, connections, duration, cpus)
+    return asyncio.run(run_httpx(url, bodies, connections, duration))
 
 
 def pinned(cpus: set[int] | None) -> Callable[[], None] | None:

@@ -23,6 +23,9 @@ from shapely.geometry import shape
 EDGE_BUFFER_M = 50.0
 _METRES_PER_DEGREE_LAT = 110_574.0
 _METRES_PER_DEGREE_LON_EQUATOR = 111_320.0
+# PointLocator's grid: about 100 m, small enough that most homes' cells lie inside one tract
+# (Chicago's tracts are ~900 m across), large enough that the grid builds in about a second.
+CELL_M = 100.0
 
 
 class OutsideServiceArea(Exception):
@@ -156,6 +159,80 @@ class GeoIndex:
             raise OutsideServiceArea(latitude, longitude)
         tract = None if pd.isna(row["tract"]) else str(row["tract"])
         return Location(tract=tract, community_area=int(row["community_area"]))
+
+
+class PointLocator:
+    """`GeoIndex.locate_many` for one point at a time, for request paths (a hospital's child).
+
+    A grid of cells over the city holds, per cell, the shapes that meet it. A cell inside the
+    interior of one shape that meets no other can only ever be answered with that shape; in a cell
+    that several shapes meet (a boundary runs through it) only those few are tested, with the same
+    test as `GeoIndex._lookup`, and the lowest index that holds the point wins, as there. A point
+    that no shape holds (the city's edge, the lake shore, outside) takes `_lookup` itself, for its
+    nearest-shape-within-the-buffer rule. The answers are `locate_many`'s
+    (tests/training/lead_risk/test_geo.py); the grid saves the tree query and most shape tests.
+    """
+
+    def __init__(self, geo: GeoIndex, cell_m: float = CELL_M) -> None:
+        self._geo = geo
+        bounds = np.concatenate([shapely.bounds(geo._tracts), shapely.bounds(geo._areas)])
+        self._x0, self._y0 = float(bounds[:, 0].min()), float(bounds[:, 1].min())
+        self._cell = float(cell_m)
+        self._nx = int(math.ceil((float(bounds[:, 2].max()) - self._x0) / cell_m))
+        self._ny = int(math.ceil((float(bounds[:, 3].max()) - self._y0) / cell_m))
+        column, row = np.meshgrid(np.arange(self._nx), np.arange(self._ny))
+        left, bottom = self._x0 + column.ravel() * cell_m, self._y0 + row.ravel() * cell_m
+        cells = shapely.box(left, bottom, left + cell_m, bottom + cell_m)
+        self._tracts = _cell_shapes(geo._tract_tree, geo._tracts, cells)
+        self._areas = _cell_shapes(geo._area_tree, geo._areas, cells)
+
+    def locate(self, latitude: float, longitude: float) -> tuple[int, int]:
+        """(tract index in `geo.tract_ids` or -1, community-area number or -1 when outside)."""
+        geo = self._geo
+        x, y = longitude * geo._lon_scale, latitude * _METRES_PER_DEGREE_LAT
+        column, row = (x - self._x0) // self._cell, (y - self._y0) // self._cell
+        cell = int(row) * self._nx + int(column) if 0 <= column < self._nx and 0 <= row < self._ny else -1
+        tract = self._find(self._tracts, cell, geo._tract_tree, geo._tracts, x, y)
+        area = self._find(self._areas, cell, geo._area_tree, geo._areas, x, y)
+        if area >= 0:
+            return tract, int(geo.area_ids[area])
+        if tract >= 0 and int(geo.tract_area[tract]) >= 0:
+            return tract, int(geo.tract_area[tract])  # the lake-shore gap, as locate_many does
+        return tract, -1
+
+    def _find(
+        self, grid: list[int | tuple[int, ...]], cell: int, tree: Any, shapes: np.ndarray, x: float, y: float
+    ) -> int:
+        entry = grid[cell] if cell >= 0 else ()
+        if isinstance(entry, int):
+            return entry
+        for index in entry:  # ascending: the lowest index that holds the point, as _lookup keeps
+            if shapely.intersects_xy(shapes[index], x, y):
+                return index
+        return int(self._geo._lookup(tree, shapes, shapely.points([x], [y]))[0])
+
+
+def _cell_shapes(tree: shapely.STRtree, shapes: np.ndarray, cells: np.ndarray) -> list[int | tuple[int, ...]]:
+    """Per cell: the one shape whose interior holds it and that no other shape meets, else the
+    (ascending) indexes of every shape that meets it."""
+    cell_index, shape_index = tree.query(cells, predicate="intersects")
+    order = np.lexsort((shape_index, cell_index))
+    cell_index, shape_index = cell_index[order], shape_index[order]
+    meeting: list[tuple[int, ...]] = [()] * len(cells)
+    starts: list[int] = (
+        np.flatnonzero(np.r_[True, cell_index[1:] != cell_index[:-1]]).tolist() if len(cell_index) else []
+    )
+    for start, stop in zip(starts, [*starts[1:], len(cell_index)], strict=True):
+        meeting[int(cell_index[start])] = tuple(shape_index[start:stop].tolist())
+    grid: list[int | tuple[int, ...]] = list(meeting)
+    alone = [i for i, entry in enumerate(meeting) if len(entry) == 1]
+    if alone:
+        candidates = np.asarray([meeting[i][0] for i in alone])
+        inside = shapely.contains_properly(shapes[candidates], cells[alone])
+        for i, shape, holds in zip(alone, candidates.tolist(), inside.tolist(), strict=True):
+            if holds:
+                grid[i] = shape
+    return grid
 
 
 def _features(path: Path, id_key: str) -> tuple[list[str], list[Any], list[dict[str, Any]]]:

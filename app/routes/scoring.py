@@ -26,7 +26,7 @@ from app.deps import (
 from app.exceptions import InvalidRequest, ModelNotFound, ModelUnavailable, Problem
 from app.handlers import JSONBytes
 from app.schemas import ErrorResponse, EstablishmentRisk, ScoreRequest, ScoreResponse
-from app.services.registry import LoadedModel, Snapshot
+from app.services.registry import LoadedModel
 from app.services.scorers import score_records
 from app.services.typed_records import TypedRecords, decoder_for
 
@@ -93,7 +93,7 @@ async def score(request: Request) -> Response:
     state = request.app.state
     settings, metrics = state.settings, state.metrics
     version = request.query_params.get("version") if request.scope["query_string"] else None
-    model = _model(state.registry.snapshot, request.path_params["name"], version)
+    model = state.registry.snapshot.get(request.path_params["name"], version)
     body = await read_body(request, settings)
     if len(body) <= INLINE_BODY_BYTES:
         content, count = _answer(model, body, settings.max_records)
@@ -117,20 +117,6 @@ score_route = PlainRoute(
     },
     openapi_extra=_SCORE_DOCS,
 )
-
-
-_defaults: tuple[Snapshot, dict[str, str]] = (Snapshot(), {})
-
-
-def _model(snapshot: Snapshot, name: str, version: str | None) -> LoadedModel:
-    """`snapshot.get(name, version)`, with the default versions worked out once per snapshot rather
-    than on every request (snapshots are immutable; a reload swaps in a new one)."""
-    global _defaults
-    if version is None:
-        if _defaults[0] is not snapshot:
-            _defaults = (snapshot, snapshot.defaults)
-        version = _defaults[1].get(name)
-    return snapshot.get(name, version)
 
 
 def _answer(model: LoadedModel, body: bytes, max_records: int) -> tuple[bytes, int]:

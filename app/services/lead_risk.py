@@ -9,32 +9,32 @@ live only in this call's local variables.
 
 from __future__ import annotations
 
+import bisect
 import math
 import threading
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import shapely
 from scipy.spatial import cKDTree
 
 from app.exceptions import ModelUnavailable
 from app.services.lead_scoring import NumericLinear, compile_numeric_linear
 from app.services.records import RecordBatch
-from app.services.registry import LoadedModel, ModelRegistry
+from app.services.registry import LoadedModel, ModelRegistry, Snapshot
 from training.address import AddressIndex, AddressNotFound
 from training.bundle import content_hash
-from training.geo import GeoIndex
-from training.ingest import to_day, to_xyz
+from training.geo import PointLocator
+from training.ingest import EARTH_RADIUS_KM, to_day, to_xyz
 from training.lead.config import LeadConfig
-from training.lead.features import HISTORY_FEATURES, SAME_ADDRESS_KM
+from training.lead.features import FEATURES, SAME_ADDRESS_KM
 from training.lead.reference import AREA_FEATURES, TRACT_FEATURES
 from training.lead.train import load_lead_data
 
 LEAD_TASK = "lead_risk"
 TOP_REASONS = 3
+EPOCH = date(1970, 1, 1)  # to_day counts days from here
 
 
 class OutsideArea(Exception):
@@ -70,28 +70,12 @@ class LeadResult:
     model: LoadedModel
 
 
-def _point_locator(geo: GeoIndex) -> Any:
-    """One point → (tract, community area) without the per-call pandas of `GeoIndex.locate` (~2 ms):
-    the index's own trees and prepared shapes, queried for one point (~30 µs). It reads GeoIndex's
-    private fields; `training.geo` has no single-point API yet (proposed in the issue 6 report)."""
-
-    def locate(latitude: float, longitude: float) -> tuple[str | None, int | None]:
-        x, y = geo._xy(np.asarray([latitude]), np.asarray([longitude]))
-        points = shapely.points(x, y)
-        tract_index = int(geo._lookup(geo._tract_tree, geo._tracts, points)[0])
-        area_index = int(geo._lookup(geo._area_tree, geo._areas, points)[0])
-        tract = str(geo.tract_ids[tract_index]) if tract_index >= 0 else None
-        if area_index >= 0:
-            return tract, int(geo.area_ids[area_index])
-        if tract_index >= 0 and int(geo.tract_area[tract_index]) >= 0:
-            return tract, int(geo.tract_area[tract_index])  # the lake-shore gap, as locate_many does
-        return tract, None
-
-    return locate
-
-
 class LeadEngine:
-    """Per lead config: the indexes and tables every request reads (built once, read-only after)."""
+    """Per lead config: the indexes and tables every request reads (built once, read-only after).
+
+    The request path is plain Python over precomputed tables wherever that is cheaper than numpy:
+    for one child, each numpy call costs more than the arithmetic it does.
+    """
 
     def __init__(self, config_path: Path) -> None:
         data = load_lead_data(config_path, progress=lambda _message: None)
@@ -101,25 +85,32 @@ class LeadEngine:
         self.horizon_days = config.horizon_days
         self.radius_km = config.block_radius_m / 1000.0
         self._addresses: AddressIndex = data.reference.addresses()
-        self._locate = _point_locator(data.reference.geo)
-        self._tracts = {
-            str(tract): row
-            for tract, row in zip(data.reference.tracts.index, data.reference.tracts.to_numpy(), strict=True)
+        geo = data.reference.geo
+        self._locator = PointLocator(geo)
+        # Place features by the locator's answers: the tract's row by its index in geo.tract_ids,
+        # the community area's by its number; NaN rows for a place the tables do not cover.
+        tracts, areas = data.reference.tracts, data.reference.areas
+        nan_tract = [math.nan] * len(TRACT_FEATURES)
+        self._tract_rows = [
+            tracts.loc[str(tract)].tolist() if str(tract) in tracts.index else nan_tract
+            for tract in geo.tract_ids
+        ]
+        self._nan_tract = nan_tract
+        self._area_rows = {
+            int(area): row.tolist() for area, row in zip(areas.index, areas.to_numpy(), strict=True)
         }
-        self._areas = {
-            int(area): row
-            for area, row in zip(data.reference.areas.index, data.reference.areas.to_numpy(), strict=True)
-        }
-        self._nan_tract = np.full(len(TRACT_FEATURES), np.nan)
-        self._nan_area = np.full(len(AREA_FEATURES), np.nan)
-        tests = data.outcomes.tests
-        self._test_xyz = to_xyz(tests["latitude"], tests["longitude"])
-        self._test_day = to_day(tests["test_date"])
-        self._test_elevated = tests["result"].to_numpy(dtype="float64") >= config.threshold
-        self._tree = cKDTree(self._test_xyz)
+        self._nan_area = [math.nan] * len(AREA_FEATURES)
+        # The city's earlier tests in date order, so "tested before the as-of date" is "at a position
+        # before the as-of date's insertion point": one bisection, then integer comparisons.
+        tests = data.outcomes.tests.sort_values("test_date", kind="stable")
+        self._test_days: list[int] = to_day(tests["test_date"]).tolist()
+        self._test_elevated: list[int] = (
+            (tests["result"].to_numpy(dtype="float64") >= config.threshold).astype(int).tolist()
+        )
+        self._tree = cKDTree(to_xyz(tests["latitude"], tests["longitude"]))
 
-    def place(self, home: Home) -> tuple[float, float, str | None, int]:
-        """Coordinates, tract and community area of a home; raises OutsideArea."""
+    def place(self, home: Home) -> tuple[float, float, int, int]:
+        """Coordinates, tract index (or -1) and community area of a home; raises OutsideArea."""
         if home.latitude is not None and home.longitude is not None:
             latitude, longitude = home.latitude, home.longitude
         else:
@@ -129,41 +120,49 @@ class LeadEngine:
                 # The exception holds the address; it is dropped here, never logged or returned.
                 raise OutsideArea(not_found=True) from None
             latitude, longitude = match.latitude, match.longitude
-        tract, area = self._locate(latitude, longitude)
-        if area is None:
+        tract, area = self._locator.locate(latitude, longitude)
+        if area < 0:
             raise OutsideArea(not_found=False)
         return latitude, longitude, tract, area
 
-    def history(self, latitude: float, longitude: float, as_of: date) -> np.ndarray:
+    def history(self, latitude: float, longitude: float, as_of: date) -> list[float]:
         """HISTORY_FEATURES: earlier tests (and elevated ones) at the address and within the block."""
-        point = to_xyz([latitude], [longitude])[0]
-        near = np.asarray(self._tree.query_ball_point(point, self.radius_km), dtype=np.intp)
-        before = self._test_day[near] < np.datetime64(as_of, "D").astype("int64")
-        near = near[before]
-        elevated = self._test_elevated[near]
-        at_address = np.linalg.norm(self._test_xyz[near] - point, axis=1) <= SAME_ADDRESS_KM
-        tests_address, tests_block = float(at_address.sum()), float(len(near))
-        elevated_address, elevated_block = float((elevated & at_address).sum()), float(elevated.sum())
-        return np.asarray(
-            [
-                tests_address,
-                elevated_address,
-                elevated_address / tests_address if tests_address else np.nan,
-                tests_block,
-                elevated_block,
-                elevated_block / tests_block if tests_block else np.nan,
-            ]
+        # to_xyz's arithmetic, for one point without numpy.
+        lat, lon = math.radians(latitude), math.radians(longitude)
+        point = (
+            EARTH_RADIUS_KM * math.cos(lat) * math.cos(lon),
+            EARTH_RADIUS_KM * math.cos(lat) * math.sin(lon),
+            EARTH_RADIUS_KM * math.sin(lat),
         )
+        earlier = bisect.bisect_left(self._test_days, (as_of - EPOCH).days)
+        elevated = self._test_elevated.__getitem__
+        # The same distance test as training's sparse_distance_matrix (the tree's), for both radii.
+        block = [i for i in self._tree.query_ball_point(point, self.radius_km) if i < earlier]
+        address = [i for i in self._tree.query_ball_point(point, SAME_ADDRESS_KM) if i < earlier]
+        tests_block, elevated_block = float(len(block)), float(sum(map(elevated, block)))
+        tests_address, elevated_address = float(len(address)), float(sum(map(elevated, address)))
+        return [
+            tests_address,
+            elevated_address,
+            elevated_address / tests_address if tests_address else math.nan,
+            tests_block,
+            elevated_block,
+            elevated_block / tests_block if tests_block else math.nan,
+        ]
+
+    def feature_vector(self, birth: date, as_of: date, home: Home) -> list[float]:
+        """FEATURES (training/lead/features.py), in that order, for one child; raises OutsideArea."""
+        latitude, longitude, tract, area = self.place(home)
+        return [
+            float((as_of - birth).days),
+            *(self._tract_rows[tract] if tract >= 0 else self._nan_tract),
+            *self._area_rows.get(area, self._nan_area),
+            *self.history(latitude, longitude, as_of),
+        ]
 
     def features(self, birth: date, as_of: date, home: Home) -> dict[str, float]:
-        """FEATURES (training/lead/features.py) for one child; raises OutsideArea."""
-        latitude, longitude, tract, area = self.place(home)
-        values: dict[str, float] = {"age_days": float((as_of - birth).days)}
-        tract_row = self._tracts.get(tract, self._nan_tract) if tract is not None else self._nan_tract
-        values.update(zip(TRACT_FEATURES, tract_row.tolist(), strict=True))
-        values.update(zip(AREA_FEATURES, self._areas.get(area, self._nan_area).tolist(), strict=True))
-        values.update(zip(HISTORY_FEATURES, self.history(latitude, longitude, as_of).tolist(), strict=True))
-        return values
+        """`feature_vector` by name."""
+        return dict(zip(FEATURES, self.feature_vector(birth, as_of, home), strict=True))
 
 
 _ENGINES: dict[Path, LeadEngine] = {}
@@ -196,11 +195,21 @@ class LeadService:
         self.registry = registry
         self.data_dir = Path(data_dir)
         self.model_name = model_name
-        self._compiled_models: dict[str, NumericLinear | None] = {}
+        self._compiled_models: dict[str, tuple[tuple[int, ...], NumericLinear | None]] = {}
+        # The request path's lookups, worked out once per snapshot and per model (both immutable).
+        self._chosen: tuple[Snapshot | None, LoadedModel | None] = (None, None)
+        self._ready: dict[str, LeadEngine] = {}
 
     def model(self) -> LoadedModel:
         """The lead model of the current snapshot: by configured name, else the first lead bundle."""
         snapshot = self.registry.snapshot
+        seen, model = self._chosen
+        if seen is not snapshot or model is None:
+            model = self._choose(snapshot)
+            self._chosen = (snapshot, model)  # one tuple: a reader sees the old pair or the new one
+        return model
+
+    def _choose(self, snapshot: Snapshot) -> LoadedModel:
         if self.model_name is not None:
             return snapshot.get(self.model_name)
         for name in sorted(snapshot.models):
@@ -218,7 +227,12 @@ class LeadService:
 
     def ready_engine(self, model: LoadedModel) -> LeadEngine | None:
         """The engine if it is built already (the request path: no lock, no thread hop)."""
-        return _ENGINES.get(self.config_path(model))
+        engine = self._ready.get(model.fingerprint)
+        if engine is None:
+            engine = _ENGINES.get(self.config_path(model))
+            if engine is not None:
+                self._ready = self._ready | {model.fingerprint: engine}
+        return engine
 
     def engine(self, model: LoadedModel) -> LeadEngine:
         """Build (once per process and config, ~5-8 s: the city's test history, the address index)
@@ -245,24 +259,29 @@ class LeadService:
         except ModelUnavailable:
             return
 
-    def _compiled(self, model: LoadedModel) -> NumericLinear | None:
+    def _compiled(self, model: LoadedModel) -> tuple[tuple[int, ...], NumericLinear | None]:
+        """Per model: where each of its features is in the engine's FEATURES (-1: not one of them,
+        so unknown), and its compiled scorer."""
         key = model.fingerprint
         if key not in self._compiled_models:
-            self._compiled_models[key] = compile_numeric_linear(model.bundle.estimator, model.layout.names)
+            if model.layout.categorical:
+                raise ModelUnavailable(f"model {model.name!r} has categorical features; not a lead model")
+            order = tuple(FEATURES.index(name) if name in FEATURES else -1 for name in model.layout.names)
+            compiled = compile_numeric_linear(model.bundle.estimator, model.layout.names)
+            self._compiled_models = self._compiled_models | {key: (order, compiled)}
         return self._compiled_models[key]
 
     def score(
         self, engine: LeadEngine, model: LoadedModel, birth: date, as_of: date, home: Home
     ) -> LeadResult:
         """Score one child; raises OutsideArea (the caller checks eligibility by age first)."""
-        values = engine.features(birth, as_of, home)
+        order, compiled = self._compiled(model)
+        vector = engine.feature_vector(birth, as_of, home)
+        row = [vector[i] if i >= 0 else math.nan for i in order]
         layout = model.layout
-        if layout.categorical:
-            raise ModelUnavailable(f"model {model.name!r} has categorical features; not a lead model")
-        row = np.asarray([values.get(name, np.nan) for name in layout.names], dtype=np.float64)
-        compiled = self._compiled(model)
         if compiled is None:
-            result = model.score_batch(RecordBatch(numeric=row[None, :], categorical=()))[0]
+            batch = RecordBatch(numeric=np.asarray([row], dtype=np.float64), categorical=())
+            result = model.score_batch(batch)[0]
             reasons = [
                 Reason(
                     r["feature"],
@@ -274,12 +293,13 @@ class LeadService:
             ]
             return LeadResult(float(result["score"]), str(result["tier"]), reasons, model)
         score, contributions = compiled.score(row)
-        top = sorted(range(len(row)), key=lambda j: abs(contributions[j]), reverse=True)[:TOP_REASONS]
+        magnitude = list(map(abs, contributions))
+        top = sorted(range(len(row)), key=magnitude.__getitem__, reverse=True)[:TOP_REASONS]
         reasons = [
             Reason(
                 layout.names[j],
-                None if math.isnan(row[j]) else float(row[j]),
-                float(contributions[j]),
+                None if math.isnan(row[j]) else row[j],
+                contributions[j],
                 model.descriptions[j],
             )
             for j in top

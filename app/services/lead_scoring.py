@@ -12,6 +12,7 @@ estimator on probe rows before it is used; if it disagrees, the caller uses the 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,24 +30,28 @@ SELF_CHECK_TOLERANCE = 1e-9
 
 @dataclass(frozen=True)
 class NumericLinear:
+    """The folded pipeline as Python lists: one child's ~20 values are scored faster term by term
+    than through numpy, whose per-call cost is larger than the arithmetic."""
+
     names: tuple[str, ...]
     intercept: float
-    fill: FloatArray
-    weight: FloatArray  # coef / scale for each value column
-    offset: FloatArray  # coef * mean / scale for each value column
-    indicator_of: npt.NDArray[np.intp]  # feature index of each missing-indicator column
-    indicator_weight: FloatArray
-    indicator_offset: FloatArray
+    weight: list[float]  # coef / scale of each value column
+    present_offset: list[float]  # what a present value subtracts: its offset and its indicator's
+    missing_contribution: list[float]  # a missing value: the imputed value's term plus its indicator's
 
-    def score(self, x: FloatArray) -> tuple[float, FloatArray]:
+    def score(self, x: Sequence[float]) -> tuple[float, list[float]]:
         """Probability and per-feature contributions (logit units) for one row of len(names)."""
-        missing = np.isnan(x)
-        contributions = np.where(missing, self.fill, x) * self.weight - self.offset
-        if self.indicator_of.size:
-            flags = missing[self.indicator_of].astype(np.float64)
-            np.add.at(contributions, self.indicator_of, flags * self.indicator_weight - self.indicator_offset)
-        logit = self.intercept + float(contributions.sum())
-        return 1.0 / (1.0 + math.exp(-logit)), contributions
+        contributions = [
+            missing if value != value else value * weight - offset
+            for value, weight, offset, missing in zip(
+                x, self.weight, self.present_offset, self.missing_contribution, strict=True
+            )
+        ]
+        logit = self.intercept + math.fsum(contributions)
+        if logit >= 0:
+            return 1.0 / (1.0 + math.exp(-logit)), contributions
+        small = math.exp(logit)  # exp(-logit) would overflow for very negative logits
+        return small / (1.0 + small), contributions
 
 
 def compile_numeric_linear(estimator: Any, names: tuple[str, ...]) -> NumericLinear | None:
@@ -77,23 +82,27 @@ def compile_numeric_linear(estimator: Any, names: tuple[str, ...]) -> NumericLin
     if coef.shape[0] != width or mean.shape[0] != width:
         return None
     weight = coef / scale
+    offset = weight * mean
+    # Each feature's missing-indicator column (if it has one) folded into that feature's terms:
+    # present, the indicator is 0 and adds -offset; missing, it is 1 and adds weight - offset.
+    indicator_present = np.zeros(p)
+    indicator_missing = np.zeros(p)
+    indicator_present[indicator_of] = -offset[p:]
+    indicator_missing[indicator_of] = weight[p:] - offset[p:]
     compiled = NumericLinear(
         names=names,
         intercept=float(model.intercept_[0]),
-        fill=fill,
-        weight=weight[:p],
-        offset=(weight * mean)[:p],
-        indicator_of=indicator_of,
-        indicator_weight=weight[p:],
-        indicator_offset=(weight * mean)[p:],
+        weight=weight[:p].tolist(),
+        present_offset=(offset[:p] - indicator_present).tolist(),
+        missing_contribution=(fill * weight[:p] - offset[:p] + indicator_missing).tolist(),
     )
-    return compiled if _agrees(compiled, estimator) else None
+    return compiled if _agrees(compiled, estimator, fill) else None
 
 
-def _agrees(compiled: NumericLinear, estimator: Any) -> bool:
+def _agrees(compiled: NumericLinear, estimator: Any, fill: FloatArray) -> bool:
     rng = np.random.default_rng(0)
-    probe = compiled.fill * rng.uniform(0.0, 2.0, (8, len(compiled.names)))
+    probe = fill * rng.uniform(0.0, 2.0, (8, len(compiled.names)))
     probe[rng.uniform(size=probe.shape) < 0.3] = np.nan  # exercise the imputer and its indicators
     expected = estimator.predict_proba(pd.DataFrame(probe, columns=list(compiled.names)))[:, 1]
-    got = np.asarray([compiled.score(row)[0] for row in probe])
+    got = np.asarray([compiled.score(row.tolist())[0] for row in probe])
     return bool(np.max(np.abs(got - expected)) <= SELF_CHECK_TOLERANCE)

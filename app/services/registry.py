@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -58,15 +59,16 @@ class LoadedModel:
     fingerprint: str  # sha256 over the manifest's file hashes: the same bytes give the same fingerprint
     loaded_at: str
 
-    @property
+    # Read on every request (answers, metrics labels): worked out once, the bundle never changes.
+    @cached_property
     def name(self) -> str:
         return self.bundle.name
 
-    @property
+    @cached_property
     def version(self) -> str:
         return self.bundle.version
 
-    @property
+    @cached_property
     def city(self) -> str:
         return str(self.bundle.manifest.get("city", ""))
 
@@ -167,9 +169,10 @@ class Snapshot:
     failures: tuple[Failure, ...] = ()
     loaded_at: str | None = None
 
-    @property
+    @cached_property
     def defaults(self) -> dict[str, str]:
-        """The newest version of each name: latest training end, then creation time."""
+        """The newest version of each name: latest training end, then creation time (worked out once:
+        a snapshot never changes, a reload makes a new one)."""
         return {
             name: max(versions.values(), key=_version_key).version for name, versions in self.models.items()
         }

@@ -6,10 +6,12 @@ import math
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
+import shapely
 from shapely.geometry import box
 
-from training.geo import GeoIndex, OutsideServiceArea, load_geo_index
+from training.geo import GeoIndex, OutsideServiceArea, PointLocator, load_geo_index
 from training.lead.config import LeadConfig
 from training.lead.reference import Reference
 
@@ -83,3 +85,41 @@ def test_sampled_points_fall_inside_their_tract(reference: Reference) -> None:
     tracts = reference.geo.locate_many(lat, lon)["tract"]
     assert (tracts == "17031839100").all()
     assert all(math.isfinite(v) for v in lat)
+
+
+def _expected(geo: GeoIndex, lat: np.ndarray, lon: np.ndarray) -> list[tuple[int, int]]:
+    """locate_many's answers in PointLocator's terms: (tract index or -1, area number or -1)."""
+    found = geo.locate_many(lat, lon)
+    position = {str(tract): i for i, tract in enumerate(geo.tract_ids)}
+    return [
+        (-1 if pd.isna(tract) else position[str(tract)], -1 if pd.isna(area) else int(area))
+        for tract, area in zip(found["tract"], found["community_area"], strict=True)
+    ]
+
+
+def test_point_locator_answers_as_locate_many_does(reference: Reference) -> None:
+    """Everywhere, and above all where the grid cannot decide alone: on and near every boundary."""
+    geo = reference.geo
+    rng = np.random.default_rng(3)
+    anywhere_lat, anywhere_lon = rng.uniform(41.60, 42.05, 3000), rng.uniform(-87.97, -87.50, 3000)
+    # Tract and community-area corners, nudged by up to ~2 m and by up to ~80 m (the 50 m edge buffer).
+    coordinates = np.concatenate([shapely.get_coordinates(shapes) for shapes in (geo._tracts, geo._areas)])
+    corners = coordinates[rng.integers(0, len(coordinates), 4000)]
+    nudge = np.r_[rng.uniform(-2, 2, (2000, 2)), rng.uniform(-80, 80, (2000, 2))]
+    x, y = (corners + nudge).T
+    lat = np.r_[anywhere_lat, y / 110_574.0]
+    lon = np.r_[anywhere_lon, x / geo._lon_scale]
+    locator = PointLocator(geo)
+    got = [locator.locate(a, b) for a, b in zip(lat.tolist(), lon.tolist(), strict=True)]
+    assert got == _expected(geo, lat, lon)
+    outside = sum(area < 0 for _, area in got)
+    assert 500 < outside < len(got) - 500  # both kinds of answer are exercised
+
+
+def test_point_locator_keeps_the_lake_shore_fallback_and_the_edge_buffer() -> None:
+    city = _square_city()
+    locator = PointLocator(city, cell_m=50.0)
+    lat = np.asarray([41.805, 41.805, 41.81 + 30 / 110_574.0, 41.81 + 120 / 110_574.0])
+    lon = np.asarray([-87.6915, -87.699, -87.698, -87.698])
+    assert [locator.locate(a, b) for a, b in zip(lat, lon, strict=True)] == _expected(city, lat, lon)
+    assert locator.locate(41.805, -87.6915) == (0, 7)
