@@ -46,8 +46,12 @@ def _version() -> str:
         return "0+unknown"
 
 
-def create_app(settings: Settings | None = None, *, load_models: bool = True) -> FastAPI:
-    """The service app. Models are loaded at start-up (lifespan) unless `load_models` is False."""
+def create_app(
+    settings: Settings | None = None, *, load_models: bool = True, freeze_heap: bool = False
+) -> FastAPI:
+    """The service app. Models are loaded at start-up (lifespan) unless `load_models` is False;
+    with `freeze_heap` (the server process, not tests that build many apps) what start-up loaded is
+    then frozen out of the garbage collector's sight (see `settle_heap`)."""
     settings = settings or Settings()
     registry = ModelRegistry(settings.models_dir, _signature_check(settings))
     lead = LeadService(registry, settings.data_dir, settings.lead_model)
@@ -59,10 +63,13 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
             snapshot = await anyio.to_thread.run_sync(registry.reload)
             service_metrics.models_loaded.set(snapshot.count)
             service_metrics.bundles_failed.set(len(snapshot.failures))
-            settle_heap()
+            if freeze_heap:
+                settle_heap()
             # The lead engine (city test history, address index) takes seconds to build; build it
             # off the event loop now so the first hospital request does not wait for it.
-            threading.Thread(target=_warm_up, args=(lead,), name="lead-warm-up", daemon=True).start()
+            threading.Thread(
+                target=_warm_up, args=(lead, freeze_heap), name="lead-warm-up", daemon=True
+            ).start()
         yield
 
     app = FastAPI(
@@ -112,9 +119,10 @@ def settle_heap() -> None:
     gc.freeze()
 
 
-def _warm_up(lead: LeadService) -> None:
+def _warm_up(lead: LeadService, freeze_heap: bool) -> None:
     lead.warm_up()
-    settle_heap()
+    if freeze_heap:
+        settle_heap()
 
 
 def _signature_check(settings: Settings) -> SignatureCheck | None:
@@ -171,4 +179,4 @@ def app_factory() -> FastAPI:
     """Entry point for `uvicorn --factory app.main:app_factory` (what `civicrisk serve` runs)."""
     settings = Settings()
     configure_logging(settings.log_level)
-    return create_app(settings)
+    return create_app(settings, freeze_heap=True)

@@ -102,12 +102,13 @@ class LeadEngine:
         self._nan_area = [math.nan] * len(AREA_FEATURES)
         # The city's earlier tests in date order, so "tested before the as-of date" is "at a position
         # before the as-of date's insertion point": one bisection, then integer comparisons.
-        tests = data.outcomes.tests.sort_values("test_date", kind="stable")
-        self._test_days: list[int] = to_day(tests["test_date"]).tolist()
-        self._test_elevated: list[int] = (
-            (tests["result"].to_numpy(dtype="float64") >= config.threshold).astype(int).tolist()
-        )
-        self._tree = cKDTree(to_xyz(tests["latitude"], tests["longitude"]))
+        # (Sorted by to_day's numbers, which put a missing date first, as training's comparison does.)
+        tests = data.outcomes.tests
+        order = np.argsort(to_day(tests["test_date"]), kind="stable")
+        self._test_days: list[int] = to_day(tests["test_date"])[order].tolist()
+        elevated = tests["result"].to_numpy(dtype="float64") >= config.threshold
+        self._test_elevated: list[int] = elevated[order].astype(int).tolist()
+        self._tree = cKDTree(to_xyz(tests["latitude"], tests["longitude"])[order])
 
     def place(self, home: Home) -> tuple[float, float, int, int]:
         """Coordinates, tract index (or -1) and community area of a home; raises OutsideArea."""
@@ -159,10 +160,6 @@ class LeadEngine:
             *self._area_rows.get(area, self._nan_area),
             *self.history(latitude, longitude, as_of),
         ]
-
-    def features(self, birth: date, as_of: date, home: Home) -> dict[str, float]:
-        """`feature_vector` by name."""
-        return dict(zip(FEATURES, self.feature_vector(birth, as_of, home), strict=True))
 
 
 _ENGINES: dict[Path, LeadEngine] = {}
