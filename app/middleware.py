@@ -8,6 +8,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.logs import FACTS
 from app.services.metrics import ServiceMetrics
 from app.services.registry import ModelRegistry
 
@@ -59,6 +60,6 @@ class ObserveRequests:
                 # this line, and not in the JSON), which cost more than scoring a record.
                 access_log.handle(
                     access_log.makeRecord(
-                        access_log.name, logging.INFO, __file__, 0, "request", (), None, None, facts
+                        access_log.name, logging.INFO, __file__, 0, "request", (), None, None, {FACTS: facts}
                     )
                 )
