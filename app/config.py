@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     log_level: LogLevel = "info"
     # One JSON line per request; it never holds bodies or keys, only route, status and timing.
     access_log: bool = True
+    # FastAPI's native OpenTelemetry tracing, metrics and logs, for a deployment that configures
+    # OpenTelemetry providers. Off by default: /metrics serves Prometheus metrics, and the check for
+    # configured providers on every request cost more than the key check.
+    opentelemetry: bool = False
     # Comma-separated in the environment; the plain keys are dropped once hashed (see key_digests).
     api_keys: Annotated[tuple[str, ...], NoDecode] = ()
     admin_key: str | None = None
