@@ -109,6 +109,7 @@ class LeadEngine:
         elevated = tests["result"].to_numpy(dtype="float64") >= config.threshold
         self._test_elevated: list[int] = elevated[order].astype(int).tolist()
         self._tree = cKDTree(to_xyz(tests["latitude"], tests["longitude"])[order])
+        self._radii = np.array((self.radius_km, SAME_ADDRESS_KM))  # the block, the address
 
     def place(self, home: Home) -> tuple[float, float, int, int]:
         """Coordinates, tract index (or -1) and community area of a home; raises OutsideArea."""
@@ -137,9 +138,11 @@ class LeadEngine:
         )
         earlier = bisect.bisect_left(self._test_days, (as_of - EPOCH).days)
         elevated = self._test_elevated.__getitem__
-        # The same distance test as training's sparse_distance_matrix (the tree's), for both radii.
-        block = [i for i in self._tree.query_ball_point(point, self.radius_km) if i < earlier]
-        address = [i for i in self._tree.query_ball_point(point, SAME_ADDRESS_KM) if i < earlier]
+        # The same distance test as training's sparse_distance_matrix (the tree's), both radii in
+        # one query.
+        near_block, near_address = self._tree.query_ball_point(np.array((point, point)), self._radii)
+        block = [i for i in near_block if i < earlier]
+        address = [i for i in near_address if i < earlier]
         tests_block, elevated_block = float(len(block)), float(sum(map(elevated, block)))
         tests_address, elevated_address = float(len(address)), float(sum(map(elevated, address)))
         return [
