@@ -55,7 +55,7 @@ _DPI = 100
 
 
 @contextmanager
-def _figure(figsize: tuple[float, float] = _FIGSIZE) -> Iterator[tuple[Figure, Axes]]:
+def plot_figure(figsize: tuple[float, float] = _FIGSIZE) -> Iterator[tuple[Figure, Axes]]:
     figure, axes = plt.subplots(figsize=figsize)
     try:
         yield figure, axes
@@ -63,7 +63,7 @@ def _figure(figsize: tuple[float, float] = _FIGSIZE) -> Iterator[tuple[Figure, A
         plt.close(figure)
 
 
-def _png(figure: Figure) -> bytes:
+def png_bytes(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     figure.tight_layout()
     # No "Software" stamp: the same model should give the same bytes (and hashes) on any matplotlib.
@@ -81,7 +81,7 @@ def _precision_plot(ordered: pd.DataFrame) -> bytes:
     ks = list(range(1, 101))
     curve = precision_at_k_curve(ordered["label"], ordered["score"], ks)
     base_rate = float(ordered["label"].mean())
-    with _figure() as (figure, axes):
+    with plot_figure() as (figure, axes):
         axes.plot(curve["k"], curve["precision"], label="model")
         axes.axhline(base_rate, color="grey", linestyle="--", label=f"base rate ({base_rate:.2f})")
         axes.set_xlabel("top k% of inspections by score")
@@ -89,12 +89,12 @@ def _precision_plot(ordered: pd.DataFrame) -> bytes:
         axes.set_ylim(0, 1.02)
         axes.set_xlim(0, 100)
         axes.legend(loc="upper right")
-        return _png(figure)
+        return png_bytes(figure)
 
 
 def _days_earlier_plot(ordered: pd.DataFrame) -> bytes:
     days = ordered.loc[ordered["label"] == 1, "days_earlier"].astype("float64")
-    with _figure() as (figure, axes):
+    with plot_figure() as (figure, axes):
         if days.empty:
             _no_data(axes, "no inspections with a violation in this window")
         else:
@@ -104,12 +104,12 @@ def _days_earlier_plot(ordered: pd.DataFrame) -> bytes:
             axes.set_xlabel("days earlier than actual inspection (negative = later)")
             axes.set_ylabel("inspections with a violation")
             axes.legend(loc="upper right")
-        return _png(figure)
+        return png_bytes(figure)
 
 
 def _calibration_plot(ordered: pd.DataFrame) -> bytes:
     table = calibration_table(ordered["label"], ordered["score"])
-    with _figure((5.0, 5.0)) as (figure, axes):
+    with plot_figure((5.0, 5.0)) as (figure, axes):
         axes.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfectly calibrated")
         axes.plot(table["mean_predicted"], table["observed_rate"], marker="o", label="model")
         axes.set_xlabel("mean predicted probability (score decile)")
@@ -117,13 +117,13 @@ def _calibration_plot(ordered: pd.DataFrame) -> bytes:
         axes.set_xlim(0, 1)
         axes.set_ylim(0, 1)
         axes.legend(loc="upper left")
-        return _png(figure)
+        return png_bytes(figure)
 
 
-def _importance_plot(feature_importance: Mapping[str, float]) -> bytes:
+def importance_plot(feature_importance: Mapping[str, float]) -> bytes:
     # Coefficients can be negative; rank by magnitude but plot the sign.
     top = sorted(feature_importance.items(), key=lambda item: (-abs(float(item[1])), item[0]))[:TOP_FEATURES]
-    with _figure((6.0, 5.0)) as (figure, axes):
+    with plot_figure((6.0, 5.0)) as (figure, axes):
         if not top:
             _no_data(axes, "no feature importance available")
         else:
@@ -133,7 +133,7 @@ def _importance_plot(feature_importance: Mapping[str, float]) -> bytes:
             axes.axvline(0, color="grey", linewidth=1)
             axes.set_xlabel("importance")
             axes.tick_params(axis="y", labelsize=8)
-        return _png(figure)
+        return png_bytes(figure)
 
 
 def render_plots(evaluation: pd.DataFrame, feature_importance: Mapping[str, float]) -> dict[str, bytes]:
@@ -153,7 +153,7 @@ def render_plots(evaluation: pd.DataFrame, feature_importance: Mapping[str, floa
         "precision_at_k.png": lambda: _precision_plot(ordered),
         "days_earlier_hist.png": lambda: _days_earlier_plot(ordered),
         "calibration.png": lambda: _calibration_plot(ordered),
-        "feature_importance.png": lambda: _importance_plot(feature_importance),
+        "feature_importance.png": lambda: importance_plot(feature_importance),
     }
     return {name: make() for name, make in makers.items()}
 
@@ -172,7 +172,7 @@ LIMITATIONS = (
 )
 
 
-def _format(value: Any) -> str:
+def format_value(value: Any) -> str:
     if value is None:
         return "—"
     if isinstance(value, bool):
@@ -183,20 +183,20 @@ def _format(value: Any) -> str:
         # Four significant digits keep small tier cut-points (0.0123) readable without long tails.
         return f"{value:,.0f}" if abs(value) >= 10_000 else f"{value:.4g}"
     if isinstance(value, Mapping):
-        return "; ".join(f"{key}: {_format(item)}" for key, item in value.items())
+        return "; ".join(f"{key}: {format_value(item)}" for key, item in value.items())
     if isinstance(value, list | tuple | set):
-        return ", ".join(_format(item) for item in value)
+        return ", ".join(format_value(item) for item in value)
     # Table cells: a pipe or newline would break the Markdown row.
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> list[str]:
+def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> list[str]:
     if not rows:
         return ["_None recorded._"]
     if columns is None:
         columns = list(dict.fromkeys(key for row in rows for key in row))
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_format(row.get(column)) for column in columns) + " |" for row in rows]
+    lines += ["| " + " | ".join(format_value(row.get(column)) for column in columns) + " |" for row in rows]
     return lines
 
 
@@ -215,7 +215,7 @@ def _rows(value: Any, key_name: str) -> list[dict[str, Any]]:
     return []
 
 
-def _validation_rows(metrics: Any) -> list[dict[str, Any]]:
+def validation_rows(metrics: Any) -> list[dict[str, Any]]:
     """Flatten per-model, per-origin metrics into rows with `model` and `origin` columns first."""
     if not isinstance(metrics, Mapping):
         return _rows(metrics, "model")
@@ -230,12 +230,12 @@ def _validation_rows(metrics: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def _bullets(value: Any) -> list[str]:
+def bullet_lines(value: Any) -> list[str]:
     if isinstance(value, Mapping):
-        return [f"- {key}: {_format(item)}" for key, item in value.items()]
+        return [f"- {key}: {format_value(item)}" for key, item in value.items()]
     if isinstance(value, list | tuple):
-        return [f"- {_format(item)}" for item in value]
-    return [f"- {_format(value)}"] if value else []
+        return [f"- {format_value(item)}" for item in value]
+    return [f"- {format_value(value)}"] if value else []
 
 
 def _city(manifest: Mapping[str, Any]) -> str:
@@ -245,14 +245,14 @@ def _city(manifest: Mapping[str, Any]) -> str:
     return str(city) if city else "unspecified city"
 
 
-def _section(title: str, body: list[str]) -> list[str]:
+def markdown_section(title: str, body: list[str]) -> list[str]:
     return [f"## {title}", "", *body, ""]
 
 
 def _overview(manifest: Mapping[str, Any]) -> list[str]:
     label = manifest.get("label")
     description = label.get("description") if isinstance(label, Mapping) else label
-    return _section(
+    return markdown_section(
         "Overview",
         [
             f"- **City:** {_city(manifest)}",
@@ -267,16 +267,16 @@ def _overview(manifest: Mapping[str, Any]) -> list[str]:
 
 def _data(manifest: Mapping[str, Any]) -> list[str]:
     data = manifest.get("data") or {}
-    body = [f"- **Date range:** {_format(data.get('start'))} to {_format(data.get('end'))}"]
+    body = [f"- **Date range:** {format_value(data.get('start'))} to {format_value(data.get('end'))}"]
     if data.get("trained_until"):
-        body.append(f"- **Trained on inspections up to:** {_format(data['trained_until'])}")
+        body.append(f"- **Trained on inspections up to:** {format_value(data['trained_until'])}")
     if data.get("n_examples") is not None:
-        body.append(f"- **Training examples:** {_format(data['n_examples'])}")
+        body.append(f"- **Training examples:** {format_value(data['n_examples'])}")
     body.append(f"- **Content hash (sha256):** `{data.get('content_hash') or 'not recorded'}`")
-    sources = _bullets(data.get("sources") or data.get("files"))
+    sources = bullet_lines(data.get("sources") or data.get("files"))
     if sources:
         body += ["- **Sources:**", *["  " + line for line in sources]]
-    return _section("Data", body)
+    return markdown_section("Data", body)
 
 
 def _features(manifest: Mapping[str, Any]) -> list[str]:
@@ -291,9 +291,9 @@ def _features(manifest: Mapping[str, Any]) -> list[str]:
         for item in schema
     ]
     body = [f"{len(rows)} features, in the order the model expects them.", ""]
-    body += _table(rows, ["name", "type", "description", "allowed values"])
+    body += markdown_table(rows, ["name", "type", "description", "allowed values"])
     body += ["", "No inspector identity is used: no inspector name, ID or assignment is a feature."]
-    return _section("Features", body)
+    return markdown_section("Features", body)
 
 
 def _validation(manifest: Mapping[str, Any]) -> list[str]:
@@ -307,37 +307,37 @@ def _validation(manifest: Mapping[str, Any]) -> list[str]:
             "",
         ]
         if isinstance(origins, list | tuple) and all(isinstance(o, Mapping) for o in origins):
-            body += _table(_rows(origins, "origin"))
+            body += markdown_table(_rows(origins, "origin"))
         else:
-            body += _bullets(origins)
+            body += bullet_lines(origins)
         body.append("")
     metrics = validation.get("metrics", validation.get("results"))
     if metrics:
-        rows = _validation_rows(metrics)
+        rows = validation_rows(metrics)
         present = {key for row in rows for key in row}
         columns = [column for column in VALIDATION_COLUMNS if column in present] or None
-        body += ["Per-model, per-origin validation metrics:", "", *_table(rows, columns), ""]
+        body += ["Per-model, per-origin validation metrics:", "", *markdown_table(rows, columns), ""]
     mean = validation.get("mean")
     if isinstance(mean, Mapping) and mean:
         rows = [{"model": model, "mean": value} for model, value in mean.items()]
-        body += ["Mean over origins of the selection metric:", "", *_table(rows), ""]
+        body += ["Mean over origins of the selection metric:", "", *markdown_table(rows), ""]
     if manifest.get("selection"):
-        body += [f"Selection rule: {_format(manifest['selection'])}.", ""]
+        body += [f"Selection rule: {format_value(manifest['selection'])}.", ""]
     selected = manifest.get("selected_model")
     if isinstance(selected, Mapping):
-        details = "; ".join(f"{k}: {_format(v)}" for k, v in selected.items() if k != "name")
+        details = "; ".join(f"{k}: {format_value(v)}" for k, v in selected.items() if k != "name")
         body.append(
-            f"**Selected model:** {_format(selected.get('name'))}" + (f" ({details})" if details else "")
+            f"**Selected model:** {format_value(selected.get('name'))}" + (f" ({details})" if details else "")
         )
     else:
-        body.append(f"**Selected model:** {_format(selected)}")
-    return _section("Training & validation", body)
+        body.append(f"**Selected model:** {format_value(selected)}")
+    return markdown_section("Training & validation", body)
 
 
 def _backtest(manifest: Mapping[str, Any]) -> list[str]:
     backtest = manifest.get("backtest")
     if not isinstance(backtest, Mapping) or not backtest:
-        return _section("Backtest", ["_No backtest recorded._"])
+        return markdown_section("Backtest", ["_No backtest recorded._"])
     start, end = backtest.get("window_start"), backtest.get("window_end")
     window = f" ({start} to {end})" if start and end else ""
     body = [
@@ -345,49 +345,55 @@ def _backtest(manifest: Mapping[str, Any]) -> list[str]:
         "selection. `days_earlier` is the mean number of days earlier an inspection with a critical "
         "violation would have happened had that window's inspections been reordered by score.",
         "",
-        *_table([{"metric": key, "value": value} for key, value in backtest.items()], ["metric", "value"]),
+        *markdown_table(
+            [{"metric": key, "value": value} for key, value in backtest.items()], ["metric", "value"]
+        ),
     ]
-    return _section("Backtest", body)
+    return markdown_section("Backtest", body)
 
 
-def _tiers(manifest: Mapping[str, Any]) -> list[str]:
+def tier_lines(manifest: Mapping[str, Any]) -> list[str]:
     tiers = manifest.get("tiers")
     if not tiers:
-        return _section("Tier cut-points", ["_No tiers recorded._"])
+        return markdown_section("Tier cut-points", ["_No tiers recorded._"])
     cut_points = tiers.get("cut_points") if isinstance(tiers, Mapping) else None
     if isinstance(cut_points, Mapping):
         rows = [{"tier": tier, "minimum score": value} for tier, value in cut_points.items()]
-        body = ["Scores are mapped to tiers with these cut-points:", "", *_table(rows)]
+        body = ["Scores are mapped to tiers with these cut-points:", "", *markdown_table(rows)]
         if tiers.get("rule"):
-            body += ["", f"Rule: {_format(tiers['rule'])}"]
+            body += ["", f"Rule: {format_value(tiers['rule'])}"]
     else:
-        body = ["Scores are mapped to tiers with these cut-points:", "", *_table(_rows(tiers, "tier"))]
-    return _section("Tier cut-points", body)
+        body = [
+            "Scores are mapped to tiers with these cut-points:",
+            "",
+            *markdown_table(_rows(tiers, "tier")),
+        ]
+    return markdown_section("Tier cut-points", body)
 
 
 def _fairness(manifest: Mapping[str, Any]) -> list[str]:
     body: list[str] = []
     if "fairness" in manifest:
         rows = _rows(manifest["fairness"], "group")
-        body += ["Metrics by group of establishments (out-of-sample scores):", "", *_table(rows), ""]
+        body += ["Metrics by group of establishments (out-of-sample scores):", "", *markdown_table(rows), ""]
     body += ["Known limitations:", "", *[f"- {text}" for text in LIMITATIONS]]
-    return _section("Fairness & limitations", body)
+    return markdown_section("Fairness & limitations", body)
 
 
 def _plots() -> list[str]:
     body: list[str] = []
     for name, title in PLOT_FILES.items():
         body += [f"### {title}", "", f"![{title}]({name})", ""]
-    return _section("Plots", body[:-1])
+    return markdown_section("Plots", body[:-1])
 
 
-def _reproduce(manifest: Mapping[str, Any]) -> list[str]:
+def reproduce_lines(manifest: Mapping[str, Any]) -> list[str]:
     command = manifest.get("command")
     if isinstance(command, list | tuple):
         command = " ".join(str(part) for part in command)
     if not command:
-        return _section("Reproduce", ["_No command recorded._"])
-    return _section("Reproduce", ["```sh", str(command), "```"])
+        return markdown_section("Reproduce", ["_No command recorded._"])
+    return markdown_section("Reproduce", ["```sh", str(command), "```"])
 
 
 def render_model_card(manifest: Mapping[str, Any]) -> str:
@@ -396,8 +402,8 @@ def render_model_card(manifest: Mapping[str, Any]) -> str:
     version = manifest.get("version")
     title = f"# Model card: {name}" + (f" (version {version})" if version else "")
     lines = [title, ""]
-    for section in (_overview, _data, _features, _validation, _backtest, _tiers, _fairness):
+    for section in (_overview, _data, _features, _validation, _backtest, tier_lines, _fairness):
         lines += section(manifest)
     lines += _plots()
-    lines += _reproduce(manifest)
+    lines += reproduce_lines(manifest)
     return "\n".join(lines).rstrip() + "\n"

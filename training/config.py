@@ -114,7 +114,7 @@ class CityConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class _Reader:
+class ConfigReader:
     """Typed access to a TOML document that reports the file and dotted key on any problem."""
 
     def __init__(self, path: Path, document: dict[str, Any]) -> None:
@@ -157,7 +157,7 @@ class _Reader:
         )
 
 
-def parse_code_ranges(reader: _Reader, key: str, specs: tuple[str, ...]) -> list[int]:
+def parse_code_ranges(reader: ConfigReader, key: str, specs: tuple[str, ...]) -> list[int]:
     """Expand ["1-14", "70"] into [1, ..., 14, 70]."""
     codes: list[int] = []
     for spec in specs:
@@ -172,7 +172,7 @@ def parse_code_ranges(reader: _Reader, key: str, specs: tuple[str, ...]) -> list
     return codes
 
 
-def _severity_map(reader: _Reader) -> dict[int, str]:
+def _severity_map(reader: ConfigReader) -> dict[int, str]:
     severity: dict[str, Any] = reader.get("violations.severity", dict, {})
     by_code: dict[int, str] = {}
     for name in severity:
@@ -186,12 +186,12 @@ def _severity_map(reader: _Reader) -> dict[int, str]:
     return by_code
 
 
-def _event_sources(reader: _Reader) -> tuple[EventSource, ...]:
+def _event_sources(reader: ConfigReader) -> tuple[EventSource, ...]:
     items = reader.get("environment", list, [])
     sources = []
     for index, item in enumerate(items):
         key = f"environment[{index}]"
-        sub = _Reader(reader.path, item if isinstance(item, dict) else {})
+        sub = ConfigReader(reader.path, item if isinstance(item, dict) else {})
         try:
             source = EventSource(
                 name=sub.get("name", str),
@@ -212,14 +212,14 @@ def _event_sources(reader: _Reader) -> tuple[EventSource, ...]:
     return tuple(sources)
 
 
-def _require_license(reader: _Reader, licenses: LicenseSource | None) -> bool:
+def _require_license(reader: ConfigReader, licenses: LicenseSource | None) -> bool:
     required: bool = reader.get("roster.require_active_license", bool, False)
     if required and (licenses is None or "term_end" not in licenses.columns):
         raise reader.error("roster.require_active_license", "needs [licenses] with a term_end column mapping")
     return required
 
 
-def _nearest(reader: _Reader) -> tuple[tuple[int, int], ...]:
+def _nearest(reader: ConfigReader) -> tuple[tuple[int, int], ...]:
     pairs = reader.get("neighbourhood.nearest", list, [[90, 25]])
     if not all(
         isinstance(p, list) and len(p) == 2 and all(isinstance(v, int) and v > 0 for v in p) for p in pairs
@@ -244,7 +244,7 @@ def read_document(path: Path | str) -> tuple[Path, dict[str, Any]]:
 def load_city_config(path: Path | str) -> CityConfig:
     """Read and validate a city config; raises ConfigError naming the file and key."""
     path, document = read_document(path)
-    reader = _Reader(path, document)
+    reader = ConfigReader(path, document)
     problems = validate_document(path, document)
     if problems:
         raise ConfigErrors([ConfigError(path, problem.key, problem.message) for problem in problems])

@@ -13,16 +13,16 @@ import numpy as np
 
 from training.audit import METRICS, failures
 from training.card import (
-    _bullets,
-    _figure,
-    _format,
-    _importance_plot,
-    _png,
-    _reproduce,
-    _section,
-    _table,
-    _tiers,
-    _validation_rows,
+    bullet_lines,
+    format_value,
+    importance_plot,
+    markdown_section,
+    markdown_table,
+    plot_figure,
+    png_bytes,
+    reproduce_lines,
+    tier_lines,
+    validation_rows,
 )
 from training.evaluate import calibration_table, precision_at_k_curve
 
@@ -52,17 +52,17 @@ def lead_plots(labels: np.ndarray, scores: np.ndarray, importance: Mapping[str, 
     curve = precision_at_k_curve(labels, scores, list(range(1, 101)))
     base_rate = float(np.mean(labels))
     plots: dict[str, bytes] = {}
-    with _figure() as (figure, axes):
+    with plot_figure() as (figure, axes):
         axes.plot(curve["k"], curve["precision"], label="model")
         axes.axhline(base_rate, color="grey", linestyle="--", label=f"base rate ({base_rate:.3f})")
         axes.set_xlabel("top k% of children by score")
         axes.set_ylabel("precision (share with a test >= 5 ug/dL)")
         axes.set_xlim(0, 100)
         axes.legend(loc="upper right")
-        plots["precision_at_k.png"] = _png(figure)
+        plots["precision_at_k.png"] = png_bytes(figure)
     table = calibration_table(labels, scores)
     top = float(max(table["mean_predicted"].max(), table["observed_rate"].max()) * 1.1)
-    with _figure((5.0, 5.0)) as (figure, axes):
+    with plot_figure((5.0, 5.0)) as (figure, axes):
         axes.plot([0, top], [0, top], color="grey", linestyle="--", label="perfectly calibrated")
         axes.plot(table["mean_predicted"], table["observed_rate"], marker="o", label="model")
         axes.set_xlabel("mean predicted probability (score decile)")
@@ -70,8 +70,8 @@ def lead_plots(labels: np.ndarray, scores: np.ndarray, importance: Mapping[str, 
         axes.set_xlim(0, top)
         axes.set_ylim(0, top)
         axes.legend(loc="upper left")
-        plots["calibration.png"] = _png(figure)
-    plots["feature_importance.png"] = _importance_plot(importance)
+        plots["calibration.png"] = png_bytes(figure)
+    plots["feature_importance.png"] = importance_plot(importance)
     return plots
 
 
@@ -83,7 +83,7 @@ def _synthetic(manifest: Mapping[str, Any]) -> list[str]:
 
 def _overview(manifest: Mapping[str, Any]) -> list[str]:
     label = manifest.get("label") or {}
-    return _section(
+    return markdown_section(
         "Overview",
         [
             f"- **City:** {manifest.get('city_display_name') or manifest.get('city')}",
@@ -101,21 +101,22 @@ def _data(manifest: Mapping[str, Any]) -> list[str]:
     data = manifest.get("data") or {}
     births = data.get("births") or [None, None]
     body = [
-        f"- **Blood-test records:** {_format(data.get('outcome_source'))}, "
-        f"{_format(data.get('n_tests'))} tests dated {_format(data.get('start'))} to "
-        f"{_format(data.get('end'))}",
-        f"- **Children (examples):** {_format(data.get('n_examples'))}, born {_format(births[0])} to "
-        f"{_format(births[1])}, outcomes complete by {_format(data.get('trained_until'))}",
-        f"- **Base rate (label = 1):** {_format(data.get('base_rate'))}",
+        f"- **Blood-test records:** {format_value(data.get('outcome_source'))}, "
+        f"{format_value(data.get('n_tests'))} tests dated {format_value(data.get('start'))} to "
+        f"{format_value(data.get('end'))}",
+        f"- **Children (examples):** {format_value(data.get('n_examples'))}, "
+        f"born {format_value(births[0])} to {format_value(births[1])}, "
+        f"outcomes complete by {format_value(data.get('trained_until'))}",
+        f"- **Base rate (label = 1):** {format_value(data.get('base_rate'))}",
         f"- **Reference files content hash (sha256):** `{data.get('content_hash') or 'not recorded'}`",
     ]
     if data.get("synthetic_cohort_sha256"):
         body.append(f"- **Synthetic cohort hash (sha256):** `{data['synthetic_cohort_sha256']}`")
     left_out = {k: v for k, v in (data.get("left_out_rows") or {}).items() if v}
     if left_out:
-        body.append(f"- **Test rows left out:** {_format(left_out)}")
-    body += ["- **Files:**", *["  " + line for line in _bullets(data.get("files"))]]
-    return _section("Data", body)
+        body.append(f"- **Test rows left out:** {format_value(left_out)}")
+    body += ["- **Files:**", *["  " + line for line in bullet_lines(data.get("files"))]]
+    return markdown_section("Data", body)
 
 
 def _features(manifest: Mapping[str, Any]) -> list[str]:
@@ -127,32 +128,34 @@ def _features(manifest: Mapping[str, Any]) -> list[str]:
         f"{len(rows)} numeric features (missing values allowed), in the order the model expects them.",
         "",
     ]
-    return _section("Features", body + _table(rows))
+    return markdown_section("Features", body + markdown_table(rows))
 
 
 def _validation(manifest: Mapping[str, Any]) -> list[str]:
     validation = manifest.get("validation") or {}
-    rows = _validation_rows(validation.get("metrics") or {})
+    rows = validation_rows(validation.get("metrics") or {})
     present = {key for row in rows for key in row}
     body = [
         "Temporal validation by birth cohort: each model is trained only on children whose outcome window "
         "(to age 3) closed before the validation cohort's first birth, then scores that cohort. "
         "`housing_risk_index` is the baseline: the WA DOH housing-age index alone.",
         "",
-        *_table(rows, [c for c in VALIDATION_COLUMNS if c in present]),
+        *markdown_table(rows, [c for c in VALIDATION_COLUMNS if c in present]),
         "",
         "Mean validation AUC:",
         "",
-        *_table([{"model": m, "mean auc": v} for m, v in (validation.get("mean") or {}).items()]),
+        *markdown_table([{"model": m, "mean auc": v} for m, v in (validation.get("mean") or {}).items()]),
         "",
-        f"Selection rule: {_format(manifest.get('selection'))}. "
-        f"**Selected model:** {_format((manifest.get('selected_model') or {}).get('name'))}.",
+        f"Selection rule: {format_value(manifest.get('selection'))}. "
+        f"**Selected model:** {format_value((manifest.get('selected_model') or {}).get('name'))}.",
         "",
         "Calibration of the selected model's validation scores (score deciles):",
         "",
-        *_table(validation.get("calibration") or [], ["bin", "count", "mean_predicted", "observed_rate"]),
+        *markdown_table(
+            validation.get("calibration") or [], ["bin", "count", "mean_predicted", "observed_rate"]
+        ),
     ]
-    return _section("Training & validation", body)
+    return markdown_section("Training & validation", body)
 
 
 def _audit_table(audit: Mapping[str, Any]) -> list[str]:
@@ -162,19 +165,21 @@ def _audit_table(audit: Mapping[str, Any]) -> list[str]:
         for metric in METRICS:
             verdict = group.get(f"{metric}_pass")
             mark = "—" if verdict is None else ("pass" if verdict else "FAIL")
-            row[f"{metric} disp."] = f"{_format(group.get(f'{metric}_disparity'))} {mark}"
+            row[f"{metric} disp."] = f"{format_value(group.get(f'{metric}_disparity'))} {mark}"
         row["group"] = f"{group['group']}{' (small)' if group.get('small_group') else ''}"
         rows.append(row)
-    return _table(rows)
+    return markdown_table(rows)
 
 
 def _fairness(manifest: Mapping[str, Any]) -> list[str]:
     fairness = manifest.get("fairness") or {}
     share, tau = fairness.get("top_share", 0.05), fairness.get("tau", 0.8)
     body = [
-        f"Flagged group: the top {share:.0%} of {_format(fairness.get('scores'))}. Per group: TPR, FNR, FPR, "
+        f"Flagged group: the top {share:.0%} of {format_value(fairness.get('scores'))}. "
+        "Per group: TPR, FNR, FPR, "
         f"precision and predicted prevalence (share flagged); disparity = group / reference group; pass when "
-        f"{tau} <= disparity <= {1 / tau:.2f} (Aequitas, tau = {tau}). {_format(fairness.get('method'))}. "
+        f"{tau} <= disparity <= {1 / tau:.2f} (Aequitas, tau = {tau}). "
+        f"{format_value(fairness.get('method'))}. "
         "Groups under 100 children are marked small; their rates are noisy.",
         "",
     ]
@@ -198,14 +203,14 @@ def _fairness(manifest: Mapping[str, Any]) -> list[str]:
             "",
         ]
     body += ["Known limitations:", "", *[f"- {text}" for text in LIMITATIONS]]
-    return _section("Fairness audit & limitations", body)
+    return markdown_section("Fairness audit & limitations", body)
 
 
 def _plots() -> list[str]:
     body: list[str] = []
     for name, title in PLOT_FILES.items():
         body += [f"### {title}", "", f"![{title}]({name})", ""]
-    return _section("Plots", body[:-1])
+    return markdown_section("Plots", body[:-1])
 
 
 def render_lead_card(manifest: Mapping[str, Any]) -> str:
@@ -216,8 +221,8 @@ def render_lead_card(manifest: Mapping[str, Any]) -> str:
         "",
     ]
     lines += _synthetic(manifest)
-    for section in (_overview, _data, _features, _validation, _tiers, _fairness):
+    for section in (_overview, _data, _features, _validation, tier_lines, _fairness):
         lines += section(manifest)
     lines += _plots()
-    lines += _reproduce(manifest)
+    lines += reproduce_lines(manifest)
     return "\n".join(lines).rstrip() + "\n"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from training.config import ConfigError, _Reader
+from training.config import ConfigError, ConfigReader
 
 OUTCOME_FIELDS = ("child_id", "birth_date", "test_date", "result")
 LOCATION_FIELDS = ("latitude", "longitude", "address")
@@ -80,7 +80,7 @@ class LeadConfig:
 
 
 def _columns(
-    reader: _Reader, key: str, required: tuple[str, ...], optional: tuple[str, ...]
+    reader: ConfigReader, key: str, required: tuple[str, ...], optional: tuple[str, ...]
 ) -> dict[str, str]:
     columns = dict(reader.get(key, dict))
     for name in required:
@@ -92,7 +92,7 @@ def _columns(
     return {name: str(value) for name, value in columns.items()}
 
 
-def _synthetic(reader: _Reader) -> SyntheticSpec:
+def _synthetic(reader: ConfigReader) -> SyntheticSpec:
     years = reader.get("synthetic.birth_years", list)
     if len(years) != 2 or not all(isinstance(y, int) for y in years) or years[0] > years[1]:
         raise reader.error("synthetic.birth_years", "expected [first_year, last_year]")
@@ -125,7 +125,7 @@ def load_lead_config(path: Path | str) -> LeadConfig:
         document: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(path, "(syntax)", str(error)) from None
-    reader = _Reader(path, document)
+    reader = ConfigReader(path, document)
     if reader.get("task", str) != "lead":
         raise reader.error("task", 'a lead-risk config needs task = "lead"')
 
