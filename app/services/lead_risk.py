@@ -20,8 +20,8 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from app.exceptions import ModelUnavailable
-from app.services.lead_scoring import NumericLinear, compile_numeric_linear
-from app.services.records import RecordBatch
+from app.services.linear import CompiledLinear
+from app.services.records import RecordBatch, RecordRows
 from app.services.registry import LoadedModel, ModelRegistry, Snapshot
 from training.address import AddressIndex, AddressNotFound
 from training.bundle import content_hash
@@ -195,7 +195,7 @@ class LeadService:
         self.registry = registry
         self.data_dir = Path(data_dir)
         self.model_name = model_name
-        self._compiled_models: dict[str, tuple[tuple[int, ...], NumericLinear | None]] = {}
+        self._orders: dict[str, tuple[int, ...]] = {}
         # The request path's lookups, worked out once per snapshot and per model (both immutable).
         self._chosen: tuple[Snapshot | None, LoadedModel | None] = (None, None)
         self._ready: dict[str, LeadEngine] = {}
@@ -259,29 +259,30 @@ class LeadService:
         except ModelUnavailable:
             return
 
-    def _compiled(self, model: LoadedModel) -> tuple[tuple[int, ...], NumericLinear | None]:
-        """Per model: where each of its features is in the engine's FEATURES (-1: not one of them,
-        so unknown), and its compiled scorer."""
+    def _order(self, model: LoadedModel) -> tuple[int, ...]:
+        """Where each of the model's features is in the engine's FEATURES (-1: not one of them, so
+        unknown), worked out once per model."""
         key = model.fingerprint
-        if key not in self._compiled_models:
+        order = self._orders.get(key)
+        if order is None:
             if model.layout.categorical:
                 raise ModelUnavailable(f"model {model.name!r} has categorical features; not a lead model")
             order = tuple(FEATURES.index(name) if name in FEATURES else -1 for name in model.layout.names)
-            compiled = compile_numeric_linear(model.bundle.estimator, model.layout.names)
-            self._compiled_models = self._compiled_models | {key: (order, compiled)}
-        return self._compiled_models[key]
+            self._orders = self._orders | {key: order}
+        return order
 
     def score(
         self, engine: LeadEngine, model: LoadedModel, birth: date, as_of: date, home: Home
     ) -> LeadResult:
         """Score one child; raises OutsideArea (the caller checks eligibility by age first)."""
-        order, compiled = self._compiled(model)
+        order = self._order(model)
         vector = engine.feature_vector(birth, as_of, home)
-        row = [vector[i] if i >= 0 else math.nan for i in order]
-        layout = model.layout
-        if compiled is None:
-            batch = RecordBatch(numeric=np.asarray([row], dtype=np.float64), categorical=())
-            result = model.score_batch(batch)[0]
+        row = tuple(vector[i] if i >= 0 else math.nan for i in order)
+        layout, scorer = model.layout, model.scorer
+        if not isinstance(scorer, CompiledLinear):
+            result = model.score_batch(
+                RecordBatch(numeric=np.asarray([row], dtype=np.float64), categorical=())
+            )[0]
             reasons = [
                 Reason(
                     r["feature"],
@@ -292,7 +293,9 @@ class LeadService:
                 for r in result["reasons"]
             ]
             return LeadResult(float(result["score"]), str(result["tier"]), reasons, model)
-        score, contributions = compiled.score(row)
+        # The model's own compiled scorer, in plain Python for one row (exact contributions).
+        scored = scorer.score_rows(RecordRows(numeric=[row], categorical=()))
+        score, contributions = scored.scores[0], scored.contributions[0]
         magnitude = list(map(abs, contributions))
         top = sorted(range(len(row)), key=magnitude.__getitem__, reverse=True)[:TOP_REASONS]
         reasons = [

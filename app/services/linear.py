@@ -235,31 +235,38 @@ def _one_hot_coefficients(
 
 
 def compile_linear(estimator: Any, layout: FeatureLayout) -> CompiledLinear | None:
-    """Arrays equivalent to `estimator`, or None when it is not the supported linear shape."""
-    if not (isinstance(estimator, Pipeline) and len(estimator.steps) == 2):
+    """Arrays equivalent to `estimator`, or None when it is not a supported linear shape: the
+    ColumnTransformer pipeline above, or (numbers only, as the lead model) SimpleImputer ->
+    StandardScaler -> LogisticRegression in one Pipeline."""
+    if not isinstance(estimator, Pipeline):
         return None
-    columns, model = estimator.steps[0][1], estimator.steps[1][1]
-    if not (isinstance(columns, ColumnTransformer) and isinstance(model, LogisticRegression)):
-        return None
-    if model.coef_.shape[0] != 1 or columns.sparse_output_:
+    parts = [step for _, step in estimator.steps]
+    model = parts[-1]
+    if not (isinstance(model, LogisticRegression) and model.coef_.shape[0] == 1):
         return None
     coef = np.asarray(model.coef_[0], dtype=np.float64)
     encoder: OneHotEncoder | None = None
-    numeric_pipe: Pipeline | None = None
-    slices: dict[str, slice] = {}
-    for name, transformer, cols in columns.transformers_:
-        if name == "remainder" and transformer == "drop":
-            continue
-        if isinstance(transformer, OneHotEncoder) and list(cols) == list(layout.categorical):
-            encoder = transformer
-        elif isinstance(transformer, Pipeline) and list(cols) == list(layout.numeric):
-            numeric_pipe = transformer
-        else:
+    slices: dict[str, slice] = {"numeric": slice(0, len(coef))}
+    if len(parts) == 3 and not layout.categorical:
+        steps = parts[:2]
+    elif len(parts) == 2 and isinstance(parts[0], ColumnTransformer) and not parts[0].sparse_output_:
+        columns = parts[0]
+        numeric_pipe: Pipeline | None = None
+        for name, transformer, cols in columns.transformers_:
+            if name == "remainder" and transformer == "drop":
+                continue
+            if isinstance(transformer, OneHotEncoder) and list(cols) == list(layout.categorical):
+                encoder = transformer
+            elif isinstance(transformer, Pipeline) and list(cols) == list(layout.numeric):
+                numeric_pipe = transformer
+            else:
+                return None
+            slices["categorical" if transformer is encoder else "numeric"] = columns.output_indices_[name]
+        if numeric_pipe is None or (layout.categorical and encoder is None):
             return None
-        slices["categorical" if transformer is encoder else "numeric"] = columns.output_indices_[name]
-    if numeric_pipe is None or (layout.categorical and encoder is None):
+        steps = [step for _, step in numeric_pipe.steps]
+    else:
         return None
-    steps = [step for _, step in numeric_pipe.steps]
     if not (len(steps) == 2 and isinstance(steps[0], SimpleImputer) and isinstance(steps[1], StandardScaler)):
         return None
     imputer, scaler = steps
