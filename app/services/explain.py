@@ -49,7 +49,7 @@ def explain(
         rows = contributions.tolist()
         numeric_rows = batch.numeric.tolist()
         numeric_index = layout.numeric_column
-        chosen = [j for row in rows for j in _largest(row, top)]
+        chosen = [j for row in rows for j in largest(row, top)]
         picked = [rows[i // top][j] for i, j in enumerate(chosen)]
         numbers = [numeric_rows[i // top][numeric_index[j]] for i, j in enumerate(chosen)]
         labels = tiers.label(scored.scores)
@@ -93,7 +93,7 @@ def explain_rows(
     """`explain` for records scored in plain Python (`CompiledLinear.score_rows`): the same answer."""
     top = min(TOP_REASONS, len(layout.names))
     numeric_index, category_of = layout.numeric_column, layout.category_of
-    chosen = [j for row in scored.contributions for j in _largest(row, top)]
+    chosen = [j for row in scored.contributions for j in largest(row, top)]
     picked = [scored.contributions[i // top][j] for i, j in enumerate(chosen)]
     numbers = [
         None if j in category_of else _number(rows.numeric[i // top][numeric_index[j]])
@@ -107,7 +107,7 @@ def _number(value: float | None) -> float | None:
     return None if value is None else float(value)  # a JSON integer is answered as a float
 
 
-def _largest(row: list[float], top: int) -> list[int]:
+def largest(row: Sequence[float], top: int) -> list[int]:
     """Positions of the `top` largest magnitudes, largest first (the earlier position on ties)."""
     magnitude = list(map(abs, row))
     # sorted() is stable under reverse=True, so ties keep the earlier position; for ~60 values it

@@ -20,6 +20,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from app.exceptions import ModelUnavailable
+from app.services.explain import TOP_REASONS, largest
 from app.services.linear import CompiledLinear
 from app.services.records import RecordBatch, RecordRows
 from app.services.registry import LoadedModel, ModelRegistry, Snapshot
@@ -33,7 +34,6 @@ from training.lead.reference import AREA_FEATURES, TRACT_FEATURES
 from training.lead.train import load_lead_data
 
 LEAD_TASK = "lead_risk"
-TOP_REASONS = 3
 EPOCH = date(1970, 1, 1)  # to_day counts days from here
 
 
@@ -104,8 +104,9 @@ class LeadEngine:
         # before the as-of date's insertion point": one bisection, then integer comparisons.
         # (Sorted by to_day's numbers, which put a missing date first, as training's comparison does.)
         tests = data.outcomes.tests
-        order = np.argsort(to_day(tests["test_date"]), kind="stable")
-        self._test_days: list[int] = to_day(tests["test_date"])[order].tolist()
+        days = to_day(tests["test_date"])
+        order = np.argsort(days, kind="stable")
+        self._test_days: list[int] = days[order].tolist()
         elevated = tests["result"].to_numpy(dtype="float64") >= config.threshold
         self._test_elevated: list[int] = elevated[order].astype(int).tolist()
         self._tree = cKDTree(to_xyz(tests["latitude"], tests["longitude"])[order])
@@ -296,8 +297,7 @@ class LeadService:
         # The model's own compiled scorer, in plain Python for one row (exact contributions).
         scored = scorer.score_rows(RecordRows(numeric=[row], categorical=()))
         score, contributions = scored.scores[0], scored.contributions[0]
-        magnitude = list(map(abs, contributions))
-        top = sorted(range(len(row)), key=magnitude.__getitem__, reverse=True)[:TOP_REASONS]
+        top = largest(contributions, TOP_REASONS)
         reasons = [
             Reason(
                 layout.names[j],

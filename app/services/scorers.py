@@ -133,28 +133,34 @@ def probe_batch(layout: FeatureLayout, compiled: CompiledLinear | None, seed: in
 def build_scorer(estimator: Any, layout: FeatureLayout, importance: Mapping[str, Any] | None) -> Scorer:
     """The compiled scorer (linear, else trees) if it reproduces the estimator on probe rows, else the
     generic one."""
-    compiled = compile_linear(estimator, layout)
-    if compiled is not None:
-        probe = probe_batch(layout, compiled)
-        expected = np.asarray(estimator.predict_proba(to_frame(probe, layout))[:, 1], dtype=np.float64)
-        difference = float(np.max(np.abs(compiled.score(probe).scores - expected)))
-        if difference <= SELF_CHECK_TOLERANCE:
-            return compiled
-        log.warning("compiled linear scorer disagrees with the estimator", extra={"difference": difference})
+    linear = compile_linear(estimator, layout)
+    if linear is not None and _reproduces(linear, estimator, layout, [probe_batch(layout, linear)]):
+        return linear
     trees = compile_trees(estimator, layout)
-    if trees is not None:
-        # The generic probe rows, and rows on both sides of every split threshold and category.
-        differences: list[float] = []
-        for probe in (probe_batch(layout, None), trees.probe_batch()):
-            frame = to_frame(probe, layout)
-            scored = trees.score(probe)
-            expected = np.asarray(estimator.predict_proba(frame)[:, 1], dtype=np.float64)
-            logits = np.asarray(estimator.decision_function(frame), dtype=np.float64)
-            # Both the scores and the sum of the contributions must match: the reasons claim exactness.
-            summed = scored.baseline + scored.contributions.sum(axis=1)
-            differences += [np.max(np.abs(scored.scores - expected)), np.max(np.abs(summed - logits))]
-        difference = float(np.max(differences))  # np.max, not max: a NaN must fail the check
-        if difference <= SELF_CHECK_TOLERANCE:
-            return trees
-        log.warning("compiled tree scorer disagrees with the estimator", extra={"difference": difference})
+    # For trees, also rows on both sides of every split threshold and category.
+    if trees is not None and _reproduces(
+        trees, estimator, layout, [probe_batch(layout, None), trees.probe_batch()]
+    ):
+        return trees
     return GenericScorer(estimator=estimator, layout=layout, occluded=_most_important(layout, importance))
+
+
+def _reproduces(scorer: Scorer, estimator: Any, layout: FeatureLayout, probes: Sequence[RecordBatch]) -> bool:
+    """Whether `scorer` gives the estimator's scores and, added up, its logits on every probe row:
+    a compiled scorer's reasons claim to be exact, so both must match."""
+    differences: list[float] = []
+    for probe in probes:
+        frame = to_frame(probe, layout)
+        scored = scorer.score(probe)
+        expected = np.asarray(estimator.predict_proba(frame)[:, 1], dtype=np.float64)
+        logits = np.asarray(estimator.decision_function(frame), dtype=np.float64)
+        summed = scored.baseline + scored.contributions.sum(axis=1)
+        differences += [np.max(np.abs(scored.scores - expected)), np.max(np.abs(summed - logits))]
+    difference = float(np.max(differences))  # np.max, not max: a NaN must fail the check
+    if difference <= SELF_CHECK_TOLERANCE:
+        return True
+    log.warning(
+        "compiled scorer disagrees with the estimator",
+        extra={"method": scorer.method, "difference": difference},
+    )
+    return False

@@ -10,9 +10,10 @@ import pytest
 from app_helpers import MODELS_DIR, REPO_ROOT
 
 from app.services.lead_risk import Home, LeadEngine, LeadService, OutsideArea
+from app.services.records import RecordRows
 from app.services.registry import LoadedModel, ModelRegistry
 from training.lead.features import FEATURES, build_features
-from training.lead.train import load_lead_data
+from training.lead.train import LeadData, load_lead_data
 
 DATA_DIR = REPO_ROOT / "data" / "sample"
 LEAD_CONFIG = DATA_DIR / "chicago" / "lead.toml"
@@ -36,14 +37,18 @@ def engine(service: LeadService, model: LoadedModel) -> LeadEngine:
 
 
 @pytest.fixture(scope="module")
-def homes() -> pd.DataFrame:
+def lead_data() -> LeadData:
+    return load_lead_data(LEAD_CONFIG, progress=lambda _message: None)
+
+
+@pytest.fixture(scope="module")
+def homes(lead_data: LeadData) -> pd.DataFrame:
     """Real homes and visit dates: the city's own address points (many on tract-boundary streets),
     the synthetic cohort's tested homes (busy blocks, repeat tests at one address) and dates
     spread over the test history, so counts before the date vary."""
-    data = load_lead_data(LEAD_CONFIG, progress=lambda _message: None)
     rng = np.random.default_rng(7)
     points = pd.read_csv(DATA_DIR / "chicago" / "address_points.csv.gz").sample(300, random_state=7)
-    tests = data.outcomes.tests.sample(300, random_state=7)
+    tests = lead_data.outcomes.tests.sample(300, random_state=7)
     dates = pd.to_datetime(rng.choice(pd.date_range("2006-01-01", "2016-12-31").to_numpy(), 600))
     return pd.DataFrame(
         {
@@ -55,18 +60,19 @@ def homes() -> pd.DataFrame:
     )
 
 
-def _training_features(homes: pd.DataFrame) -> pd.DataFrame:
-    data = load_lead_data(LEAD_CONFIG, progress=lambda _message: None)
-    place = data.reference.geo.locate_many(homes["latitude"], homes["longitude"])
+@pytest.fixture(scope="module")
+def expected(lead_data: LeadData, homes: pd.DataFrame) -> pd.DataFrame:
+    """Training's features for the homes (build_features, as the bundle was trained on)."""
+    place = lead_data.reference.geo.locate_many(homes["latitude"], homes["longitude"])
     queries = homes.assign(tract=place["tract"], community_area=place["community_area"])
-    config = data.config
-    return build_features(
-        queries, data.outcomes.tests, data.reference, config.threshold, config.block_radius_m
+    config = lead_data.config
+    features = build_features(
+        queries, lead_data.outcomes.tests, lead_data.reference, config.threshold, config.block_radius_m
     )
+    return features.reset_index(drop=True)
 
 
-def test_features_are_trainings(engine: LeadEngine, homes: pd.DataFrame) -> None:
-    expected = _training_features(homes)
+def test_features_are_trainings(engine: LeadEngine, homes: pd.DataFrame, expected: pd.DataFrame) -> None:
     got = pd.DataFrame(
         [
             engine.feature_vector(
@@ -79,13 +85,13 @@ def test_features_are_trainings(engine: LeadEngine, homes: pd.DataFrame) -> None
     # The homes meet every case: history at the address and on the block, none, and NaN shares.
     assert (got["prior_tests_address"] > 0).sum() > 20 and (got["prior_tests_block"] == 0).sum() > 20
     assert (got["prior_tests_block"] > 64).sum() > 10  # busy blocks
-    pd.testing.assert_frame_equal(got, expected.reset_index(drop=True), check_exact=False, rtol=1e-12)
+    pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-12)
 
 
 def test_score_is_the_estimators(
-    service: LeadService, engine: LeadEngine, model: LoadedModel, homes: pd.DataFrame
+    service: LeadService, engine: LeadEngine, model: LoadedModel, homes: pd.DataFrame, expected: pd.DataFrame
 ) -> None:
-    expected = model.bundle.estimator.predict_proba(_training_features(homes)[list(model.layout.names)])[:, 1]
+    probabilities = model.bundle.estimator.predict_proba(expected[list(model.layout.names)])[:, 1]
     got = [
         service.score(
             engine,
@@ -96,19 +102,25 @@ def test_score_is_the_estimators(
         ).score
         for row in homes.itertuples()
     ]
-    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(got, probabilities, rtol=0, atol=1e-9)
 
 
-def test_reasons_add_up_and_come_largest_first(
+def test_reasons_are_the_largest_of_contributions_that_add_up(
     service: LeadService, engine: LeadEngine, model: LoadedModel
 ) -> None:
-    today = date.today()
-    result = service.score(
-        engine, model, today - timedelta(days=200), today, Home(address="1600 W Division St")
-    )
-    sizes = [abs(reason.contribution) for reason in result.reasons]
-    assert len(sizes) == 3 and sizes == sorted(sizes, reverse=True) and sizes[0] > 0
-    assert {reason.feature for reason in result.reasons} <= set(model.layout.names)
+    today, home = date.today(), Home(address="1600 W Division St")
+    birth = today - timedelta(days=200)
+    result = service.score(engine, model, birth, today, home)
+    vector = dict(zip(FEATURES, engine.feature_vector(birth, today, home), strict=True))
+    row = tuple(vector[name] for name in model.layout.names)
+    scored = model.scorer.score_rows(RecordRows(numeric=[row], categorical=()))
+    contributions = scored.contributions[0]
+    frame = pd.DataFrame([row], columns=list(model.layout.names))
+    logit = float(model.bundle.estimator.decision_function(frame)[0])
+    assert scored.baseline + sum(contributions) == pytest.approx(logit, abs=1e-9)
+    ranked = sorted(range(len(row)), key=lambda j: abs(contributions[j]), reverse=True)[:3]
+    assert [reason.feature for reason in result.reasons] == [model.layout.names[j] for j in ranked]
+    assert [reason.contribution for reason in result.reasons] == [contributions[j] for j in ranked]
 
 
 def test_homes_outside_the_city_or_unknown_are_refused(engine: LeadEngine) -> None:
