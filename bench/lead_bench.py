@@ -152,10 +152,12 @@ def write_readme(results: dict[str, Any], args: argparse.Namespace) -> None:
     readme = ROOT / "bench" / "README.md"
     current = readme.read_text()
     start = current.find("## Hospital lead endpoint")
-    if start >= 0:
-        end = current.find("\n## ", start + 1)
-        current = current[:start] + current[end + 1 :] if end >= 0 else current[:start]
-    readme.write_text(current.rstrip("\n") + "\n\n" + text)
+    if start < 0:  # a new section goes at the end
+        readme.write_text(current.rstrip("\n") + "\n\n" + text)
+        return
+    end = current.find("\n## ", start + 1)  # replaced where it stands, before any later section
+    rest = current[end + 1 :] if end >= 0 else ""
+    readme.write_text(current[:start] + text + ("\n" + rest if rest else ""))
 
 
 def main() -> None:

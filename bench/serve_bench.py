@@ -173,12 +173,13 @@ def load(
 
 
 def start_floor(tmp: str, env: dict[str, str], cpus: set[int] | None) -> tuple[str, subprocess.Popen[bytes]]:
-    """The empty FastAPI endpoint under the same uvicorn settings as civicrisk; returns its URL."""
+    """The empty FastAPI endpoint under the same uvicorn settings as civicrisk (no uvicorn access log,
+    no proxy-header middleware, as `civicrisk serve` runs it); returns its URL."""
     (Path(tmp) / "floor_app.py").write_text(FLOOR_APP)
     port = free_port()
     command = [
         sys.executable, "-m", "uvicorn", "floor_app:app", "--app-dir", tmp, "--port", str(port),
-        "--no-access-log", "--log-level", "warning", "--workers", "1",
+        "--no-access-log", "--no-proxy-headers", "--log-level", "warning", "--workers", "1",
     ]  # fmt: skip
     floor = start(command, env, cpus)
     wait_ready(f"http://127.0.0.1:{port}/docs", floor)

@@ -139,8 +139,8 @@ _CONTRACT_ERROR = {
         }
     }
 }
-# Not in a router: app.main puts this route near the front of the app's own route list, as it does the
-# score route, since matching through the included routers costs more than the contract's checks.
+# Not in a router: like the score route, app.main serves it through the fast lane (app/fast_lane.py)
+# and declares it on the app itself for OpenAPI.
 lead_route = PlainRoute(
     "/v1/lead/risk",
     lead_risk,

@@ -1,0 +1,126 @@
+"""The fast lane (app/fast_lane.py) answers exactly as the full FastAPI stack does for the same routes,
+keeps the access log and metrics, and passes on everything that is not a POST to a lane route."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from app_helpers import PARTNER, SCORE_URL
+from fastapi.testclient import TestClient
+from lead_helpers import Keys, child_body, ehr_key, lead_settings
+
+from app.fast_lane import FastLane
+from app.main import create_app
+
+Clients = tuple[TestClient, TestClient, Keys]
+
+
+@pytest.fixture(scope="module")
+def clients(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clients]:
+    """The service with its fast lane, and the same service with the lane turned off."""
+    settings, keys = lead_settings(tmp_path_factory.mktemp("lane"), ehr_key())
+    laned, full = create_app(settings), create_app(settings)
+    full.fast_routes = ()
+    with TestClient(laned) as with_lane, TestClient(full) as without_lane:
+        yield with_lane, without_lane, keys
+
+
+def test_the_lane_is_in_front_of_the_stack(clients: Clients) -> None:
+    with_lane, without_lane, _ = clients
+    with_lane.get("/health/live")
+    without_lane.get("/health/live")
+    assert isinstance(with_lane.app.middleware_stack, FastLane)  # type: ignore[attr-defined]
+    assert not isinstance(without_lane.app.middleware_stack, FastLane)  # type: ignore[attr-defined]
+
+
+def _record(client: TestClient) -> dict[str, Any]:
+    schema = client.get("/v1/models/chicago-food-inspections").json()["feature_schema"]
+    return {f["name"]: (f["allowed_values"][0] if f.get("allowed_values") else 1.0) for f in schema}
+
+
+SCORE_CASES: list[tuple[str, dict[str, str], bytes | None, str]] = [
+    # (path, headers, body or None for a valid record, what it exercises)
+    (SCORE_URL, PARTNER, None, "a valid record"),
+    (SCORE_URL, PARTNER, b'{"records": [{"inspections_before": "many"}]}', "422 naming the field"),
+    (SCORE_URL, PARTNER, b'{"records": [', "400 not JSON"),
+    (SCORE_URL, {}, b'{"records": []}', "401 without a key"),
+    ("/v1/models/no-such-model/score", PARTNER, b'{"records": [{}]}', "404 unknown model"),
+    (f"{SCORE_URL}?version=nope", PARTNER, b'{"records": [{}]}', "404 unknown version"),
+    (SCORE_URL, PARTNER | {"Content-Type": "text/plain"}, b"{}", "415 wrong content type"),
+]
+
+
+@pytest.mark.parametrize(("path", "headers", "body", "case"), SCORE_CASES, ids=[c[3] for c in SCORE_CASES])
+def test_score_answers_match_the_full_stack(
+    clients: Clients, path: str, headers: dict[str, str], body: bytes | None, case: str
+) -> None:
+    with_lane, without_lane, _ = clients
+    if body is None:
+        body = json.dumps({"records": [_record(with_lane)]}).encode()
+    sent = {"Content-Type": "application/json"} | headers
+    laned = with_lane.post(path, content=body, headers=sent)
+    full = without_lane.post(path, content=body, headers=sent)
+    assert (laned.status_code, laned.json()) == (full.status_code, full.json()), case
+    assert laned.headers.get("www-authenticate") == full.headers.get("www-authenticate")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{}, {"date_of_birth": ""}, {"zip": "6062"}, {"city": "Evanston"}, {"address1": "1 Nowhere Rd"}],
+    ids=["scored", "missing birth date", "bad zip", "outside the city", "unknown address"],
+)
+def test_lead_answers_match_the_full_stack(clients: Clients, change: dict[str, str]) -> None:
+    with_lane, without_lane, keys = clients
+    body, headers = child_body(**change), {"X-API-Key": keys.lead}
+    laned = with_lane.post("/v1/lead/risk", json=body, headers=headers)
+    full = without_lane.post("/v1/lead/risk", json=body, headers=headers)
+    assert laned.status_code == full.status_code
+    answer, expected = laned.json(), full.json()
+    answer.pop("timestamp", None)  # the time of the answer
+    expected.pop("timestamp", None)
+    assert answer == expected
+
+
+def test_other_methods_and_paths_take_the_full_stack(clients: Clients) -> None:
+    with_lane, without_lane, _ = clients
+    for method, path in [("GET", SCORE_URL), ("PUT", "/v1/lead/risk"), ("POST", f"{SCORE_URL}/extra")]:
+        laned, full = with_lane.request(method, path), without_lane.request(method, path)
+        assert laned.status_code == full.status_code in (404, 405), (method, path)
+        assert laned.json() == full.json()
+
+
+def test_lane_requests_are_counted_and_logged(clients: Clients, caplog: pytest.LogCaptureFixture) -> None:
+    with_lane, _, keys = clients
+    with caplog.at_level(logging.INFO, logger="civicrisk.access"):
+        answer = with_lane.post("/v1/lead/risk", json=child_body(), headers={"X-API-Key": keys.lead})
+    assert answer.status_code == 200
+    [line] = [r for r in caplog.records if r.name == "civicrisk.access"]
+    assert line.facts["route"] == "/v1/lead/risk" and line.facts["status"] == 200  # type: ignore[attr-defined]
+    assert line.partner == "Lurie Children's"  # type: ignore[attr-defined]
+    metrics = with_lane.get("/metrics").text
+    assert 'civicrisk_requests_total{method="POST",model="",route="/v1/lead/risk",status="200"}' in metrics
+
+
+def test_an_unexpected_error_is_the_usual_500(
+    clients: Clients, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    with_lane, without_lane, _ = clients
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("scorer broke")
+
+    monkeypatch.setattr("app.routes.scoring.score_records", broken)
+    body = json.dumps({"records": [_record(with_lane)]}).encode()
+    headers = PARTNER | {"Content-Type": "application/json"}
+    with caplog.at_level(logging.ERROR):
+        laned = with_lane.post(SCORE_URL, content=body, headers=headers)
+    assert laned.status_code == 500
+    assert laned.json()["error"]["code"] == "internal_error"
+    assert "Traceback" not in laned.text and "scorer broke" not in laned.text
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == ["unhandled error"]
+    with pytest.raises(RuntimeError):  # the full stack answers the same, then re-raises to the server
+        without_lane.post(SCORE_URL, content=body, headers=headers)
