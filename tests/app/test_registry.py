@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from app_helpers import ADMIN, MODEL_NAME, PARTNER, SCORE_URL, copy_bundle, make_settings
+from app_helpers import ADMIN, MODEL_NAME, MODELS_DIR, PARTNER, SCORE_URL, copy_bundle, make_settings
 from fastapi.testclient import TestClient
 
 from app.exceptions import ModelNotFound
@@ -79,3 +79,15 @@ def test_reload_swaps_in_new_and_keeps_serving_through_bad_ones(tmp_path: Path) 
         copy_bundle(tmp_path, version="2099-good", created_at="2099-01-01T00:00:00+00:00")
         client.post("/v1/admin/reload", headers=ADMIN)
         assert client.get(f"/v1/models/{MODEL_NAME}").json()["version"] == "2099-good"
+
+
+@pytest.mark.parametrize(
+    "manifest", sorted(MODELS_DIR.glob("*/*/manifest.json")), ids=lambda p: p.parent.parent.name
+)
+def test_committed_manifests_are_strict_json(manifest: Path) -> None:
+    """NaN or Infinity in a manifest is not JSON: JavaScript's JSON.parse and many other readers refuse it."""
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{manifest}: {constant} is not JSON (write null)")
+
+    json.loads(manifest.read_text(encoding="utf-8"), parse_constant=refuse)
