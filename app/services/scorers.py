@@ -23,7 +23,7 @@ from scipy.special import logit
 from app.services.explain import Tiers, explain, explain_rows
 from app.services.linear import CompiledLinear, Scored, compile_linear
 from app.services.records import MISSING_CATEGORY, FeatureLayout, RecordBatch, parse_records, parse_rows
-from app.services.trees import compile_trees
+from app.services.tree_compiler import compile_trees
 from app.services.typed_records import TypedRecords
 
 log = logging.getLogger(__name__)
