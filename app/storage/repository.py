@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from app.exceptions import ServiceError
 from app.storage.schema import migrate
@@ -91,24 +92,42 @@ class Repository:
         parameters: dict[str, Any],
         rows: Sequence[dict[str, Any]],
     ) -> IssuedList:
-        """Store a list and its rows in one transaction; returns it with its database-issued id."""
-        issued_at = datetime.now(UTC)
-        with self._translate_errors(), self.engine.begin() as connection:
-            result = connection.execute(
-                issued_lists.insert()
-                .values(
-                    city=city,
-                    list_date=list_date,
-                    model_name=model_name,
-                    model_version=model_version,
-                    parameters=parameters,
-                    row_count=len(rows),
-                    rows=list(rows),
-                    issued_at=issued_at,
-                )
-                .returning(issued_lists.c.id)
-            )
-            list_id = int(result.scalar_one())
+        """Store a list and its rows in one transaction; returns it with its database-issued id.
+
+        A list whose content (city, date, model, parameters, rows) was issued before is not stored
+        again: the stored one comes back, with its id and the time it was first issued. Reloading a
+        page, or asking again before the data changes, adds nothing to the database."""
+        what = {"city": city, "date": list_date, "model": [model_name, model_version]}
+        content = _content_sha256(what | {"parameters": parameters}, rows)
+        with self._translate_errors():
+            try:
+                with self.engine.begin() as connection:
+                    stored = _stored_with(connection, content)
+                    if stored is None:
+                        issued_at = datetime.now(UTC)
+                        inserted = connection.execute(
+                            issued_lists.insert()
+                            .values(
+                                city=city,
+                                list_date=list_date,
+                                model_name=model_name,
+                                model_version=model_version,
+                                parameters=parameters,
+                                row_count=len(rows),
+                                rows=list(rows),
+                                issued_at=issued_at,
+                                content_sha256=content,
+                            )
+                            .returning(issued_lists.c.id)
+                        )
+                        stored = int(inserted.scalar_one()), issued_at
+            except IntegrityError:
+                # Another worker stored the same list between the look-up and the insert: it is this one.
+                with self.engine.connect() as connection:
+                    stored = _stored_with(connection, content)
+                if stored is None:
+                    raise
+        list_id, issued_at = stored
         return IssuedList(
             list_id, city, list_date, model_name, model_version, parameters, issued_at, list(rows)
         )
@@ -162,6 +181,20 @@ class Repository:
                 sa.select(sa.func.count(), sa.func.max(outcomes.c.received_at)).where(outcomes.c.city == city)
             ).one()
             return int(count), latest
+
+
+def _content_sha256(what: dict[str, Any], rows: Sequence[dict[str, Any]]) -> str:
+    """sha256 of a list's content: `what` it is (city, date, model, parameters) and its rows."""
+    document = what | {"rows": list(rows)}
+    return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _stored_with(connection: sa.Connection, content: str) -> tuple[int, datetime] | None:
+    """Id and issue time of the list stored with this content hash, if there is one."""
+    found = connection.execute(
+        sa.select(issued_lists.c.id, issued_lists.c.issued_at).where(issued_lists.c.content_sha256 == content)
+    ).first()
+    return None if found is None else (int(found.id), _utc(found.issued_at))
 
 
 def _utc(moment: datetime) -> datetime:

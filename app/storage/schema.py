@@ -22,8 +22,21 @@ def _create_v1(connection: sa.Connection) -> None:
         table.create(connection, checkfirst=True)
 
 
+def _content_hash_v2(connection: sa.Connection) -> None:
+    """Issued lists carry the sha256 of their content, unique, so a list is stored once however often
+    it is asked for. (A database created at version 2 or later has both already: version 1 creates
+    the tables as they are defined now.)"""
+    table = issued_lists.name
+    if "content_sha256" not in {column["name"] for column in sa.inspect(connection).get_columns(table)}:
+        connection.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN content_sha256 VARCHAR(64)"))
+    if CONTENT_INDEX not in {index["name"] for index in sa.inspect(connection).get_indexes(table)}:
+        (index,) = (index for index in issued_lists.indexes if index.name == CONTENT_INDEX)
+        index.create(connection)
+
+
+CONTENT_INDEX = "ux_issued_lists_content"
 # Index i holds the migration from version i to i + 1. Append, never edit, once released.
-MIGRATIONS: tuple[Callable[[sa.Connection], None], ...] = (_create_v1,)
+MIGRATIONS: tuple[Callable[[sa.Connection], None], ...] = (_create_v1, _content_hash_v2)
 CURRENT_VERSION = len(MIGRATIONS)
 
 

@@ -28,7 +28,11 @@ issued_lists = sa.Table(
     # inspection), as one JSON document: a list is always read and written whole.
     sa.Column("rows", sa.JSON, nullable=False),
     sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
+    # sha256 of what the list says (city, date, model, parameters, rows): the same list asked for again
+    # is the one stored, not another copy. NULL for lists stored before schema version 2.
+    sa.Column("content_sha256", sa.String(64), nullable=True),
     sa.Index("ix_issued_lists_city_date", "city", "list_date"),
+    sa.Index("ux_issued_lists_content", "content_sha256", unique=True),
 )
 
 outcomes = sa.Table(

@@ -76,6 +76,16 @@ def test_csv_download_matches_the_json(lists_client: TestClient) -> None:
     assert rows[0]["reasons"] == "; ".join(reason["text"] for reason in stored["rows"][0]["reasons"])
 
 
+def test_asking_again_returns_the_stored_list(lists_client: TestClient) -> None:
+    params = {"date": "2014-08-20", "limit": 5}
+    first = lists_client.get(DAILY, params=params)
+    again = lists_client.get(DAILY, params=params)
+    assert again.json() == first.json()  # the same id and first issue time: stored once
+    assert again.headers["x-list-id"] == first.headers["x-list-id"]
+    other = lists_client.get(DAILY, params=params | {"limit": 6}).json()
+    assert other["list_id"] != first.json()["list_id"]
+
+
 def test_a_list_is_returned_exactly_as_issued_after_new_outcomes(lists_client: TestClient) -> None:
     issued = lists_client.get(DAILY, params={"date": "2014-08-30", "limit": 20}).json()
     top = issued["rows"][0]

@@ -9,8 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from app.storage.repository import DatabaseUnavailable, Repository
-from app.storage.schema import CURRENT_VERSION, SchemaError, database_version, migrate
-from app.storage.tables import outcomes, schema_version
+from app.storage.schema import CONTENT_INDEX, CURRENT_VERSION, SchemaError, database_version, migrate
+from app.storage.tables import issued_lists, outcomes, schema_version
 
 ROWS = [
     {"rank": 1, "establishment_id": "42", "score": 0.1 + 0.2, "tier": "high", "reasons": [{"feature": "x"}]},
@@ -51,7 +51,8 @@ def test_two_workers_issue_distinct_ids(database_url: str) -> None:
 
     def issue(worker: int) -> None:
         for number in range(15):
-            result = workers[worker].issue_list("chicago", date(2014, 9, 2), "m", "v", {"n": number}, ROWS)
+            parameters = {"worker": worker, "n": number}  # 30 different lists (the same one is stored once)
+            result = workers[worker].issue_list("chicago", date(2014, 9, 2), "m", "v", parameters, ROWS)
             with lock:
                 issued.append((result.id, worker))
 
@@ -65,6 +66,71 @@ def test_two_workers_issue_distinct_ids(database_url: str) -> None:
     for list_id, _ in issued:
         stored = workers[1].get_list(list_id)
         assert stored is not None and stored.rows == ROWS
+
+
+def _stored_lists(repository: Repository) -> int:
+    with repository.engine.connect() as connection:
+        return int(connection.execute(sa.select(sa.func.count()).select_from(issued_lists)).scalar_one())
+
+
+def test_the_same_list_asked_again_is_not_stored_again(database_url: str) -> None:
+    repository = Repository.open(database_url)
+    first = repository.issue_list("chicago", date(2014, 9, 2), "m", "v1", {"limit": 2}, ROWS)
+    again = repository.issue_list("chicago", date(2014, 9, 2), "m", "v1", {"limit": 2}, ROWS)
+    assert (again.id, again.issued_at) == (first.id, first.issued_at)
+    assert _stored_lists(repository) == 1
+    # Anything that makes it another list stores another list.
+    changed_rows = [ROWS[0] | {"score": 0.5}, ROWS[1]]
+    others = [
+        repository.issue_list("chicago", date(2014, 9, 2), "m", "v1", {"limit": 2}, changed_rows),
+        repository.issue_list("chicago", date(2014, 9, 2), "m", "v1", {"limit": 3}, ROWS),
+        repository.issue_list("chicago", date(2014, 9, 2), "m", "v2", {"limit": 2}, ROWS),
+        repository.issue_list("chicago", date(2014, 9, 3), "m", "v1", {"limit": 2}, ROWS),
+        repository.issue_list("boston", date(2014, 9, 2), "m", "v1", {"limit": 2}, ROWS),
+    ]
+    assert len({first.id, *(other.id for other in others)}) == 6
+    assert _stored_lists(repository) == 6
+
+
+def test_two_workers_issuing_the_same_list_store_it_once(database_url: str) -> None:
+    workers = [Repository.open(database_url) for _ in range(4)]
+    ids: list[int] = []
+    start = threading.Barrier(len(workers))
+
+    def issue(worker: Repository) -> None:
+        start.wait()  # all at once, so look-ups and inserts interleave
+        ids.append(worker.issue_list("chicago", date(2014, 9, 2), "m", "v", {"same": True}, ROWS).id)
+
+    threads = [threading.Thread(target=issue, args=(worker,)) for worker in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(ids) == len(workers) and len(set(ids)) == 1
+    assert _stored_lists(workers[0]) == 1
+
+
+def test_a_version_1_database_migrates_and_keeps_its_lists(database_url: str) -> None:
+    url = database_url
+    migrate(sa.create_engine(url))
+    with sa.create_engine(url).begin() as connection:  # back to the schema as version 1 made it
+        connection.execute(sa.text(f"DROP INDEX {CONTENT_INDEX}"))
+        connection.execute(sa.text("ALTER TABLE issued_lists DROP COLUMN content_sha256"))
+        connection.execute(schema_version.delete().where(schema_version.c.version > 1))
+        connection.execute(
+            sa.text(
+                "INSERT INTO issued_lists (city, list_date, model_name, model_version, parameters,"
+                " row_count, rows, issued_at) VALUES ('chicago', '2014-09-01', 'm', 'v1', '{}', 0, '[]',"
+                " '2014-09-01 08:00:00')"
+            )
+        )
+    repository = Repository.open(url)
+    with repository.engine.connect() as connection:
+        assert database_version(connection) == CURRENT_VERSION == 2
+    kept = repository.get_list(1)
+    assert kept is not None and (kept.city, kept.rows) == ("chicago", [])
+    new = repository.issue_list("chicago", date(2014, 9, 2), "m", "v1", {}, ROWS)
+    assert repository.issue_list("chicago", date(2014, 9, 2), "m", "v1", {}, ROWS).id == new.id == 2
 
 
 def test_outcomes_are_idempotent(database_url: str) -> None:
