@@ -8,11 +8,12 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.logs import FACTS
+from app.logs import ACCESS_MESSAGE, FACTS, direct_access_handler
+from app.partner_context import ACCESS_LOGGER
 from app.services.metrics import ServiceMetrics
 from app.services.registry import ModelRegistry
 
-access_log = logging.getLogger("civicrisk.access")
+access_log = logging.getLogger(ACCESS_LOGGER)
 
 
 class ObserveRequests:
@@ -56,10 +57,15 @@ class ObserveRequests:
                     "model": model or None,
                     "duration_ms": round(seconds * 1000, 3),
                 }
-                # What access_log.info() does, minus its search of the stack for the caller (always
-                # this line, and not in the JSON), which cost more than scoring a record.
-                access_log.handle(
-                    access_log.makeRecord(
-                        access_log.name, logging.INFO, __file__, 0, "request", (), None, None, {FACTS: facts}
-                    )
-                )
+                direct = direct_access_handler(access_log)
+                if direct is not None:  # the server's own configuration (app.logs)
+                    direct.write(facts)
+                else:
+                    # What access_log.info() does, minus its search of the stack for the caller
+                    # (always this line, and not in the JSON), which cost more than scoring a record.
+                    access_log.handle(
+                        access_log.makeRecord(
+                            access_log.name, logging.INFO, __file__, 0, ACCESS_MESSAGE, (), None, None,
+                            {FACTS: facts},
+                        )
+                    )  # fmt: skip
