@@ -91,6 +91,7 @@ class CityConfig:
     code_pattern: re.Pattern[str]
     severity_by_code: dict[int, str]
     violation_counts: dict[str, str]  # counts mode: severity class -> column; empty in text mode
+    severity_names: dict[str, str]  # class -> the city's own word for it, in feature descriptions
     families: tuple[str, ...]
     label_name: str
     label_severity: str
@@ -184,6 +185,18 @@ def _severity_map(reader: ConfigReader) -> dict[int, str]:
                 raise reader.error(key, f"code {code} is already classed as {by_code[code]}")
             by_code[code] = name
     return by_code
+
+
+def _severity_names(reader: ConfigReader) -> dict[str, str]:
+    """`[violations.names]`: the city's words for the classes (Boston's *** class is "severe", not
+    "critical"), used wherever a feature's description names a class."""
+    names: dict[str, Any] = reader.get("violations.names", dict, {})
+    for name, word in names.items():
+        if name not in SEVERITIES:
+            raise reader.error(f"violations.names.{name}", f"unknown class; use one of {SEVERITIES}")
+        if not isinstance(word, str) or not word.strip():
+            raise reader.error(f"violations.names.{name}", "must be a non-empty string")
+    return {name: word.strip() for name, word in names.items()}
 
 
 def _event_sources(reader: ConfigReader) -> tuple[EventSource, ...]:
@@ -306,6 +319,7 @@ def load_city_config(path: Path | str) -> CityConfig:
         code_pattern=code_pattern,
         severity_by_code=_severity_map(reader),
         violation_counts=violation_counts,
+        severity_names=_severity_names(reader),
         families=reader.strings("features.families", list(DEFAULT_FAMILIES)),
         label_name=reader.get("label.name", str),
         label_severity=label_severity,

@@ -106,6 +106,15 @@ KEYS: tuple[Key, ...] = (
         "not used",
         "counts mode: column counting the least severe class",
     ),
+    Key(
+        "violations.names.critical",
+        "string",
+        False,
+        "critical",
+        "the city's word for the most severe class, in feature descriptions (Boston: severe)",
+    ),
+    Key("violations.names.serious", "string", False, "serious", "the city's word for the middle class"),
+    Key("violations.names.minor", "string", False, "minor", "the city's word for the least severe class"),
     Key("label.name", "string", True, "—", "name of the predicted outcome"),
     Key(
         "label.severity", "string", True, "—", "`critical`, `serious` or `minor`: the class the label counts"

@@ -7,7 +7,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -154,10 +154,12 @@ def feature_importance(candidate: Candidate, train: Examples, valid: Examples) -
     return permutation_importance_auc(model, valid.features, valid.labels, candidate.features)
 
 
-def feature_schema(features: pd.DataFrame, used: list[str]) -> list[dict[str, Any]]:
+def feature_schema(
+    features: pd.DataFrame, used: list[str], severity_names: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
     schema = []
     for name in used:
-        entry: dict[str, Any] = {"name": name, "description": describe_feature(name)}
+        entry: dict[str, Any] = {"name": name, "description": describe_feature(name, severity_names)}
         if name in CATEGORICAL_FEATURES:
             # Mirrors the encoders' min_frequency: rarer values are accepted and pooled as one group.
             counts = features[name].dropna().astype(str).value_counts()
@@ -230,7 +232,7 @@ def train_city(
         "label": {"name": config.label_name, "description": config.label_description},
         "selected_model": {"name": best.candidate.name, "params": best.candidate.params},
         "selection": f"highest mean {SELECTION_METRIC} over the rolling validation origins",
-        "feature_schema": feature_schema(examples.features, best.candidate.features),
+        "feature_schema": feature_schema(examples.features, best.candidate.features, config.severity_names),
         "feature_importance": importance,
         "inspector_feature": False,
         "city_config": {"file": config.path.name, "text": config_text},

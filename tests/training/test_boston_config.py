@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from training.config import ConfigError, ConfigErrors, load_city_config
-from training.features import build_features
+from training.features import build_features, describe_feature
 from training.ingest import load_city
 
 BOSTON = Path(__file__).resolve().parents[2] / "data" / "sample" / "boston" / "city.toml"
@@ -71,3 +71,18 @@ def test_bad_dates_and_repeated_ids_are_counted_not_dropped_silently(tmp_path: P
         note.startswith("2 rows with an unparseable 'date'") and "'2013-02-30'" in note for note in data.notes
     )
     assert any(note.startswith("1 repeated 'inspection_id'") for note in data.notes)
+
+
+def test_boston_names_its_classes_in_its_own_words() -> None:
+    names = load_city_config(BOSTON).severity_names
+    assert describe_feature("prev_critical", names) == "severe violations found at the previous inspection"
+    assert describe_feature("critical_decayed", names).startswith("earlier severe-violation inspections")
+    assert describe_feature("prev_serious", names).startswith("significant violations found")
+    assert describe_feature("prev_critical") == "critical violations found at the previous inspection"
+
+
+def test_a_name_for_an_unknown_class_is_refused(tmp_path: Path) -> None:
+    text = BOSTON.read_text().replace('serious = "significant"', 'grave = "significant"')
+    with pytest.raises((ConfigError, ConfigErrors)) as caught:
+        load_city_config(_boston_copy(tmp_path, text))
+    assert "violations.names.grave" in str(caught.value)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+
 import pandas as pd
 
 from training.features.context import calendar_features, weather_features
@@ -95,8 +98,19 @@ FEATURE_DESCRIPTIONS = {
 }
 
 
-def describe_feature(name: str) -> str:
-    """A sentence a person can read for a feature column."""
+_CLASS_WORDS = re.compile(r"\b(critical|serious|minor)\b")
+
+
+def describe_feature(name: str, severity_names: Mapping[str, str] | None = None) -> str:
+    """A sentence a person can read for a feature column, naming violation classes in the city's
+    own words where its config gives them (`[violations.names]`)."""
+    text = _describe(name)
+    if not severity_names:
+        return text
+    return _CLASS_WORDS.sub(lambda found: severity_names.get(found[1], found[1]), text)
+
+
+def _describe(name: str) -> str:
     if name in FEATURE_DESCRIPTIONS:
         return FEATURE_DESCRIPTIONS[name]
     if name.startswith("license_"):
