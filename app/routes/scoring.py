@@ -27,6 +27,7 @@ from app.deps import (
 from app.exceptions import InvalidRequest, ModelNotFound, ModelUnavailable, Problem
 from app.handlers import JSONBytes
 from app.schemas import ErrorResponse, EstablishmentRisk, ScoreRequest, ScoreResponse
+from app.services.daily import DailyLists
 from app.services.registry import LoadedModel
 from app.services.scorers import score_records
 from app.services.typed_records import TypedRecords, decoder_for
@@ -48,7 +49,7 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         413: "Over 10,000 records or the body size limit",
         415: "Content-Type is not application/json",
         422: "A field is unknown, of the wrong type, or not finite (named with its record index)",
-        503: "No API key configured, or no model loaded for the city",
+        503: "No API key configured, no model loaded for the city, or the database is down",
     }
     return {code: {"model": ErrorResponse, "description": text[code]} for code in codes}
 
@@ -149,6 +150,7 @@ def _answer(model: LoadedModel, body: bytes, max_records: int) -> tuple[bytes, i
     openapi_extra={"security": SECURITY},
 )
 async def establishment_risk(
+    request: Request,
     city: str,
     establishment_id: str,
     _: PartnerDep,
@@ -162,7 +164,8 @@ async def establishment_risk(
         str | None, Query(description="Model name; default: the first serving this city")
     ] = None,
 ) -> Response:
-    """Risk of an establishment's next inspection, from features computed on the city's own data."""
+    """Risk of an establishment's next inspection, from features computed on the city's own data and
+    the outcomes recorded through `POST /v1/inspections/{city}/outcomes` (as the daily list does)."""
     if date is not None and not _EARLIEST <= date <= _LATEST:
         raise InvalidRequest(
             "date out of range", (Problem(("query", "date"), f"must be in {_EARLIEST}..{_LATEST}"),)
@@ -175,7 +178,9 @@ async def establishment_risk(
             raise ModelNotFound(f"no loaded model {model!r} serves city {city!r}")
         raise ModelUnavailable(f"no loaded model serves city {city!r}")
     loaded = serving[0]
-    found = await anyio.to_thread.run_sync(cities.features, city, establishment_id, date, loaded.layout)
+    lists: DailyLists = request.app.state.daily_lists
+    data = await anyio.to_thread.run_sync(lists.city_data, city)  # 503 if the database is down
+    found = await anyio.to_thread.run_sync(cities.features, city, establishment_id, date, loaded.layout, data)
     result = loaded.score_batch(found.batch)[0]
     return JSONBytes(
         {

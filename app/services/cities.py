@@ -56,6 +56,7 @@ class CityStore:
         self.data_dir = Path(data_dir)
         self._configs: dict[str, Path] | None = None
         self._cities: dict[str, City] = {}
+        self._recorded: dict[str, City] = {}  # per city: over its files and recorded outcomes
         self._lock = threading.Lock()
 
     def configs(self) -> dict[str, Path]:
@@ -84,15 +85,34 @@ class CityStore:
                 log.info("city data loaded", extra={"city": name, "inspections": len(data.inspections)})
         return self._cities[name]
 
-    def features(
-        self, name: str, establishment_id: str, as_of: date | None, layout: FeatureLayout
-    ) -> EstablishmentFeatures:
-        """Point-in-time features for the establishment's next inspection on `as_of`.
+    def with_data(self, name: str, data: CityData) -> City:
+        """The city over `data` (its files plus the outcomes recorded through the API, as the daily
+        lists read it), indexed by establishment once per version of that data."""
+        base = self.city(name)
+        if data is base.data:
+            return base
+        cached = self._recorded.get(name)
+        if cached is None or cached.data is not data:
+            groups = data.inspections.groupby("establishment_id", sort=False).indices
+            cached = City(data=data, rows_by_establishment=dict(groups))
+            self._recorded[name] = cached  # replaced whole: a reader sees the old City or the new one
+        return cached
 
-        `as_of` defaults to the day after the city's latest data. The establishment's location, type
-        and risk class come from its latest inspection before `as_of`; with none, it is not known.
+    def features(
+        self,
+        name: str,
+        establishment_id: str,
+        as_of: date | None,
+        layout: FeatureLayout,
+        data: CityData | None = None,
+    ) -> EstablishmentFeatures:
+        """Point-in-time features for the establishment's next inspection on `as_of`, from `data`
+        (default: the city's files alone).
+
+        `as_of` defaults to the day after the latest data. The establishment's location, type and
+        risk class come from its latest inspection before `as_of`; with none, it is not known.
         """
-        city = self.city(name)
+        city = self.city(name) if data is None else self.with_data(name, data)
         day = as_of or city.last_date + timedelta(days=1)
         rows = city.rows_by_establishment.get(establishment_id)
         history = None if rows is None else city.data.inspections.iloc[rows]

@@ -14,8 +14,11 @@ from app.main import create_app
 
 
 @pytest.fixture(scope="session")
-def client() -> Iterator[TestClient]:
-    with TestClient(create_app(make_settings())) as test_client:
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    # Its own database, not the repo's var/ one: lists and outcomes a person stored there would
+    # change what the establishment and list routes answer.
+    database = tmp_path_factory.mktemp("client-db") / "civicrisk.sqlite3"
+    with TestClient(create_app(make_settings(database_url=f"sqlite:///{database}"))) as test_client:
         yield test_client
 
 

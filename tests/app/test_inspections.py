@@ -196,3 +196,33 @@ def test_boston_is_served_beside_chicago_without_a_map(lists_client: TestClient)
         and "<svg" not in page.text
         and body["rows"][0]["establishment_id"] in page.text
     )
+
+
+def test_establishment_risk_sees_recorded_outcomes_as_the_list_does(lists_client: TestClient) -> None:
+    def row_of(establishment: str) -> dict[str, object]:
+        rows = lists_client.get(DAILY, params={"date": "2014-08-26", "limit": 7000}).json()["rows"]
+        return next(row for row in rows if row["establishment_id"] == establishment)
+
+    def risk(establishment: str) -> dict[str, object]:
+        url = f"/v1/establishments/chicago/{establishment}/risk"
+        answer = lists_client.get(url, params={"date": "2014-08-26"}, headers=PARTNER)
+        assert answer.status_code == 200, answer.text
+        body: dict[str, object] = answer.json()
+        return body
+
+    chosen = str(
+        lists_client.get(DAILY, params={"date": "2014-08-26", "limit": 1}).json()["rows"][0][
+            "establishment_id"
+        ]
+    )
+    before = risk(chosen)
+    assert before["score"] == row_of(chosen)["score"]
+    outcome = {"inspection_id": "risk-endpoint-1", "establishment_id": chosen, "date": "2014-08-25",
+               "result": "Pass", "violations": ""}  # fmt: skip
+    posted = lists_client.post(
+        "/v1/inspections/chicago/outcomes", json={"outcomes": [outcome]}, headers=PARTNER
+    )
+    assert posted.status_code == 201
+    after = risk(chosen)
+    assert after["features"]["prior_inspections"] == before["features"]["prior_inspections"] + 1  # type: ignore[index]
+    assert after["score"] == row_of(chosen)["score"] != before["score"]
