@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 
@@ -91,3 +92,20 @@ def test_committed_manifests_are_strict_json(manifest: Path) -> None:
         raise AssertionError(f"{manifest}: {constant} is not JSON (write null)")
 
     json.loads(manifest.read_text(encoding="utf-8"), parse_constant=refuse)
+
+
+def test_a_reload_in_the_server_freezes_its_new_models_too(tmp_path: Path) -> None:
+    """The server keeps what it loaded out of the collector's sight (app.heap.settle_heap); a reload's
+    new models join them, so full collections stay cheap after a reload as after start-up."""
+    copy_bundle(tmp_path)
+    try:
+        with TestClient(create_app(make_settings(models_dir=tmp_path), freeze_heap=True)) as client:
+            copy_bundle(tmp_path, version="2099-good", created_at="2099-01-01T00:00:00+00:00")
+            frozen = gc.get_freeze_count()
+            assert client.post("/v1/admin/reload", headers=ADMIN).status_code == 200
+            new = client.app.state.registry.snapshot.get(MODEL_NAME)  # type: ignore[attr-defined]
+            assert new.version == "2099-good" and gc.is_tracked(new)
+            assert gc.get_freeze_count() > frozen
+            assert not any(found is new for found in gc.get_objects())  # frozen: no generation holds it
+    finally:
+        gc.unfreeze()  # freezing is process-wide: let the rest of the test run collect as usual
