@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -81,8 +83,10 @@ def measure(
     results: dict[str, Any] = {"client": "wrk" if wrk else "httpx (asyncio)", "pinned": cpus is not None}
     server_cpus, client_cpus = cpus if cpus is not None else (None, None)
 
-    def run(url: str, body: bytes | list[bytes]) -> Callable[[], dict[str, float]]:
-        return lambda: load(url, body, args.connections, args.duration, wrk, client_cpus)
+    def run(
+        url: str, body: bytes | list[bytes], server: subprocess.Popen[bytes]
+    ) -> Callable[[], dict[str, float]]:
+        return lambda: load(url, body, args.connections, args.duration, wrk, client_cpus, server.pid)
 
     port = free_port()
     command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", "1"]
@@ -105,7 +109,8 @@ def measure(
                 b for b in lead_bodies() if httpx.post(url, content=b, headers=headers).status_code == 200
             ]
             results["addresses"] = {"sampled": ADDRESSES, "scored": len(bodies)}
-            results |= interleaved({"floor": run(floor_url, b"{}"), "lead": run(url, bodies)}, args.rounds)
+            runs = {"floor": run(floor_url, b"{}", floor), "lead": run(url, bodies, service)}
+            results |= interleaved(runs, args.rounds)
         finally:
             stop(floor, service)
     results["ratio"] = ratios(results, "lead")
@@ -122,12 +127,13 @@ lowest and highest round-by-round ratio in brackets; civicrisk with its default 
 
     python bench/lead_bench.py --duration {duration} --rounds {rounds} --write-readme
 
-| run | throughput | p50 | p99 | vs floor | target |
-|---|---|---|---|---|---|
-| empty FastAPI endpoint (floor) | {floor_rps:,.0f} req/s | {floor_p50:.2f} ms | {floor_p99:.2f} ms | 1.00 | |
-| `POST /v1/lead/risk`: address → tract → features → score → notes | {lead_rps:,.0f} req/s | {lead_p50:.2f} ms | {lead_p99:.2f} ms | {ratio:.2f} ({low:.2f}–{high:.2f}) | ≥ 0.50, p99 ≤ 30 ms |
+| run | throughput | p50 | p99 | vs floor | server CPU per request | vs floor, by CPU | target |
+|---|---|---|---|---|---|---|---|
+| empty FastAPI endpoint (floor) | {floor_rps:,.0f} req/s | {floor_p50:.2f} ms | {floor_p99:.2f} ms | 1.00 | {floor_cpu:.0f} µs | 1.00 | |
+| `POST /v1/lead/risk`: address → tract → features → score → notes | {lead_rps:,.0f} req/s | {lead_p50:.2f} ms | {lead_p99:.2f} ms | {ratio:.3f} ({low:.2f}–{high:.2f}) | {lead_cpu:.0f} µs | {cpu_ratio:.3f} | ≥ 0.50, p99 ≤ 30 ms |
 
-Throughput per round (req/s): floor {floor_rounds}, lead {lead_rounds}. Errors during the runs: floor
+Throughput per round (req/s): floor {floor_rounds}, lead {lead_rounds}. Server CPU per request per round
+(µs, from /proc): floor {floor_cpu_rounds}, lead {lead_cpu_rounds}. Errors during the runs: floor
 {floor_errors:.0f}, lead {lead_errors:.0f}. The load cycles through {scored} of {sampled} homes drawn (seeded) from
 the city's address points, so it meets boundary streets, busy and quiet blocks in their real mix; the
 resolver keeps no answers (that would mean holding addresses), so each request resolves its address
@@ -143,7 +149,9 @@ def write_readme(results: dict[str, Any], args: argparse.Namespace) -> None:
         duration=args.duration, rounds=args.rounds,
         floor_rps=floor["rps"], floor_p50=floor["p50_ms"], floor_p99=floor["p99_ms"],
         lead_rps=lead["rps"], lead_p50=lead["p50_ms"], lead_p99=lead["p99_ms"],
-        ratio=ratio["median"], low=ratio["low"], high=ratio["high"],
+        ratio=ratio["median"], low=ratio["low"], high=ratio["high"], cpu_ratio=ratio["cpu"],
+        floor_cpu=statistics.median(floor["rounds_cpu_us"]), lead_cpu=statistics.median(lead["rounds_cpu_us"]),
+        floor_cpu_rounds=floor["rounds_cpu_us"], lead_cpu_rounds=lead["rounds_cpu_us"],
         floor_rounds=floor["rounds_rps"], lead_rounds=lead["rounds_rps"],
         floor_errors=floor["errors"], lead_errors=lead["errors"],
         scored=results["addresses"]["scored"], sampled=results["addresses"]["sampled"],

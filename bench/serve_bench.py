@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import re
 import shutil
@@ -124,7 +125,10 @@ def run_wrk(
     ).stdout
     stats = json.loads(out.split("JSON ", 1)[1].splitlines()[0])
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    return {"rps": rate, "p50_ms": stats["p50"], "p99_ms": stats["p99"], "errors": stats["errors"]}
+    return {
+        "rps": rate, "p50_ms": stats["p50"], "p99_ms": stats["p99"], "errors": stats["errors"],
+        "requests": stats["requests"],
+    }  # fmt: skip
 
 
 async def run_httpx(url: str, bodies: list[bytes], connections: int, duration: float) -> dict[str, float]:
@@ -151,10 +155,20 @@ async def run_httpx(url: str, bodies: list[bytes], connections: int, duration: f
     cuts = statistics.quantiles(latencies, n=100)
     return {
         "rps": len(latencies) / elapsed,
+        "requests": len(latencies),
         "p50_ms": cuts[49] * 1000,
         "p99_ms": cuts[98] * 1000,
         "errors": errors,
     }
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time a process has used so far (Linux /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def load(
@@ -164,12 +178,22 @@ def load(
     duration: int,
     wrk: str | None,
     cpus: set[int] | None,
+    server: int | None = None,
 ) -> dict[str, float]:
-    """Load `url` with POSTs of `body` (or of each of several bodies in turn)."""
+    """Load `url` with POSTs of `body` (or of each of several bodies in turn). With the server's
+    pid, also the server's CPU time per request (`cpu_us`): throughput on this shared host moves
+    with its neighbours' load, CPU time per request much less, so the two ratios are reported side
+    by side."""
     bodies = body if isinstance(body, list) else [body]
+    before = cpu_seconds(server) if server is not None else None
     if wrk:
-        return run_wrk(wrk, url, bodies, connections, duration, cpus)
-    return asyncio.run(run_httpx(url, bodies, connections, duration))
+        result = run_wrk(wrk, url, bodies, connections, duration, cpus)
+    else:
+        result = asyncio.run(run_httpx(url, bodies, connections, duration))
+    after = cpu_seconds(server) if server is not None else None
+    if before is not None and after is not None and result["requests"]:
+        result["cpu_us"] = (after - before) / result["requests"] * 1e6
+    return result
 
 
 def start_floor(tmp: str, env: dict[str, str], cpus: set[int] | None) -> tuple[str, subprocess.Popen[bytes]]:
@@ -199,6 +223,7 @@ def interleaved(runs: dict[str, Callable[[], dict[str, float]]], rounds: int) ->
         ordered = sorted(results, key=lambda result: result["rps"])
         summary[name] = ordered[len(ordered) // 2] | {
             "rounds_rps": [round(result["rps"]) for result in results],
+            "rounds_cpu_us": [round(result.get("cpu_us", math.nan), 1) for result in results],
             "errors": sum(result["errors"] for result in results),
         }
     return summary
@@ -209,10 +234,14 @@ def ratios(summary: dict[str, Any], name: str) -> dict[str, float]:
     per_round = [
         a / b for a, b in zip(summary[name]["rounds_rps"], summary["floor"]["rounds_rps"], strict=True)
     ]
+    cpu = statistics.median(summary["floor"]["rounds_cpu_us"]) / statistics.median(
+        summary[name]["rounds_cpu_us"]
+    )
     return {
         "median": summary[name]["rps"] / summary["floor"]["rps"],
         "low": min(per_round),
         "high": max(per_round),
+        "cpu": cpu,  # the floor's CPU time per request over this run's (medians of the rounds)
     }
 
 
@@ -328,8 +357,8 @@ def main() -> None:
 
     one = json.dumps({"records": example_records(1)}).encode()
 
-    def run(url: str, body: bytes) -> Callable[[], dict[str, float]]:
-        return lambda: load(url, body, args.connections, args.duration, wrk, client_cpus)
+    def run(url: str, body: bytes, server: subprocess.Popen[bytes]) -> Callable[[], dict[str, float]]:
+        return lambda: load(url, body, args.connections, args.duration, wrk, client_cpus, server.pid)
 
     with tempfile.TemporaryDirectory() as tmp:
         # All three servers up at once on the server core, each idle while another is loaded.
@@ -338,9 +367,9 @@ def main() -> None:
         quiet_url, quiet = start_service(env | {"CIVICRISK_ACCESS_LOG": "false"}, server_cpus)
         try:
             runs = {
-                "floor": run(floor_url, b"{}"),
-                "single": run(url, one),
-                "single_no_access_log": run(quiet_url, one),
+                "floor": run(floor_url, b"{}", floor),
+                "single": run(url, one, service),
+                "single_no_access_log": run(quiet_url, one, quiet),
             }
             results |= interleaved(runs, args.rounds)
             stop(floor, quiet)
@@ -385,6 +414,10 @@ def write_readme(results: dict[str, Any], command: str) -> None:
         else "server and client not pinned, sharing both cores"
     )
     ratio, quiet_ratio = results["ratio"], results["ratio_no_access_log"]
+
+    def cpu(run: dict[str, Any]) -> str:
+        return f"{statistics.median(run['rounds_cpu_us']):.0f} µs"
+
     section = f"""## Scoring service
 
 Measured on this machine (2 cores; {placement}; loopback), one uvicorn worker for every server
@@ -395,18 +428,19 @@ with the lowest and highest round-by-round ratio in brackets:
 
     {command}
 
-| run | throughput | p50 | p99 | vs floor | target |
-|---|---|---|---|---|---|
-| empty FastAPI endpoint (floor) | {floor["rps"]:,.0f} req/s | {floor["p50_ms"]:.2f} ms | {floor["p99_ms"]:.2f} ms | 1.00 | |
-| single record, score + tier + 3 reasons (default settings: JSON access log on) | {single["rps"]:,.0f} req/s | {single["p50_ms"]:.2f} ms | {single["p99_ms"]:.2f} ms | {ratio["median"]:.2f} ({ratio["low"]:.2f}–{ratio["high"]:.2f}) | ≥ 0.60, p99 ≤ 25 ms |
-| the same with `CIVICRISK_ACCESS_LOG=false` (the floor writes no access log) | {quiet["rps"]:,.0f} req/s | {quiet["p50_ms"]:.2f} ms | {quiet["p99_ms"]:.2f} ms | {quiet_ratio["median"]:.2f} ({quiet_ratio["low"]:.2f}–{quiet_ratio["high"]:.2f}) | |
-| 10,000-record batches over HTTP, `{{"records": [...]}}` ({batch["body_mb"]:.1f} MB each, sequential) | {batch["records_per_s"]:,.0f} records/s | {batch["p50_ms"]:.0f} ms | | | ≥ 100,000 records/s |
-| in-process scoring (compiled linear, RecordBatch → scores + contributions) | {inproc["score_rows_per_s"]:,.0f} rows/s | | | | ≥ 1,000,000 rows/s |
-| in-process, the route's work on a 10,000-record body (typed decode, score, reasons, JSON answer) | {inproc["route_rows_per_s"]:,.0f} rows/s | | | | |
-| in-process validation of parsed JSON records (dicts → arrays; the path for bodies the typed decoder refuses) | {inproc["parse_rows_per_s"]:,.0f} rows/s | | | | |
-| in-process validate + score + reasons from parsed records | {inproc["full_rows_per_s"]:,.0f} rows/s | | | | |
+| run | throughput | p50 | p99 | vs floor | server CPU per request | vs floor, by CPU | target |
+|---|---|---|---|---|---|---|---|
+| empty FastAPI endpoint (floor) | {floor["rps"]:,.0f} req/s | {floor["p50_ms"]:.2f} ms | {floor["p99_ms"]:.2f} ms | 1.00 | {cpu(floor)} | 1.00 | |
+| single record, score + tier + 3 reasons (default settings: JSON access log on) | {single["rps"]:,.0f} req/s | {single["p50_ms"]:.2f} ms | {single["p99_ms"]:.2f} ms | {ratio["median"]:.3f} ({ratio["low"]:.2f}–{ratio["high"]:.2f}) | {cpu(single)} | {ratio["cpu"]:.3f} | ≥ 0.60, p99 ≤ 25 ms |
+| the same with `CIVICRISK_ACCESS_LOG=false` (the floor writes no access log) | {quiet["rps"]:,.0f} req/s | {quiet["p50_ms"]:.2f} ms | {quiet["p99_ms"]:.2f} ms | {quiet_ratio["median"]:.3f} ({quiet_ratio["low"]:.2f}–{quiet_ratio["high"]:.2f}) | {cpu(quiet)} | {quiet_ratio["cpu"]:.3f} | |
+| 10,000-record batches over HTTP, `{{"records": [...]}}` ({batch["body_mb"]:.1f} MB each, sequential) | {batch["records_per_s"]:,.0f} records/s | {batch["p50_ms"]:.0f} ms | | | | | ≥ 100,000 records/s |
+| in-process scoring (compiled linear, RecordBatch → scores + contributions) | {inproc["score_rows_per_s"]:,.0f} rows/s | | | | | | ≥ 1,000,000 rows/s |
+| in-process, the route's work on a 10,000-record body (typed decode, score, reasons, JSON answer) | {inproc["route_rows_per_s"]:,.0f} rows/s | | | | | | |
+| in-process validation of parsed JSON records (dicts → arrays; the path for bodies the typed decoder refuses) | {inproc["parse_rows_per_s"]:,.0f} rows/s | | | | | | |
+| in-process validate + score + reasons from parsed records | {inproc["full_rows_per_s"]:,.0f} rows/s | | | | | | |
 
 Throughput per round (req/s): floor {floor["rounds_rps"]}, single {single["rounds_rps"]}, without access log {quiet["rounds_rps"]}.
+Server CPU per request per round (µs, from /proc): floor {floor["rounds_cpu_us"]}, single {single["rounds_cpu_us"]}, without access log {quiet["rounds_cpu_us"]}.
 Errors during the runs: floor {floor["errors"]:.0f}, single {single["errors"]:.0f}, single without access log {quiet["errors"]:.0f}.
 """
     readme = ROOT / "bench" / "README.md"
