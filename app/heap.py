@@ -35,7 +35,7 @@ def reuse_freed_memory() -> None:
 
     A 10,000-record batch allocates its 19 MB body, copies of it and a 7 MB answer. By default glibc
     gives each block that large a fresh mmap and unmaps it when freed, so every batch faulted all
-    those pages in again: ~15-20% of a batch over HTTP (bench/README.md). With blocks under 32 MB
+    those pages in again: 13-23% of a batch over HTTP (bench/README.md). With blocks under 32 MB
     taken from the heap, and up to 128 MB of freed memory kept there, the next batch reuses them.
     """
     if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":

@@ -104,15 +104,15 @@ class CityStore:
         establishment_id: str,
         as_of: date | None,
         layout: FeatureLayout,
-        data: CityData | None = None,
+        data: CityData,
     ) -> EstablishmentFeatures:
         """Point-in-time features for the establishment's next inspection on `as_of`, from `data`
-        (default: the city's files alone).
+        (the city's files plus recorded outcomes, `DailyLists.city_data`).
 
         `as_of` defaults to the day after the latest data. The establishment's location, type and
         risk class come from its latest inspection before `as_of`; with none, it is not known.
         """
-        city = self.city(name) if data is None else self.with_data(name, data)
+        city = self.with_data(name, data)
         day = as_of or city.last_date + timedelta(days=1)
         rows = city.rows_by_establishment.get(establishment_id)
         history = None if rows is None else city.data.inspections.iloc[rows]

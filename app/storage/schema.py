@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from app.storage.tables import issued_lists, metadata, outcomes, schema_version
+from app.storage.tables import CONTENT_INDEX, issued_lists, metadata, outcomes, schema_version
 
 
 class SchemaError(Exception):
@@ -34,7 +34,6 @@ def _content_hash_v2(connection: sa.Connection) -> None:
         index.create(connection)
 
 
-CONTENT_INDEX = "ux_issued_lists_content"
 # Index i holds the migration from version i to i + 1. Append, never edit, once released.
 MIGRATIONS: tuple[Callable[[sa.Connection], None], ...] = (_create_v1, _content_hash_v2)
 CURRENT_VERSION = len(MIGRATIONS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 metadata = sa.MetaData()
+CONTENT_INDEX = "ux_issued_lists_content"  # issued lists' unique content hash (schema version 2)
 
 schema_version = sa.Table(
     "civicrisk_schema_version",
@@ -32,7 +33,7 @@ issued_lists = sa.Table(
     # is the one stored, not another copy. NULL for lists stored before schema version 2.
     sa.Column("content_sha256", sa.String(64), nullable=True),
     sa.Index("ix_issued_lists_city_date", "city", "list_date"),
-    sa.Index("ux_issued_lists_content", "content_sha256", unique=True),
+    sa.Index(CONTENT_INDEX, "content_sha256", unique=True),
 )
 
 outcomes = sa.Table(
