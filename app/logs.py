@@ -12,12 +12,14 @@ from typing import Any, TextIO
 
 import orjson
 
+from app.clock import MillisecondClock
 from app.partner_context import ACCESS_LOGGER, CURRENT_PARTNER, PartnerFilter
 
 # A record may carry its facts as one dict under this attribute (the access log does: one line per
 # request, so it skips the scan of every attribute below); other records carry them from `extra`.
 FACTS = "facts"
 ACCESS_MESSAGE = "request"
+CLOCK = MillisecondClock()  # the access line's ts, as JsonFormatter writes it
 # Attributes every LogRecord has; anything else on a record came from `extra`.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "color_message"}
 
@@ -59,7 +61,7 @@ class AccessLineHandler(logging.StreamHandler[TextIO]):
 
     def write(self, facts: dict[str, Any]) -> None:
         entry: dict[str, Any] = {
-            "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "ts": CLOCK.now(),
             "level": "info",
             "logger": ACCESS_LOGGER,
             "message": ACCESS_MESSAGE,

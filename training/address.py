@@ -43,6 +43,9 @@ MAX_INTERPOLATION_GAP = 200
 MAX_NEAREST_GAP = 50
 FUZZY_CUTOFF = 0.85
 
+# Compiled once: each request's address goes through all of them.
+_PUNCTUATION = re.compile(r"[.']")
+_SPACES = re.compile(r"\s+")
 _UNIT = re.compile(rf"(?:^|\s)(?:{UNIT_WORDS})(?:\s|$|\d).*$")
 _ZIP = re.compile(r"\s+\d{5}(?:-\d{4})?$")
 _STATE = re.compile(r"\s+(?:IL|ILLINOIS)$")
@@ -88,8 +91,8 @@ def parse_address(text: object) -> ParsedAddress | None:
     if not isinstance(text, str):
         return None
     line = text.upper().split(",")[0] if "," in text else text.upper()
-    line = re.sub(r"[.']", "", line)
-    line = re.sub(r"\s+", " ", line.replace("#", " # ")).strip()
+    line = _PUNCTUATION.sub("", line)
+    line = _SPACES.sub(" ", line.replace("#", " # ")).strip()
     line = _UNIT.sub("", line).strip()
     line = _ZIP.sub("", line)
     line = _STATE.sub("", line)
@@ -187,6 +190,12 @@ class AddressIndex:
 
     def __len__(self) -> int:
         return sum(len(street.entries) for street in self._streets.values())
+
+    def points(self) -> list[tuple[float, float]]:
+        """Every (latitude, longitude) an exact or nearest-number match answers with, sorted."""
+        return sorted(
+            {(lat, lon) for street in self._streets.values() for lat, lon, _ in street.entries.values()}
+        )
 
     def _streets_for(self, parsed: ParsedAddress) -> list[tuple[ParsedAddress, _Street, bool]]:
         """Candidate streets: the named one, else every direction of the name, else one close spelling."""

@@ -8,7 +8,7 @@ log gets the route, status, latency and partner id; a failure is logged by its e
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 import anyio.to_thread
@@ -16,6 +16,7 @@ import orjson
 from fastapi import Request
 from starlette.responses import Response
 
+from app.clock import MillisecondClock
 from app.deps import LEAD, SECURITY, check_partner
 from app.exceptions import ServiceError
 from app.handlers import JSONBytes
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024
 TOO_OLD = "Child over 1 years-old"
 STATES = frozenset({"IL", "ILLINOIS"})
+CLOCK = MillisecondClock(sep=" ")  # the contract's "2018-03-23 09:59:14.237+00:00"
 
 
 def _errors(status: int, *messages: str) -> JSONBytes:
@@ -108,7 +110,7 @@ async def _answer(request: Request) -> dict[str, Any]:
         raise _outside(engine.config.display_name) from None
     return {
         "version": model.version,
-        "timestamp": datetime.now(UTC).isoformat(sep=" ", timespec="milliseconds"),
+        "timestamp": CLOCK.now(),
         **parsed.echo,
         "risk_score": f"{result.score:.3f}",
         "risk_score_notes": risk_score_notes(result, parsed.elevated_lab, parsed.expected),

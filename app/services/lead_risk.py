@@ -21,6 +21,7 @@ from scipy.spatial import cKDTree
 
 from app.exceptions import ModelUnavailable
 from app.services.explain import TOP_REASONS, largest
+from app.services.known_homes import KnownHomes
 from app.services.linear import CompiledLinear
 from app.services.records import RecordBatch, RecordRows
 from app.services.registry import LoadedModel, ModelRegistry, Snapshot
@@ -111,25 +112,30 @@ class LeadEngine:
         self._test_elevated: list[int] = elevated[order].astype(int).tolist()
         self._tree = cKDTree(to_xyz(tests["latitude"], tests["longitude"])[order])
         self._radii = np.array((self.radius_km, SAME_ADDRESS_KM))  # the block, the address
+        # Every address the resolver knows, with its place and neighbours (app/services/known_homes.py).
+        self.known = KnownHomes(
+            self._addresses.points(),
+            self._locator.locate,
+            self._tree,
+            (self.radius_km, SAME_ADDRESS_KM),
+            days[order],
+            elevated[order],
+        )
 
-    def place(self, home: Home) -> tuple[float, float, int, int]:
-        """Coordinates, tract index (or -1) and community area of a home; raises OutsideArea."""
+    def coordinates(self, home: Home) -> tuple[float, float]:
+        """Where a home is: its coordinates, or its address resolved; raises OutsideArea."""
         if home.latitude is not None and home.longitude is not None:
-            latitude, longitude = home.latitude, home.longitude
-        else:
-            try:
-                match = self._addresses.resolve(home.address)
-            except AddressNotFound:
-                # The exception holds the address; it is dropped here, never logged or returned.
-                raise OutsideArea(not_found=True) from None
-            latitude, longitude = match.latitude, match.longitude
-        tract, area = self._locator.locate(latitude, longitude)
-        if area < 0:
-            raise OutsideArea(not_found=False)
-        return latitude, longitude, tract, area
+            return home.latitude, home.longitude
+        try:
+            match = self._addresses.resolve(home.address)
+        except AddressNotFound:
+            # The exception holds the address; it is dropped here, never logged or returned.
+            raise OutsideArea(not_found=True) from None
+        return match.latitude, match.longitude
 
     def history(self, latitude: float, longitude: float, as_of: date) -> list[float]:
-        """HISTORY_FEATURES: earlier tests (and elevated ones) at the address and within the block."""
+        """HISTORY_FEATURES: earlier tests (and elevated ones) at the address and within the block,
+        for any point (a known address point answers from `self.known` instead)."""
         # to_xyz's arithmetic, for one point without numpy.
         lat, lon = math.radians(latitude), math.radians(longitude)
         point = (
@@ -144,26 +150,41 @@ class LeadEngine:
         near_block, near_address = self._tree.query_ball_point(np.array((point, point)), self._radii)
         block = [i for i in near_block if i < earlier]
         address = [i for i in near_address if i < earlier]
-        tests_block, elevated_block = float(len(block)), float(sum(map(elevated, block)))
-        tests_address, elevated_address = float(len(address)), float(sum(map(elevated, address)))
-        return [
-            tests_address,
-            elevated_address,
-            elevated_address / tests_address if tests_address else math.nan,
-            tests_block,
-            elevated_block,
-            elevated_block / tests_block if tests_block else math.nan,
-        ]
+        return _history(len(address), sum(map(elevated, address)), len(block), sum(map(elevated, block)))
 
     def feature_vector(self, birth: date, as_of: date, home: Home) -> list[float]:
         """FEATURES (training/lead/features.py), in that order, for one child; raises OutsideArea."""
-        latitude, longitude, tract, area = self.place(home)
+        latitude, longitude = self.coordinates(home)
+        known = self.known.get(latitude, longitude)
+        if known is None:
+            tract, area = self._locator.locate(latitude, longitude)
+            if area < 0:
+                raise OutsideArea(not_found=False)
+            history = self.history(latitude, longitude, as_of)
+        else:
+            point, tract, area = known
+            if area < 0:
+                raise OutsideArea(not_found=False)
+            day = (as_of - EPOCH).days
+            history = _history(*self.known.address.before(point, day), *self.known.block.before(point, day))
         return [
             float((as_of - birth).days),
             *(self._tract_rows[tract] if tract >= 0 else self._nan_tract),
             *self._area_rows.get(area, self._nan_area),
-            *self.history(latitude, longitude, as_of),
+            *history,
         ]
+
+
+def _history(tests_address: int, elevated_address: int, tests_block: int, elevated_block: int) -> list[float]:
+    """HISTORY_FEATURES, in their order, from the four counts."""
+    return [
+        float(tests_address),
+        float(elevated_address),
+        elevated_address / tests_address if tests_address else math.nan,
+        float(tests_block),
+        float(elevated_block),
+        elevated_block / tests_block if tests_block else math.nan,
+    ]
 
 
 _ENGINES: dict[Path, LeadEngine] = {}

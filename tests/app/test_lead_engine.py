@@ -82,10 +82,39 @@ def test_features_are_trainings(engine: LeadEngine, homes: pd.DataFrame, expecte
         ],
         columns=list(FEATURES),
     )
-    # The homes meet every case: history at the address and on the block, none, and NaN shares.
+    # The homes meet every case: history at the address and on the block, none, and NaN shares;
+    # the address points answer from the table of known homes, the tested homes take the general path.
     assert (got["prior_tests_address"] > 0).sum() > 20 and (got["prior_tests_block"] == 0).sum() > 20
+    known = [engine.known.get(row.latitude, row.longitude) is not None for row in homes.itertuples()]
+    assert sum(known[:300]) == 300 and sum(known[300:]) < 30
     assert (got["prior_tests_block"] > 64).sum() > 10  # busy blocks
     pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-12)
+
+
+def test_known_homes_answer_as_the_general_path_does(engine: LeadEngine) -> None:
+    """The table of known homes gives, for every date, what locating the point and querying the
+    tree give: thousands of points and dates, busy blocks and empty ones."""
+    rng = np.random.default_rng(11)
+    points = engine._addresses.points()
+    chosen = [points[i] for i in rng.choice(len(points), 2000, replace=False)]
+    days = rng.integers(date(2005, 1, 1).toordinal(), date(2017, 6, 1).toordinal(), len(chosen))
+    compared = busy = 0
+    for (latitude, longitude), ordinal in zip(chosen, days.tolist(), strict=True):
+        as_of = date.fromordinal(ordinal)
+        point, tract, area = engine.known.get(latitude, longitude)  # type: ignore[misc]
+        assert (tract, area) == engine._locator.locate(latitude, longitude)
+        if area < 0:
+            continue
+        general = engine.history(latitude, longitude, as_of)
+        day = (as_of - date(1970, 1, 1)).days
+        counts = (*engine.known.address.before(point, day), *engine.known.block.before(point, day))
+        assert counts == (general[0], general[1], general[3], general[4])
+        np.testing.assert_array_equal(
+            engine.feature_vector(as_of, as_of, Home(latitude=latitude, longitude=longitude))[-6:], general
+        )
+        compared += 1
+        busy += general[3] > 64
+    assert compared > 1900 and busy > 20
 
 
 def test_score_is_the_estimators(
