@@ -199,6 +199,9 @@ class AddressIndex:
 
     def _streets_for(self, parsed: ParsedAddress) -> list[tuple[ParsedAddress, _Street, bool]]:
         """Candidate streets: the named one, else every direction of the name, else one close spelling."""
+        named = self._streets.get(parsed.street) if parsed.direction else None
+        if named is not None:  # the common case, answered without building the candidate lists
+            return [(parsed, named, False)]
         directions = [parsed.direction] if parsed.direction else list(self._names_by_direction)
         found = [(d, parsed.name) for d in directions if (d, parsed.name) in self._streets]
         fuzzy = False

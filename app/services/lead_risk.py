@@ -299,7 +299,8 @@ class LeadService:
         """Score one child; raises OutsideArea (the caller checks eligibility by age first)."""
         order = self._order(model)
         vector = engine.feature_vector(birth, as_of, home)
-        row = tuple(vector[i] if i >= 0 else math.nan for i in order)
+        vector.append(math.nan)  # what position -1 in `order` (a feature not computed here) reads
+        row = tuple(map(vector.__getitem__, order))
         layout, scorer = model.layout, model.scorer
         if not isinstance(scorer, CompiledLinear):
             result = model.score_batch(

@@ -43,6 +43,8 @@ VISIT_FIELDS = frozenset({"visit_id", "date", "location", "provider"})
 LAB_FIELDS = frozenset({"lab_id", "type", "date", "sample_type", "result"})
 MAX_TEXT = 200
 MAX_ITEMS = 500
+ONE_DAY = timedelta(days=1)  # a clinic's local date may be a day ahead of the server's (UTC)
+MAX_DUE_AHEAD = timedelta(days=300)
 _ZIP = re.compile(r"\d{5}(-\d{4})?")
 _SAFE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,40}")
 _NUMBER = re.compile(r"\s*<?\s*(\d+(?:\.\d+)?)")
@@ -181,8 +183,9 @@ class _Checker:
             if not isinstance(item, dict):
                 self.fail(f"{where}: must be an object")
                 continue
-            for key in sorted(set(item) - fields, key=str):
-                self.fail(f"{where}.{_field_name(key)}: unknown field")
+            if not fields.issuperset(item):
+                for key in sorted(set(item) - fields, key=str):
+                    self.fail(f"{where}.{_field_name(key)}: unknown field")
             good.append(item)
         return good
 
@@ -221,8 +224,9 @@ def parse_request(body: Any, threshold: float, today: date) -> LeadSafeRequest |
     if not isinstance(body, dict):
         return [FieldError("body: must be a JSON object")]
     check = _Checker(body)
-    for key in sorted(set(body) - FIELDS, key=str):
-        check.fail(f"{_field_name(key)}: unknown field")
+    if not FIELDS.issuperset(body):
+        for key in sorted(set(body) - FIELDS, key=str):
+            check.fail(f"{_field_name(key)}: unknown field")
     stamp = body.get("timestamp")
     moment = parse_timestamp(stamp)
     if stamp is None or stamp == "":
@@ -230,7 +234,7 @@ def parse_request(body: Any, threshold: float, today: date) -> LeadSafeRequest |
     elif moment is None:
         check.fail("timestamp: not an RFC 3339 timestamp (yyyy-mm-dd hh:mm:ss.sss-hh:mm)")
     as_of = moment.date() if moment is not None else None
-    if as_of is not None and as_of > today + timedelta(days=1):
+    if as_of is not None and as_of > today + ONE_DAY:
         check.fail("timestamp: in the future")
     for name in IDENTIFIERS:
         check.identifier(name)
@@ -256,7 +260,7 @@ def parse_request(body: Any, threshold: float, today: date) -> LeadSafeRequest |
     elevated = check.labs(threshold, as_of)
     if birth is not None and as_of is not None and birth > as_of and due is None:
         check.fail("date_of_birth: after the timestamp's date")
-    if due is not None and as_of is not None and due > as_of + timedelta(days=300):
+    if due is not None and as_of is not None and due > as_of + MAX_DUE_AHEAD:
         check.fail("expected_due_date: more than 300 days after the timestamp's date")
     if check.errors:
         return check.errors
