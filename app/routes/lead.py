@@ -17,7 +17,7 @@ from fastapi import Request
 from starlette.responses import Response
 
 from app.clock import MillisecondClock
-from app.deps import LEAD, SECURITY, check_partner
+from app.deps import LEAD, SECURITY, BodyTooLarge, check_partner, read_limited_body
 from app.exceptions import ServiceError
 from app.handlers import JSONBytes
 from app.routes.scoring import PlainRoute
@@ -51,14 +51,10 @@ async def _read_body(request: Request) -> Any:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json":
         raise _Refused(415, "Content-Type must be application/json")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise _Refused(413, f"body over {MAX_BODY_BYTES} bytes")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise _Refused(413, f"body over {MAX_BODY_BYTES} bytes")
+    try:
+        body = await read_limited_body(request, MAX_BODY_BYTES)
+    except BodyTooLarge:
+        raise _Refused(413, f"body over {MAX_BODY_BYTES} bytes") from None
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:

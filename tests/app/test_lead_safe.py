@@ -152,6 +152,25 @@ def test_not_json_or_not_an_object_is_400(lead_app: tuple[TestClient, Keys]) -> 
     assert errors(post(client, keys.lead, [child_body()]), 400) == ["body: must be a JSON object"]
 
 
+def test_wrong_content_type_is_415_and_an_oversized_body_413(lead_app: tuple[TestClient, Keys]) -> None:
+    client, keys = lead_app
+    headers = {"X-API-Key": keys.lead}
+    text = client.post(URL, content=b"{}", headers=headers | {"Content-Type": "text/plain"})
+    assert errors(text, 415) == ["Content-Type must be application/json"]
+    json_headers = headers | {"Content-Type": "application/json"}
+    padded = child_body(address2="x" * 70_000)
+    assert errors(client.post(URL, json=padded, headers=headers), 413) == ["body over 65536 bytes"]
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit holds while the body streams in
+        yield b'{"address2": "'
+        for _ in range(100):
+            yield b"x" * 1000
+        yield b'"}'
+
+    streamed = client.post(URL, content=chunks(), headers=json_headers)
+    assert errors(streamed, 413) == ["body over 65536 bytes"]
+
+
 def test_child_over_the_model_age_is_412(lead_app: tuple[TestClient, Keys]) -> None:
     client, keys = lead_app
     old = (date.today() - timedelta(days=1096)).isoformat()
