@@ -21,6 +21,7 @@ from app.deps import LEAD, SECURITY, BodyTooLarge, check_partner, read_limited_b
 from app.exceptions import ServiceError
 from app.handlers import JSONBytes
 from app.routes.scoring import PlainRoute
+from app.services import lead_safe_typed
 from app.services.lead_answers import risk_score_notes
 from app.services.lead_risk import Home, LeadEngine, LeadService, OutsideArea
 from app.services.lead_safe import FieldError, LeadSafeRequest, parse_request
@@ -47,16 +48,19 @@ class _Refused(Exception):
         self.messages = messages
 
 
-async def _read_body(request: Request) -> Any:
+async def _read_body(request: Request) -> bytes:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json":
         raise _Refused(415, "Content-Type must be application/json")
     try:
-        body = await read_limited_body(request, MAX_BODY_BYTES)
+        return await read_limited_body(request, MAX_BODY_BYTES)
     except BodyTooLarge:
         raise _Refused(413, f"body over {MAX_BODY_BYTES} bytes") from None
+
+
+def _json(raw: bytes) -> Any:
     try:
-        return orjson.loads(body)
+        return orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise _Refused(400, "Invalid JSON: the body is not a complete JSON object") from None
 
@@ -89,13 +93,21 @@ async def lead_risk(request: Request) -> Response:
 
 async def _answer(request: Request) -> dict[str, Any]:
     check_partner(request, LEAD)
-    body = await _read_body(request)
+    raw = await _read_body(request)
+    # The usual request decodes against the contract's types (lead_safe_typed); any other is read as
+    # JSON here, so a body that is not JSON is refused before the model is looked up, as ever.
+    typed = lead_safe_typed.decode(raw)
+    body = _json(raw) if typed is None else None
     service: LeadService = request.app.state.lead
     model = service.model()
     engine = await ready_engine(service, model)
-    parsed = parse_request(body, engine.threshold, date.today())
-    if isinstance(parsed, list):
-        raise _Refused(400, *(problem.message for problem in parsed if isinstance(problem, FieldError)))
+    today = date.today()
+    parsed = None if typed is None else lead_safe_typed.check(typed, engine.threshold, today)
+    if parsed is None:  # a problem, or a form the typed path leaves to the full check
+        checked = parse_request(_json(raw) if typed is not None else body, engine.threshold, today)
+        if isinstance(checked, list):
+            raise _Refused(400, *(problem.message for problem in checked if isinstance(problem, FieldError)))
+        parsed = checked
     if not parsed.expected and (parsed.as_of - parsed.birth).days >= engine.horizon_days:
         # The contract's wording; eligibility itself is the model's: under label.horizon_days.
         raise _Refused(412, TOO_OLD)

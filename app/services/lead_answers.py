@@ -8,6 +8,7 @@ about the home and refer it for an inspection); the model adds who to act on fir
 from __future__ import annotations
 
 import uuid
+from functools import lru_cache
 
 from app.services.lead_risk import LeadResult, Reason
 
@@ -24,25 +25,35 @@ EXPECTED_CHILD = "Scored for the expected child at birth, from the home's place 
 SYNTHETIC = "Model validated on synthetic outcomes only: not for clinical decisions"
 
 
-def _value(reason: Reason) -> str:
-    value, name = reason.value, reason.feature
-    if value is None:
-        return "not known"
+@lru_cache(maxsize=1024)
+def _value_layout(name: str) -> str:
+    """How a feature's value is written ("{:.0%}", "${:,.0f}", ...), by its name: worked out once
+    per feature name (a model's own, never a request's)."""
     if "share" in name or "_pct_" in name:
-        return f"{value:.0%}"
+        return "{:.0%}"
     if "income" in name:
-        return f"${value:,.0f}"
+        return "${:,.0f}"
     if name == "age_days":
-        return f"{value:.0f} days"
-    return f"{value:.3g}"
+        return "{:.0f} days"
+    return "{:.3g}"
+
+
+@lru_cache(maxsize=1024)
+def _fact(description: str) -> str:
+    # Descriptions carry their source in brackets; the clinician needs the fact, not the citation.
+    return description.split(" (")[0]
+
+
+def _value(reason: Reason) -> str:
+    if reason.value is None:
+        return "not known"
+    return _value_layout(reason.feature).format(reason.value)
 
 
 def plain_reason(reason: Reason) -> str:
     """E.g. "raises risk: share of the tract's housing units built before 1940 is 44%"."""
     direction = "raises risk" if reason.contribution > 0 else "lowers risk"
-    # Descriptions carry their source in brackets; the clinician needs the fact, not the citation.
-    description = reason.description.split(" (")[0]
-    return f"{direction}: {description} is {_value(reason)}"
+    return f"{direction}: {_fact(reason.description)} is {_value(reason)}"
 
 
 def notes(result: LeadResult, elevated_lab: bool, expected: bool) -> list[str]:

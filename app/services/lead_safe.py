@@ -45,7 +45,7 @@ MAX_TEXT = 200
 MAX_ITEMS = 500
 ONE_DAY = timedelta(days=1)  # a clinic's local date may be a day ahead of the server's (UTC)
 MAX_DUE_AHEAD = timedelta(days=300)
-_ZIP = re.compile(r"\d{5}(-\d{4})?")
+ZIP_CODE = re.compile(r"\d{5}(-\d{4})?")
 _SAFE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,40}")
 _NUMBER = re.compile(r"\s*<?\s*(\d+(?:\.\d+)?)")
 _NOT_DETECTED = re.compile(r"\s*(none detected|not detected|nd\b)", re.IGNORECASE)
@@ -249,7 +249,7 @@ def parse_request(body: Any, threshold: float, today: date) -> LeadSafeRequest |
     city = check.text("city", required=not located)
     state = check.text("state", required=not located)
     zip_code = check.text("zip", required=not located, max_length=10)
-    if zip_code is not None and not _ZIP.fullmatch(zip_code):
+    if zip_code is not None and not ZIP_CODE.fullmatch(zip_code):
         check.fail("zip: must be 5 digits (or ZIP+4)")
     birth = check.day("date_of_birth", required=True)
     due = check.day("expected_due_date", required=False)
