@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,17 +29,20 @@ def free_port() -> int:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     models = tmp_path_factory.mktemp("models")
     copy_bundle(models)
-    yield from _serve(models, models.parent / "server.log")
+    with _serve(models, models.parent / "server.log") as url:
+        yield url, models
 
 
 @pytest.fixture(scope="module")
 def committed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """Every committed bundle (inspections and lead), as the main job serves them."""
+    """Every committed bundle (inspections and lead), as the main job serves them; and its log."""
     log_path = tmp_path_factory.mktemp("committed") / "server.log"
-    yield from _serve(REPO_ROOT / "models", log_path)
+    with _serve(REPO_ROOT / "models", log_path) as url:
+        yield url, log_path
 
 
-def _serve(models: Path, log_path: Path) -> Iterator[tuple[str, Path]]:
+@contextmanager
+def _serve(models: Path, log_path: Path) -> Iterator[str]:
     port = free_port()
     env = os.environ | {
         "CIVICRISK_API_KEYS": PARTNER_KEY,
@@ -62,7 +66,7 @@ def _serve(models: Path, log_path: Path) -> Iterator[tuple[str, Path]]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"server did not start:\n{log_path.read_text()}")
             time.sleep(0.2)
-        yield url, models
+        yield url
     finally:
         process.terminate()
         process.wait(timeout=20)
@@ -131,3 +135,24 @@ def test_real_server_answers_a_hospital_and_an_inspector(committed_server: tuple
         assert [card["id"] for card in cards] == ["lead-risk"]
         daily = client.get("/v1/inspections/chicago/daily", params={"date": "2014-08-30", "limit": 5})
         assert daily.status_code == 200 and len(daily.json()["rows"]) == 5
+
+
+def test_real_server_writes_access_lines_without_the_patient(committed_server: tuple[str, Path]) -> None:
+    """The server's own access-log writer (batched, app.logs.AccessLineHandler): each request's line
+    reaches the log within a fraction of a second, with route, status and partner, and nothing sent."""
+    from lead_helpers import child_body
+
+    url, log_path = committed_server
+    marker = "Marker-Quokka-7731"
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for status in (200, 400):
+            body = child_body(patient_id=marker) if status == 200 else child_body(gender=marker)
+            assert client.post("/v1/lead/risk", json=body, headers=PARTNER).status_code == status
+    deadline, lead_lines = time.monotonic() + 5, []
+    while time.monotonic() < deadline and len(lead_lines) < 2:
+        time.sleep(0.05)
+        text = log_path.read_text()
+        lead_lines = [line for line in text.splitlines() if '"route":"/v1/lead/risk"' in line]
+    assert len(lead_lines) >= 2, text[-2000:]
+    assert all('"partner":"env-key-' in line for line in lead_lines)
+    assert marker not in log_path.read_text()
