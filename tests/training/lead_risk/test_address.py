@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
-from training.address import AddressIndex, AddressNotFound, ParsedAddress, parse_address
+from training.address import AddressIndex, AddressNotFound, ParsedAddress, normalised_line, parse_address
 from training.lead.reference import Reference
 
 
@@ -88,3 +90,46 @@ def test_real_table_resolves_city_style_addresses(reference: Reference) -> None:
     match = index.resolve("4853 South Wood Street, Apt 2, Chicago, IL 60609")
     assert match.matched == "4853 S WOOD" and match.method == "exact"
     assert reference.geo.locate(match.latitude, match.longitude).community_area == 61  # New City
+
+
+def _every_pattern(text: str) -> str:
+    """The line as normalised before each pattern ran only where it could match: every substitution,
+    every time (the oracle for the guarded version)."""
+    import re
+
+    from training.address import _STATE, _UNIT, _ZIP
+
+    line = text.upper().split(",")[0] if "," in text else text.upper()
+    line = re.sub(r"[.']", "", line)
+    line = re.sub(r"\s+", " ", line.replace("#", " # ")).strip()
+    line = _UNIT.sub("", line).strip()
+    line = _ZIP.sub("", line)
+    return _STATE.sub("", line)
+
+
+def test_guarded_patterns_normalise_as_every_pattern_does() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    points = Path(__file__).resolve().parents[3] / "data" / "sample" / "chicago" / "address_points.csv.gz"
+    table = pd.read_csv(points, usecols=["address"])["address"]
+    texts = [str(t) for t in table.dropna()]
+    texts += [
+        "4853 s. wood st #3", "12 O'Brien St., Chicago, IL 60609", "10 W Elm\u2003St\t IL",
+        "5 N State IL", "5 N STATE ILLINOIS", "60609", "1 Main St 60609-1234", "1 Main St ٦٠٦٠٩",
+        "1 Main St ²", "  7  A  B  ", "1 Main St\n", "1 IL", "3 Apt", "#", "",
+    ]  # fmt: skip
+    for text in texts:
+        assert normalised_line(text) == _every_pattern(text), text
+
+    pieces = st.sampled_from(
+        [" ", "  ", "\t", "\u2003", ".", "'", "#", ",", "1", "60609", "-1234", "IL", "ILLINOIS", "APT",
+         "UNIT", "2R", "N", "WOOD", "ST", "٦", "²", "\n"]
+    )  # fmt: skip
+
+    @settings(max_examples=3000, deadline=None)
+    @given(st.lists(st.one_of(pieces, st.text(max_size=3)), max_size=10).map("".join))
+    def same(text: str) -> None:
+        assert normalised_line(text) == _every_pattern(text)
+
+    same()
