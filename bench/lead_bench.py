@@ -168,7 +168,7 @@ lowest and highest round-by-round ratio in brackets; civicrisk with its default 
 | run | throughput | p50 | p99 | vs floor | server CPU per request | vs floor, by CPU | target |
 |---|---|---|---|---|---|---|---|
 | empty FastAPI endpoint (floor) | {floor_rps:,.0f} req/s | {floor_p50:.2f} ms | {floor_p99:.2f} ms | 1.00 | {floor_cpu:.0f} µs | 1.00 | |
-| `POST /v1/lead/risk`: address → tract → features → score → notes | {lead_rps:,.0f} req/s | {lead_p50:.2f} ms | {lead_p99:.2f} ms | {ratio:.3f} ({low:.2f}–{high:.2f}) | {lead_cpu:.0f} µs | {cpu_ratio:.3f} | ≥ 0.50, p99 ≤ 30 ms |
+| `POST /v1/lead/risk`: address → tract → features → score → notes, homes at known addresses | {lead_rps:,.0f} req/s | {lead_p50:.2f} ms | {lead_p99:.2f} ms | {ratio:.3f} ({low:.2f}–{high:.2f}) | {lead_cpu:.0f} µs | {cpu_ratio:.3f} | ≥ 0.50, p99 ≤ 30 ms |
 | the same, homes between known addresses (interpolated) | {between_rps:,.0f} req/s | {between_p50:.2f} ms | {between_p99:.2f} ms | {between_ratio:.3f} ({between_low:.2f}–{between_high:.2f}) | {between_cpu:.0f} µs | {between_cpu_ratio:.3f} | |
 
 Throughput per round (req/s): floor {floor_rounds}, lead {lead_rounds}, between {between_rounds}. Server
