@@ -104,7 +104,7 @@ async def _answer(request: Request) -> dict[str, Any]:
     today = date.today()
     parsed = None if typed is None else lead_safe_typed.check(typed, engine.threshold, today)
     if parsed is None:  # a problem, or a form the typed path leaves to the full check
-        checked = parse_request(_json(raw) if typed is not None else body, engine.threshold, today)
+        checked = parse_request(body if typed is None else _json(raw), engine.threshold, today)
         if isinstance(checked, list):
             raise _Refused(400, *(problem.message for problem in checked if isinstance(problem, FieldError)))
         parsed = checked

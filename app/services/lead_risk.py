@@ -2,8 +2,9 @@
 
 The same features as `training/lead/features.build_features` (tests compare the two), computed for one
 child in well under a millisecond: everything that does not depend on the child (the city's earlier
-blood tests in a k-d tree, tract and community-area feature rows, the address and boundary indexes) is
-built once per lead config and reused by every request. Nothing about a child is kept: the inputs
+blood tests in a k-d tree, tract and community-area feature rows, the address and boundary indexes,
+and each known address's place and nearby tests) is built once per lead config and reused by every
+request. Nothing about a child is kept: the inputs
 live only in this call's local variables.
 """
 
