@@ -7,7 +7,9 @@ The same runners as bench/serve_bench.py (imported from it): both servers under 
 loopback, pinned to core 0 with the client on core 1 (--no-pin turns that off), `wrk` when installed
 (else an asyncio httpx client), the floor measured in the same run. Each lead request
 resolves an address with the offline resolver, finds its tract and community area, counts earlier
-tests nearby as of the visit, scores and writes the notes. With --write-readme the table is written to
+tests nearby as of the visit, scores and writes the notes. The homes are the city's own address points;
+a second run sends homes between two known addresses (the resolver interpolates them), which miss the
+engine's table of known homes and take the slower path. With --write-readme the table is written to
 bench/README.md, section "Hospital lead endpoint".
 """
 

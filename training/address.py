@@ -43,7 +43,7 @@ MAX_INTERPOLATION_GAP = 200
 MAX_NEAREST_GAP = 50
 FUZZY_CUTOFF = 0.85
 
-# Compiled once: each request's address goes through all of them.
+# Compiled once: every hospital request's address meets them.
 _PUNCTUATION = re.compile(r"[.']")
 _UNIT = re.compile(rf"(?:^|\s)(?:{UNIT_WORDS})(?:\s|$|\d).*$")
 _ZIP = re.compile(r"\s+\d{5}(?:-\d{4})?$")
@@ -89,7 +89,7 @@ def normalised_line(text: str) -> str:
     """The address line in capitals, without punctuation, unit, ZIP code or state, single-spaced."""
     line = text.upper().split(",")[0] if "," in text else text.upper()
     # Each pattern runs only where it could match (an address is resolved on every hospital request):
-    # the results are those of running them all (tests/training/test_address_parsing.py).
+    # the results are those of running them all (tests/training/lead_risk/test_address.py).
     if "." in line or "'" in line:
         line = _PUNCTUATION.sub("", line)
     line = " ".join(line.replace("#", " # ").split())  # runs of whitespace to one space, trimmed
