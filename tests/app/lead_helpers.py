@@ -86,3 +86,21 @@ def lead_settings(tmp: Path, key: ec.EllipticCurvePrivateKey, **overrides: Any) 
     }
     settings = make_settings(**(values | overrides))
     return settings, keys
+
+
+def marked_body(marker: str, index: int) -> dict[str, Any]:
+    """A request whose every free-text field, id and the address line carry the marker."""
+    born = (date.today() - timedelta(days=100 + index % 500)).isoformat()
+    tag = f"{marker}{index:04d}"
+    body = child_body(
+        network_id=f"net-{tag}", clinic_id=f"clinic-{tag}", location_id=f"loc-{tag}", patient_id=f"MRN{tag}",
+        address2=f"Apt {tag}", date_of_birth=born,
+        visit=[{"visit_id": f"v-{tag}", "date": born, "location": f"loc-{tag}", "provider": f"Dr {tag}"}],
+    )  # fmt: skip
+    if index % 4 == 1:
+        body["address1"] = f"{1600 + index % 7 * 2} W Division St {tag}"  # a marker inside the address line
+    if index % 4 == 2:
+        body["zip"] = f"6{index:04d}-{tag}"  # invalid: the error must name the field, not the value
+    if index % 4 == 3:
+        body["address1"] = f"9{index:04d} N {tag} Ave"  # not found: 412 must not echo it
+    return body

@@ -9,7 +9,6 @@ import logging
 import socket
 import uuid
 from collections.abc import Iterator
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import orjson
 import pytest
 from app_helpers import MODELS_DIR, REPO_ROOT
 from fastapi.testclient import TestClient
-from lead_helpers import child_body, ehr_key, ehr_token, lead_settings
+from lead_helpers import child_body, ehr_key, ehr_token, lead_settings, marked_body
 
 from app.logs import JsonFormatter
 from app.main import create_app
@@ -62,24 +61,6 @@ def _text(path: Path) -> bytes:
     return gzip.decompress(content) if path.suffix == ".gz" else content
 
 
-def _marked(marker: str, index: int) -> dict[str, Any]:
-    """A request whose every free-text field, id and the address line carry the marker."""
-    born = (date.today() - timedelta(days=100 + index % 500)).isoformat()
-    tag = f"{marker}{index:04d}"
-    body = child_body(
-        network_id=f"net-{tag}", clinic_id=f"clinic-{tag}", location_id=f"loc-{tag}", patient_id=f"MRN{tag}",
-        address2=f"Apt {tag}", date_of_birth=born,
-        visit=[{"visit_id": f"v-{tag}", "date": born, "location": f"loc-{tag}", "provider": f"Dr {tag}"}],
-    )  # fmt: skip
-    if index % 4 == 1:
-        body["address1"] = f"{1600 + index % 7 * 2} W Division St {tag}"  # a marker inside the address line
-    if index % 4 == 2:
-        body["zip"] = f"6{index:04d}-{tag}"  # invalid: the error must name the field, not the value
-    if index % 4 == 3:
-        body["address1"] = f"9{index:04d} N {tag} Ave"  # not found: 412 must not echo it
-    return body
-
-
 def test_no_marker_is_kept_anywhere(tmp_path: Path, all_logs: Lines) -> None:
     marker = f"ZQX{uuid.uuid4().hex[:10].upper()}"
     signer = ehr_key()
@@ -89,7 +70,7 @@ def test_no_marker_is_kept_anywhere(tmp_path: Path, all_logs: Lines) -> None:
     with TestClient(create_app(settings)) as client:
         for index in range(300):
             response = client.post(
-                "/v1/lead/risk", json=_marked(marker, index), headers={"X-API-Key": keys.lead}
+                "/v1/lead/risk", json=marked_body(marker, index), headers={"X-API-Key": keys.lead}
             )
             statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
             if response.status_code != 200:
