@@ -55,7 +55,7 @@ def create_app(
     then frozen out of the garbage collector's sight (see `settle_heap`)."""
     settings = settings or Settings()
     registry = ModelRegistry(settings.models_dir, _signature_check(settings))
-    lead = LeadService(registry, settings.data_dir, settings.lead_model)
+    lead = LeadService(registry, settings.data_dir, settings.lead_model, settings.lead_known_homes)
     service_metrics = ServiceMetrics()
 
     @asynccontextmanager

@@ -79,7 +79,7 @@ class LeadEngine:
     for one child, each numpy call costs more than the arithmetic it does.
     """
 
-    def __init__(self, config_path: Path) -> None:
+    def __init__(self, config_path: Path, known_homes: bool = True) -> None:
         data = load_lead_data(config_path, progress=lambda _message: None)
         config: LeadConfig = data.config
         self.config = config
@@ -113,9 +113,10 @@ class LeadEngine:
         self._test_elevated: list[int] = elevated[order].astype(int).tolist()
         self._tree = cKDTree(to_xyz(tests["latitude"], tests["longitude"])[order])
         self._radii = np.array((self.radius_km, SAME_ADDRESS_KM))  # the block, the address
-        # Every address the resolver knows, with its place and neighbours (app/services/known_homes.py).
+        # Every address the resolver knows, with its place and neighbours (app/services/known_homes.py);
+        # without `known_homes` the table is empty and every home takes the general path.
         self.known = KnownHomes(
-            self._addresses.points(),
+            self._addresses.points() if known_homes else [],
             self._locator.locate,
             self._tree,
             (self.radius_km, SAME_ADDRESS_KM),
@@ -188,7 +189,7 @@ def _history(tests_address: int, elevated_address: int, tests_block: int, elevat
     ]
 
 
-_ENGINES: dict[Path, LeadEngine] = {}
+_ENGINES: dict[tuple[Path, bool], LeadEngine] = {}  # by city config, and with the known homes or not
 _ENGINES_LOCK = threading.Lock()
 
 
@@ -214,10 +215,13 @@ def _check_reference_data(folder: Path, model: LoadedModel) -> None:
 class LeadService:
     """The served lead model and its engine; the engine is built on first use (or by `warm_up`)."""
 
-    def __init__(self, registry: ModelRegistry, data_dir: Path, model_name: str | None) -> None:
+    def __init__(
+        self, registry: ModelRegistry, data_dir: Path, model_name: str | None, known_homes: bool = True
+    ) -> None:
         self.registry = registry
         self.data_dir = Path(data_dir)
         self.model_name = model_name
+        self.known_homes = known_homes
         self._orders: dict[str, tuple[int, ...]] = {}
         # The request path's lookups, worked out once per snapshot and per model (both immutable).
         self._chosen: tuple[Snapshot | None, LoadedModel | None] = (None, None)
@@ -252,7 +256,7 @@ class LeadService:
         """The engine if it is built already (the request path: no lock, no thread hop)."""
         engine = self._ready.get(model.fingerprint)
         if engine is None:
-            engine = _ENGINES.get(self.config_path(model))
+            engine = _ENGINES.get((self.config_path(model), self.known_homes))
             if engine is not None:
                 self._ready = self._ready | {model.fingerprint: engine}
         return engine
@@ -262,17 +266,18 @@ class LeadService:
         or return the engine. Shared by every app in the process: it holds only city data."""
         global _ENGINES
         path = self.config_path(model)
-        engine = _ENGINES.get(path)
+        key = (path, self.known_homes)
+        engine = _ENGINES.get(key)
         if engine is None:
             with _ENGINES_LOCK:
-                engine = _ENGINES.get(path)
+                engine = _ENGINES.get(key)
                 if engine is None:
                     if not path.is_file():
                         raise ModelUnavailable(f"the lead model's city config is missing ({path.name})")
                     _check_reference_data(path.parent, model)
-                    engine = LeadEngine(path)
+                    engine = LeadEngine(path, self.known_homes)
                     # Replaced, not mutated: readers without the lock see the old dict or the new one.
-                    _ENGINES = _ENGINES | {path: engine}
+                    _ENGINES = _ENGINES | {key: engine}
         return engine
 
     def warm_up(self) -> None:

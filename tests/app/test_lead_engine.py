@@ -160,3 +160,31 @@ def test_homes_outside_the_city_or_unknown_are_refused(engine: LeadEngine) -> No
     with pytest.raises(OutsideArea) as unknown:
         engine.feature_vector(today, today, Home(address="99999 N Nowhere Blvd"))
     assert unknown.value.not_found
+
+
+def test_known_homes_can_be_turned_off(
+    engine: LeadEngine, model: LoadedModel, homes: pd.DataFrame, expected: pd.DataFrame
+) -> None:
+    """CIVICRISK_LEAD_KNOWN_HOMES=false (a city whose address table is too big to tabulate): an
+    engine without the table, answering every home by the general path, with the same features."""
+    from app_helpers import make_settings
+
+    from app.main import create_app
+
+    assert (
+        create_app(make_settings(lead_known_homes=False), load_models=False).state.lead.known_homes is False
+    )
+    registry = ModelRegistry(MODELS_DIR)
+    registry.reload()
+    plain = LeadService(registry, DATA_DIR, None, known_homes=False).engine(model)
+    assert plain is not engine and len(plain.known) == 0 and len(engine.known) > 50_000
+    got = pd.DataFrame(
+        [
+            plain.feature_vector(
+                row.birth_date.date(), row.as_of.date(), Home(latitude=row.latitude, longitude=row.longitude)
+            )
+            for row in homes.itertuples()
+        ],
+        columns=list(FEATURES),
+    )
+    pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-12)
