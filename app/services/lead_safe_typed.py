@@ -34,17 +34,16 @@ from app.services.lead_safe import (
 
 Text = Annotated[str, Meta(max_length=MAX_TEXT)]
 # orjson, which parse_request reads, turns integers outside 64 bits into floats (then refused as ids).
-Identifier = (
-    Annotated[str, Meta(min_length=1, max_length=MAX_TEXT)] | Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
-)
+Int64 = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
+Identifier = Annotated[str, Meta(min_length=1, max_length=MAX_TEXT)] | Int64
 
 
 class _Visit(Struct, forbid_unknown_fields=True):
     # parse_request refuses an id, location or provider sent as null, so those have no null here.
     visit_id: Identifier | UnsetType = UNSET
     date: str | None = None
-    location: str | Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)] | UnsetType = UNSET
-    provider: str | Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)] | UnsetType = UNSET
+    location: str | Int64 | UnsetType = UNSET
+    provider: str | Int64 | UnsetType = UNSET
 
 
 class _Lab(Struct, forbid_unknown_fields=True):
