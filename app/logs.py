@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import orjson
@@ -19,7 +18,7 @@ from app.partner_context import ACCESS_LOGGER, CURRENT_PARTNER, PartnerFilter
 # request, so it skips the scan of every attribute below); other records carry them from `extra`.
 FACTS = "facts"
 ACCESS_MESSAGE = "request"
-CLOCK = MillisecondClock()  # the access line's ts, as JsonFormatter writes it
+CLOCK = MillisecondClock()  # every line's ts, written by JsonFormatter and the access-line writer
 # Attributes every LogRecord has; anything else on a record came from `extra`.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "color_message"}
 
@@ -27,7 +26,7 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "ts": CLOCK.format(record.created),  # datetime.isoformat's text (tests/app/test_clock.py)
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),

@@ -27,6 +27,7 @@ from app.deps import (
 from app.exceptions import InvalidRequest, ModelNotFound, ModelUnavailable, Problem
 from app.handlers import JSONBytes
 from app.schemas import ErrorResponse, EstablishmentRisk, ScoreRequest, ScoreResponse
+from app.services.cities import EstablishmentFeatures
 from app.services.daily import DailyLists
 from app.services.registry import LoadedModel
 from app.services.scorers import score_records
@@ -179,8 +180,12 @@ async def establishment_risk(
         raise ModelUnavailable(f"no loaded model serves city {city!r}")
     loaded = serving[0]
     lists: DailyLists = request.app.state.daily_lists
-    data = await anyio.to_thread.run_sync(lists.city_data, city)  # 503 if the database is down
-    found = await anyio.to_thread.run_sync(cities.features, city, establishment_id, date, loaded.layout, data)
+
+    # The recorded outcomes and the features in one thread hop (city_data: 503 if the database is down).
+    def features() -> EstablishmentFeatures:
+        return cities.features(city, establishment_id, date, loaded.layout, lists.city_data(city))
+
+    found = await anyio.to_thread.run_sync(features)
     result = loaded.score_batch(found.batch)[0]
     return JSONBytes(
         {

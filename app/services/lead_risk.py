@@ -106,11 +106,12 @@ class LeadEngine:
         # before the as-of date's insertion point": one bisection, then integer comparisons.
         # (Sorted by to_day's numbers, which put a missing date first, as training's comparison does.)
         tests = data.outcomes.tests
-        days = to_day(tests["test_date"])
-        order = np.argsort(days, kind="stable")
-        self._test_days: list[int] = days[order].tolist()
-        elevated = tests["result"].to_numpy(dtype="float64") >= config.threshold
-        self._test_elevated: list[int] = elevated[order].astype(int).tolist()
+        unordered_days = to_day(tests["test_date"])
+        order = np.argsort(unordered_days, kind="stable")
+        days = unordered_days[order]
+        elevated = (tests["result"].to_numpy(dtype="float64") >= config.threshold)[order]
+        self._test_days: list[int] = days.tolist()
+        self._test_elevated: list[int] = elevated.astype(int).tolist()
         self._tree = cKDTree(to_xyz(tests["latitude"], tests["longitude"])[order])
         self._radii = np.array((self.radius_km, SAME_ADDRESS_KM))  # the block, the address
         # Every address the resolver knows, with its place and neighbours (app/services/known_homes.py);
@@ -120,8 +121,8 @@ class LeadEngine:
             self._locator.locate,
             self._tree,
             (self.radius_km, SAME_ADDRESS_KM),
-            days[order],
-            elevated[order],
+            days,
+            elevated,
         )
 
     def coordinates(self, home: Home) -> tuple[float, float]:
@@ -158,15 +159,12 @@ class LeadEngine:
         """FEATURES (training/lead/features.py), in that order, for one child; raises OutsideArea."""
         latitude, longitude = self.coordinates(home)
         known = self.known.get(latitude, longitude)
+        point, tract, area = (-1, *self._locator.locate(latitude, longitude)) if known is None else known
+        if area < 0:
+            raise OutsideArea(not_found=False)
         if known is None:
-            tract, area = self._locator.locate(latitude, longitude)
-            if area < 0:
-                raise OutsideArea(not_found=False)
             history = self.history(latitude, longitude, as_of)
         else:
-            point, tract, area = known
-            if area < 0:
-                raise OutsideArea(not_found=False)
             day = (as_of - EPOCH).days
             history = _history(*self.known.address.before(point, day), *self.known.block.before(point, day))
         return [
