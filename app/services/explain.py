@@ -56,15 +56,7 @@ def explain(
         return _results(
             scored.scores.tolist(), labels, top, chosen, picked, numbers, batch, layout, descriptions
         )
-    magnitude = np.abs(contributions)
-    # argpartition finds the top few per row in linear time; only those few are then sorted.
-    candidates = (
-        np.argpartition(-magnitude, top - 1, axis=1)[:, :top]
-        if width > top
-        else np.tile(np.arange(width), (n, 1))
-    )
-    order = np.take_along_axis(magnitude, candidates, axis=1).argsort(axis=1)[:, ::-1]
-    chosen_array = np.take_along_axis(candidates, order, axis=1)
+    chosen_array = _largest_columns(contributions, top)
     picked_array = np.take_along_axis(contributions, chosen_array, axis=1)
     # Each reason's input value in one gather (categorical reasons read column 0 here and are
     # replaced by their category in _results).
@@ -81,6 +73,21 @@ def explain(
         layout,
         descriptions,
     )
+
+
+def _largest_columns(contributions: np.ndarray, top: int) -> np.ndarray:
+    """Per row, the columns of the `top` largest magnitudes, largest first, the earlier column on
+    ties (as `largest`; argpartition breaks ties arbitrarily); NaN, which explains nothing, last.
+    One argmax per place: for 3 of 60 columns of 10,000 rows, 1.9 ms against 7.9 for argpartition
+    and a sort."""
+    magnitude = np.abs(contributions)
+    magnitude[np.isnan(magnitude)] = -1.0
+    rows = np.arange(len(magnitude))
+    chosen = np.empty((len(magnitude), top), dtype=np.intp)
+    for place in range(top):
+        chosen[:, place] = column = magnitude.argmax(axis=1)
+        magnitude[rows, column] = -2.0  # below every value still to choose from, NaN included
+    return chosen
 
 
 def explain_rows(
@@ -160,7 +167,8 @@ def _results(
     Written as whole-list comprehensions rather than a loop per reason: for a 10,000-record batch
     this assembly (30,000 reason texts) is the largest cost after JSON decoding."""
     names, category_of = layout.names, layout.category_of
-    values: list[Any] = [None if number is None or number != number else number for number in numbers]
+    # `+ 0.0` turns -0.0 into 0.0: the two are equal as keys below, so they must read the same.
+    values: list[Any] = [None if number is None or number != number else number + 0.0 for number in numbers]
     if category_of:
         categorical = batch.categorical
         for i, feature in enumerate(features):
@@ -170,8 +178,12 @@ def _results(
     templates = _templates(tuple(descriptions))
     raises, lowers = templates.raises_number, templates.lowers_number
     raises_text, lowers_text = templates.raises_text, templates.lowers_text
-    reasons = [
-        {
+    # A reason is a function of (feature, contribution, value) alone, and records share them: in
+    # 10,000 of the sample data's real feature rows, 30,000 reasons have 7,268 distinct. So each
+    # distinct one is built once, and the records that share it share the (never mutated) dict.
+    keys = list(zip(features, contributions, values, strict=True))
+    built = {
+        (feature, contribution, value): {
             "feature": names[feature],
             "value": value,
             "contribution": contribution,
@@ -183,8 +195,9 @@ def _results(
         # A zero contribution (an occlusion-free feature, a neutral category) or NaN explains nothing.
         if contribution != 0.0 and contribution == contribution
         else None
-        for feature, contribution, value in zip(features, contributions, values, strict=True)
-    ]
+        for feature, contribution, value in dict.fromkeys(keys)
+    }
+    reasons = list(map(built.__getitem__, keys))
     per_record = [reasons[i : i + top] for i in range(0, len(reasons), top)]
     if None in reasons:
         per_record = [[reason for reason in group if reason is not None] for group in per_record]

@@ -124,6 +124,39 @@ def test_plain_python_path_matches_the_arrays(bundle, layout, feature_rows) -> N
     assert [r["tier"] for r in many[:40]] == [score_records([r], model)[0]["tier"] for r in records[:40]]
 
 
+@pytest.mark.parametrize("kind", ["linear", "trees"])
+def test_reasons_shared_across_a_batch_are_each_records_own(bundle, layout, feature_rows, kind) -> None:  # type: ignore[no-untyped-def]
+    """A batch builds each distinct reason once and records share it: every record's answer must
+    still be the one it gets scored alone, including a signed zero (read as 0) and a NaN. Trees
+    give one value different contributions in different records, so a reason keyed on less than
+    (feature, contribution, value) would show here."""
+    frame = feature_rows[list(layout.names)]
+    if kind == "linear":
+        estimator = bundle.estimator
+    else:
+        labels = feature_rows["_label"].to_numpy()
+        estimator = _boosting(list(layout.numeric), list(layout.categorical), max_iter=20).fit(frame, labels)
+    scorer = build_scorer(estimator, layout, None)
+    assert isinstance(scorer, CompiledLinear if kind == "linear" else CompiledTrees)
+    batch = _batch(frame.head(1500), layout)
+    numeric = batch.numeric.copy()
+    numeric[:40, :] = 0.0
+    numeric[20:40, :] = -0.0  # equal to 0.0 as a key: must read the same
+    numeric[40:60, :] = np.nan
+    batch = RecordBatch(numeric=numeric, categorical=batch.categorical)
+    tiers, descriptions = Tiers(high=0.3, medium=0.15), tuple(f"the {name}" for name in layout.names)
+    together = explain(scorer.score(batch), batch, layout, descriptions, tiers)
+    texts = [reason["text"] for result in together for reason in result["reasons"]]
+    assert len(set(texts)) < len(texts)  # the sample's rows do share reasons
+    assert together[0]["reasons"] == together[20]["reasons"]
+    assert not any(" is -0 " in text for text in texts)
+    for i in range(len(together)):
+        categories = tuple(column[i : i + 1] for column in batch.categorical)
+        one = RecordBatch(numeric=numeric[i : i + 1], categorical=categories)
+        [alone] = explain(scorer.score(one), one, layout, descriptions, tiers)
+        assert together[i] == alone
+
+
 @pytest.mark.parametrize("value", [float("inf"), -float("inf"), 10**400])
 def test_both_paths_refuse_non_finite_numbers(layout, value) -> None:  # type: ignore[no-untyped-def]
     records = [{}, {"prev_critical": value}]
