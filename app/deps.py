@@ -219,7 +219,8 @@ def records_of(body: Any, max_records: int) -> list[Any]:
     """The `records` list of a score request; 413 over the record limit, 422 for any other shape."""
     if not isinstance(body, dict):
         raise InvalidRequest(
-            "body must be a JSON object", (Problem(("body",), 'expected {"records": [...]}'),)
+            "body must be a JSON object",
+            (Problem(("body",), 'expected {"records": [...]} or {"columns": [...], "data": [[...]]}'),),
         )
     extra = sorted(set(body) - {"records"})
     if extra:
@@ -235,9 +236,9 @@ def records_of(body: Any, max_records: int) -> list[Any]:
     return records
 
 
-def check_record_count(count: int, max_records: int) -> None:
-    """422 for no records, 413 over the per-request limit."""
+def check_record_count(count: int, max_records: int, field: str = "records") -> None:
+    """422 for no records, 413 over the per-request limit; `field` holds them (records, or a table's data)."""
     if not count:
-        raise InvalidRequest("records is empty", (Problem(("body", "records"), "send 1 or more records"),))
+        raise InvalidRequest(f"{field} is empty", (Problem(("body", field), "send 1 or more records"),))
     if count > max_records:
         raise PayloadTooLarge(f"{count} records is over the limit of {max_records} per request")

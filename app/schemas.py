@@ -86,6 +86,24 @@ class ScoreRequest(BaseModel):
     records: list[dict[str, FeatureValue]] = Field(min_length=1, max_length=MAX_RECORDS)
 
 
+class ScoreTable(BaseModel):
+    """The same records as a table: the feature names once, then one row of values per record, in
+    that order (pandas: `frame.to_json(orient="split", index=False, double_precision=15)`). Columns
+    left out are missing in every row. For large batches: no field name is repeated per record."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"columns": list(EXAMPLE_RECORD), "data": [list(EXAMPLE_RECORD.values())]}]
+        },
+    )
+
+    columns: list[str] = Field(min_length=1, description="Feature names of the model's schema, each once")
+    data: list[list[FeatureValue]] = Field(
+        min_length=1, max_length=MAX_RECORDS, description="One row per record, a value per column"
+    )
+
+
 class Reason(BaseModel):
     feature: str
     value: FeatureValue = Field(description="The input value (null when missing)")

@@ -26,12 +26,13 @@ from app.deps import (
 )
 from app.exceptions import InvalidRequest, ModelNotFound, ModelUnavailable, Problem
 from app.handlers import JSONBytes
-from app.schemas import ErrorResponse, EstablishmentRisk, ScoreRequest, ScoreResponse
+from app.schemas import ErrorResponse, EstablishmentRisk, ScoreRequest, ScoreResponse, ScoreTable
 from app.services.cities import EstablishmentFeatures
 from app.services.daily import DailyLists
 from app.services.registry import LoadedModel
 from app.services.scorers import score_records
-from app.services.typed_records import TypedRecords, decoder_for
+from app.services.table_body import as_table_problem, is_table, table_records
+from app.services.typed_records import decoder_for
 
 router = APIRouter(tags=["scoring"])
 
@@ -88,14 +89,19 @@ _SCORE_DOCS = {
     ],
     "requestBody": {
         "required": True,
-        "content": {"application/json": {"schema": ScoreRequest.model_json_schema()}},
+        "content": {
+            "application/json": {
+                "schema": {"oneOf": [ScoreRequest.model_json_schema(), ScoreTable.model_json_schema()]}
+            }
+        },
     },
     "security": SECURITY,
 }
 
 
 async def score(request: Request) -> Response:
-    """Score 1 to 10,000 records: probability, tier (high/medium/low) and the top 3 reasons for each."""
+    """Score 1 to 10,000 records: probability, tier (high/medium/low) and the top 3 reasons for each.
+    Send `{"records": [...]}` or the same records as a table, `{"columns": [...], "data": [[...]]}`."""
     # The body is read by hand (not a pydantic parameter) and decoded against the model's own schema
     # (app/services/typed_records.py) straight into tuples, instead of building 600,000 pydantic
     # values for a batch; a body that decoder refuses is parsed by the general path, which names
@@ -132,14 +138,23 @@ score_route = PlainRoute(
 
 
 def _answer(model: LoadedModel, body: bytes, max_records: int) -> tuple[bytes, int]:
-    """The answer to a score body, and how many records it scored."""
+    """The answer to a score body (records or a table), and how many records it scored."""
     typed = decoder_for(model.layout).decode(body)
     if typed is not None:
-        check_record_count(len(typed), max_records)
-        records: TypedRecords | list[Any] = typed
+        check_record_count(len(typed), max_records, typed.field)
+        results = score_records(typed, model)
     else:
-        records = records_of(parse_json(body), max_records)
-    results = score_records(records, model)
+        parsed = parse_json(body)
+        if is_table(parsed):
+            if isinstance(parsed.get("data"), list):  # 413 before any row is looked at, as for records
+                check_record_count(len(parsed["data"]), max_records, "data")
+            records = table_records(parsed, model.layout)
+            try:
+                results = score_records(records, model)
+            except InvalidRequest as error:
+                raise as_table_problem(error) from None
+        else:
+            results = score_records(records_of(parsed, max_records), model)
     header = {"model": model.name, "version": model.version, "reasons_method": model.scorer.method}
     return orjson.dumps(header | {"results": results}), len(results)
 

@@ -6,6 +6,12 @@ plus ~40 ms of validation. Here the body is decoded against a type made from the
 schema (every field `float | null` or `str | null`, missing means null, no other field allowed), so
 the bytes become typed values in one C pass (~25 ms), already checked.
 
+A table body, `{"columns": [...], "data": [[...], ...]}` (pandas' `to_json(orient="split",
+index=False)`), is decoded the same way: its column names first, then each row straight into a
+tuple typed by that column order. It is a fifth to a third of the records form's bytes for the
+Chicago model, but decodes in about the same time: turning 600,000 JSON numbers into floats is
+most of either (~32 ms), not matching the field names.
+
 This is the fast path only. Any body it refuses (a wrong type, an unknown field, an out-of-range
 number, broken JSON) returns None, and the caller reads the body with the general path
 (`app.services.records`), which names every problem with its record index; so the errors, and the
@@ -27,10 +33,12 @@ from app.services.records import MISSING_CATEGORY, FeatureLayout, RecordBatch, R
 
 @dataclass(frozen=True, slots=True)
 class TypedRecords:
-    """Decoded records as tuples: the numeric fields in `layout.numeric` order, then the categories."""
+    """Decoded records as tuples: the numeric fields in `layout.numeric` order, then the categories.
+    `field` is where the body held them: "records", or "data" for a table."""
 
     rows: list[tuple[Any, ...]]
     layout: FeatureLayout
+    field: str = "records"
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -60,6 +68,13 @@ class TypedRecords:
         return RecordRows(numeric=[row[:p] for row in self.rows], categorical=self._categories())
 
 
+class _TableHeader(msgspec.Struct, forbid_unknown_fields=True):
+    """A table body with its rows left undecoded until the column order gives them a type."""
+
+    columns: list[str]
+    data: msgspec.Raw
+
+
 class BodyDecoder:
     """The typed decoder for one feature layout (built once per layout, see `decoder_for`)."""
 
@@ -87,9 +102,43 @@ class BodyDecoder:
         try:
             decoded = self._decoder.decode(body)
         except (msgspec.ValidationError, msgspec.DecodeError):
-            return None
+            # A table body fails here at its first key, so trying it second costs the records form
+            # nothing.
+            return self._decode_table(body)
         records: list[msgspec.Struct] = decoded.records  # type: ignore[attr-defined]  # a made type
         return TypedRecords(rows=list(map(msgspec.structs.astuple, records)), layout=self.layout)
+
+    def _decode_table(self, body: bytes) -> TypedRecords | None:
+        try:
+            header = _TABLE_HEADER.decode(body)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            return None
+        columns = tuple(header.columns)
+        if not columns or len(set(columns)) < len(columns) or not self.layout.known.issuperset(columns):
+            return None  # the general path names the column
+        try:
+            rows = _row_decoder(self.layout, columns).decode(header.data)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            return None
+        ordered = (*self.layout.numeric, *self.layout.categorical)
+        if columns != ordered:
+            # Into layout order, a left-out column read from a None added at the end of each row.
+            place = {name: k for k, name in enumerate(columns)}
+            getter = itemgetter(*(place.get(name, len(columns)) for name in ordered))
+            padded = rows if len(columns) == len(ordered) else [row + (None,) for row in rows]
+            rows = [getter(row) for row in padded] if len(ordered) > 1 else [(getter(row),) for row in padded]
+        return TypedRecords(rows=rows, layout=self.layout, field="data")
+
+
+_TABLE_HEADER = msgspec.json.Decoder(_TableHeader)
+
+
+@lru_cache(maxsize=64)
+def _row_decoder(layout: FeatureLayout, columns: tuple[str, ...]) -> msgspec.json.Decoder[Any]:
+    """Rows of exactly one value per column, each of its feature's type (built once per column order)."""
+    categorical = set(layout.categorical)
+    types = tuple((str | None) if name in categorical else (float | None) for name in columns)
+    return msgspec.json.Decoder(list[tuple[types]])  # type: ignore[valid-type]
 
 
 @lru_cache(maxsize=32)

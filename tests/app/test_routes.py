@@ -310,7 +310,10 @@ def test_openapi_documents_every_route_with_examples(client: TestClient) -> None
     ):
         assert path in paths
     body = paths["/v1/models/{name}/score"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-    assert body["properties"]["records"]["maxItems"] == 10_000 and "examples" in body
+    records, table = body["oneOf"]
+    assert records["properties"]["records"]["maxItems"] == 10_000 and "examples" in records
+    assert table["properties"]["data"]["maxItems"] == 10_000 and "examples" in table
+    assert client.post(SCORE_URL, json=table["examples"][0], headers=PARTNER).status_code == 200
     assert client.get("/docs").status_code == 200
 
 
