@@ -4,12 +4,13 @@
     .venv/bin/python bench/serve_bench.py [--duration 15] [--connections 16] [--write-readme]
 
 Runs, in one go: an empty FastAPI endpoint under the same uvicorn settings (the floor), civicrisk
-single-record scoring with reasons, 10,000-record batches over HTTP, and in-process batch scoring.
-Single-record load uses `wrk` (installed with apt-get if missing and possible), else an asyncio
-httpx client. With --write-readme the table is written to bench/README.md, section "Scoring service".
+single-record scoring with reasons, 10,000-record batches over HTTP (10,000 real feature rows of the
+sample data as JSON records, as a JSON table and as Parquet; and the synthetic rows earlier runs
+sent), and in-process batch scoring of the real rows. Load uses `wrk` (installed with apt-get if
+missing and possible), else httpx (asyncio for single records, one connection for batches). With --write-readme the table is written to bench/README.md, section "Scoring service".
 
-On a machine with 2+ cores the servers are pinned to core 0 and the clients (wrk, and this process,
-which sends the batches) to core 1, so client and server never take turns on one core; --no-pin
+On a machine with 2+ cores the servers are pinned to core 0 and the clients (wrk, or this process
+with httpx) to core 1, so client and server never take turns on one core; --no-pin
 turns that off. civicrisk runs with its default settings (structured access log on); one more run
 with CIVICRISK_ACCESS_LOG=false shows what that log costs, since the floor writes none.
 """
@@ -110,14 +111,43 @@ def run_wrk(
                 if len(bodies) > 1
                 else ""
             )
-            + "done = function(summary, latency, requests)\n"
-            '  io.write(string.format(\'JSON {"p50": %f, "p99": %f, "requests": %d, "errors": %d}\\n\',\n'
-            "    latency:percentile(50) / 1000, latency:percentile(99) / 1000, summary.requests,\n"
-            "    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.timeout))\n"
-            "end\n"
+            + WRK_DONE
         )
+    return wrk_results(wrk, url, script.name, connections, duration, cpus)
+
+
+# wrk's report, as one JSON line after "JSON ".
+WRK_DONE = (
+    "done = function(summary, latency, requests)\n"
+    '  io.write(string.format(\'JSON {"p50": %f, "p99": %f, "requests": %d, "errors": %d}\\n\',\n'
+    "    latency:percentile(50) / 1000, latency:percentile(99) / 1000, summary.requests,\n"
+    "    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.timeout))\n"
+    "end\n"
+)
+
+
+def run_wrk_file(
+    wrk: str, url: str, body: Path, content_type: str, connections: int, duration: int, cpus: set[int] | None
+) -> dict[str, float]:
+    """wrk POSTing the bytes of one file (a large or binary body: a 10,000-record batch)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(
+            'wrk.method = "POST"\n'
+            f'local file = io.open({json.dumps(str(body))}, "rb")\n'
+            'wrk.body = file:read("*a")\n'
+            "file:close()\n"
+            f'wrk.headers["Content-Type"] = "{content_type}"\n'
+            f'wrk.headers["X-API-Key"] = "{KEY}"\n' + WRK_DONE
+        )
+    threads = min(2, connections)
+    return wrk_results(wrk, url, script.name, connections, duration, cpus, threads)
+
+
+def wrk_results(
+    wrk: str, url: str, script: str, connections: int, duration: int, cpus: set[int] | None, threads: int = 2
+) -> dict[str, float]:
     out = subprocess.run(
-        [wrk, "-t2", f"-c{connections}", f"-d{duration}s", "-s", script.name, url],
+        [wrk, f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "30s", "-s", script, url],
         check=True,
         capture_output=True,
         text=True,
@@ -289,6 +319,99 @@ def stop(*processes: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+# Batch bodies: (file, Content-Type). The same 10,000 real rows as records, as a table and as
+# Parquet; then the synthetic rows the runs before 2026-12-02 (second session) sent.
+BATCH_FORMS = {
+    "records": '10,000 real sample rows, `{"records": [...]}`',
+    "table": 'the same rows as a table, `{"columns": [...], "data": [[...]]}`',
+    "parquet": "the same rows as Parquet (`application/vnd.apache.parquet`, no compression)",
+    "synthetic": '10,000 synthetic rows (each value one of 13; the earlier runs\' body), `{"records": [...]}`',
+}
+
+
+def batch_bodies(
+    tmp: Path, real: list[dict[str, Any]], synthetic: list[dict[str, Any]]
+) -> dict[str, tuple[Path, str]]:
+    import io
+
+    import pandas as pd
+
+    columns = list(real[0])
+    parquet = io.BytesIO()
+    pd.DataFrame(real, columns=columns).to_parquet(parquet, compression=None, index=False)
+    contents = {
+        "records": (json.dumps({"records": real}).encode(), "application/json"),
+        "table": (
+            json.dumps({"columns": columns, "data": [[r[c] for c in columns] for r in real]}).encode(),
+            "application/json",
+        ),
+        "parquet": (parquet.getvalue(), "application/vnd.apache.parquet"),
+        "synthetic": (json.dumps({"records": synthetic}).encode(), "application/json"),
+    }
+    bodies = {}
+    for name, (content, content_type) in contents.items():
+        path = tmp / f"batch-{name}.body"
+        path.write_bytes(content)
+        bodies[name] = (path, content_type)
+    return bodies
+
+
+def send_batches(
+    url: str, body: tuple[Path, str], wrk: str | None, cpus: set[int] | None, duration: int, server: int
+) -> dict[str, float]:
+    """10,000-record batches one after another on one connection for `duration` seconds: records/s,
+    latency, and the server's CPU time per batch."""
+    path, content_type = body
+    before = cpu_seconds(server)
+    if wrk:
+        result = run_wrk_file(wrk, url, path, content_type, 1, duration, cpus)
+    else:
+        content, times = path.read_bytes(), []
+        with httpx.Client(timeout=120) as http:
+            deadline = time.perf_counter() + duration
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                response = http.post(
+                    url, content=content, headers={"X-API-Key": KEY, "Content-Type": content_type}
+                )
+                times.append(time.perf_counter() - started)
+                assert response.status_code == 200, response.text[:200]
+        ordered = sorted(times)
+        result = {
+            "rps": len(times) / sum(times), "p50_ms": statistics.median(times) * 1000,
+            "p99_ms": ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1000,
+            "requests": len(times), "errors": 0,
+        }  # fmt: skip
+    after = cpu_seconds(server)
+    if before is not None and after is not None and result["requests"]:
+        result["cpu_ms"] = (after - before) / result["requests"] * 1000
+    result["records_per_s"] = result["rps"] * 10_000
+    result["body_mb"] = path.stat().st_size / 1e6
+    return result
+
+
+def sample_records(n: int) -> list[dict[str, Any]]:
+    """`n` real feature rows: the sample's Chicago inspections from 2013-06-01 on, each with its
+    point-in-time features (the features training builds), missing values as null."""
+    sys.path.insert(0, str(ROOT))
+    import pandas as pd
+
+    from app.services.cities import CityStore
+    from training.train import build_examples
+
+    manifest = json.loads(next((ROOT / "models" / MODEL).glob("*/manifest.json")).read_text())
+    names = [entry["name"] for entry in manifest["feature_schema"]]
+    data = CityStore(ROOT / "data" / "sample").city("chicago").data
+    frame = build_examples(data, pd.Timestamp("2013-06-01"), None).features[names].head(n)
+    records = [
+        {k: (None if not isinstance(v, str) and pd.isna(v) else v) for k, v in row.items()}
+        for row in frame.to_dict("records")
+    ]
+    if len(records) < n:
+        raise SystemExit(f"the sample has {len(records)} inspections from 2013-06-01 on, not {n}")
+    return records
+
+
 def example_records(n: int) -> list[dict[str, Any]]:
     manifest = json.loads(next((ROOT / "models" / MODEL).glob("*/manifest.json")).read_text())
     records = []
@@ -303,21 +426,27 @@ def example_records(n: int) -> list[dict[str, Any]]:
 
 def in_process(records: list[dict[str, Any]]) -> dict[str, float]:
     sys.path.insert(0, str(ROOT))
-    import orjson
+    import io
 
-    from app.routes.scoring import _answer
+    import orjson
+    import pandas as pd
+
+    from app.routes.scoring import _answer, _answer_parquet
     from app.services.records import parse_records
     from app.services.registry import load_model
 
     model = load_model(next((ROOT / "models" / MODEL).glob("*/manifest.json")).parent)
     batch = parse_records(records, model.layout)
     body = orjson.dumps({"records": records})
+    parquet = io.BytesIO()
+    pd.DataFrame(records).to_parquet(parquet, compression=None, index=False)
     steps = {
         "score": lambda: model.scorer.score(batch),
         "parse": lambda: parse_records(records, model.layout),
         "full": lambda: model.score_records(records),
         # What the route does with a body: typed decode, score, reasons, the JSON answer.
         "route": lambda: _answer(model, body, len(records)),
+        "route_parquet": lambda: _answer_parquet(model, parquet.getvalue(), len(records)),
     }
     best = dict.fromkeys(steps, 1e9)
     for _ in range(5):
@@ -335,7 +464,9 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds per single-record run")
     parser.add_argument("--rounds", type=int, default=3, help="floor / civicrisk runs, interleaved")
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--batches", type=int, default=20, help="10,000-record requests to send")
+    parser.add_argument(
+        "--batch-duration", type=int, default=10, help="seconds of 10,000-record batches per form"
+    )
     parser.add_argument("--client", choices=["auto", "httpx"], default="auto")
     parser.add_argument("--write-readme", action="store_true")
     parser.add_argument("--no-pin", action="store_true", help="do not pin servers and clients to cores")
@@ -352,10 +483,12 @@ def main() -> None:
         "connections": args.connections,
         "duration_s": args.duration,
         "rounds": args.rounds,
+        "batch_duration_s": args.batch_duration,
         "pinned": server_cpus is not None,
     }
 
     one = json.dumps({"records": example_records(1)}).encode()
+    real = sample_records(10_000)
 
     def run(url: str, body: bytes, server: subprocess.Popen[bytes]) -> Callable[[], dict[str, float]]:
         return lambda: load(url, body, args.connections, args.duration, wrk, client_cpus, server.pid)
@@ -373,26 +506,14 @@ def main() -> None:
             }
             results |= interleaved(runs, args.rounds)
             stop(floor, quiet)
-            batch = json.dumps({"records": example_records(10_000)}).encode()
-            with httpx.Client(timeout=120) as http:
-                started = time.perf_counter()
-                times = []
-                for _ in range(args.batches):
-                    t = time.perf_counter()
-                    response = http.post(
-                        url, content=batch, headers={"X-API-Key": KEY, "Content-Type": "application/json"}
-                    )
-                    times.append(time.perf_counter() - t)
-                    assert response.status_code == 200, response.text[:200]
-                elapsed = time.perf_counter() - started
-            results["batch"] = {
-                "records_per_s": args.batches * 10_000 / elapsed,
-                "p50_ms": statistics.median(times) * 1000,
-                "body_mb": len(batch) / 1e6,
+            bodies = batch_bodies(Path(tmp), real, example_records(10_000))
+            results["batches"] = {
+                name: send_batches(url, body, wrk, client_cpus, args.batch_duration, service.pid)
+                for name, body in bodies.items()
             }
         finally:
             stop(*(p for p in (floor, service, quiet) if p.poll() is None))
-    results["in_process"] = in_process(example_records(10_000))
+    results["in_process"] = in_process(real)
     results["ratio"] = ratios(results, "single")
     results["ratio_no_access_log"] = ratios(results, "single_no_access_log")
     print(json.dumps(results, indent=2))
@@ -401,15 +522,20 @@ def main() -> None:
 
 
 def write_readme(results: dict[str, Any], command: str) -> None:
-    floor, single, quiet, batch, inproc = (
+    floor, single, quiet, inproc = (
         results["floor"],
         results["single"],
         results["single_no_access_log"],
-        results["batch"],
         results["in_process"],
     )
+    batch_rows = "\n".join(
+        f"| 10,000-record batches over HTTP, one after another on one connection: {BATCH_FORMS[name]} "
+        f"({run['body_mb']:.1f} MB) | {run['records_per_s']:,.0f} records/s | {run['p50_ms']:.0f} ms "
+        f"| {run['p99_ms']:.0f} ms | | {run.get('cpu_ms', float('nan')):.0f} ms per batch | | ≥ 100,000 records/s |"
+        for name, run in results["batches"].items()
+    )
     placement = (
-        "server pinned to core 0, client (wrk; this script for the batches) to core 1"
+        "server pinned to core 0, client to core 1"
         if results["pinned"]
         else "server and client not pinned, sharing both cores"
     )
@@ -424,7 +550,9 @@ Measured on this machine (2 cores; {placement}; loopback), one uvicorn worker fo
 (uvloop and httptools, as `uvicorn[standard]` installs), client `{results["client"]}` at {results["connections"]} connections,
 {results["rounds"]} rounds of {results["duration_s"]} s per run, the floor and civicrisk runs taking turns (all servers up,
 each idle while another is loaded); each row is its median round, "vs floor" the ratio of the medians
-with the lowest and highest round-by-round ratio in brackets:
+with the lowest and highest round-by-round ratio in brackets. Batches: the same client, one
+connection, {results["batch_duration_s"]} s per body form, after the single-record rounds; the in-process rows use the same
+10,000 real rows:
 
     {command}
 
@@ -433,9 +561,10 @@ with the lowest and highest round-by-round ratio in brackets:
 | empty FastAPI endpoint (floor) | {floor["rps"]:,.0f} req/s | {floor["p50_ms"]:.2f} ms | {floor["p99_ms"]:.2f} ms | 1.00 | {cpu(floor)} | 1.00 | |
 | single record, score + tier + 3 reasons (default settings: JSON access log on) | {single["rps"]:,.0f} req/s | {single["p50_ms"]:.2f} ms | {single["p99_ms"]:.2f} ms | {ratio["median"]:.3f} ({ratio["low"]:.2f}–{ratio["high"]:.2f}) | {cpu(single)} | {ratio["cpu"]:.3f} | ≥ 0.60, p99 ≤ 25 ms |
 | the same with `CIVICRISK_ACCESS_LOG=false` (the floor writes no access log) | {quiet["rps"]:,.0f} req/s | {quiet["p50_ms"]:.2f} ms | {quiet["p99_ms"]:.2f} ms | {quiet_ratio["median"]:.3f} ({quiet_ratio["low"]:.2f}–{quiet_ratio["high"]:.2f}) | {cpu(quiet)} | {quiet_ratio["cpu"]:.3f} | |
-| 10,000-record batches over HTTP, `{{"records": [...]}}` ({batch["body_mb"]:.1f} MB each, sequential) | {batch["records_per_s"]:,.0f} records/s | {batch["p50_ms"]:.0f} ms | | | | | ≥ 100,000 records/s |
+{batch_rows}
 | in-process scoring (compiled linear, RecordBatch → scores + contributions) | {inproc["score_rows_per_s"]:,.0f} rows/s | | | | | | ≥ 1,000,000 rows/s |
 | in-process, the route's work on a 10,000-record body (typed decode, score, reasons, JSON answer) | {inproc["route_rows_per_s"]:,.0f} rows/s | | | | | | |
+| in-process, the same for the rows as Parquet (read, score, reasons, JSON answer) | {inproc["route_parquet_rows_per_s"]:,.0f} rows/s | | | | | | |
 | in-process validation of parsed JSON records (dicts → arrays; the path for bodies the typed decoder refuses) | {inproc["parse_rows_per_s"]:,.0f} rows/s | | | | | | |
 | in-process validate + score + reasons from parsed records | {inproc["full_rows_per_s"]:,.0f} rows/s | | | | | | |
 
