@@ -81,7 +81,9 @@ def _check_columns(schema: pa.Schema, layout: FeatureLayout) -> None:
     seen: set[str] = set()
     for i, field in enumerate(schema):
         problem = None
-        if field.name not in layout.known:
+        if field.name.startswith("__index_level_"):
+            problem = "a pandas index, not a feature: write the frame with index=False"
+        elif field.name not in layout.known:
             problem = "unknown feature; see the model's feature_schema"
         elif field.name in seen:
             problem = "repeats an earlier column"

@@ -150,6 +150,16 @@ def test_a_cut_off_file_is_400(client: TestClient, frame: pd.DataFrame) -> None:
     assert _post(client, bytes(damaged)).status_code in (200, 400)  # read or refused, never a 500
 
 
+def test_a_pandas_index_is_named(client: TestClient, frame: pd.DataFrame) -> None:
+    buffer = io.BytesIO()
+    # An index that is not a range is written as a column.
+    frame.head(5).set_axis([3, 1, 4, 1, 5]).to_parquet(buffer, compression=None)
+    response = _post(client, buffer.getvalue())
+    assert response.status_code == 422
+    [detail] = response.json()["error"]["details"]
+    assert "index=False" in detail["message"]
+
+
 def test_other_media_types_are_still_415(client: TestClient) -> None:
     response = _post(client, b"x", {"Content-Type": "application/octet-stream"})
     assert response.status_code == 415
