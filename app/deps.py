@@ -188,22 +188,28 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def media_type_of(request: Request) -> str:
-    """The request's Content-Type without parameters, lower case ("" when there is none)."""
-    return request.headers.get("content-type", "").split(";")[0].strip().lower()
-
-
-async def read_body(request: Request, settings: Settings, also: tuple[str, ...] = ()) -> bytes:
-    """The raw request body: 415 unless JSON (or one of the media types `also` names), 413 when
-    over the size limit."""
-    media_type = media_type_of(request)
+def check_media_type(request: Request, also: tuple[str, ...] = ()) -> str:
+    """The request's Content-Type without parameters, lower case: 415 unless JSON (or one of the
+    media types `also` names)."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json") and media_type not in also:
         wanted = " or ".join(("application/json", *also))
         raise UnsupportedMediaType(f"send Content-Type: {wanted} (got {media_type or 'none'!r})")
+    return media_type
+
+
+async def read_within_limit(request: Request, settings: Settings) -> bytes:
+    """The raw request body: 413 when over the size limit."""
     try:
         return await read_limited_body(request, settings.max_body_bytes)
     except BodyTooLarge as error:
         raise PayloadTooLarge(str(error)) from None
+
+
+async def read_body(request: Request, settings: Settings) -> bytes:
+    """The raw request body: 415 unless JSON, 413 when over the size limit."""
+    check_media_type(request)
+    return await read_within_limit(request, settings)
 
 
 def parse_json(body: bytes) -> Any:

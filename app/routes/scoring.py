@@ -18,11 +18,11 @@ from app.deps import (
     CitiesDep,
     PartnerDep,
     RegistryDep,
+    check_media_type,
     check_partner,
     check_record_count,
-    media_type_of,
     parse_json,
-    read_body,
+    read_within_limit,
     records_of,
 )
 from app.exceptions import InvalidRequest, ModelNotFound, ModelUnavailable, Problem
@@ -124,8 +124,9 @@ async def score(request: Request) -> Response:
     settings, metrics = state.settings, state.metrics
     version = request.query_params.get("version") if request.scope["query_string"] else None
     model = state.registry.snapshot.get(request.path_params["name"], version)
-    body = await read_body(request, settings, also=(PARQUET_MEDIA_TYPE,))
-    answer = _answer_parquet if media_type_of(request) == PARQUET_MEDIA_TYPE else _answer
+    media_type = check_media_type(request, also=(PARQUET_MEDIA_TYPE,))
+    body = await read_within_limit(request, settings)
+    answer = _answer_parquet if media_type == PARQUET_MEDIA_TYPE else _answer
     # A Parquet body, however small, goes to a thread: one record costs pyarrow ~0.5 ms to read.
     if len(body) <= INLINE_BODY_BYTES and answer is _answer:
         content, count = answer(model, body, settings.max_records)

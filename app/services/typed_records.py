@@ -10,7 +10,7 @@ A table body, `{"columns": [...], "data": [[...], ...]}` (pandas' `to_json(orien
 index=False)`), is decoded the same way: its column names first, then each row straight into a
 tuple typed by that column order. It is a fifth to a third of the records form's bytes for the
 Chicago model, but decodes in about the same time: turning 600,000 JSON numbers into floats is
-most of either (~32 ms), not matching the field names.
+most of either (25–35 ms at different moments here), not matching the field names.
 
 This is the fast path only. Any body it refuses (a wrong type, an unknown field, an out-of-range
 number, broken JSON) returns None, and the caller reads the body with the general path

@@ -7,6 +7,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from app.config import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -44,3 +46,11 @@ def copy_bundle(models_dir: Path, version: str | None = None, created_at: str | 
         manifest["created_at"] = created_at or manifest["created_at"]
         (target / "manifest.json").write_text(json.dumps(manifest))
     return target
+
+
+def records_of_frame(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A frame's rows as JSON records, as a partner sends them: missing values (NaN, NA) as None."""
+    return [
+        {k: (None if not isinstance(v, str) and pd.isna(v) else v) for k, v in row.items()}
+        for row in frame.to_dict("records")
+    ]

@@ -6,11 +6,15 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import pandas as pd
 import pytest
 from app_helpers import BUNDLE, make_settings
 from fastapi.testclient import TestClient
 
 from app.main import create_app
+from app.services.registry import LoadedModel, load_model
+from training.ingest import CityData
+from training.train import build_examples
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +39,16 @@ def full_record(manifest: dict[str, Any]) -> dict[str, Any]:
     for entry in manifest["feature_schema"]:
         record[entry["name"]] = entry["allowed_values"][0] if entry["type"] == "category" else 1.0
     return record
+
+
+@pytest.fixture(scope="session")
+def model() -> LoadedModel:
+    """The committed Chicago bundle, loaded and verified as the service loads it."""
+    return load_model(BUNDLE)
+
+
+@pytest.fixture(scope="session")
+def feature_frame(chicago_data: CityData, model: LoadedModel) -> pd.DataFrame:
+    """Real point-in-time feature rows from 2014-07-01 on (with missing values), in schema order."""
+    examples = build_examples(chicago_data, pd.Timestamp("2014-07-01"), None)
+    return examples.features[list(model.layout.names)].reset_index(drop=True)

@@ -11,26 +11,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from app_helpers import BUNDLE, PARTNER, SCORE_URL
+from app_helpers import PARTNER, SCORE_URL, records_of_frame
 from fastapi.testclient import TestClient
 
-from app.services.registry import LoadedModel, load_model
-from training.ingest import CityData
-from training.train import build_examples
+from app.services.registry import LoadedModel
 
 PARQUET = {"Content-Type": "application/vnd.apache.parquet"}
 
 
 @pytest.fixture(scope="module")
-def model() -> LoadedModel:
-    return load_model(BUNDLE)
-
-
-@pytest.fixture(scope="module")
-def frame(chicago_data: CityData, model: LoadedModel) -> pd.DataFrame:
-    """Real point-in-time feature rows (with missing values), as a data team holds them."""
-    examples = build_examples(chicago_data, pd.Timestamp("2014-07-01"), None)
-    return examples.features[list(model.layout.names)].head(300).reset_index(drop=True)
+def frame(feature_frame: pd.DataFrame) -> pd.DataFrame:
+    return feature_frame.head(300)
 
 
 def _parquet(table: pd.DataFrame | pa.Table, **options: Any) -> bytes:
@@ -38,13 +29,6 @@ def _parquet(table: pd.DataFrame | pa.Table, **options: Any) -> bytes:
     arrow = table if isinstance(table, pa.Table) else pa.Table.from_pandas(table, preserve_index=False)
     pq.write_table(arrow, buffer, **({"compression": "none"} | options))
     return buffer.getvalue()
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return [
-        {k: (None if not isinstance(v, str) and pd.isna(v) else v) for k, v in row.items()}
-        for row in frame.to_dict("records")
-    ]
 
 
 def _post(client: TestClient, body: bytes, headers: dict[str, str] = PARQUET) -> Any:
@@ -62,7 +46,7 @@ def test_parquet_answers_as_its_records(client: TestClient, frame: pd.DataFrame,
     part = frame.head(count)
     response = _post(client, _parquet(part))
     assert response.status_code == 200, response.text
-    _assert_same(response.json(), _json_answer(client, _records(part)))
+    _assert_same(response.json(), _json_answer(client, records_of_frame(part)))
 
 
 def _assert_same(got: Any, expected: Any) -> None:
@@ -90,7 +74,7 @@ def test_columns_left_out_integers_nan_and_dictionaries(
     whole = layout.numeric[0]
     part[whole] = part[whole].round().astype("Int64")  # integers, with nulls
     part.loc[3, layout.numeric[2]] = np.nan  # NaN is missing, as null is
-    records = _records(part)
+    records = records_of_frame(part)
     for record in records:
         if record[whole] is not None:
             record[whole] = int(record[whole])

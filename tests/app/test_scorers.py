@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from app_helpers import BUNDLE
+from app_helpers import BUNDLE, records_of_frame
 
 from app.exceptions import InvalidRequest
 from app.services.explain import Tiers, explain
@@ -37,11 +37,7 @@ def feature_rows(chicago_data: CityData, layout: FeatureLayout) -> pd.DataFrame:
 
 
 def _batch(frame: pd.DataFrame, layout: FeatureLayout) -> RecordBatch:
-    records = [
-        {k: (None if not isinstance(v, str) and pd.isna(v) else v) for k, v in row.items()}
-        for row in frame[list(layout.names)].to_dict("records")
-    ]
-    return parse_records(records, layout)
+    return parse_records(records_of_frame(frame[list(layout.names)]), layout)
 
 
 def test_committed_bundle_compiles_and_matches_predict_proba(bundle, layout, feature_rows) -> None:  # type: ignore[no-untyped-def]
@@ -90,10 +86,7 @@ def test_plain_python_path_matches_the_arrays(bundle, layout, feature_rows) -> N
     """A few records are scored in plain Python (no numpy); the answer is the array path's."""
     frame = feature_rows[list(layout.names)].head(300).copy()
     frame.loc[frame.index[::7], "facility_type"] = "Never seen in training"
-    records = [
-        {k: (None if not isinstance(v, str) and pd.isna(v) else v) for k, v in row.items()}
-        for row in frame.to_dict("records")
-    ]
+    records = records_of_frame(frame)
     records[3] = {}  # everything missing
     records[5] = {"prev_critical": 2}  # an integer, the rest missing
     scorer = build_scorer(bundle.estimator, layout, None)

@@ -8,40 +8,25 @@ from typing import Any
 import orjson
 import pandas as pd
 import pytest
-from app_helpers import BUNDLE, PARTNER, SCORE_URL
+from app_helpers import PARTNER, SCORE_URL, records_of_frame
 from fastapi.testclient import TestClient
 
-from app.services.registry import LoadedModel, load_model
+from app.services.registry import LoadedModel
 from app.services.scorers import score_records
 from app.services.typed_records import decoder_for
-from training.ingest import CityData
-from training.train import build_examples
 
 
 @pytest.fixture(scope="module")
-def model() -> LoadedModel:
-    return load_model(BUNDLE)
-
-
-@pytest.fixture(scope="module")
-def frame(chicago_data: CityData, model: LoadedModel) -> pd.DataFrame:
-    """Real point-in-time feature rows (with missing values), as a data team holds them."""
-    examples = build_examples(chicago_data, pd.Timestamp("2014-07-01"), None)
-    return examples.features[list(model.layout.names)].head(300).reset_index(drop=True)
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return [
-        {k: (None if not isinstance(v, str) and pd.isna(v) else v) for k, v in row.items()}
-        for row in frame.to_dict("records")
-    ]
+def frame(feature_frame: pd.DataFrame) -> pd.DataFrame:
+    return feature_frame.head(300)
 
 
 def _table(frame: pd.DataFrame) -> bytes:
     """The frame as a table body, every number exact (pandas' `to_json` rounds to 10 digits unless
     told `double_precision=15`, which is the test below)."""
     columns = list(frame.columns)
-    return orjson.dumps({"columns": columns, "data": [[r[c] for c in columns] for r in _records(frame)]})
+    rows = [[record[c] for c in columns] for record in records_of_frame(frame)]
+    return orjson.dumps({"columns": columns, "data": rows})
 
 
 def test_pandas_split_json_is_a_table_body(client: TestClient, frame: pd.DataFrame) -> None:
@@ -59,7 +44,7 @@ def _answer(client: TestClient, body: bytes) -> Any:
 @pytest.mark.parametrize("count", [1, 8, 9, 300])
 def test_a_table_answers_as_its_records(client: TestClient, frame: pd.DataFrame, count: int) -> None:
     part = frame.head(count)
-    assert _answer(client, _table(part)) == _answer(client, orjson.dumps({"records": _records(part)}))
+    assert _answer(client, _table(part)) == _answer(client, orjson.dumps({"records": records_of_frame(part)}))
 
 
 def test_columns_in_any_order_and_left_out_are_missing(
@@ -69,7 +54,7 @@ def test_columns_in_any_order_and_left_out_are_missing(
     # Half the numbers and one category, in another order than the schema's; the rest left out.
     kept = [*layout.numeric[::2], layout.categorical[0]][::-1]
     part = frame.head(40)[kept]
-    records = [{k: v for k, v in record.items() if k in kept} for record in _records(part)]
+    records = [{k: v for k, v in record.items() if k in kept} for record in records_of_frame(part)]
     typed = decoder_for(model.layout).decode(_table(part))
     assert typed is not None and typed.field == "data"  # the fast path read it
     for count in (3, 40):  # the plain-Python path and the arrays
@@ -81,7 +66,8 @@ def test_typed_and_general_paths_agree(model: LoadedModel, frame: pd.DataFrame) 
     part = frame.head(50)
     typed = decoder_for(model.layout).decode(_table(part))
     assert typed is not None
-    assert orjson.dumps(score_records(typed, model)) == orjson.dumps(score_records(_records(part), model))
+    general = score_records(records_of_frame(part), model)
+    assert orjson.dumps(score_records(typed, model)) == orjson.dumps(general)
 
 
 @pytest.mark.parametrize(

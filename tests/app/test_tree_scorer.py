@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from app_helpers import BUNDLE, PARTNER
+from app_helpers import BUNDLE, PARTNER, records_of_frame
 from fastapi.testclient import TestClient
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
@@ -52,11 +52,7 @@ def boston_rows(boston_layout: FeatureLayout) -> pd.DataFrame:
 
 def _batch(frame: pd.DataFrame, layout: FeatureLayout) -> RecordBatch:
     """The frame as the service receives it: JSON records, missing values as null."""
-    records = [
-        {k: (None if not isinstance(v, str) and pd.isna(v) else v) for k, v in row.items()}
-        for row in frame[list(layout.names)].to_dict("records")
-    ]
-    return parse_records(records, layout)
+    return parse_records(records_of_frame(frame[list(layout.names)]), layout)
 
 
 def _assert_exact(scorer: Any, estimator: Any, frame: pd.DataFrame, layout: FeatureLayout) -> Any:

@@ -8,30 +8,18 @@ import numpy as np
 import orjson
 import pandas as pd
 import pytest
-from app_helpers import BUNDLE
+from app_helpers import records_of_frame
 
 from app.services.records import FeatureLayout, parse_records, parse_rows
-from app.services.registry import LoadedModel, load_model
+from app.services.registry import LoadedModel
 from app.services.scorers import score_records
 from app.services.typed_records import decoder_for
-from training.ingest import CityData
-from training.train import build_examples
 
 
 @pytest.fixture(scope="module")
-def model() -> LoadedModel:
-    return load_model(BUNDLE)
-
-
-@pytest.fixture(scope="module")
-def real_records(chicago_data: CityData, model: LoadedModel) -> list[dict[str, Any]]:
+def real_records(feature_frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Real point-in-time feature rows (with missing values), as a partner would send them."""
-    examples = build_examples(chicago_data, pd.Timestamp("2014-07-01"), None)
-    frame = examples.features[list(model.layout.names)].head(600)
-    records = [
-        {k: (None if not isinstance(v, str) and pd.isna(v) else v) for k, v in row.items()}
-        for row in frame.to_dict("records")
-    ]
+    records = records_of_frame(feature_frame.head(600))
     assert any(value is None for record in records for value in record.values())
     return records
 
