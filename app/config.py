@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     # Comma-separated in the environment; the plain keys are dropped once hashed (see key_digests).
     api_keys: Annotated[tuple[str, ...], NoDecode] = ()
     admin_key: str | None = None
+    # The inspectors' routes (GET /inspector, the daily lists, issued lists). "open": anyone who can
+    # reach the service, as inside a city network or behind the city's sign-on proxy. "key": a key
+    # with the `inspections` scope (X-API-Key, Bearer, or the password of HTTP Basic for browsers).
+    inspector_auth: Literal["open", "key"] = "open"
     # 10,000 records of ~60 features is ~20 MB of JSON; anything much larger is refused unread.
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     max_records: int = Field(default=MAX_RECORDS, ge=1, le=MAX_RECORDS)

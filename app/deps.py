@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 from typing import Annotated, Any
 
@@ -14,6 +16,7 @@ from app.config import Settings, key_digest
 from app.exceptions import (
     AuthNotConfigured,
     Forbidden,
+    InspectorUnauthorized,
     InvalidRequest,
     MalformedBody,
     PayloadTooLarge,
@@ -65,6 +68,9 @@ MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
 # Documented in OpenAPI as security schemes (see app.main); read straight from the headers here,
 # because FastAPI's security dependencies add two dependency resolutions to every scored request.
 SECURITY: list[dict[str, list[str]]] = [{"ApiKey": []}, {"Bearer": []}]
+# The inspectors' routes: no key by default (the empty requirement), or any of these with
+# CIVICRISK_INSPECTOR_AUTH=key (see require_inspector).
+INSPECTOR_SECURITY: list[dict[str, list[str]]] = [{}, *SECURITY, {"Basic": []}]
 
 
 def _presented_key(request: Request) -> str | None:
@@ -103,17 +109,56 @@ def check_partner(request: Request, scope: str | None = None) -> Partner:
     """Partner endpoints: a managed key (keys file) or one from CIVICRISK_API_KEYS, as X-API-Key or
     Authorization: Bearer; 401 without a valid key, 403 when its scopes lack `scope` (by default the
     scope of the model named in the path). The partner id is kept for the access log."""
-    keys: PartnerKeys = request.app.state.partner_keys
-    if not keys.configured:
-        raise AuthNotConfigured("no API keys are configured (set CIVICRISK_API_KEYS); scoring is disabled")
-    partner = keys.find(_presented_key(request))
+    partner = _key_holder(request, _presented_key(request), "scoring is disabled")
     if partner is None:
         raise Unauthorized("missing or invalid API key (send X-API-Key or Authorization: Bearer)")
-    needed = scope if scope is not None else _model_scope(request)
+    return _in_scope(partner, scope if scope is not None else _model_scope(request))
+
+
+def _key_holder(request: Request, key: str | None, closed: str) -> Partner | None:
+    """The partner holding `key`, or None; 503 when no key is configured at all (`closed` says what
+    that shuts)."""
+    keys: PartnerKeys = request.app.state.partner_keys
+    if not keys.configured:
+        raise AuthNotConfigured(f"no API keys are configured (set CIVICRISK_API_KEYS); {closed}")
+    return keys.find(key)
+
+
+def _in_scope(partner: Partner, needed: str | None) -> Partner:
     if needed is not None and needed not in partner.scopes:
         raise Forbidden(f"this API key does not have the {needed!r} scope")
     CURRENT_PARTNER.set(partner.id)
     return partner
+
+
+def _basic_password(request: Request) -> str | None:
+    """The password of `Authorization: Basic` (the user name is not checked: the key says who)."""
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return decoded.partition(":")[2] or None
+
+
+async def require_inspector(request: Request) -> None:
+    """The inspectors' routes (the page, daily lists, issued lists): open to anyone who can reach the
+    service by default, as inside a city network or behind the city's own sign-on proxy; with
+    CIVICRISK_INSPECTOR_AUTH=key, a key with the `inspections` scope, which a browser sends as the
+    password of HTTP Basic after its sign-in prompt."""
+    settings: Settings = request.app.state.settings
+    if settings.inspector_auth == "open":
+        return
+    key = _presented_key(request) or _basic_password(request)
+    partner = _key_holder(request, key, "the inspectors' routes are closed")
+    if partner is None:
+        raise InspectorUnauthorized(
+            "missing or invalid API key (send X-API-Key, Authorization: Bearer, or the key as the "
+            "password of HTTP Basic)"
+        )
+    _in_scope(partner, INSPECTIONS)
 
 
 async def require_partner(request: Request) -> None:
@@ -143,6 +188,7 @@ async def require_admin(request: Request) -> None:
 
 
 PartnerDep = Annotated[None, Depends(require_partner)]
+InspectorDep = Annotated[None, Depends(require_inspector)]
 AdminDep = Annotated[None, Depends(require_admin)]
 
 

@@ -68,6 +68,14 @@ class UnsupportedMediaType(ServiceError):
 class Unauthorized(ServiceError):
     status = 401
     code = "unauthorized"
+    challenge = 'Bearer realm="civicrisk"'  # the WWW-Authenticate header of the answer
+
+
+class InspectorUnauthorized(Unauthorized):
+    """The inspectors' routes ask for HTTP Basic too, so a browser shows its sign-in prompt (the key
+    is the password) and sends it again with every link on the page, the CSV download included."""
+
+    challenge = 'Basic realm="civicrisk inspectors", charset="UTF-8"'
 
 
 class AuthNotConfigured(ServiceError):

@@ -49,7 +49,7 @@ def error_response(
 
 async def _service_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, ServiceError)
-    headers = {"WWW-Authenticate": 'Bearer realm="civicrisk"'} if isinstance(error, Unauthorized) else None
+    headers = {"WWW-Authenticate": error.challenge} if isinstance(error, Unauthorized) else None
     return error_response(error.status, error.code, error.message, error.problems, headers)
 
 

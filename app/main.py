@@ -163,6 +163,12 @@ def _document_security(app: FastAPI) -> None:
             schema.setdefault("components", {})["securitySchemes"] = {
                 "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
                 "Bearer": {"type": "http", "scheme": "bearer"},
+                "Basic": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "The inspectors' routes, with CIVICRISK_INSPECTOR_AUTH=key: "
+                    "the key as the password",
+                },
             }
             app.openapi_schema = schema
         return app.openapi_schema

@@ -11,7 +11,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
-from app.deps import SECURITY, PartnerDep
+from app.deps import INSPECTOR_SECURITY, SECURITY, InspectorDep, PartnerDep
 from app.exceptions import InvalidRequest, Problem
 from app.handlers import JSONBytes
 from app.schemas import DailyList, ErrorResponse, OutcomesIn, OutcomesRecorded
@@ -40,6 +40,14 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorResponse, "description": "Unknown city or list"},
     422: {"model": ErrorResponse, "description": "A bad parameter, named in details"},
     503: {"model": ErrorResponse, "description": "No model for the city, or the database is down"},
+}
+# With CIVICRISK_INSPECTOR_AUTH=key (app.deps.require_inspector); the default leaves these routes open.
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "CIVICRISK_INSPECTOR_AUTH=key: a missing or invalid key"},
+    403: {
+        "model": ErrorResponse,
+        "description": "CIVICRISK_INSPECTOR_AUTH=key: the key lacks the inspections scope",
+    },
 }
 CSV_CONTENT = {"text/csv": {"example": "rank,establishment_id,name,...\n1,2298459,SAIMAI THAI,...\n"}}
 
@@ -95,10 +103,16 @@ def parse_date(value: str | None) -> date | None:
 @router.get(
     "/{city}/daily",
     response_model=DailyList,
-    responses={**ERRORS, 200: {"content": CSV_CONTENT, "description": "The list (JSON, or CSV when asked)"}},
+    openapi_extra={"security": INSPECTOR_SECURITY},
+    responses={
+        **ERRORS,
+        **AUTH_ERRORS,
+        200: {"content": CSV_CONTENT, "description": "The list (JSON, or CSV when asked)"},
+    },
 )
 async def daily_list(
     request: Request,
+    _: InspectorDep,
     city: str,
     date: Annotated[
         str | None, Query(description="YYYY-MM-DD; default: the day after the latest data")
@@ -131,10 +145,16 @@ async def daily_list(
 @router.get(
     "/lists/{list_id}",
     response_model=DailyList,
-    responses={**ERRORS, 200: {"content": CSV_CONTENT, "description": "The list exactly as issued"}},
+    openapi_extra={"security": INSPECTOR_SECURITY},
+    responses={
+        **ERRORS,
+        **AUTH_ERRORS,
+        200: {"content": CSV_CONTENT, "description": "The list exactly as issued"},
+    },
 )
 async def issued_list(
     request: Request,
+    _: InspectorDep,
     list_id: Annotated[int, Path(ge=1, le=2_147_483_647, description="The id a daily list was issued with")],
     format: Annotated[Literal["json", "csv"] | None, Query()] = None,
 ) -> Response:

@@ -12,8 +12,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse
 
+from app.deps import INSPECTOR_SECURITY, InspectorDep
 from app.exceptions import ServiceError
-from app.routes.inspections import daily_lists, parse_date
+from app.routes.inspections import AUTH_ERRORS, daily_lists, parse_date
 from app.services.citymap import load_city_map
 from app.services.daily import DailyLists, DailyQuery
 
@@ -97,9 +98,15 @@ def render_page(
     return context, 200
 
 
-@router.get("/inspector", response_class=HTMLResponse, responses={200: {"content": {"text/html": {}}}})
+@router.get(
+    "/inspector",
+    response_class=HTMLResponse,
+    openapi_extra={"security": INSPECTOR_SECURITY},
+    responses={200: {"content": {"text/html": {}}}, **AUTH_ERRORS},
+)
 async def inspector_page(
     request: Request,
+    _: InspectorDep,
     city: Annotated[str | None, Query(max_length=64)] = None,
     date: Annotated[str | None, Query(max_length=32)] = None,
     facility_type: Annotated[str | None, Query(max_length=128)] = None,

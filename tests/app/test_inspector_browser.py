@@ -11,13 +11,16 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
 from app_helpers import make_settings
+from lead_helpers import Keys
 
+from app.config import Settings
 from app.main import create_app
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -42,10 +45,10 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    database = tmp_path_factory.mktemp("browser") / "lists.sqlite3"
-    app = create_app(make_settings(database_url=f"sqlite:///{database}"))
+@contextmanager
+def serving(settings: Settings) -> Iterator[str]:
+    """The app under a real uvicorn on a free loopback port, ready; its base URL."""
+    app = create_app(settings)
     port = _free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     uvicorn_server = uvicorn.Server(config)
@@ -62,9 +65,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         time.sleep(0.2)
     else:
         pytest.fail("the service did not become ready within 60 s")
-    yield base
-    uvicorn_server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield base
+    finally:
+        uvicorn_server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    database = tmp_path_factory.mktemp("browser") / "lists.sqlite3"
+    with serving(make_settings(database_url=f"sqlite:///{database}")) as base:
+        yield base
 
 
 def test_inspector_page_in_chromium(server: str, tmp_path: Path) -> None:
@@ -101,3 +113,36 @@ def test_inspector_page_in_chromium(server: str, tmp_path: Path) -> None:
     assert (tmp_path / "inspector.png").stat().st_size > 10_000
     csv_text = httpx.get(f"{server}{csv_link}").text
     assert csv_text.count("\n") == len(tiers) + 1
+
+
+def test_inspector_page_behind_a_key_in_chromium(tmp_path: Path) -> None:
+    """CIVICRISK_INSPECTOR_AUTH=key: the browser is refused until it has the key, then sends it (as the
+    password of HTTP Basic, after the prompt) with the page and with the CSV link on it."""
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+
+    keys = Keys(tmp_path / "partner-keys.json")
+    settings = make_settings(
+        inspector_auth="key", keys_file=keys.path, database_url=f"sqlite:///{tmp_path / 'lists.sqlite3'}"
+    )
+    page_url = "/inspector?city=chicago&date=2014-08-30&limit=20"
+    with serving(settings) as base, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        # Headless, the browser cannot show its prompt: Chromium gives up on the challenge.
+        with pytest.raises(PlaywrightError, match="ERR_INVALID_AUTH_CREDENTIALS"):
+            browser.new_page().goto(f"{base}{page_url}", timeout=60_000)
+
+        credentials = {"username": "inspector", "password": keys.inspections}
+        signed_in = browser.new_context(http_credentials=credentials)  # type: ignore[arg-type]
+        page = signed_in.new_page()
+        answer = page.goto(f"{base}{page_url}", timeout=60_000)
+        assert answer is not None and answer.status == 200
+        assert page.locator("#ranked tbody tr").count() == 20
+        assert page.locator("#map circle").count() >= 15
+        csv_link = page.locator("#csv-link").get_attribute("href")
+        assert csv_link is not None
+        download = signed_in.request.get(f"{base}{csv_link}")
+        assert download.status == 200 and download.text().count("\n") == 21
+        assert httpx.get(f"{base}{csv_link}").status_code == 401  # the same link, without the key
+        page.screenshot(path=str(tmp_path / "inspector-signed-in.png"), full_page=True)
+        browser.close()
