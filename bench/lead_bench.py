@@ -42,6 +42,7 @@ from serve_bench import (
     interleaved,
     load,
     ratios,
+    replace_section,
     start,
     start_floor,
     stop,
@@ -209,15 +210,7 @@ def write_readme(results: dict[str, Any], args: argparse.Namespace) -> None:
         scored=results["addresses"]["scored"], sampled=results["addresses"]["sampled"],
         first=results["first_request_s"],
     )  # fmt: skip
-    readme = ROOT / "bench" / "README.md"
-    current = readme.read_text()
-    start = current.find("## Hospital lead endpoint")
-    if start < 0:  # a new section goes at the end
-        readme.write_text(current.rstrip("\n") + "\n\n" + text)
-        return
-    end = current.find("\n## ", start + 1)  # replaced where it stands, before any later section
-    rest = current[end + 1 :] if end >= 0 else ""
-    readme.write_text(current[:start] + text + ("\n" + rest if rest else ""))
+    replace_section("## Hospital lead endpoint", text)
 
 
 def main() -> None:

@@ -572,10 +572,16 @@ Throughput per round (req/s): floor {floor["rounds_rps"]}, single {single["round
 Server CPU per request per round (µs, from /proc): floor {floor["rounds_cpu_us"]}, single {single["rounds_cpu_us"]}, without access log {quiet["rounds_cpu_us"]}.
 Errors during the runs: floor {floor["errors"]:.0f}, single {single["errors"]:.0f}, single without access log {quiet["errors"]:.0f}.
 """
+    replace_section("## Scoring service", section)
+
+
+def replace_section(heading: str, section: str) -> None:
+    """Put `section` in bench/README.md in place of the one under `heading` (up to the next "## "
+    heading), or at the end when there is none yet."""
     readme = ROOT / "bench" / "README.md"
     text = readme.read_text() if readme.exists() else ""
-    if "## Scoring service" in text:
-        start_at = text.index("## Scoring service")
+    if heading in text:
+        start_at = text.index(heading)
         following = re.search(r"^## ", text[start_at + 3 :], flags=re.M)
         end_at = start_at + 3 + following.start() if following else len(text)
         text = text[:start_at] + section + ("\n" + text[end_at:] if following else "")

@@ -47,7 +47,8 @@ def train_inspections(
 
     from training.config import load_city_config
     from training.ingest import load_city, with_recorded_outcomes
-    from training.train import stderr_progress, train_city
+    from training.progress import stderr_progress
+    from training.train import train_city
 
     config = load_city_config(config_path)
     stderr_progress(f"loading {config.display_name} data named in {config.path.name}")

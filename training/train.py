@@ -5,9 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,15 +24,11 @@ from training.fairness import group_metrics
 from training.features import CATEGORICAL_FEATURES, build_features, describe_feature
 from training.ingest import CityData, data_files
 from training.models import MIN_CATEGORY_COUNT, Candidate, model_grid
+from training.progress import Progress, stderr_progress
 from training.split import Origin, rolling_origins, split_masks
 
-Progress = Callable[[str], None]
 TIER_TOP_SHARES = {"high": 0.10, "medium": 0.30}  # share of validation inspections at or above each tier
 SELECTION_METRIC = "auc"
-
-
-def stderr_progress(message: str) -> None:
-    print(f"[civicrisk] {message}", file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib.path import Path as MplPath
+import shapely
 
 MAP_WIDTH = 640.0
 PADDING = 8.0
@@ -106,7 +106,7 @@ def load_city_map(path: Path, name_property: str) -> CityMap:
 @dataclass(frozen=True)
 class _Ring:
     name: str
-    path: MplPath
+    polygon: shapely.Polygon
     west: float
     south: float
     east: float
@@ -122,7 +122,9 @@ def _area_rings(path: Path, name_property: str) -> tuple[_Ring, ...]:
             vertices = np.asarray(ring, dtype="float64")[:, :2]
             west, south = vertices.min(axis=0)
             east, north = vertices.max(axis=0)
-            rings.append(_Ring(name, MplPath(vertices), west, south, east, north))
+            polygon = shapely.Polygon(vertices)
+            shapely.prepare(polygon)  # built once, tested against thousands of points
+            rings.append(_Ring(name, polygon, west, south, east, north))
     return tuple(rings)
 
 
@@ -143,7 +145,7 @@ def area_names(
         )
         if len(candidates) == 0:
             continue
-        inside = ring.path.contains_points(np.column_stack((lon[candidates], lat[candidates])))
+        inside = shapely.contains_xy(ring.polygon, lon[candidates], lat[candidates])
         for index in candidates[inside]:
             found[index] = ring.name
         unassigned[candidates[inside]] = False

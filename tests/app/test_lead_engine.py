@@ -12,8 +12,8 @@ from app_helpers import MODELS_DIR, REPO_ROOT
 from app.services.lead_risk import Home, LeadEngine, LeadService, OutsideArea
 from app.services.records import RecordRows
 from app.services.registry import LoadedModel, ModelRegistry
+from training.lead.data import LeadData, load_lead_data
 from training.lead.features import FEATURES, build_features
-from training.lead.train import LeadData, load_lead_data
 
 DATA_DIR = REPO_ROOT / "data" / "sample"
 LEAD_CONFIG = DATA_DIR / "chicago" / "lead.toml"

@@ -17,10 +17,11 @@ import pandas as pd
 from training.bundle import Bundle, BundleError, load_bundle
 from training.config import ConfigError
 from training.lead.config import LeadConfig, load_lead_config
+from training.lead.data import load_lead_data
 from training.lead.features import build_features
 from training.lead.metrics import ranking_metrics
 from training.lead.outcomes import locate_rows
-from training.lead.train import build_examples, load_lead_data
+from training.lead.train import build_examples
 from training.scoring import ScoreReport, predict
 from training.train import assign_tiers
 

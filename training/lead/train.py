@@ -15,20 +15,15 @@ import pandas as pd
 from training.audit import group_audit
 from training.bundle import content_hash, current_versions, write_bundle
 from training.lead.card import lead_plots, render_lead_card
-from training.lead.config import LeadConfig, load_lead_config
+from training.lead.config import LeadConfig
+from training.lead.data import LeadData, load_lead_data
 from training.lead.features import FEATURE_DESCRIPTIONS, build_features
 from training.lead.metrics import calibration_rows, ranking_metrics
 from training.lead.models import lead_grid
-from training.lead.outcomes import Outcomes, labelled_children, load_outcomes, stderr_note
-from training.lead.reference import Reference, load_reference
+from training.lead.outcomes import labelled_children
 from training.models import Candidate
-from training.train import (
-    TIER_TOP_SHARES,
-    Progress,
-    permutation_importance_auc,
-    stderr_progress,
-    tier_cut_points,
-)
+from training.progress import Progress, stderr_progress
+from training.train import TIER_TOP_SHARES, permutation_importance_auc, tier_cut_points
 
 SELECTION_METRIC = "auc"
 SYNTHETIC_STATEMENT = (
@@ -39,13 +34,6 @@ SYNTHETIC_STATEMENT = (
     "housing strongest, poverty and renter occupancy next. Its metrics measure how well the pipeline "
     "recovers that documented model; they are not real-world accuracy."
 )
-
-
-@dataclass(frozen=True)
-class LeadData:
-    config: LeadConfig
-    reference: Reference
-    outcomes: Outcomes
 
 
 @dataclass(frozen=True)
@@ -79,18 +67,6 @@ class CohortOrigin:
     def as_dict(self) -> dict[str, str]:
         return {"cohort": str(self.start.year), "valid_start": self.start.date().isoformat(),
                 "valid_end": self.end.date().isoformat()}  # fmt: skip
-
-
-def load_lead_data(config_path: Path, progress: Progress = stderr_progress) -> LeadData:
-    config = load_lead_config(config_path)
-    progress(f"loading {config.display_name} reference data named in {config.path.name}")
-    reference = load_reference(config)
-    progress(
-        "reading blood-test records" + (" (generating the synthetic cohort)" if config.synthetic else "")
-    )
-    outcomes = load_outcomes(config, reference)
-    stderr_note(outcomes)
-    return LeadData(config, reference, outcomes)
 
 
 def build_examples(data: LeadData, until: pd.Timestamp) -> Examples:
