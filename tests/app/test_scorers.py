@@ -89,6 +89,8 @@ def test_plain_python_path_matches_the_arrays(bundle, layout, feature_rows) -> N
     records = records_of_frame(frame)
     records[3] = {}  # everything missing
     records[5] = {"prev_critical": 2}  # an integer, the rest missing
+    records[6] = dict.fromkeys(layout.numeric, -0.0)  # answered as 0, not -0
+    records[7] = dict.fromkeys(layout.numeric, 3)  # integers, answered as floats
     scorer = build_scorer(bundle.estimator, layout, None)
     assert isinstance(scorer, CompiledLinear)
     rows = parse_rows(records, layout)
