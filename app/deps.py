@@ -119,9 +119,11 @@ def _key_holder(request: Request, key: str | None, closed: str) -> Partner | Non
     """The partner holding `key`, or None; 503 when no key is configured at all (`closed` says what
     that shuts)."""
     keys: PartnerKeys = request.app.state.partner_keys
-    if not keys.configured:
+    partner = keys.find(key)
+    # Asked only when no key matched: a key that matched proves some are configured.
+    if partner is None and not keys.configured:
         raise AuthNotConfigured(f"no API keys are configured (set CIVICRISK_API_KEYS); {closed}")
-    return keys.find(key)
+    return partner
 
 
 def _in_scope(partner: Partner, needed: str | None) -> Partner:
