@@ -1,5 +1,19 @@
 # civicrisk scoring service: `docker build -t civicrisk . && docker run -p 8000:8000 -e CIVICRISK_API_KEYS=... civicrisk`
 # Python 3.11 because a bundle records the Python minor version it was trained with.
+
+# Build stage: the civicrisk wheel with its compiled scoring loops (setup.py), which need a C compiler
+# that the service image need not carry.
+FROM python:3.11-slim AS build
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY pyproject.toml setup.py README.md ./
+COPY app ./app
+COPY training ./training
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
+    && python -c "import glob, sys, zipfile; names = zipfile.ZipFile(glob.glob('/wheels/*.whl')[0]).namelist(); sys.exit(not any('_linear_rows' in n and n.endswith('.so') for n in names))"
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -20,13 +34,13 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
     && pip install -r /tmp/requirements.txt uvloop httptools \
     && rm /tmp/requirements.txt
 
-# The code, the committed (verified) bundle and the sample city data for the establishment endpoint.
-COPY README.md ./
-COPY app ./app
-COPY training ./training
+# The code (the wheel built above), the committed (verified) bundle and the sample city data for
+# the establishment endpoint.
+COPY --from=build /wheels /tmp/wheels
 COPY models ./models
 COPY data/sample ./data/sample
-RUN pip install --no-deps . \
+RUN pip install --no-deps /tmp/wheels/*.whl \
+    && rm -r /tmp/wheels \
     && useradd --system --uid 10001 --no-create-home civicrisk
 
 # Read-only for the service user: bundles are evidence and must not change under it.

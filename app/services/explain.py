@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from app.services import accelerated
 from app.services.linear import Scored, ScoredRows
 from app.services.records import FeatureLayout, RecordBatch, RecordRows
 
@@ -138,6 +139,10 @@ def _number(value: float | None) -> float | None:
 
 def largest(row: Sequence[float], top: int) -> list[int]:
     """Positions of the `top` largest magnitudes, largest first (the earlier position on ties)."""
+    if accelerated.compiled is not None and type(row) is list:
+        found: list[int] | None = accelerated.compiled.largest(row, top)
+        if found is not None:  # None: a NaN or a non-float, whose order is sorted()'s below
+            return found
     magnitude = list(map(abs, row))
     # sorted() is stable under reverse=True, so ties keep the earlier position; for ~60 values it
     # beats heapq.nlargest, whose loop is Python.

@@ -32,6 +32,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from app.services import accelerated
 from app.services.records import FeatureLayout, FloatArray, RecordBatch, RecordRows
 
 
@@ -110,22 +111,44 @@ class CompiledLinear:
         return Scored(scores=expit(logits), contributions=contributions, baseline=self.intercept)
 
     def score_rows(self, rows: RecordRows) -> ScoredRows:
-        """`score` in plain Python for a few records: the same arithmetic, term by term, without
-        numpy's per-call overhead (which is most of the cost of a single record)."""
-        plain = self._plain
+        """`score` without numpy for a few records (whose per-call overhead is most of the cost of
+        one): each record's contributions from the compiled loop (app/services/accelerated.py) when
+        it is built, else from `_row_contributions`, the same arithmetic term by term."""
+        contribute = self._row_tables.contributions if accelerated.compiled is not None else None
         scores: list[float] = []
         contributions: list[list[float]] = []
         for row, values in enumerate(rows.numeric):
-            merged = [
-                if_missing if x is None or x != x else x * weight - offset + indicator
-                for x, weight, offset, indicator, if_missing in zip(values, *plain.numeric, strict=True)
-            ]
-            for lookup, column in zip(self._lookups, rows.categorical, strict=True):
-                merged.append(lookup[column[row]])
-            ordered = list(plain.order(merged)) if len(merged) > 1 else merged
+            if contribute is not None:
+                ordered = contribute(values, rows.categorical, row)
+            else:
+                ordered = self._row_contributions(values, rows.categorical, row)
             contributions.append(ordered)
             scores.append(_sigmoid(self.intercept + math.fsum(ordered)))
         return ScoredRows(scores=scores, contributions=contributions, baseline=self.intercept)
+
+    def _row_contributions(
+        self, values: tuple[float | None, ...], categorical: tuple[list[str], ...], row: int
+    ) -> list[float]:
+        plain = self._plain
+        merged = [
+            if_missing if x is None or x != x else x * weight - offset + indicator
+            for x, weight, offset, indicator, if_missing in zip(values, *plain.numeric, strict=True)
+        ]
+        for lookup, column in zip(self._lookups, categorical, strict=True):
+            merged.append(lookup[column[row]])
+        return list(plain.order(merged)) if len(merged) > 1 else merged
+
+    @cached_property
+    def _row_tables(self) -> Any:
+        """The compiled loop's copy of `_plain` and `_lookups` (built on first use)."""
+        assert accelerated.compiled is not None
+        plain = self._plain
+        return accelerated.compiled.RowTables(
+            *plain.numeric,
+            self.merged_order.tolist(),
+            tuple(dict(lookup) for lookup in self._lookups),
+            self.category_default,
+        )
 
     @cached_property
     def _lookups(self) -> tuple[_Coefficients, ...]:

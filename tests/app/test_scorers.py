@@ -8,6 +8,7 @@ import pytest
 from app_helpers import BUNDLE, records_of_frame
 
 from app.exceptions import InvalidRequest
+from app.services import accelerated
 from app.services.explain import Tiers, explain
 from app.services.linear import CompiledLinear
 from app.services.records import FeatureLayout, RecordBatch, parse_records, parse_rows
@@ -82,8 +83,14 @@ def test_boosting_compiles_to_trees_and_a_rule_uses_the_generic_path(layout, fea
     assert [layout.names[j] for j in moved] == ["prev_critical"]
 
 
-def test_plain_python_path_matches_the_arrays(bundle, layout, feature_rows) -> None:  # type: ignore[no-untyped-def]
-    """A few records are scored in plain Python (no numpy); the answer is the array path's."""
+@pytest.mark.parametrize("loops", ["compiled", "python"])
+def test_plain_python_path_matches_the_arrays(bundle, layout, feature_rows, loops, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A few records are scored without numpy, by the compiled loops or their Python twins
+    (app/services/accelerated.py); the answer is the array path's either way."""
+    if loops == "python":
+        monkeypatch.setattr(accelerated, "compiled", None)
+    elif accelerated.compiled is None:
+        pytest.skip("the compiled loops are not built here (test_linear_rows.py says whether they should be)")
     frame = feature_rows[list(layout.names)].head(300).copy()
     frame.loc[frame.index[::7], "facility_type"] = "Never seen in training"
     records = records_of_frame(frame)
