@@ -1,5 +1,6 @@
 # Types of the compiled module app/services/_linear_rows.pyx (see there).
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 class RowTables:
     def __init__(
@@ -17,3 +18,18 @@ class RowTables:
     ) -> list[float]: ...
 
 def largest(row: list[float], top: int) -> list[int] | None: ...
+def split_rows(
+    rows: list[tuple[Any, ...]], numeric: Any, category_count: int, missing_category: str
+) -> tuple[list[str], ...]: ...
+def answers(
+    scores: list[float],
+    labels: list[str],
+    top: int,
+    features: list[int],
+    contributions: list[float],
+    numbers: list[Any],
+    categorical: Sequence[Sequence[str]],
+    category_of: dict[int, int],
+    names: Sequence[str],
+    reason: Callable[[str, int, float, Any], dict[str, Any]],
+) -> list[dict[str, Any]]: ...

@@ -1,8 +1,9 @@
-"""The compiled few-record loops, or None where they were not built.
+"""The compiled record loops, or None where they were not built.
 
 `_linear_rows` (Cython, built by setup.py at install where a C compiler is found) computes a linear
-model's contributions for one record and picks the largest; `CompiledLinear.score_rows` and
-`explain.largest` use it when it is here and their plain-Python loops otherwise, with the same
+model's contributions for one record and picks the largest, splits a decoded batch into arrays, and
+assembles a batch's answers; `CompiledLinear.score_rows`, `explain.largest`, `TypedRecords.batch`
+and `explain._results` use it when it is here and their Python code otherwise, with the same
 answers. Read `compiled` at call time (not imported by name), so a test can switch it off.
 """
 

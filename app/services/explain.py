@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import numpy as np
@@ -194,6 +194,13 @@ def _results(
     Written as whole-list comprehensions rather than a loop per reason: for a 10,000-record batch
     this assembly (30,000 reason texts) is the largest cost after JSON decoding."""
     names, category_of = layout.names, layout.category_of
+    templates = _templates(tuple(descriptions))
+    if accelerated.compiled is not None:  # the same assembly in one C loop (~1.4x faster)
+        answers: list[dict[str, Any]] = accelerated.compiled.answers(
+            scores, labels, top, features, contributions, numbers, batch.categorical, category_of, names,
+            partial(_reason, templates),
+        )  # fmt: skip
+        return answers
     # `+ 0.0` turns -0.0 into 0.0: the two are equal as keys below, so they must read the same.
     values: list[Any] = [None if number is None or number != number else number + 0.0 for number in numbers]
     if category_of:
@@ -202,7 +209,6 @@ def _results(
             k = category_of.get(feature)
             if k is not None:
                 values[i] = categorical[k][i // top]
-    templates = _templates(tuple(descriptions))
     # A reason is a function of (feature, contribution, value) alone, and records share them: in
     # 10,000 of the sample data's real feature rows, 30,000 reasons have 7,268 distinct. So each
     # distinct one is built once, and the records that share it share the (never mutated) dict.

@@ -7,13 +7,14 @@ import shlex
 import shutil
 import sysconfig
 
+import numpy as np
 import pytest
 from app_helpers import BUNDLE
 
 from app.services import accelerated
-from app.services.explain import largest
+from app.services.explain import Tiers, explain, largest
 from app.services.linear import CompiledLinear
-from app.services.records import FeatureLayout, RecordRows
+from app.services.records import FeatureLayout, RecordBatch, RecordRows
 from app.services.scorers import build_scorer
 from training.bundle import load_bundle
 
@@ -105,3 +106,32 @@ def test_largest_is_sorteds_order() -> None:
 
 def _sorted_largest(row: list[float], top: int) -> list[int]:
     return sorted(range(len(row)), key=[abs(v) for v in row].__getitem__, reverse=True)[:top]
+
+
+def test_batch_answers_are_the_python_assemblys(scorer: CompiledLinear) -> None:
+    """explain() over a batch: the compiled assembly (answers) against the Python one (_results),
+    on rows with missing values, signed zeros, unseen categories and shared reasons."""
+    layout = scorer.layout
+    rng = random.Random(11)
+    known = [sorted(table) for table in scorer.category_coef]
+    count = 400
+    numeric = np.array(
+        [
+            [float(v) if v is not None else np.nan for v in _values(rng, len(layout.numeric))]
+            for _ in range(count)
+        ]
+    )
+    numeric[:50] = numeric[0]  # the same row many times: its reasons are shared
+    numeric[50:60] = -0.0
+    categorical = tuple([rng.choice([*values, "never seen"]) for _ in range(count)] for values in known)
+    batch = RecordBatch(numeric=numeric, categorical=categorical)
+    tiers, descriptions = Tiers(high=0.3, medium=0.15), tuple(f"the {name}" for name in layout.names)
+    scored = scorer.score(batch)
+    compiled = explain(scored, batch, layout, descriptions, tiers)
+    saved, accelerated.compiled = accelerated.compiled, None
+    try:
+        python = explain(scored, batch, layout, descriptions, tiers)
+    finally:
+        accelerated.compiled = saved
+    assert compiled == python
+    assert compiled[0]["reasons"][0] is compiled[1]["reasons"][0]  # built once, shared

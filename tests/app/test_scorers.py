@@ -83,14 +83,19 @@ def test_boosting_compiles_to_trees_and_a_rule_uses_the_generic_path(layout, fea
     assert [layout.names[j] for j in moved] == ["prev_critical"]
 
 
-@pytest.mark.parametrize("loops", ["compiled", "python"])
-def test_plain_python_path_matches_the_arrays(bundle, layout, feature_rows, loops, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """A few records are scored without numpy, by the compiled loops or their Python twins
-    (app/services/accelerated.py); the answer is the array path's either way."""
-    if loops == "python":
+@pytest.fixture(params=["compiled", "python"])
+def loops(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test using it runs with the compiled loops and with their Python twins
+    (app/services/accelerated.py): the answers must be the same."""
+    if request.param == "python":
         monkeypatch.setattr(accelerated, "compiled", None)
     elif accelerated.compiled is None:
         pytest.skip("the compiled loops are not built here (test_linear_rows.py says whether they should be)")
+    return str(request.param)
+
+
+def test_plain_python_path_matches_the_arrays(bundle, layout, feature_rows, loops) -> None:  # type: ignore[no-untyped-def]
+    """A few records are scored without numpy; the answer is the array path's."""
     frame = feature_rows[list(layout.names)].head(300).copy()
     frame.loc[frame.index[::7], "facility_type"] = "Never seen in training"
     records = records_of_frame(frame)
@@ -127,7 +132,9 @@ def test_plain_python_path_matches_the_arrays(bundle, layout, feature_rows, loop
 
 
 @pytest.mark.parametrize("kind", ["linear", "trees"])
-def test_reasons_shared_across_a_batch_are_each_records_own(bundle, layout, feature_rows, kind) -> None:  # type: ignore[no-untyped-def]
+def test_reasons_shared_across_a_batch_are_each_records_own(
+    bundle, layout, feature_rows, kind, loops
+) -> None:  # type: ignore[no-untyped-def]
     """A batch builds each distinct reason once and records share it: every record's answer must
     still be the one it gets scored alone, including a signed zero (read as 0) and a NaN. Trees
     give one value different contributions in different records, so a reason keyed on less than
