@@ -1,4 +1,6 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
+# cython: language_level=3
+# Bounds checks stay on (the Cython default): the lists and tuples here come from callers, and an index
+# out of range must raise IndexError as in Python, never read past an array; they cost ~1 ns each.
 """Record loops in C: a linear model's contributions for a few records and the largest of them;
 a decoded batch split into its number array and category columns; a batch's answers assembled.
 

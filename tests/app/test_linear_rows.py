@@ -83,6 +83,8 @@ def test_bad_records_fail_as_in_python(scorer: CompiledLinear) -> None:
         scorer._row_contributions(too_large, categorical, 0)
     with pytest.raises(ValueError, match="features"):
         scorer._row_tables.contributions((1.0,), categorical, 0)
+    with pytest.raises(IndexError):  # a category column shorter than the records: raised, not read past
+        scorer._row_tables.contributions((0.0,) * len(layout.numeric), categorical, 1)
 
 
 def test_largest_is_sorteds_order() -> None:
