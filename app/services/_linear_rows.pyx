@@ -17,6 +17,8 @@ from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_CheckExact
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.math cimport NAN
 
+import array
+
 
 cdef class RowTables:
     """One compiled linear model's per-column tables, as C arrays."""
@@ -35,13 +37,11 @@ cdef class RowTables:
         self.numeric_count = len(self.weight)
         if not (len(self.offset) == len(self.present) == len(self.missing) == self.numeric_count):
             raise ValueError("the numeric tables differ in length")
-        self.lookups = tuple(dict(table) for table in lookups)
+        self.lookups = tuple(dict(table) for table in lookups)  # plain dicts, of their own
         self.defaults = memoryview(_doubles(defaults))
         self.category_count = len(self.lookups)
         if len(self.defaults) != self.category_count:
             raise ValueError("one default coefficient per categorical feature")
-        import array
-
         self.order = memoryview(array.array("q", order))
         if sorted(order) != list(range(self.numeric_count + self.category_count)):
             raise ValueError("order must list every merged column once")
@@ -110,8 +110,6 @@ def largest(list row, Py_ssize_t top):
 
 
 cdef object _doubles(values):
-    import array
-
     return array.array("d", [float(value) for value in values])
 
 

@@ -146,7 +146,7 @@ class CompiledLinear:
         return accelerated.compiled.RowTables(
             *plain.numeric,
             self.merged_order.tolist(),
-            tuple(dict(lookup) for lookup in self._lookups),
+            self._lookups,
             self.category_default,
         )
 

@@ -1,4 +1,4 @@
-"""The compiled few-record loops (app/services/_linear_rows.pyx) give the Python loops' bits."""
+"""The compiled record loops (app/services/_linear_rows.pyx) give the Python code's bits."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sysconfig
 
 import numpy as np
 import pytest
-from app_helpers import BUNDLE
+from app_helpers import BUNDLE, python_loops
 
 from app.services import accelerated
 from app.services.explain import Tiers, explain, largest
@@ -62,15 +62,9 @@ def test_contributions_are_the_python_loops_bits(scorer: CompiledLinear) -> None
         python = scorer._row_contributions(values, categorical, row)
         assert [float.hex(v) for v in compiled] == [float.hex(v) for v in python], row
     rows = RecordRows(numeric=numeric, categorical=categorical)
-    assert scorer.score_rows(rows) == _python(scorer, rows)
-
-
-def _python(scorer: CompiledLinear, rows: RecordRows):  # type: ignore[no-untyped-def]
-    compiled, accelerated.compiled = accelerated.compiled, None
-    try:
-        return scorer.score_rows(rows)
-    finally:
-        accelerated.compiled = compiled
+    compiled_rows = scorer.score_rows(rows)
+    with python_loops():
+        assert compiled_rows == scorer.score_rows(rows)
 
 
 def test_bad_records_fail_as_in_python(scorer: CompiledLinear) -> None:
@@ -130,10 +124,6 @@ def test_batch_answers_are_the_python_assemblys(scorer: CompiledLinear) -> None:
     tiers, descriptions = Tiers(high=0.3, medium=0.15), tuple(f"the {name}" for name in layout.names)
     scored = scorer.score(batch)
     compiled = explain(scored, batch, layout, descriptions, tiers)
-    saved, accelerated.compiled = accelerated.compiled, None
-    try:
-        python = explain(scored, batch, layout, descriptions, tiers)
-    finally:
-        accelerated.compiled = saved
-    assert compiled == python
+    with python_loops():
+        assert compiled == explain(scored, batch, layout, descriptions, tiers)
     assert compiled[0]["reasons"][0] is compiled[1]["reasons"][0]  # built once, shared

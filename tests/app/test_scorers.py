@@ -8,7 +8,6 @@ import pytest
 from app_helpers import BUNDLE, records_of_frame
 
 from app.exceptions import InvalidRequest
-from app.services import accelerated
 from app.services.explain import Tiers, explain
 from app.services.linear import CompiledLinear
 from app.services.records import FeatureLayout, RecordBatch, parse_records, parse_rows
@@ -81,17 +80,6 @@ def test_boosting_compiles_to_trees_and_a_rule_uses_the_generic_path(layout, fea
     scored = build_scorer(rule, layout, {"prev_critical": 0.5}).score(_batch(frame.head(200), layout))
     moved = np.flatnonzero(np.abs(scored.contributions).sum(axis=0) > 0)
     assert [layout.names[j] for j in moved] == ["prev_critical"]
-
-
-@pytest.fixture(params=["compiled", "python"])
-def loops(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Each test using it runs with the compiled loops and with their Python twins
-    (app/services/accelerated.py): the answers must be the same."""
-    if request.param == "python":
-        monkeypatch.setattr(accelerated, "compiled", None)
-    elif accelerated.compiled is None:
-        pytest.skip("the compiled loops are not built here (test_linear_rows.py says whether they should be)")
-    return str(request.param)
 
 
 def test_plain_python_path_matches_the_arrays(bundle, layout, feature_rows, loops) -> None:  # type: ignore[no-untyped-def]

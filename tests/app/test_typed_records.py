@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 from app_helpers import records_of_frame
 
-from app.services import accelerated
 from app.services.records import FeatureLayout, parse_records, parse_rows
 from app.services.registry import LoadedModel
 from app.services.scorers import score_records
@@ -43,16 +42,11 @@ def _vary(records: list[dict[str, Any]], layout: FeatureLayout) -> list[dict[str
     return varied
 
 
-@pytest.mark.parametrize("loops", ["compiled", "python"])
 def test_batches_decode_to_the_general_paths_arrays(
-    model: LoadedModel, real_records: list[Any], loops: str, monkeypatch: pytest.MonkeyPatch
+    model: LoadedModel, real_records: list[Any], loops: str
 ) -> None:
     """`batch()` splits the records in one C pass where the compiled loops are built
     (app/services/accelerated.py), with numpy otherwise: the general path's arrays either way."""
-    if loops == "python":
-        monkeypatch.setattr(accelerated, "compiled", None)
-    elif accelerated.compiled is None:
-        pytest.skip("the compiled loops are not built here (test_linear_rows.py says whether they should be)")
     records = _vary(real_records, model.layout)
     typed = decoder_for(model.layout).decode(orjson.dumps({"records": records}))
     assert typed is not None and len(typed) == len(records)
