@@ -11,6 +11,7 @@ WORKDIR /src
 COPY pyproject.toml setup.py README.md ./
 COPY app ./app
 COPY training ./training
+COPY civicrisk ./civicrisk
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
     && python -c "import glob, sys, zipfile; names = zipfile.ZipFile(glob.glob('/wheels/*.whl')[0]).namelist(); sys.exit(not any('_linear_rows' in n and n.endswith('.so') for n in names))"
 

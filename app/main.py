@@ -12,24 +12,27 @@ from typing import Any
 import anyio.to_thread
 from fastapi import FastAPI
 
-from app.config import Settings
-from app.fast_lane import ServiceApp
-from app.handlers import JSONBytes, install_error_handlers
-from app.heap import reuse_freed_memory, settle_heap
-from app.logs import configure_logging
-from app.middleware import ObserveRequests
-from app.partner_context import install_partner_filter
-from app.routes import admin, cds, health, inspections, inspector, metrics, models, scoring
-from app.routes import lead as lead_routes
-from app.security.ehr_tokens import EhrTokenVerifier
+from app.hospitals import cds_routes, lead_routes
+from app.hospitals.ehr_tokens import EhrTokenVerifier
+from app.hospitals.lead_risk import LeadService
+from app.inspections import page as inspector_page
+from app.inspections import routes as inspection_routes
+from app.inspections.cities import CityStore
+from app.inspections.daily import DailyLists
+from app.platform.fast_lane import ServiceApp
+from app.platform.handlers import JSONBytes, install_error_handlers
+from app.platform.heap import reuse_freed_memory, settle_heap
+from app.platform.keys import PartnerKeys
+from app.platform.logs import configure_logging
+from app.platform.metrics import ServiceMetrics
+from app.platform.middleware import ObserveRequests
+from app.platform.partner_context import install_partner_filter
+from app.platform.registry import ModelRegistry, SignatureCheck
+from app.platform.routes import admin, health, metrics, models
+from app.platform.settings import Settings
+from app.platform.storage.repository import Repository
+from app.scoring import routes as scoring
 from app.services import accelerated
-from app.services.cities import CityStore
-from app.services.daily import DailyLists
-from app.services.lead_risk import LeadService
-from app.services.metrics import ServiceMetrics
-from app.services.partners import PartnerKeys
-from app.services.registry import ModelRegistry, SignatureCheck
-from app.storage.repository import Repository
 from training.signing import load_public_key, verify_signature
 
 log = logging.getLogger(__name__)
@@ -98,7 +101,8 @@ def create_app(
     app.state.ehr_tokens = _ehr_tokens(settings)
     install_partner_filter()
     install_error_handlers(app)
-    # The partner scoring routes are the hot ones: POSTs to them take the fast lane (app/fast_lane.py).
+    # The partner scoring routes are the hot ones: POSTs to them take the fast lane
+    # (app/platform/fast_lane.py).
     # They are declared on the app too, first, for OpenAPI and for any request the lane passes on.
     app.fast_routes = (scoring.score_route, lead_routes.lead_route)
     app.router.routes[0:0] = list(app.fast_routes)
@@ -108,9 +112,9 @@ def create_app(
         models.router,
         admin.router,
         metrics.router,
-        inspections.router,
-        inspector.router,
-        cds.router,
+        inspection_routes.router,
+        inspector_page.router,
+        cds_routes.router,
     ):
         app.include_router(router)
     _document_security(app)
@@ -160,7 +164,7 @@ def _repository_opener(url: str) -> Callable[[], Repository]:
 
 
 def _document_security(app: FastAPI) -> None:
-    """Declare the key schemes in OpenAPI; routes list them in `security` (see app.deps.SECURITY)."""
+    """Declare the key schemes in OpenAPI; routes list them in `security` (see app.platform.deps.SECURITY)."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:

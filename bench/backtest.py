@@ -53,7 +53,7 @@ COLUMNS = (
 def civicrisk(*args: str) -> tuple[str, float]:
     started = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-m", "app.cli", *args], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "civicrisk.cli", *args], capture_output=True, text=True, check=True
     )
     return result.stdout.strip().splitlines()[-1], time.perf_counter() - started
 

@@ -22,8 +22,8 @@ from fastapi.testclient import TestClient
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from app.config import Settings  # noqa: E402
 from app.main import create_app  # noqa: E402
+from app.platform.settings import Settings  # noqa: E402
 
 URL = "/v1/inspections/chicago/daily"
 

@@ -122,7 +122,7 @@ def measure(
         return lambda: load(url, body, args.connections, args.duration, wrk, client_cpus, server.pid)
 
     port = free_port()
-    command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", "1"]
+    command = [sys.executable, "-m", "civicrisk.cli", "serve", "--port", str(port), "--workers", "1"]
     with tempfile.TemporaryDirectory() as tmp:
         floor_url, floor = start_floor(tmp, env, server_cpus)
         service = start(command, env, server_cpus)
@@ -181,7 +181,7 @@ CPU per request per round (µs, from /proc): floor {floor_cpu_rounds}, lead {lea
 points, so it meets boundary streets, busy and quiet blocks in their real mix; the resolver keeps no
 answers (that would mean holding addresses), so each request resolves its address afresh. A home at a
 known address takes its place and test history from the table the engine builds at start-up
-(app/services/known_homes.py); the second row's {between} homes (house numbers moved by 2 between two
+(app/hospitals/known_homes.py); the second row's {between} homes (house numbers moved by 2 between two
 known ones) are placed and counted per request, which is the slower path: what a request costs when
 the city's address table lacks the home. The first lead request after start-up took {first:.1f} s (it waits for the start-up build of the
 city's test history and the address and place indexes); every later one reuses them.

@@ -296,7 +296,7 @@ def start(command: list[str], env: dict[str, str], cpus: set[int] | None) -> sub
 def start_service(env: dict[str, str], cpus: set[int] | None) -> tuple[str, subprocess.Popen[bytes]]:
     """Start civicrisk (one worker), wait until it is ready and warm, check one answer; its score URL."""
     port = free_port()
-    command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", "1"]
+    command = [sys.executable, "-m", "civicrisk.cli", "serve", "--port", str(port), "--workers", "1"]
     service = start(command, env, cpus)
     try:
         base = f"http://127.0.0.1:{port}"
@@ -396,7 +396,7 @@ def sample_records(n: int) -> list[dict[str, Any]]:
     sys.path.insert(0, str(ROOT))
     import pandas as pd
 
-    from app.services.cities import CityStore
+    from app.inspections.cities import CityStore
     from training.train import build_examples
 
     manifest = json.loads(next((ROOT / "models" / MODEL).glob("*/manifest.json")).read_text())
@@ -431,9 +431,9 @@ def in_process(records: list[dict[str, Any]]) -> dict[str, float]:
     import orjson
     import pandas as pd
 
-    from app.routes.scoring import _answer, _answer_parquet
-    from app.services.records import parse_records
-    from app.services.registry import load_model
+    from app.platform.registry import load_model
+    from app.scoring.bodies.records import parse_records
+    from app.scoring.routes import _answer, _answer_parquet
 
     model = load_model(next((ROOT / "models" / MODEL).glob("*/manifest.json")).parent)
     batch = parse_records(records, model.layout)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from app.config import Settings
+from app.platform.settings import Settings
 from app.services import accelerated
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

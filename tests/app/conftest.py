@@ -12,8 +12,8 @@ from app_helpers import BUNDLE, make_settings, python_loops
 from fastapi.testclient import TestClient
 
 from app.main import create_app
+from app.platform.registry import LoadedModel, load_model
 from app.services import accelerated
-from app.services.registry import LoadedModel, load_model
 from training.ingest import CityData
 from training.train import build_examples
 

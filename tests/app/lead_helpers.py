@@ -13,8 +13,8 @@ import jwt
 from app_helpers import make_settings
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from app.config import Settings
-from app.services.partners import create_key
+from app.platform.keys import create_key
+from app.platform.settings import Settings
 
 SERVICE_URL = "https://risk.example.org"
 HOOK_URL = f"{SERVICE_URL}/cds-services/lead-risk"

@@ -11,9 +11,9 @@ import orjson
 from app_helpers import PARTNER, SCORE_URL, make_settings
 from fastapi.testclient import TestClient
 
-from app.logs import FACTS, AccessLineHandler, JsonFormatter, direct_access_handler
 from app.main import create_app
-from app.partner_context import ACCESS_LOGGER, CURRENT_PARTNER, PartnerFilter, install_partner_filter
+from app.platform.logs import FACTS, AccessLineHandler, JsonFormatter, direct_access_handler
+from app.platform.partner_context import ACCESS_LOGGER, CURRENT_PARTNER, PartnerFilter, install_partner_filter
 
 FACTS_SEEN = {"method": "POST", "route": "/v1/lead/risk", "status": 200, "model": None, "duration_ms": 1.5}
 

@@ -9,8 +9,8 @@ import pytest
 from app_helpers import MODELS_DIR, make_settings
 from fastapi.testclient import TestClient
 
-from app.cli import main as cli_main
 from app.main import create_app
+from civicrisk.cli import main as cli_main
 from training.bundle import verify_bundle
 from training.signing import generate_signing_key
 

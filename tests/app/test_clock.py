@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from app.clock import MillisecondClock
+from app.platform.clock import MillisecondClock
 
 
 def test_the_clock_writes_what_isoformat_writes() -> None:

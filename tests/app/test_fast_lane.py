@@ -1,5 +1,5 @@
-"""The fast lane (app/fast_lane.py) answers exactly as the full FastAPI stack does for the same routes,
-keeps the access log and metrics, and passes on everything that is not a POST to a lane route."""
+"""The fast lane (app/platform/fast_lane.py) answers exactly as the full FastAPI stack does for the same
+routes, keeps the access log and metrics, and passes on everything that is not a POST to a lane route."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from app_helpers import PARTNER, SCORE_URL
 from fastapi.testclient import TestClient
 from lead_helpers import Keys, child_body, ehr_key, lead_settings
 
-from app.fast_lane import FastLane
 from app.main import create_app
+from app.platform.fast_lane import FastLane
 
 Clients = tuple[TestClient, TestClient, Keys]
 
@@ -113,7 +113,7 @@ def test_an_unexpected_error_is_the_usual_500(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("scorer broke")
 
-    monkeypatch.setattr("app.routes.scoring.score_records", broken)
+    monkeypatch.setattr("app.scoring.routes.score_records", broken)
     body = json.dumps({"records": [_record(with_lane)]}).encode()
     headers = PARTNER | {"Content-Type": "application/json"}
     with caplog.at_level(logging.ERROR):

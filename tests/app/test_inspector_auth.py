@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from lead_helpers import Keys
 
 from app.main import create_app
-from app.storage.tables import issued_lists
+from app.platform.storage.tables import issued_lists
 
 DAILY = "/v1/inspections/chicago/daily?date=2014-08-30&limit=5"
 PAGE = "/inspector?city=chicago&date=2014-08-30&limit=5"

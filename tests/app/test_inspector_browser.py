@@ -20,8 +20,8 @@ import uvicorn
 from app_helpers import make_settings
 from lead_helpers import Keys
 
-from app.config import Settings
 from app.main import create_app
+from app.platform.settings import Settings
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = [

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.services.lead_answers import plain_reason
-from app.services.lead_risk import Reason
+from app.hospitals.lead_answers import plain_reason
+from app.hospitals.lead_risk import Reason
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from app_helpers import MODELS_DIR, REPO_ROOT
 
-from app.services.lead_risk import Home, LeadEngine, LeadService, OutsideArea
-from app.services.records import RecordRows
-from app.services.registry import LoadedModel, ModelRegistry
+from app.hospitals.lead_risk import Home, LeadEngine, LeadService, OutsideArea
+from app.platform.registry import LoadedModel, ModelRegistry
+from app.scoring.bodies.records import RecordRows
 from training.lead.data import LeadData, load_lead_data
 from training.lead.features import FEATURES, build_features
 

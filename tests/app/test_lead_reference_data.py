@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from app_helpers import MODELS_DIR
 
-from app.exceptions import ModelUnavailable
-from app.services import lead_risk
-from app.services.lead_risk import LeadService
-from app.services.registry import ModelRegistry
+from app.hospitals import lead_risk
+from app.hospitals.lead_risk import LeadService
+from app.platform.errors import ModelUnavailable
+from app.platform.registry import ModelRegistry
 
 CHICAGO = MODELS_DIR.parent / "data" / "sample" / "chicago"
 

@@ -12,8 +12,8 @@ from app_helpers import PARTNER
 from fastapi.testclient import TestClient
 from lead_helpers import Keys, child_body, ehr_key, lead_settings
 
-from app.cli import main as cli_main
 from app.main import create_app
+from civicrisk.cli import main as cli_main
 
 URL = "/v1/lead/risk"
 RESPONSE_FIELDS = {

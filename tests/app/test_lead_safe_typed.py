@@ -14,14 +14,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lead_helpers import child_body
 
-from app.services.lead_safe import (
+from app.hospitals.lead_safe import (
     FIELDS,
     LAB_FIELDS,
     VISIT_FIELDS,
     LeadSafeRequest,
     parse_request,
 )
-from app.services.lead_safe_typed import check, decode
+from app.hospitals.lead_safe_typed import check, decode
 
 THRESHOLD = 5.0
 TODAY = date.today()

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from app_helpers import BUNDLE, python_loops
 
+from app.scoring.bodies.records import FeatureLayout, RecordBatch, RecordRows
+from app.scoring.explain import Tiers, explain, largest
+from app.scoring.linear import CompiledLinear
+from app.scoring.scorers import build_scorer
 from app.services import accelerated
-from app.services.explain import Tiers, explain, largest
-from app.services.linear import CompiledLinear
-from app.services.records import FeatureLayout, RecordBatch, RecordRows
-from app.services.scorers import build_scorer
 from training.bundle import load_bundle
 
 

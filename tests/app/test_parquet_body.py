@@ -14,7 +14,7 @@ import pytest
 from app_helpers import PARTNER, SCORE_URL, records_of_frame
 from fastapi.testclient import TestClient
 
-from app.services.registry import LoadedModel
+from app.platform.registry import LoadedModel
 
 PARQUET = {"Content-Type": "application/vnd.apache.parquet"}
 

@@ -18,8 +18,8 @@ from app_helpers import MODELS_DIR, REPO_ROOT
 from fastapi.testclient import TestClient
 from lead_helpers import child_body, ehr_key, ehr_token, lead_settings, marked_body
 
-from app.logs import JsonFormatter
 from app.main import create_app
+from app.platform.logs import JsonFormatter
 
 DATA_DIR = REPO_ROOT / "data" / "sample"
 

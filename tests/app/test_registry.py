@@ -11,9 +11,9 @@ import pytest
 from app_helpers import ADMIN, MODEL_NAME, MODELS_DIR, PARTNER, SCORE_URL, copy_bundle, make_settings
 from fastapi.testclient import TestClient
 
-from app.exceptions import ModelNotFound
 from app.main import create_app
-from app.services.registry import ModelRegistry
+from app.platform.errors import ModelNotFound
+from app.platform.registry import ModelRegistry
 
 
 def tamper(bundle: Path, name: str = "model_card.md") -> None:
@@ -96,7 +96,8 @@ def test_committed_manifests_are_strict_json(manifest: Path) -> None:
 
 
 def test_a_reload_in_the_server_freezes_its_new_models_too(tmp_path: Path) -> None:
-    """The server keeps what it loaded out of the collector's sight (app.heap.settle_heap); a reload's
+    """The server keeps what it loaded out of the collector's sight (app.platform.heap.settle_heap); a
+    reload's
     new models join them, so full collections stay cheap after a reload as after start-up."""
     copy_bundle(tmp_path)
     try:

@@ -320,7 +320,7 @@ def test_openapi_documents_every_route_with_examples(client: TestClient) -> None
 def test_logs_are_json_lines_without_bodies(
     full_record: dict[str, Any], caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from app.logs import JsonFormatter
+    from app.platform.logs import JsonFormatter
 
     secret = "Zebra-Kitchen-7731"
     with TestClient(create_app(make_settings())) as fresh, caplog.at_level(logging.INFO):

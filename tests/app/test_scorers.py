@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 from app_helpers import BUNDLE, records_of_frame
 
-from app.exceptions import InvalidRequest
-from app.services.explain import Tiers, explain
-from app.services.linear import CompiledLinear
-from app.services.records import FeatureLayout, RecordBatch, parse_records, parse_rows
-from app.services.scorers import GenericScorer, build_scorer, score_records
-from app.services.trees import CompiledTrees
+from app.platform.errors import InvalidRequest
+from app.scoring.bodies.records import FeatureLayout, RecordBatch, parse_records, parse_rows
+from app.scoring.explain import Tiers, explain
+from app.scoring.linear import CompiledLinear
+from app.scoring.scorers import GenericScorer, build_scorer, score_records
+from app.scoring.trees import CompiledTrees
 from training.bundle import load_bundle
 from training.ingest import CityData
 from training.models import PreviousCriticalRule, _boosting

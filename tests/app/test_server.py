@@ -50,7 +50,7 @@ def _serve(models: Path, log_path: Path) -> Iterator[str]:
         "CIVICRISK_DATABASE_URL": f"sqlite:///{log_path.parent / 'lists.sqlite3'}",
         "CIVICRISK_KEYS_FILE": str(log_path.parent / "partner-keys.json"),
     }
-    command = [sys.executable, "-m", "app.cli", "serve", "--models", str(models), "--port", str(port)]
+    command = [sys.executable, "-m", "civicrisk.cli", "serve", "--models", str(models), "--port", str(port)]
     # Logs go to a file: an unread pipe would fill up with access-log lines and stall the server.
     log = log_path.open("wb")
     process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -138,7 +138,7 @@ def test_real_server_answers_a_hospital_and_an_inspector(committed_server: tuple
 
 
 def test_real_server_writes_access_lines_without_the_patient(committed_server: tuple[str, Path]) -> None:
-    """The server's own access-log writer (app.logs.AccessLineHandler, which TestClient tests do not
+    """The server's own access-log writer (app.platform.logs.AccessLineHandler, which TestClient tests do not
     reach): hundreds of requests carrying markers in every field, scored, refused as invalid or not
     found; each gets its line with route, status and partner, and no marker reaches the log."""
     from lead_helpers import marked_body

@@ -8,9 +8,9 @@ from datetime import date
 import pytest
 import sqlalchemy as sa
 
-from app.storage.repository import DatabaseUnavailable, Repository
-from app.storage.schema import CURRENT_VERSION, SchemaError, database_version, migrate
-from app.storage.tables import CONTENT_INDEX, issued_lists, outcomes, schema_version
+from app.platform.storage.repository import DatabaseUnavailable, Repository
+from app.platform.storage.schema import CURRENT_VERSION, SchemaError, database_version, migrate
+from app.platform.storage.tables import CONTENT_INDEX, issued_lists, outcomes, schema_version
 
 ROWS = [
     {"rank": 1, "establishment_id": "42", "score": 0.1 + 0.2, "tier": "high", "reasons": [{"feature": "x"}]},

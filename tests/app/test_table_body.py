@@ -11,9 +11,9 @@ import pytest
 from app_helpers import PARTNER, SCORE_URL, records_of_frame
 from fastapi.testclient import TestClient
 
-from app.services.registry import LoadedModel
-from app.services.scorers import score_records
-from app.services.typed_records import decoder_for
+from app.platform.registry import LoadedModel
+from app.scoring.bodies.typed import decoder_for
+from app.scoring.scorers import score_records
 
 
 @pytest.fixture(scope="module")

@@ -16,11 +16,11 @@ from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.pipeline import Pipeline
 
-from app.services import scorers
-from app.services.records import FeatureLayout, RecordBatch, parse_records
-from app.services.scorers import GenericScorer, build_scorer, to_frame
-from app.services.tree_compiler import compile_trees
-from app.services.trees import CompiledTrees
+from app.scoring import scorers
+from app.scoring.bodies.records import FeatureLayout, RecordBatch, parse_records
+from app.scoring.scorers import GenericScorer, build_scorer, to_frame
+from app.scoring.tree_compiler import compile_trees
+from app.scoring.trees import CompiledTrees
 from training.bundle import Bundle, load_bundle
 from training.config import load_city_config
 from training.ingest import CityData, load_city

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from app_helpers import records_of_frame
 
-from app.services.records import FeatureLayout, parse_records, parse_rows
-from app.services.registry import LoadedModel
-from app.services.scorers import score_records
-from app.services.typed_records import decoder_for
+from app.platform.registry import LoadedModel
+from app.scoring.bodies.records import FeatureLayout, parse_records, parse_rows
+from app.scoring.bodies.typed import decoder_for
+from app.scoring.scorers import score_records
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 from fastapi.testclient import TestClient
 
-from app.config import Settings
 from app.main import create_app
+from app.platform.settings import Settings
 from training.config_schema import reference_markdown
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,7 +59,7 @@ def _springfield(folder: Path, seed: int = 7) -> None:
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [sys.executable, "-m", "app.cli", *args], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "civicrisk.cli", *args], capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr
     return result

@@ -11,7 +11,7 @@ import pytest
 
 from training.bundle import verify_bundle
 
-CLI = [sys.executable, "-m", "app.cli"]
+CLI = [sys.executable, "-m", "civicrisk.cli"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -1,0 +1,1 @@
+"""Hospitals: the lead-risk engine behind the Lead Safe contract and CDS Hooks (FHIR)."""

@@ -1,0 +1,98 @@
+"""What a clinician reads: the tier's recommended action and the reasons in plain words, for the
+Lead Safe `risk_score_notes` and the CDS Hooks card.
+
+The actions restate the CDC/Illinois practice a clinic already follows (test, and for a high risk ask
+about the home and refer it for an inspection); the model adds who to act on first, not new medicine.
+"""
+
+from __future__ import annotations
+
+import uuid
+from functools import lru_cache
+
+from app.hospitals.lead_risk import LeadResult, Reason
+
+ACTIONS = {
+    "high": "High risk: order a blood lead test at this visit and refer the home for a lead inspection "
+    "(Chicago: call 311)",
+    "medium": "Medium risk: order a blood lead test at this visit if none in the last 6 months; ask about "
+    "peeling paint and renovation at home",
+    "low": "Low risk: follow the routine blood lead testing schedule (ages 1 and 2)",
+}
+INDICATORS = {"high": "critical", "medium": "warning", "low": "info"}
+KNOWN_CASE = "A blood lead result at or above 5 µg/dL is already on record: follow up on that result"
+EXPECTED_CHILD = "Scored for the expected child at birth, from the home's place and history"
+SYNTHETIC = "Model validated on synthetic outcomes only: not for clinical decisions"
+
+
+@lru_cache(maxsize=1024)
+def _value_layout(name: str) -> str:
+    """How a feature's value is written ("{:.0%}", "${:,.0f}", ...), by its name: worked out once
+    per feature name (a model's own, never a request's)."""
+    if "share" in name or "_pct_" in name:
+        return "{:.0%}"
+    if "income" in name:
+        return "${:,.0f}"
+    if name == "age_days":
+        return "{:.0f} days"
+    return "{:.3g}"
+
+
+@lru_cache(maxsize=1024)
+def _fact(description: str) -> str:
+    # Descriptions carry their source in brackets; the clinician needs the fact, not the citation.
+    return description.split(" (")[0]
+
+
+def _value(reason: Reason) -> str:
+    if reason.value is None:
+        return "not known"
+    return _value_layout(reason.feature).format(reason.value)
+
+
+def plain_reason(reason: Reason) -> str:
+    """E.g. "raises risk: share of the tract's housing units built before 1940 is 44%"."""
+    direction = "raises risk" if reason.contribution > 0 else "lowers risk"
+    return f"{direction}: {_fact(reason.description)} is {_value(reason)}"
+
+
+def notes(result: LeadResult, elevated_lab: bool, expected: bool) -> list[str]:
+    lines = [ACTIONS.get(result.tier, ACTIONS["low"])]
+    if elevated_lab:
+        lines.insert(0, KNOWN_CASE)
+    if expected:
+        lines.append(EXPECTED_CHILD)
+    lines += [plain_reason(reason) for reason in result.reasons]
+    if result.model.manifest.get("synthetic"):
+        lines.append(SYNTHETIC)
+    return lines
+
+
+def risk_score_notes(result: LeadResult, elevated_lab: bool, expected: bool) -> str:
+    """The contract's notes: one line per note, semicolon-separated (so no semicolons inside)."""
+    return "; ".join(line.replace(";", ",") for line in notes(result, elevated_lab, expected))
+
+
+def card(result: LeadResult, label: str) -> dict[str, object]:
+    """One CDS Hooks card: summary under 140 characters, indicator by tier, Markdown detail."""
+    summary = f"Lead exposure risk: {result.tier} ({result.score:.1%} chance of an elevated test by age 3)"
+    lines = notes(result, elevated_lab=False, expected=False)
+    action, reasons = lines[0], lines[1:]
+    detail = "\n".join(
+        [
+            f"**{action}.**",
+            "",
+            f"Estimated chance of a blood lead test ≥ 5 µg/dL before age 3: **{result.score:.1%}** "
+            f"(tier: {result.tier}).",
+            "",
+            "Why:",
+            *[f"- {line}" for line in reasons],
+        ]
+    )
+    return {
+        "uuid": str(uuid.uuid4()),
+        "summary": summary[:139],
+        "indicator": INDICATORS.get(result.tier, "info"),
+        "detail": detail,
+        "source": {"label": label},
+    }

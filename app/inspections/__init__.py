@@ -1,0 +1,1 @@
+"""Inspections: the daily ranked list, issued lists, recorded outcomes and the inspectors' page."""

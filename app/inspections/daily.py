@@ -1,0 +1,282 @@
+"""Inspectors' daily list: roster → features → scores with reasons → ranked, filtered, stored.
+
+Blocking pandas work: callers run `issue` in a worker thread. A ranked roster is cached per
+(city, date, model, outcomes revision), so a second list for the same day (another filter, a CSV
+download) only filters and stores.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from app.inspections.cities import CityStore
+from app.inspections.citymap import area_names
+from app.platform.errors import InvalidRequest, ListNotFound, ModelUnavailable, Problem
+from app.platform.registry import LoadedModel, ModelRegistry
+from app.platform.storage.repository import IssuedList, OutcomeWrite, Repository
+from app.scoring.bodies.records import MISSING_CATEGORY, RecordBatch
+from training.ingest import CityData, parse_violation_codes, with_recorded_outcomes
+from training.roster import build_roster
+
+TIER_ORDER = {"low": 0, "medium": 1, "high": 2}
+MAX_DAYS_AFTER_DATA = 14  # a list further ahead would rest on stale neighbourhood features
+MIN_DAYS_OF_HISTORY = 365
+TIE_RULE = "score descending, then longest since last inspection, then establishment id"
+INSPECTION_TASK = "inspection_risk"
+
+
+@dataclass(frozen=True)
+class DailyQuery:
+    city: str
+    list_date: date | None
+    limit: int
+    facility_type: str | None = None
+    zip: str | None = None
+    community_area: str | None = None
+    min_tier: str = "low"
+
+    def parameters(self, resolved_date: date) -> dict[str, Any]:
+        return {
+            "date": resolved_date.isoformat(),
+            "limit": self.limit,
+            "facility_type": self.facility_type,
+            "zip": self.zip,
+            "community_area": self.community_area,
+            "min_tier": self.min_tier,
+            "tie_rule": TIE_RULE,
+        }
+
+
+@dataclass(frozen=True)
+class RankedDay:
+    """Every in-scope establishment for a day, scored and ranked (before filters)."""
+
+    model: LoadedModel
+    list_date: date
+    rows: list[dict[str, Any]]
+
+
+class DailyLists:
+    """Issues daily lists from the city's data (plus recorded outcomes) and its default model."""
+
+    def __init__(
+        self, cities: CityStore, registry: ModelRegistry, repository: Callable[[], Repository]
+    ) -> None:
+        self.cities = cities
+        self.registry = registry
+        self.repository = repository
+        self._ranked: OrderedDict[tuple[Any, ...], RankedDay] = OrderedDict()
+        self._data: dict[str, tuple[Any, CityData]] = {}
+        self._area_memo: dict[str, dict[tuple[float, float], str | None]] = {}
+        self._lock = threading.Lock()
+
+    def model_for(self, city: str) -> LoadedModel:
+        candidates = [
+            model
+            for model in self.registry.snapshot.for_city(city)
+            if model.manifest.get("task", INSPECTION_TASK) == INSPECTION_TASK
+        ]
+        if not candidates:
+            raise ModelUnavailable(f"no inspection model is loaded for city {city!r}")
+        return candidates[0]
+
+    def city_data(self, city: str) -> CityData:
+        """The city's files plus the outcomes recorded through the API, rebuilt when those change."""
+        base = self.cities.city(city).data
+        repository = self.repository()
+        revision = repository.outcomes_revision(city)
+        cached = self._data.get(city)
+        if cached is not None and cached[0] == revision:
+            return cached[1]
+        recorded = pd.DataFrame(repository.outcomes(city))
+        data = base
+        if not recorded.empty:
+            recorded = recorded.rename(columns={"inspection_date": "date"})
+            data = with_recorded_outcomes(base, recorded)
+        self._data[city] = (revision, data)
+        return data
+
+    def date_range(self, data: CityData) -> tuple[date, date]:
+        first, last = data.date_range
+        return (first + timedelta(days=MIN_DAYS_OF_HISTORY)).date(), (
+            last + timedelta(days=MAX_DAYS_AFTER_DATA)
+        ).date()
+
+    def resolve_date(self, data: CityData, requested: date | None) -> date:
+        earliest, latest = self.date_range(data)
+        last_data = data.date_range[1].date()
+        chosen = requested or last_data + timedelta(days=1)
+        if not earliest <= chosen <= latest:
+            raise InvalidRequest(
+                f"date {chosen} is outside the range lists can be drawn for: {earliest} .. {latest}",
+                (
+                    Problem(
+                        ("query", "date"),
+                        f"the city's data runs to {last_data}; choose a date from {earliest} to {latest}",
+                    ),
+                ),
+            )
+        return chosen
+
+    def ranked_day(self, city: str, requested: date | None) -> RankedDay:
+        data = self.city_data(city)  # first: an unknown city is a 404, not a missing model
+        model = self.model_for(city)
+        list_date = self.resolve_date(data, requested)
+        key = (city, list_date, model.fingerprint, len(data.inspections))
+        with self._lock:
+            if key in self._ranked:
+                self._ranked.move_to_end(key)
+                return self._ranked[key]
+        ranked = RankedDay(model, list_date, self._rank(data, model, list_date))
+        with self._lock:
+            self._ranked[key] = ranked
+            while len(self._ranked) > 16:
+                self._ranked.popitem(last=False)
+        return ranked
+
+    def _rank(self, data: CityData, model: LoadedModel, list_date: date) -> list[dict[str, Any]]:
+        roster = build_roster(data, pd.Timestamp(list_date))
+        if roster.establishments.empty:
+            return []
+        layout = model.layout
+        features = roster.features
+        batch = RecordBatch(
+            numeric=features[list(layout.numeric)].to_numpy(dtype="float64"),
+            categorical=tuple(
+                features[name].astype("string").fillna(MISSING_CATEGORY).astype(str).tolist()
+                for name in layout.categorical
+            ),
+        )
+        results = model.score_batch(batch)
+        frame = roster.establishments.copy()
+        frame["score"] = [result["score"] for result in results]
+        frame["tier"] = [result["tier"] for result in results]
+        frame["reasons"] = [result["reasons"] for result in results]
+        frame["community_area"] = self._areas(data, frame["latitude"], frame["longitude"])
+        frame = frame.sort_values(
+            ["score", "last_inspection_date", "establishment_id"],
+            ascending=[False, True, True],
+            kind="stable",
+        )
+        return _plain_rows(frame)
+
+    def _areas(self, data: CityData, latitude: pd.Series, longitude: pd.Series) -> list[str | None]:
+        """Each point's boundary area, remembered per coordinate: establishments rarely move."""
+        config = data.config
+        if config.map_boundaries is None:
+            return [None] * len(latitude)
+        known = self._area_memo.setdefault(config.city, {})
+        located = latitude.notna() & longitude.notna()
+        points = [
+            (float(lat), float(lon)) if ok else None
+            for lat, lon, ok in zip(latitude, longitude, located, strict=True)
+        ]
+        new = [point for point in dict.fromkeys(points) if point is not None and point not in known]
+        if new:
+            names = area_names(
+                config.map_boundaries, config.map_name_property, [p[0] for p in new], [p[1] for p in new]
+            )
+            known.update(zip(new, names, strict=True))
+        return [None if point is None else known[point] for point in points]
+
+    def issue(self, query: DailyQuery) -> IssuedList:
+        """Rank, filter, keep the top `limit`, store the list and return it as stored."""
+        ranked = self.ranked_day(query.city, query.list_date)
+        rows = [row for row in ranked.rows if _matches(row, query)][: query.limit]
+        rows = [{"rank": rank, **row} for rank, row in enumerate(rows, start=1)]
+        return self.repository().issue_list(
+            city=query.city,
+            list_date=ranked.list_date,
+            model_name=ranked.model.name,
+            model_version=ranked.model.version,
+            parameters=query.parameters(ranked.list_date) | {"in_scope": len(ranked.rows)},
+            rows=rows,
+        )
+
+    def stored(self, list_id: int) -> IssuedList:
+        issued = self.repository().get_list(list_id)
+        if issued is None:
+            raise ListNotFound(f"no list with id {list_id}")
+        return issued
+
+    def record_outcomes(self, city: str, outcomes: Sequence[Any]) -> OutcomeWrite:
+        """Validate every outcome against the city's config, then store them all or none."""
+        data = self.cities.city(city).data  # 404 for an unknown city
+        config = data.config
+        known_results = set(data.inspections["result"].dropna()) | set(config.drop_results)
+        today = datetime.now(UTC).date()
+        problems: list[Problem] = []
+        for index, outcome in enumerate(outcomes):
+            where = ("body", "outcomes", index)
+            if outcome.result not in known_results:
+                problems.append(
+                    Problem((*where, "result"), f"unknown result; use one of {sorted(known_results)}")
+                )
+            if outcome.date > today:
+                problems.append(Problem((*where, "date"), f"{outcome.date} is in the future"))
+            problems.extend(
+                Problem((*where, "violations"), text) for text in _violation_problems(outcome, config)
+            )
+        if problems:
+            raise InvalidRequest(
+                f"{len(problems)} problem(s) in the outcomes; nothing was stored", tuple(problems)
+            )
+        records = [
+            {
+                "inspection_id": outcome.inspection_id,
+                "establishment_id": outcome.establishment_id,
+                "inspection_date": outcome.date,
+                "inspection_type": outcome.inspection_type,
+                "result": outcome.result,
+                "violations": outcome.violations,
+            }
+            for outcome in outcomes
+        ]
+        return self.repository().record_outcomes(city, records)
+
+
+def _violation_problems(outcome: Any, config: Any) -> list[str]:
+    """Each entry of the violations text must start with a code the city's severity map knows."""
+    text = outcome.violations
+    if not text or not text.strip():
+        return []
+    problems = []
+    for number, entry in enumerate(text.split(config.entry_separator), start=1):
+        codes = parse_violation_codes(entry, config.entry_separator, config.code_pattern)
+        if not codes:
+            problems.append(
+                f"entry {number} does not start with a violation number (e.g. '2. TITLE - Comments: ...')"
+            )
+        elif codes[0] not in config.severity_by_code:
+            problems.append(f"entry {number}: violation code {codes[0]} is not in the city's severity map")
+    return problems
+
+
+def _matches(row: dict[str, Any], query: DailyQuery) -> bool:
+    if TIER_ORDER[row["tier"]] < TIER_ORDER[query.min_tier]:
+        return False
+    if query.facility_type and row["facility_type"] != query.facility_type:
+        return False
+    if query.zip and str(row["zip"] or "") != query.zip:
+        return False
+    return not (query.community_area and row["community_area"] != query.community_area)
+
+
+def _plain_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """JSON-ready rows: dates as ISO text, missing values as None, numbers as Python floats."""
+    plain = frame.copy()
+    for column in plain.columns:
+        values = plain[column]
+        if pd.api.types.is_datetime64_any_dtype(values):
+            plain[column] = values.dt.strftime("%Y-%m-%d").astype(object).where(values.notna(), None)
+        elif column != "reasons":
+            plain[column] = values.astype(object).where(values.notna(), None)
+    rows: list[dict[str, Any]] = plain.to_dict("records")
+    return rows

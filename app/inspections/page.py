@@ -1,0 +1,140 @@
+"""The inspectors' page: today's list in a browser, with filters, a map, a CSV link and print styles."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import anyio.to_thread
+from fastapi import APIRouter, Query, Request
+from fastapi.templating import Jinja2Templates
+from starlette.responses import HTMLResponse
+
+from app.inspections.citymap import load_city_map
+from app.inspections.daily import DailyLists, DailyQuery
+from app.inspections.routes import AUTH_ERRORS, daily_lists, parse_date
+from app.platform.deps import INSPECTOR_SECURITY, InspectorDep
+from app.platform.errors import ServiceError
+
+router = APIRouter(tags=["inspections"])
+templates = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
+PAGE_LIMIT = 50
+
+
+@dataclass(frozen=True)
+class CityOption:
+    name: str
+    display: str
+
+
+def city_options(lists: DailyLists) -> list[CityOption]:
+    """Cities with a config and a loaded inspection model."""
+    options = []
+    for name in sorted(lists.cities.configs()):
+        try:
+            lists.model_for(name)
+        except ServiceError:
+            continue
+        options.append(CityOption(name, name.replace("_", " ").title()))
+    return options
+
+
+def render_page(
+    lists: DailyLists, query: DailyQuery, raw_date: str | None, error: str | None = None
+) -> tuple[dict[str, Any], int]:
+    """Blocking: issue the list and build the template's context. Returns (context, status)."""
+    cities = city_options(lists)
+    context: dict[str, Any] = {
+        "cities": cities,
+        "city": query.city,
+        "city_display": query.city.title(),
+        "filters": query,
+        "limit": query.limit,
+        "max_limit": 1000,
+        "list_date": raw_date or "",
+        "facility_types": [],
+        "community_areas": [],
+        "city_map": None,
+        "points": [],
+        "date_min": None,
+        "date_max": None,
+    }
+    try:
+        data = lists.city_data(query.city)
+        earliest, latest = lists.date_range(data)
+        context.update(date_min=earliest.isoformat(), date_max=latest.isoformat())
+        if error:
+            context["error"] = error
+            return context, 422
+        ranked = lists.ranked_day(query.city, query.list_date)
+        issued = lists.issue(query)
+    except ServiceError as error:
+        details = "; ".join(problem.message for problem in error.problems)
+        context["error"] = f"{error.message}" + (f" ({details})" if details else "")
+        return context, error.status
+    config = data.config
+    context.update(
+        issued=issued,
+        rows=issued.rows,
+        in_scope=len(ranked.rows),
+        list_date=issued.list_date.isoformat(),
+        facility_types=sorted({row["facility_type"] for row in ranked.rows if row["facility_type"]}),
+        community_areas=sorted({row["community_area"] for row in ranked.rows if row["community_area"]}),
+        csv_url=f"/v1/inspections/lists/{issued.id}?format=csv",
+        list_url=f"/v1/inspections/lists/{issued.id}",
+    )
+    if config.map_boundaries is not None:
+        city_map = load_city_map(config.map_boundaries, config.map_name_property)
+        points = []
+        for row in issued.rows:
+            if row["latitude"] is None or row["longitude"] is None:
+                continue
+            x, y = city_map.project(row["latitude"], row["longitude"])
+            if city_map.contains(x, y):
+                points.append({"x": x, "y": y, "tier": row["tier"], "rank": row["rank"], "name": row["name"]})
+        context.update(city_map=city_map, points=points)
+    return context, 200
+
+
+@router.get(
+    "/inspector",
+    response_class=HTMLResponse,
+    openapi_extra={"security": INSPECTOR_SECURITY},
+    responses={200: {"content": {"text/html": {}}}, **AUTH_ERRORS},
+)
+async def inspector_page(
+    request: Request,
+    _: InspectorDep,
+    city: Annotated[str | None, Query(max_length=64)] = None,
+    date: Annotated[str | None, Query(max_length=32)] = None,
+    facility_type: Annotated[str | None, Query(max_length=128)] = None,
+    zip: Annotated[str | None, Query(max_length=16)] = None,
+    community_area: Annotated[str | None, Query(max_length=128)] = None,
+    min_tier: Annotated[Literal["low", "medium", "high"], Query()] = "low",
+    limit: Annotated[int, Query(ge=1, le=1000)] = PAGE_LIMIT,
+) -> HTMLResponse:
+    """Today's list for inspectors: pick a city and date, filter, read the reasons, print or download."""
+    lists = daily_lists(request)
+    if city is None:
+        options = await anyio.to_thread.run_sync(city_options, lists)
+        city = options[0].name if options else ""
+    error = None
+    list_date: dt.date | None = None
+    try:
+        list_date = parse_date(date)
+    except ServiceError:
+        error = f"date {date!r} is not a date (YYYY-MM-DD)"
+    query = DailyQuery(
+        city=city,
+        list_date=list_date,
+        limit=limit,
+        facility_type=facility_type or None,
+        zip=zip or None,
+        community_area=community_area or None,
+        min_tier=min_tier,
+    )
+    context, status = await anyio.to_thread.run_sync(render_page, lists, query, date, error)
+    context["page_url"] = str(request.url_for("inspector_page"))
+    return templates.TemplateResponse(request, "inspector.html", context, status_code=status)

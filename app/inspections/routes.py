@@ -1,0 +1,183 @@
+"""Inspectors' daily lists (JSON or CSV), lists as issued, and recorded inspection outcomes."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date
+from typing import Annotated, Any, Literal
+
+import anyio.to_thread
+from fastapi import APIRouter, Path, Query, Request
+from starlette.responses import Response
+
+from app.inspections.daily import DailyLists, DailyQuery
+from app.platform.deps import INSPECTOR_SECURITY, SECURITY, InspectorDep, PartnerDep
+from app.platform.errors import InvalidRequest, Problem
+from app.platform.handlers import JSONBytes
+from app.platform.schemas import DailyList, ErrorResponse, OutcomesIn, OutcomesRecorded
+from app.platform.storage.repository import IssuedList
+
+router = APIRouter(prefix="/v1/inspections", tags=["inspections"])
+CSV_COLUMNS = (
+    "rank",
+    "establishment_id",
+    "name",
+    "address",
+    "zip",
+    "community_area",
+    "latitude",
+    "longitude",
+    "facility_type",
+    "risk_category",
+    "score",
+    "tier",
+    "reasons",
+    "last_inspection_date",
+    "last_result",
+)
+ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "Unknown city or list"},
+    422: {"model": ErrorResponse, "description": "A bad parameter, named in details"},
+    503: {"model": ErrorResponse, "description": "No model for the city, or the database is down"},
+}
+# With CIVICRISK_INSPECTOR_AUTH=key (app.platform.deps.require_inspector); the default leaves these
+# routes open.
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "CIVICRISK_INSPECTOR_AUTH=key: a missing or invalid key"},
+    403: {
+        "model": ErrorResponse,
+        "description": "CIVICRISK_INSPECTOR_AUTH=key: the key lacks the inspections scope",
+    },
+}
+CSV_CONTENT = {"text/csv": {"example": "rank,establishment_id,name,...\n1,2298459,SAIMAI THAI,...\n"}}
+
+
+def daily_lists(request: Request) -> DailyLists:
+    lists: DailyLists = request.app.state.daily_lists
+    return lists
+
+
+def as_json(issued: IssuedList) -> dict[str, Any]:
+    return {
+        "list_id": issued.id,
+        "city": issued.city,
+        "date": issued.list_date.isoformat(),
+        "model": {"name": issued.model_name, "version": issued.model_version},
+        "parameters": issued.parameters,
+        "issued_at": issued.issued_at.isoformat(),
+        "rows": issued.rows,
+    }
+
+
+def as_csv(issued: IssuedList) -> Response:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in issued.rows:
+        writer.writerow(row | {"reasons": "; ".join(reason["text"] for reason in row.get("reasons", []))})
+    filename = f"civicrisk-{issued.city}-{issued.list_date.isoformat()}-list-{issued.id}.csv"
+    return Response(
+        buffer.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', "X-List-Id": str(issued.id)},
+    )
+
+
+def wants_csv(request: Request, format: str | None) -> bool:
+    if format is not None:
+        return format == "csv"
+    return "text/csv" in request.headers.get("accept", "")
+
+
+def parse_date(value: str | None) -> date | None:
+    if value is None or value == "":
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidRequest(
+            f"date {value!r} is not a date", (Problem(("query", "date"), "expected YYYY-MM-DD"),)
+        ) from None
+
+
+@router.get(
+    "/{city}/daily",
+    response_model=DailyList,
+    openapi_extra={"security": INSPECTOR_SECURITY},
+    responses={
+        **ERRORS,
+        **AUTH_ERRORS,
+        200: {"content": CSV_CONTENT, "description": "The list (JSON, or CSV when asked)"},
+    },
+)
+async def daily_list(
+    request: Request,
+    _: InspectorDep,
+    city: str,
+    date: Annotated[
+        str | None, Query(description="YYYY-MM-DD; default: the day after the latest data")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000, description="Rows to return")] = 100,
+    facility_type: Annotated[str | None, Query(max_length=128, examples=["Restaurant"])] = None,
+    zip: Annotated[str | None, Query(max_length=16, examples=["60614"])] = None,
+    community_area: Annotated[str | None, Query(max_length=128, examples=["LINCOLN PARK"])] = None,
+    min_tier: Annotated[Literal["low", "medium", "high"], Query()] = "low",
+    format: Annotated[
+        Literal["json", "csv"] | None, Query(description="csv, or send Accept: text/csv")
+    ] = None,
+) -> Response:
+    """Issue today's prioritised list for a city: ranked, with reasons; stored so it can be retrieved."""
+    query = DailyQuery(
+        city=city,
+        list_date=parse_date(date),
+        limit=limit,
+        facility_type=facility_type or None,
+        zip=zip or None,
+        community_area=community_area or None,
+        min_tier=min_tier,
+    )
+    issued = await anyio.to_thread.run_sync(daily_lists(request).issue, query)
+    if wants_csv(request, format):
+        return as_csv(issued)
+    return JSONBytes(as_json(issued), headers={"X-List-Id": str(issued.id)})
+
+
+@router.get(
+    "/lists/{list_id}",
+    response_model=DailyList,
+    openapi_extra={"security": INSPECTOR_SECURITY},
+    responses={
+        **ERRORS,
+        **AUTH_ERRORS,
+        200: {"content": CSV_CONTENT, "description": "The list exactly as issued"},
+    },
+)
+async def issued_list(
+    request: Request,
+    _: InspectorDep,
+    list_id: Annotated[int, Path(ge=1, le=2_147_483_647, description="The id a daily list was issued with")],
+    format: Annotated[Literal["json", "csv"] | None, Query()] = None,
+) -> Response:
+    """A list exactly as it was issued (same rows, scores, reasons and model), whatever changed since."""
+    issued = await anyio.to_thread.run_sync(daily_lists(request).stored, list_id)
+    if wants_csv(request, format):
+        return as_csv(issued)
+    return JSONBytes(as_json(issued))
+
+
+@router.post(
+    "/{city}/outcomes",
+    response_model=OutcomesRecorded,
+    status_code=201,
+    openapi_extra={"security": SECURITY},
+    responses={
+        **ERRORS,
+        200: {"model": OutcomesRecorded, "description": "Every outcome was already recorded"},
+    },
+)
+async def record_outcomes(request: Request, city: str, body: OutcomesIn, _: PartnerDep) -> Response:
+    """Record inspection results (idempotent by inspection id): 201 if any is new, 200 if none is."""
+    written = await anyio.to_thread.run_sync(daily_lists(request).record_outcomes, city, body.outcomes)
+    status = 201 if written.created else 200
+    return JSONBytes({"created": written.created, "already_recorded": written.already_recorded}, status)

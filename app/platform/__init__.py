@@ -1,0 +1,1 @@
+"""What every domain shares: settings, keys, the model registry, storage, metrics, logs, errors."""

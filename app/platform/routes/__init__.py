@@ -1,0 +1,1 @@
+"""Routes that belong to no domain: health, metrics, model listings, admin."""

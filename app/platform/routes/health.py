@@ -1,0 +1,30 @@
+"""Liveness and readiness for orchestrators and the Docker HEALTHCHECK."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.platform.deps import RegistryDep
+from app.platform.errors import ModelUnavailable
+from app.platform.schemas import ErrorResponse, Live, Ready
+
+router = APIRouter(prefix="/health", tags=["health"])
+
+
+@router.get("/live", response_model=Live)
+async def live() -> Live:
+    """The process is up and answering."""
+    return Live()
+
+
+@router.get(
+    "/ready",
+    response_model=Ready,
+    responses={503: {"model": ErrorResponse, "description": "No model loaded"}},
+)
+async def ready(registry: RegistryDep) -> Ready:
+    """Ready to score: at least one verified model is loaded."""
+    count = registry.snapshot.count
+    if count == 0:
+        raise ModelUnavailable("no model is loaded; GET /v1/models lists refused bundles and why")
+    return Ready(models_loaded=count)

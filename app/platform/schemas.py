@@ -1,0 +1,326 @@
+"""Request and response shapes, as they appear in the OpenAPI document."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from app.platform.settings import MAX_RECORDS
+
+FeatureValue = float | str | None
+
+EXAMPLE_RECORD: dict[str, JsonValue] = {
+    "prior_inspections": 4,
+    "days_since_last": 210,
+    "prev_critical": 1,
+    "prev_serious": 0,
+    "prev_failed": 0,
+    "past_critical_inspections": 2,
+    "facility_type": "Restaurant",
+    "risk_category": "Risk 1 (High)",
+    "nearest10_14d_critical_share": 0.3,
+    "years_licensed": None,
+}
+
+EXAMPLE_REASONS: list[JsonValue] = [
+    {
+        "feature": "past_critical_inspections",
+        "value": 2.0,
+        "contribution": 0.412,
+        "text": "raises the risk: number of earlier inspections with a critical violation is 2"
+        " (+0.41 log-odds)",
+    },
+    {
+        "feature": "nearby_inspections_365d_2km",
+        "value": None,
+        "contribution": -0.231,
+        "text": "lowers the risk: number of inspections within 2km in the last 365d is not known"
+        " (-0.23 log-odds)",
+    },
+]
+
+
+class ErrorDetail(BaseModel):
+    loc: list[str | int] = Field(
+        description='Where: e.g. ["records", 3, "prev_critical"] or ["query", "date"]'
+    )
+    message: str
+
+
+class ErrorInfo(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. invalid_request, model_not_found")
+    message: str
+    details: list[ErrorDetail] = []
+
+
+class ErrorResponse(BaseModel):
+    """The one error shape of every non-2xx answer."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": {
+                        "code": "invalid_request",
+                        "message": "1 invalid field(s) in records",
+                        "details": [
+                            {"loc": ["records", 0, "prev_critical"], "message": "must be a number or null"}
+                        ],
+                    }
+                }
+            ]
+        }
+    )
+
+    error: ErrorInfo
+
+
+class ScoreRequest(BaseModel):
+    """Records in the model's input schema (see GET /v1/models/{name}). A missing field is null:
+    numbers are then imputed as in training, categories become "Unknown"."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"records": [EXAMPLE_RECORD]}]})
+
+    records: list[dict[str, FeatureValue]] = Field(min_length=1, max_length=MAX_RECORDS)
+
+
+class ScoreTable(BaseModel):
+    """The same records as a table: the feature names once, then one row of values per record, in
+    that order (pandas: `frame.to_json(orient="split", index=False, double_precision=15)`). Columns
+    left out are missing in every row. For large batches: no field name is repeated per record."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"columns": list(EXAMPLE_RECORD), "data": [list(EXAMPLE_RECORD.values())]}]
+        },
+    )
+
+    columns: list[str] = Field(min_length=1, description="Feature names of the model's schema, each once")
+    data: list[list[FeatureValue]] = Field(
+        min_length=1, max_length=MAX_RECORDS, description="One row per record, a value per column"
+    )
+
+
+class Reason(BaseModel):
+    feature: str
+    value: FeatureValue = Field(description="The input value (null when missing)")
+    contribution: float = Field(description="Signed share of the score's log-odds; > 0 raises the risk")
+    text: str
+
+
+class ScoredRecord(BaseModel):
+    score: float = Field(ge=0, le=1, description="Probability of the model's label")
+    tier: Literal["high", "medium", "low"]
+    reasons: list[Reason] = Field(description="Up to 3 largest contributions, largest first")
+
+
+class ScoreResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": "chicago-food-inspections",
+                    "version": "2014-08-29-6e338ca4",
+                    "reasons_method": "exact linear contributions",
+                    "results": [{"score": 0.27, "tier": "medium", "reasons": EXAMPLE_REASONS}],
+                }
+            ]
+        }
+    )
+
+    model: str
+    version: str
+    reasons_method: str
+    results: list[ScoredRecord] = Field(description="One per record, in request order")
+
+
+class Live(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Ready(BaseModel):
+    status: Literal["ready"] = "ready"
+    models_loaded: int
+
+
+class Failure(BaseModel):
+    path: str
+    error: str = Field(description="e.g. BundleIntegrityError, BundleVersionError")
+    reason: str
+    still_serving: bool = Field(description="True when a copy verified earlier is still being served")
+
+
+class ModelSummary(BaseModel):
+    name: str
+    version: str = Field(description="The default (newest) version")
+    versions: list[str]
+    city: str
+    city_display_name: str | None
+    task: str | None
+    label: dict[str, Any]
+    selected_model: dict[str, Any]
+    trained_until: str | None
+    reasons_method: str
+    loaded_at: str
+
+
+class ModelList(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "models": [
+                        {
+                            "name": "chicago-food-inspections",
+                            "version": "2014-08-29-6e338ca4",
+                            "versions": ["2014-08-29-6e338ca4"],
+                            "city": "chicago",
+                            "city_display_name": "Chicago",
+                            "task": "inspection_risk",
+                            "label": {"name": "critical_violation", "description": "..."},
+                            "selected_model": {"name": "logistic_C0.1", "params": {"C": 0.1}},
+                            "trained_until": "2014-08-29",
+                            "reasons_method": "exact linear contributions",
+                            "loaded_at": "2026-11-23T19:10:00+00:00",
+                        }
+                    ],
+                    "failures": [],
+                    "loaded_at": "2026-11-23T19:10:00+00:00",
+                }
+            ]
+        }
+    )
+
+    models: list[ModelSummary]
+    failures: list[Failure]
+    loaded_at: str | None
+
+
+class Feature(BaseModel):
+    name: str
+    type: Literal["number", "category"]
+    description: str
+    nullable: bool
+    allowed_values: list[str] | None = Field(
+        description="Categories the model knows; other values are accepted and pooled as infrequent"
+    )
+
+
+class ModelDetail(ModelSummary):
+    feature_schema: list[Feature]
+    metrics: dict[str, Any] = Field(
+        description="Rolling-origin validation: mean per candidate, per-origin for the served one"
+    )
+    tiers: dict[str, Any] = Field(description="cut_points {high, medium} and the rule")
+    data: dict[str, Any] = Field(description="Training data range, content hash, files")
+    libraries: dict[str, Any]
+    created_at: str | None
+
+
+class Reloaded(BaseModel):
+    models_loaded: int
+    failures: list[Failure]
+    loaded_at: str | None
+
+
+class Establishment(BaseModel):
+    establishment_id: str
+    name: str | None
+    address: str | None
+
+
+class EstablishmentRisk(ScoredRecord):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "city": "chicago",
+                    "establishment": {"establishment_id": "1932", "name": "...", "address": "..."},
+                    "date": "2014-08-30",
+                    "data_until": "2014-08-29",
+                    "model": "chicago-food-inspections",
+                    "version": "2014-08-29-6e338ca4",
+                    "score": 0.21,
+                    "tier": "medium",
+                    "reasons": EXAMPLE_REASONS,
+                    "features": {"prior_inspections": 4.0, "facility_type": "Restaurant"},
+                }
+            ]
+        }
+    )
+
+    city: str
+    establishment: Establishment
+    date: str = Field(description="The inspection date the features are computed for")
+    data_until: str = Field(description="Latest inspection date in the city's data")
+    model: str
+    version: str
+    features: dict[str, FeatureValue]
+
+
+# ------------------------------------------------------------------------------------ daily lists
+
+TierName = Literal["low", "medium", "high"]
+
+
+class ListedEstablishment(BaseModel):
+    rank: int = Field(examples=[1])
+    establishment_id: str = Field(examples=["2298459"])
+    name: str | None = Field(examples=["SAIMAI THAI"])
+    address: str | None = Field(examples=["338 W ARMITAGE AVE"])
+    zip: str | None = Field(examples=["60614"])
+    latitude: float | None = Field(examples=[41.918])
+    longitude: float | None = Field(examples=[-87.638])
+    facility_type: str | None = Field(examples=["Restaurant"])
+    risk_category: str | None = Field(examples=["Risk 1 (High)"])
+    community_area: str | None = Field(examples=["LINCOLN PARK"])
+    score: float = Field(description="Probability of a critical violation", examples=[0.41])
+    tier: TierName
+    reasons: list[Reason]
+    last_inspection_date: str | None = Field(examples=["2013-09-12"])
+    last_result: str | None = Field(examples=["Pass w/ Conditions"])
+
+
+class DailyList(BaseModel):
+    """A list as issued and stored: GET /v1/inspections/lists/{id} returns exactly this."""
+
+    list_id: int = Field(examples=[17])
+    city: str = Field(examples=["chicago"])
+    date: str = Field(examples=["2014-08-30"])
+    model: dict[str, str] = Field(
+        examples=[{"name": "chicago-food-inspections", "version": "2014-08-29-6e338ca4"}]
+    )
+    parameters: dict[str, Any]
+    issued_at: str
+    rows: list[ListedEstablishment]
+
+
+class OutcomeIn(BaseModel):
+    """One inspection's result, in the city's own format."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    inspection_id: str = Field(min_length=1, max_length=64, examples=["1496240"])
+    establishment_id: str = Field(min_length=1, max_length=64, examples=["2298459"])
+    date: dt.date = Field(examples=["2014-09-02"])
+    result: str = Field(min_length=1, max_length=128, examples=["Fail"])
+    inspection_type: str | None = Field(default=None, max_length=128, examples=["Canvass"])
+    violations: str | None = Field(
+        default=None,
+        max_length=20_000,
+        examples=["2. FACILITIES TO MAINTAIN PROPER TEMPERATURE - Comments: | 34. FLOORS - Comments: "],
+    )
+
+
+class OutcomesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    outcomes: list[OutcomeIn] = Field(min_length=1, max_length=1000)
+
+
+class OutcomesRecorded(BaseModel):
+    created: list[str] = Field(description="Inspection ids stored by this request")
+    already_recorded: list[str] = Field(description="Ids stored before; left unchanged (idempotent)")

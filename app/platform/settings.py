@@ -1,0 +1,114 @@
+"""Service settings: the one place configuration is read, from `CIVICRISK_*` environment variables."""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MAX_RECORDS = 10_000
+
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+def key_digest(key: str) -> bytes:
+    """sha256 of an API key: keys are kept and compared only as digests."""
+    return hashlib.sha256(key.encode("utf-8")).digest()
+
+
+class Settings(BaseSettings):
+    """Settings read from the environment (`CIVICRISK_MODELS_DIR`, `CIVICRISK_API_KEYS`, ...)."""
+
+    model_config = SettingsConfigDict(env_prefix="CIVICRISK_", frozen=True, extra="ignore")
+
+    models_dir: Path = REPO_ROOT / "models"
+    data_dir: Path = REPO_ROOT / "data" / "sample"
+    # Issued lists and recorded outcomes. SQLite file by default; PostgreSQL by URL.
+    database_url: str = f"sqlite:///{REPO_ROOT / 'var' / 'civicrisk.sqlite3'}"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    log_level: LogLevel = "info"
+    # One JSON line per request; it never holds bodies or keys, only route, status and timing.
+    access_log: bool = True
+    # FastAPI's native OpenTelemetry tracing, metrics and logs, for a deployment that configures
+    # OpenTelemetry providers. Off by default: /metrics serves Prometheus metrics, and the check for
+    # configured providers on every request cost more than the key check.
+    opentelemetry: bool = False
+    # Comma-separated in the environment; the plain keys are dropped once hashed (see key_digests).
+    api_keys: Annotated[tuple[str, ...], NoDecode] = ()
+    admin_key: str | None = None
+    # The inspectors' routes (GET /inspector, the daily lists, issued lists). "open": anyone who can
+    # reach the service, as inside a city network or behind the city's sign-on proxy. "key": a key
+    # with the `inspections` scope (X-API-Key, Bearer, or the password of HTTP Basic for browsers).
+    inspector_auth: Literal["open", "key"] = "open"
+    # 10,000 records of ~60 features is ~20 MB of JSON; anything much larger is refused unread.
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    max_records: int = Field(default=MAX_RECORDS, ge=1, le=MAX_RECORDS)
+    # Managed partner keys (sha256 digests with partner and scopes; see app/platform/keys.py).
+    keys_file: Path = REPO_ROOT / "var" / "partner-keys.json"
+    # Hospital endpoints. The lead model: by name, or the first loaded bundle whose task is lead_risk.
+    lead_model: str | None = None
+    # The lead engine's table of every known address's place and nearby tests (app/hospitals/known_homes.py):
+    # faster answers for homes at those addresses, at a memory and start-up cost that grows with the
+    # city's address table (~40 MB and ~1 s for Chicago's 56,000 sample points; 600,000 points measured
+    # at ~260 MB and ~12 s per worker). Off: every home is placed and counted per request.
+    lead_known_homes: bool = True
+    # CDS Hooks: trusted EHR issuers and their public keys (JSON), and this service's public URL, which
+    # a token's `aud` must name (the base URL or the lead-risk service URL under it).
+    cds_issuers_file: Path | None = None
+    cds_service_url: str | None = None
+    # Signed bundles: the city's Ed25519 public key (PEM); with require_signed_bundles, a bundle
+    # without a valid manifest.sig is refused and listed as a failure.
+    bundle_public_key: Path | None = None
+    require_signed_bundles: bool = False
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _strong_keys(cls, keys: tuple[str, ...]) -> tuple[str, ...]:
+        for key in keys:
+            if len(key) < 16:
+                raise ValueError("every API key must be at least 16 characters")
+        return keys
+
+    @field_validator("admin_key")
+    @classmethod
+    def _strong_admin_key(cls, key: str | None) -> str | None:
+        if key is not None and len(key) < 16:
+            raise ValueError("the admin key must be at least 16 characters")
+        return key or None
+
+    @field_validator("cds_service_url")
+    @classmethod
+    def _service_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("https://", "http://")):
+            raise ValueError("cds_service_url must be the service's absolute http(s) URL")
+        return url.rstrip("/") if url else None
+
+    @model_validator(mode="after")
+    def _signing_key_present(self) -> Settings:
+        # Refuse at start-up rather than serve nothing (or everything) because the key is missing.
+        key = self.bundle_public_key
+        if self.require_signed_bundles and (key is None or not key.is_file()):
+            raise ValueError("require_signed_bundles needs bundle_public_key: a readable PEM public key file")
+        return self
+
+    @cached_property
+    def api_key_digests(self) -> tuple[bytes, ...]:
+        return tuple(key_digest(key) for key in self.api_keys)
+
+    @cached_property
+    def admin_key_digest(self) -> bytes | None:
+        return None if self.admin_key is None else key_digest(self.admin_key)

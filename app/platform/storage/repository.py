@@ -1,0 +1,212 @@
+"""Reads and writes of issued lists and outcomes. No FastAPI here: the routes translate errors."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from app.platform.errors import ServiceError
+from app.platform.storage.schema import migrate
+from app.platform.storage.tables import issued_lists, outcomes
+
+
+class DatabaseUnavailable(ServiceError):
+    """The database cannot be reached or refused the work; nothing was written."""
+
+    status = 503
+    code = "database_unavailable"
+
+
+@dataclass(frozen=True)
+class IssuedList:
+    id: int
+    city: str
+    list_date: date
+    model_name: str
+    model_version: str
+    parameters: dict[str, Any]
+    issued_at: datetime
+    rows: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class OutcomeWrite:
+    created: list[str]
+    already_recorded: list[str]
+
+
+# orjson writes a list of thousands of rows several times faster than json, and floats round-trip exactly.
+_JSON_CODEC: dict[str, Any] = {
+    "json_serializer": lambda value: orjson.dumps(value).decode(),
+    "json_deserializer": orjson.loads,
+}
+
+
+def create_database_engine(url: str) -> sa.Engine:
+    """An engine for `url`; SQLite files get a busy timeout so concurrent writers wait, not fail."""
+    if url.startswith("sqlite"):
+        database = sa.engine.make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        return sa.create_engine(url, connect_args={"timeout": 30}, **_JSON_CODEC)
+    return sa.create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5}, **_JSON_CODEC)
+
+
+class Repository:
+    """Lists and outcomes in one database; `open()` migrates the schema first."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str) -> Repository:
+        repository = cls(create_database_engine(url))
+        with repository._translate_errors():
+            _migrate_with_retry(repository.engine)
+        return repository
+
+    @contextmanager
+    def _translate_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except (OperationalError, DBAPIError) as error:
+            # The driver's message names the host and the failure, never the request's data.
+            raise DatabaseUnavailable(f"database unavailable: {error.orig or error}") from error
+
+    def issue_list(
+        self,
+        city: str,
+        list_date: date,
+        model_name: str,
+        model_version: str,
+        parameters: dict[str, Any],
+        rows: Sequence[dict[str, Any]],
+    ) -> IssuedList:
+        """Store a list and its rows in one transaction; returns it with its database-issued id.
+
+        A list whose content (city, date, model, parameters, rows) was issued before is not stored
+        again: the stored one comes back, with its id and the time it was first issued. Reloading a
+        page, or asking again before the data changes, adds nothing to the database."""
+        what = {"city": city, "date": list_date, "model": [model_name, model_version]}
+        content = _content_sha256(what | {"parameters": parameters}, rows)
+        with self._translate_errors():
+            try:
+                with self.engine.begin() as connection:
+                    stored = _stored_with(connection, content)
+                    if stored is None:
+                        issued_at = datetime.now(UTC)
+                        inserted = connection.execute(
+                            issued_lists.insert()
+                            .values(
+                                city=city,
+                                list_date=list_date,
+                                model_name=model_name,
+                                model_version=model_version,
+                                parameters=parameters,
+                                row_count=len(rows),
+                                rows=list(rows),
+                                issued_at=issued_at,
+                                content_sha256=content,
+                            )
+                            .returning(issued_lists.c.id)
+                        )
+                        stored = int(inserted.scalar_one()), issued_at
+            except IntegrityError:
+                # Another worker stored the same list between the look-up and the insert: it is this one.
+                with self.engine.connect() as connection:
+                    stored = _stored_with(connection, content)
+                if stored is None:
+                    raise
+        list_id, issued_at = stored
+        return IssuedList(
+            list_id, city, list_date, model_name, model_version, parameters, issued_at, list(rows)
+        )
+
+    def get_list(self, list_id: int) -> IssuedList | None:
+        with self._translate_errors(), self.engine.connect() as connection:
+            header = connection.execute(sa.select(issued_lists).where(issued_lists.c.id == list_id)).first()
+            if header is None:
+                return None
+            return IssuedList(
+                id=header.id,
+                city=header.city,
+                list_date=header.list_date,
+                model_name=header.model_name,
+                model_version=header.model_version,
+                parameters=header.parameters,
+                # SQLite keeps no time zone; every timestamp here was written in UTC.
+                issued_at=_utc(header.issued_at),
+                rows=list(header.rows),
+            )
+
+    def record_outcomes(self, city: str, records: Sequence[dict[str, Any]]) -> OutcomeWrite:
+        """Insert outcomes; an inspection id already stored for the city is left as it was."""
+        received_at = datetime.now(UTC)
+        values = [{**record, "city": city, "received_at": received_at} for record in records]
+        with self._translate_errors(), self.engine.begin() as connection:
+            dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+            inserted = connection.execute(
+                dialect_insert(outcomes)
+                .values(values)
+                .on_conflict_do_nothing(index_elements=["city", "inspection_id"])
+                .returning(outcomes.c.inspection_id)
+            ).scalars()
+            created = set(inserted)
+        ids = [record["inspection_id"] for record in records]
+        return OutcomeWrite(
+            created=[i for i in ids if i in created], already_recorded=[i for i in ids if i not in created]
+        )
+
+    def outcomes(self, city: str) -> list[dict[str, Any]]:
+        with self._translate_errors(), self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(outcomes).where(outcomes.c.city == city).order_by(outcomes.c.inspection_date)
+            ).mappings()
+            return [dict(row) for row in rows]
+
+    def outcomes_revision(self, city: str) -> tuple[int, datetime | None]:
+        """A cheap fingerprint of a city's outcomes (count, latest receipt), for cache invalidation."""
+        with self._translate_errors(), self.engine.connect() as connection:
+            count, latest = connection.execute(
+                sa.select(sa.func.count(), sa.func.max(outcomes.c.received_at)).where(outcomes.c.city == city)
+            ).one()
+            return int(count), latest
+
+
+def _content_sha256(what: dict[str, Any], rows: Sequence[dict[str, Any]]) -> str:
+    """sha256 of a list's content: `what` it is (city, date, model, parameters) and its rows."""
+    document = what | {"rows": list(rows)}
+    return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _stored_with(connection: sa.Connection, content: str) -> tuple[int, datetime] | None:
+    """Id and issue time of the list stored with this content hash, if there is one."""
+    found = connection.execute(
+        sa.select(issued_lists.c.id, issued_lists.c.issued_at).where(issued_lists.c.content_sha256 == content)
+    ).first()
+    return None if found is None else (int(found.id), _utc(found.issued_at))
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _migrate_with_retry(engine: sa.Engine, attempts: int = 3) -> None:
+    # Two SQLite workers creating the schema at once: the loser sees "already exists" and retries.
+    for attempt in range(attempts):
+        try:
+            migrate(engine)
+            return
+        except (OperationalError, sa.exc.IntegrityError):
+            if attempt == attempts - 1:
+                raise

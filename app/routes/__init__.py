@@ -1,1 +1,0 @@
-"""HTTP routes, one module per concern; each stays thin and calls services."""

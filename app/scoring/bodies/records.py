@@ -1,0 +1,219 @@
+"""Turn JSON records into model input arrays without pandas, naming every bad field.
+
+A record is a JSON object of feature name -> value. A missing field is treated as null: numbers become
+NaN (the model imputes them, as in training) and categories become "Unknown" (what the feature
+builder writes for a blank category). Unknown field names, wrong types and non-finite numbers are
+refused with the record index and field name.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import chain
+from operator import itemgetter
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from app.platform.errors import InvalidRequest, Problem
+
+# training/features/establishment.py fills a blank facility type or risk category with this value.
+MISSING_CATEGORY = "Unknown"
+MAX_PROBLEMS = 50  # enough to fix a request; bounded so a bad 10,000-record batch gets a small answer
+
+_NUMBER_TYPES = frozenset({float, int, type(None)})
+_NONE = type(None)
+_CATEGORY_TYPES = frozenset({str, _NONE})
+_MAX_FLOAT = int(sys.float_info.max)
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class FeatureLayout:
+    """A bundle's input schema split by type, in the estimator's column order."""
+
+    names: tuple[str, ...]
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    known: frozenset[str] = field(init=False)
+    # Per feature in `names` order: its column among the numeric ones (0 for a category), and for
+    # categories their index in `categorical`. Derived, so left out of equality and hashing.
+    numeric_column: tuple[int, ...] = field(init=False, compare=False)
+    category_of: dict[int, int] = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        numeric = {name: j for j, name in enumerate(self.numeric)}
+        categorical = {name: k for k, name in enumerate(self.categorical)}
+        object.__setattr__(self, "known", frozenset(self.names))
+        object.__setattr__(self, "numeric_column", tuple(numeric.get(name, 0) for name in self.names))
+        object.__setattr__(
+            self,
+            "category_of",
+            {i: categorical[name] for i, name in enumerate(self.names) if name in categorical},
+        )
+
+    @classmethod
+    def from_schema(cls, schema: Sequence[dict[str, Any]]) -> FeatureLayout:
+        names = tuple(str(entry["name"]) for entry in schema)
+        categorical = tuple(str(e["name"]) for e in schema if e.get("type") == "category")
+        numeric = tuple(name for name in names if name not in set(categorical))
+        return cls(names=names, numeric=numeric, categorical=categorical)
+
+
+@dataclass(frozen=True)
+class RecordBatch:
+    """Validated records: numbers as an (n, numeric) float matrix, categories as one list per column."""
+
+    numeric: FloatArray
+    categorical: tuple[list[str], ...]
+
+    def __len__(self) -> int:
+        return int(self.numeric.shape[0])
+
+
+class _Problems:
+    def __init__(self) -> None:
+        self.items: list[Problem] = []
+
+    def add(self, index: int, name: str, message: str) -> None:
+        if len(self.items) < MAX_PROBLEMS:
+            self.items.append(Problem(("records", index, name), message))
+
+    def add_record(self, index: int, message: str) -> None:
+        if len(self.items) < MAX_PROBLEMS:
+            self.items.append(Problem(("records", index), message))
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise InvalidRequest(f"{len(self.items)} invalid field(s) in records", tuple(self.items))
+
+
+@lru_cache(maxsize=64)
+def _getter(names: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    if len(names) == 1:
+        only = names[0]
+        return lambda record: (record[only],)
+    return itemgetter(*names)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRows:
+    """A few validated records as plain Python values (missing numbers are None), for requests so
+    small that numpy's per-call overhead would cost more than the arithmetic."""
+
+    numeric: list[tuple[float | None, ...]]
+    categorical: tuple[list[str], ...]
+
+    def __len__(self) -> int:
+        return len(self.numeric)
+
+
+def parse_records(records: Sequence[Any], layout: FeatureLayout) -> RecordBatch:
+    """Validate `records` against `layout` and return them as arrays; raise InvalidRequest otherwise."""
+    problems = _Problems()
+    rows, categorical = _validated(records, layout, problems)
+    try:
+        numeric = np.array(rows, dtype=np.float64).reshape(len(rows), len(layout.numeric))  # None -> NaN
+    except OverflowError:
+        numeric = _overflowing(rows, layout, problems)
+    infinite = np.isinf(numeric)
+    if infinite.any():
+        for index, j in zip(*np.nonzero(infinite), strict=True):
+            problems.add(int(index), layout.numeric[int(j)], "must be a finite number")
+    problems.raise_if_any()
+    return RecordBatch(numeric=numeric, categorical=categorical)
+
+
+def parse_rows(records: Sequence[Any], layout: FeatureLayout) -> RecordRows:
+    """`parse_records` for a few records, as Python values: the same checks and the same errors."""
+    problems = _Problems()
+    rows, categorical = _validated(records, layout, problems)
+    for index, values in enumerate(rows):
+        numbers = [value for value in values if value is not None]
+        # max/min cannot pass over an infinity or an oversized integer (a NaN first in the list makes
+        # both NaN, which fails the test too), so a record that passes needs no closer look.
+        if numbers and not (min(numbers) >= -_MAX_FLOAT and max(numbers) <= _MAX_FLOAT):
+            for j, value in enumerate(values):
+                # NaN (possible in-process, never from JSON) means missing, as in the array path.
+                if value is not None and value == value and not -_MAX_FLOAT <= value <= _MAX_FLOAT:
+                    problems.add(index, layout.numeric[j], "must be a finite number")
+    problems.raise_if_any()
+    return RecordRows(numeric=rows, categorical=categorical)
+
+
+_Parsed = tuple[list[tuple[Any, ...]], tuple[list[str], ...]]
+
+
+def _validated(records: Sequence[Any], layout: FeatureLayout, problems: _Problems) -> _Parsed:
+    parsed = _parse_complete(records, layout)
+    rows, categorical = parsed if parsed is not None else _parse_each(records, layout, problems)
+    problems.raise_if_any()
+    return rows, categorical
+
+
+def _parse_complete(records: Sequence[Any], layout: FeatureLayout) -> _Parsed | None:
+    """The common case (every record has exactly the schema's fields, of the right types) in C-level
+    passes over the whole batch (map, itemgetter, set of types); None sends the batch to the slow,
+    field-by-field path that names each problem."""
+    try:
+        rows = list(map(_getter(layout.numeric), records)) if layout.numeric else [()] * len(records)
+        columns = [list(map(itemgetter(name), records)) for name in layout.categorical]
+        if set(map(len, records)) - {len(layout.names)}:
+            return None  # all schema fields are present, so a longer record has an unknown field
+    except (KeyError, TypeError, IndexError):
+        return None
+    if not set(map(type, chain.from_iterable(rows))) <= _NUMBER_TYPES:
+        return None
+    categorical: list[list[str]] = []
+    for column in columns:
+        types = set(map(type, column))
+        if not types <= _CATEGORY_TYPES:
+            return None
+        categorical.append(
+            [MISSING_CATEGORY if v is None else v for v in column] if _NONE in types else column
+        )
+    return rows, tuple(categorical)
+
+
+def _parse_each(records: Sequence[Any], layout: FeatureLayout, problems: _Problems) -> _Parsed:
+    rows: list[tuple[Any, ...]] = []
+    categorical: tuple[list[str], ...] = tuple([] for _ in layout.categorical)
+    for index, record in enumerate(records):
+        if type(record) is not dict:
+            problems.add_record(index, "must be an object of feature -> value")
+            continue
+        for name in sorted(record.keys() - layout.known):
+            problems.add(index, name, "unknown field; see the model's feature_schema")
+        values = tuple(map(record.get, layout.numeric))
+        for name, value in zip(layout.numeric, values, strict=True):
+            if type(value) not in _NUMBER_TYPES:
+                problems.add(index, name, "must be a number or null")
+        rows.append(values)
+        for name, column in zip(layout.categorical, categorical, strict=True):
+            value = record.get(name)
+            if type(value) not in _CATEGORY_TYPES:
+                problems.add(index, name, "must be a string or null")
+            column.append(MISSING_CATEGORY if value is None else value)
+    return rows, categorical
+
+
+def _overflowing(rows: list[tuple[Any, ...]], layout: FeatureLayout, problems: _Problems) -> FloatArray:
+    for index, values in enumerate(rows):
+        for name, value in zip(layout.numeric, values, strict=True):
+            if type(value) is int and abs(value) > _MAX_FLOAT:
+                problems.add(index, name, "must be a finite number")
+    problems.raise_if_any()
+    raise AssertionError("unreachable: an OverflowError without an oversized integer")
+
+
+def value_of(batch: RecordBatch, layout: FeatureLayout, row: int, name: str) -> float | str | None:
+    """The input value of one feature for one record (NaN reported as None)."""
+    if name in layout.categorical:
+        return batch.categorical[layout.categorical.index(name)][row]
+    value = float(batch.numeric[row, layout.numeric.index(name)])
+    return None if np.isnan(value) else value

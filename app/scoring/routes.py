@@ -1,0 +1,243 @@
+"""Partner scoring: records in the model's schema, or an establishment computed from city data."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+import anyio.to_thread
+import orjson
+from fastapi import APIRouter, Query, Request
+from fastapi.routing import APIRoute
+from starlette.responses import Response
+from starlette.routing import request_response as starlette_request_response
+
+from app.inspections.cities import EstablishmentFeatures
+from app.inspections.daily import DailyLists
+from app.platform.deps import (
+    SECURITY,
+    CitiesDep,
+    PartnerDep,
+    RegistryDep,
+    check_media_type,
+    check_partner,
+    check_record_count,
+    parse_json,
+    read_within_limit,
+    records_of,
+)
+from app.platform.errors import InvalidRequest, ModelNotFound, ModelUnavailable, Problem
+from app.platform.handlers import JSONBytes
+from app.platform.registry import LoadedModel
+from app.platform.schemas import ErrorResponse, EstablishmentRisk, ScoreRequest, ScoreResponse, ScoreTable
+from app.scoring.bodies.parquet import PARQUET_MEDIA_TYPE, open_parquet, parquet_batch
+from app.scoring.bodies.table import as_table_problem, is_table, table_records
+from app.scoring.bodies.typed import decoder_for
+from app.scoring.scorers import score_records
+
+router = APIRouter(tags=["scoring"])
+
+# Bodies up to this size (about 8 Chicago records) are scored on the event loop: decoding and scoring
+# one record takes ~50 µs here, less than handing it to a worker thread and back, and it keeps the
+# single-record path free of thread-pool queueing. Larger bodies go to a thread so the loop stays
+# responsive.
+INLINE_BODY_BYTES = 16 * 1024
+_EARLIEST, _LATEST = dt.date(1900, 1, 1), dt.date(2200, 12, 31)
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    text = {
+        401: "Missing or invalid API key",
+        404: "Unknown model, version, city or establishment",
+        413: "Over 10,000 records or the body size limit",
+        415: "Content-Type is not application/json",
+        422: "A field is unknown, of the wrong type, or not finite (named with its record index)",
+        503: "No API key configured, no model loaded for the city, or the database is down",
+    }
+    return {code: {"model": ErrorResponse, "description": text[code]} for code in codes}
+
+
+class PlainRoute(APIRoute):
+    """A route FastAPI documents like any other (from its arguments, `response_model`, `responses`
+    and `openapi_extra`) but serves by calling the endpoint with the bare Request: no dependency
+    resolution, body parsing or response validation, which together cost more than scoring a record.
+    The endpoint reads and checks everything itself, with the same functions the dependencies use.
+
+    It is served through Starlette's request wrapper (the request, and the app's exception handlers
+    for what the endpoint raises), not FastAPI's, which opens two AsyncExitStacks per request for
+    dependencies with `yield` and uploaded files: these routes have neither, and the stacks cost
+    about a tenth of a single-record request."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        self.app = starlette_request_response(self.get_route_handler())
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
+        return handler
+
+
+_SCORE_DOCS = {
+    "parameters": [
+        {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "title": "Name"}},
+        {
+            "name": "version",
+            "in": "query",
+            "required": False,
+            "description": "A loaded version; default: the newest",
+            "schema": {"anyOf": [{"type": "string"}, {"type": "null"}], "title": "Version"},
+        },
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"oneOf": [ScoreRequest.model_json_schema(), ScoreTable.model_json_schema()]}
+            },
+            PARQUET_MEDIA_TYPE: {
+                "schema": {
+                    "type": "string",
+                    "format": "binary",
+                    "description": "One column per feature (any subset, any order), one row per record, "
+                    "no compression: frame.to_parquet(buffer, compression=None)",
+                }
+            },
+        },
+    },
+    "security": SECURITY,
+}
+
+
+async def score(request: Request) -> Response:
+    """Score 1 to 10,000 records: probability, tier (high/medium/low) and the top 3 reasons for each.
+    Send `{"records": [...]}`, the same records as a table, `{"columns": [...], "data": [[...]]}`,
+    or (fastest for large batches) as Parquet without compression,
+    `Content-Type: application/vnd.apache.parquet`."""
+    # The body is read by hand (not a pydantic parameter) and decoded against the model's own schema
+    # (app/scoring/bodies/typed.py) straight into tuples, instead of building 600,000 pydantic
+    # values for a batch; a body that decoder refuses is parsed by the general path, which names
+    # every problem. The key check, model lookup and settings are the functions the dependencies
+    # use, called directly (see PlainRoute).
+    check_partner(request)
+    state = request.app.state
+    settings, metrics = state.settings, state.metrics
+    version = request.query_params.get("version") if request.scope["query_string"] else None
+    model = state.registry.snapshot.get(request.path_params["name"], version)
+    media_type = check_media_type(request, also=(PARQUET_MEDIA_TYPE,))
+    body = await read_within_limit(request, settings)
+    answer = _answer_parquet if media_type == PARQUET_MEDIA_TYPE else _answer
+    # A Parquet body, however small, goes to a thread: one record costs pyarrow ~0.5 ms to read.
+    if len(body) <= INLINE_BODY_BYTES and answer is _answer:
+        content, count = answer(model, body, settings.max_records)
+    else:
+        content, count = await anyio.to_thread.run_sync(answer, model, body, settings.max_records)
+    metrics.scored(model.name, count)
+    return JSONBytes(content)
+
+
+# Not in `router`: app.main serves it through the fast lane (app/platform/fast_lane.py) and declares it on the
+# app itself, first, for OpenAPI and for requests the lane passes on.
+score_route = PlainRoute(
+    "/v1/models/{name}/score",
+    score,
+    methods=["POST"],
+    tags=["scoring"],
+    response_model=ScoreResponse,
+    responses={
+        **_errors(401, 404, 413, 415, 422, 503),
+        400: {"model": ErrorResponse, "description": "Not JSON"},
+    },
+    openapi_extra=_SCORE_DOCS,
+)
+
+
+def _answer(model: LoadedModel, body: bytes, max_records: int) -> tuple[bytes, int]:
+    """The answer to a score body (records or a table), and how many records it scored."""
+    typed = decoder_for(model.layout).decode(body)
+    if typed is not None:
+        check_record_count(len(typed), max_records, typed.field)
+        results = score_records(typed, model)
+    else:
+        parsed = parse_json(body)
+        if is_table(parsed):
+            if isinstance(parsed.get("data"), list):  # 413 before any row is looked at, as for records
+                check_record_count(len(parsed["data"]), max_records, "data")
+            records = table_records(parsed, model.layout)
+            try:
+                results = score_records(records, model)
+            except InvalidRequest as error:
+                raise as_table_problem(error) from None
+        else:
+            results = score_records(records_of(parsed, max_records), model)
+    return _answer_of(model, results)
+
+
+def _answer_parquet(model: LoadedModel, body: bytes, max_records: int) -> tuple[bytes, int]:
+    """`_answer` for a Parquet body (app/scoring/bodies/parquet.py)."""
+    file = open_parquet(body, model.layout)
+    check_record_count(file.metadata.num_rows, max_records)  # from the footer, before any data is read
+    batch = parquet_batch(file, model.layout)
+    return _answer_of(model, model.score_batch(batch))
+
+
+def _answer_of(model: LoadedModel, results: list[dict[str, Any]]) -> tuple[bytes, int]:
+    header = {"model": model.name, "version": model.version, "reasons_method": model.scorer.method}
+    return orjson.dumps(header | {"results": results}), len(results)
+
+
+@router.get(
+    "/v1/establishments/{city}/{establishment_id}/risk",
+    response_model=EstablishmentRisk,
+    responses=_errors(401, 404, 422, 503),
+    openapi_extra={"security": SECURITY},
+)
+async def establishment_risk(
+    request: Request,
+    city: str,
+    establishment_id: str,
+    _: PartnerDep,
+    registry: RegistryDep,
+    cities: CitiesDep,
+    date: Annotated[
+        dt.date | None,
+        Query(description="Inspection date (YYYY-MM-DD); default: the day after the city's data ends"),
+    ] = None,
+    model: Annotated[
+        str | None, Query(description="Model name; default: the first serving this city")
+    ] = None,
+) -> Response:
+    """Risk of an establishment's next inspection, from features computed on the city's own data and
+    the outcomes recorded through `POST /v1/inspections/{city}/outcomes` (as the daily list does)."""
+    if date is not None and not _EARLIEST <= date <= _LATEST:
+        raise InvalidRequest(
+            "date out of range", (Problem(("query", "date"), f"must be in {_EARLIEST}..{_LATEST}"),)
+        )
+    await anyio.to_thread.run_sync(cities.city, city)  # 404 for an unknown city; loads data on first use
+    snapshot = registry.snapshot
+    serving = [m for m in snapshot.for_city(city) if model is None or m.name == model]
+    if not serving:
+        if model is not None:
+            raise ModelNotFound(f"no loaded model {model!r} serves city {city!r}")
+        raise ModelUnavailable(f"no loaded model serves city {city!r}")
+    loaded = serving[0]
+    lists: DailyLists = request.app.state.daily_lists
+
+    # The recorded outcomes and the features in one thread hop (city_data: 503 if the database is down).
+    def features() -> EstablishmentFeatures:
+        return cities.features(city, establishment_id, date, loaded.layout, lists.city_data(city))
+
+    found = await anyio.to_thread.run_sync(features)
+    result = loaded.score_batch(found.batch)[0]
+    return JSONBytes(
+        {
+            "city": city,
+            "establishment": found.establishment,
+            "date": found.as_of.isoformat(),
+            "data_until": found.data_until.isoformat(),
+            "model": loaded.name,
+            "version": loaded.version,
+            **result,
+            "features": found.values,
+        }
+    )

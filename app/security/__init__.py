@@ -1,1 +1,0 @@
-"""Credentials the service verifies: EHR tokens (CDS Hooks)."""

@@ -1,0 +1,1 @@
+"""The `civicrisk` command: drives the training pipeline (training/) and the service (app/)."""

@@ -1,0 +1,251 @@
+"""The `civicrisk` command: train, evaluate and score from a city config, and run the main job.
+
+Exit codes: 0 success, 2 bad configuration, bad arguments or an untrusted bundle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+
+from civicrisk import cli_keys
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CITY = REPO_ROOT / "data" / "sample" / "chicago" / "city.toml"
+
+
+def default_models_dir() -> Path:
+    return Path(os.environ.get("CIVICRISK_MODELS_DIR", REPO_ROOT / "models"))
+
+
+def _iso_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date in YYYY-MM-DD form") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="civicrisk", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train a model bundle from a city config")
+    train.add_argument("--city", required=True, type=Path, metavar="CONFIG", help="city config (TOML)")
+    train.add_argument(
+        "--until", type=_iso_date, metavar="YYYY-MM-DD", help="last inspection date to train on"
+    )
+    train.add_argument("--out", type=Path, metavar="DIR", help="models directory (default: ./models)")
+    train.add_argument(
+        "--outcomes-from",
+        metavar="DATABASE_URL",
+        help="also learn from inspection outcomes posted to the service (its CIVICRISK_DATABASE_URL)",
+    )
+
+    evaluate = commands.add_parser("evaluate", help="backtest a bundle on a window of the city's data")
+    evaluate.add_argument("--city", required=True, type=Path, metavar="CONFIG")
+    evaluate.add_argument("--model", required=True, type=Path, metavar="BUNDLE", help="bundle directory")
+    evaluate.add_argument("--start", required=True, type=_iso_date, metavar="YYYY-MM-DD")
+    evaluate.add_argument("--end", required=True, type=_iso_date, metavar="YYYY-MM-DD")
+
+    score = commands.add_parser("score", help="rank upcoming inspections with a bundle")
+    score.add_argument("--city", required=True, type=Path, metavar="CONFIG")
+    score.add_argument("--model", required=True, type=Path, metavar="BUNDLE")
+    score.add_argument(
+        "--input", required=True, type=Path, metavar="CSV", help="inspections in the city's schema"
+    )
+    score.add_argument("--output", required=True, type=Path, metavar="CSV")
+
+    run = commands.add_parser(
+        "run", help="main job: train on the sample data if no bundle exists, report, then serve"
+    )
+    run.add_argument("--city", type=Path, default=DEFAULT_CITY, metavar="CONFIG")
+    run.add_argument("--models", type=Path, metavar="DIR", help="models directory (default: ./models)")
+    run.add_argument("--no-serve", action="store_true", help="report on the bundle and exit (a quick check)")
+    _serve_options(run)
+
+    serve = commands.add_parser(
+        "serve", help="serve the verified bundles under the models directory over HTTP"
+    )
+    serve.add_argument("--models", type=Path, metavar="DIR", help="models directory (default: ./models)")
+    _serve_options(serve)
+    cli_keys.add_parsers(commands)
+    return parser
+
+
+def _serve_options(parser: argparse.ArgumentParser) -> None:
+    # Defaults come from the service settings (CIVICRISK_HOST, CIVICRISK_PORT, CIVICRISK_WORKERS).
+    parser.add_argument("--host", metavar="H", help="address to bind (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, metavar="P", help="port (default: 8000)")
+    parser.add_argument("--workers", type=int, metavar="N", help="worker processes (default: 1)")
+
+
+def _train(args: argparse.Namespace) -> int:
+    from training.tasks import config_task, task_for
+
+    out = args.out or default_models_dir()
+    command = "civicrisk " + shlex.join(["train", "--city", str(args.city)] + _opt("--until", args.until))
+    outcomes_from = getattr(args, "outcomes_from", None)
+    if outcomes_from is None:
+        bundle = task_for(args.city).train(args.city, args.until, out, command)
+    elif config_task(args.city) != "inspections":
+        raise UsageError("--outcomes-from applies to inspection models only")
+    else:
+        from training.tasks import train_inspections
+
+        command += " --outcomes-from DATABASE_URL"  # the URL may hold a password: never in a manifest
+        bundle = train_inspections(
+            args.city, args.until, out, command, _recorded_outcomes(args.city, outcomes_from)
+        )
+    print(bundle)
+    return 0
+
+
+def _recorded_outcomes(config_path: Path, database_url: str) -> object:
+    """Outcomes posted to the service for the config's city, in canonical columns."""
+    import pandas as pd
+
+    from app.platform.storage.repository import Repository
+    from training.config import load_city_config
+
+    city = load_city_config(config_path).city
+    rows = Repository.open(database_url).outcomes(city)
+    frame = pd.DataFrame(
+        rows,
+        columns=[
+            "inspection_id",
+            "establishment_id",
+            "inspection_date",
+            "inspection_type",
+            "result",
+            "violations",
+        ],
+    )
+    return frame.rename(columns={"inspection_date": "date"})
+
+
+def _opt(flag: str, value: object) -> list[str]:
+    return [] if value is None else [flag, str(value)]
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from training.tasks import task_for
+
+    if args.end < args.start:
+        raise UsageError(f"--end {args.end} is before --start {args.start}")
+    metrics = task_for(args.city).evaluate(args.city, args.model, args.start, args.end)
+    print(json.dumps(_json_safe(metrics), sort_keys=True))
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    from training.tasks import task_for
+
+    report = task_for(args.city).score(args.city, args.model, args.input, args.output)
+    for problem in report.problems:
+        print(f"civicrisk: {args.input}: {problem}", file=sys.stderr)
+    print(
+        f"scored {report.scored} rows, skipped {len(report.problems)}; wrote {args.output}", file=sys.stderr
+    )
+    print(args.output)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from training.bundle import find_bundles, verify_bundle
+    from training.config import load_city_config
+
+    config = load_city_config(args.city)
+    models = args.models or default_models_dir()
+    mine = [path for path in find_bundles(models) if path.parent.name == config.model_name]
+    if not mine:
+        print(f"[civicrisk] no {config.model_name} bundle under {models}: training one", file=sys.stderr)
+        _train(argparse.Namespace(city=args.city, until=None, out=models))
+        mine = [path for path in find_bundles(models) if path.parent.name == config.model_name]
+    bundle = mine[-1]
+    manifest = verify_bundle(bundle)
+    print(f"bundle {bundle} (verified)")
+    print(f"selected model: {manifest['selected_model']['name']}")
+    for name, value in sorted(manifest["validation"]["mean"].items()):
+        print(f"  mean validation AUC {name:<24} {value:.4f}")
+    if args.no_serve:
+        return 0
+    sys.stdout.flush()
+    return _serve(args)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+    from pydantic import ValidationError
+
+    from app.platform.settings import Settings
+
+    overrides = {
+        key: value
+        for key, value in (
+            ("models_dir", args.models),
+            ("host", args.host),
+            ("port", args.port),
+            ("workers", args.workers),
+        )
+        if value is not None
+    }
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as error:
+        raise UsageError(f"invalid service settings: {error}") from None
+    # Worker processes build their own app from the environment, so pass the overrides on there.
+    os.environ["CIVICRISK_MODELS_DIR"] = str(settings.models_dir)
+    print(
+        f"[civicrisk] serving {settings.models_dir} on http://{settings.host}:{settings.port}",
+        file=sys.stderr,
+    )
+    uvicorn.run(
+        "app.main:app_factory",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_config=None,  # app_factory installs the JSON log handler
+        access_log=False,  # the app writes its own structured access log
+        proxy_headers=False,
+    )
+    return 0
+
+
+def _json_safe(metrics: dict[str, object]) -> dict[str, object]:
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}
+
+
+class UsageError(Exception):
+    """A bad combination of arguments."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from training.bundle import BundleError
+    from training.config import ConfigError
+
+    args = _parser().parse_args(argv)
+    from app.platform.keys import KeysFileError
+
+    handlers = {"train": _train, "evaluate": _evaluate, "score": _score, "run": _run, "serve": _serve}
+    handlers |= {"keys": cli_keys.run_keys, "verify": cli_keys.run_verify}
+    try:
+        return handlers[args.command](args)
+    except (ConfigError, BundleError, UsageError, ValueError, KeysFileError) as error:
+        # ValueError covers data that cannot serve the request (e.g. an empty evaluation window).
+        if os.environ.get("CIVICRISK_DEBUG"):
+            raise
+        for line in str(error).splitlines():
+            print(f"civicrisk: error: {line}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
