@@ -27,12 +27,12 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from training.config import load_city_config  # noqa: E402
 from training.evaluate import evaluate_scores  # noqa: E402
-from training.features import CATEGORICAL_FEATURES  # noqa: E402
-from training.ingest import load_city  # noqa: E402
-from training.models import model_grid  # noqa: E402
-from training.train import build_examples, score_frame  # noqa: E402
+from training.inspections.config import load_city_config  # noqa: E402
+from training.inspections.features import CATEGORICAL_FEATURES  # noqa: E402
+from training.inspections.ingest import load_city  # noqa: E402
+from training.inspections.models import model_grid  # noqa: E402
+from training.inspections.train import build_examples, score_frame  # noqa: E402
 
 WINDOWS = (
     ("2014-05-31", "2014-06-01", "2014-08-31"),  # the window

@@ -397,7 +397,7 @@ def sample_records(n: int) -> list[dict[str, Any]]:
     import pandas as pd
 
     from app.inspections.cities import CityStore
-    from training.train import build_examples
+    from training.inspections.train import build_examples
 
     manifest = json.loads(next((ROOT / "models" / MODEL).glob("*/manifest.json")).read_text())
     names = [entry["name"] for entry in manifest["feature_schema"]]

@@ -112,7 +112,7 @@ def _recorded_outcomes(config_path: Path, database_url: str) -> object:
     import pandas as pd
 
     from app.platform.storage.repository import Repository
-    from training.config import load_city_config
+    from training.inspections.config import load_city_config
 
     city = load_city_config(config_path).city
     rows = Repository.open(database_url).outcomes(city)
@@ -159,7 +159,7 @@ def _score(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from training.bundle import find_bundles, verify_bundle
-    from training.config import load_city_config
+    from training.inspections.config import load_city_config
 
     config = load_city_config(args.city)
     models = args.models or default_models_dir()

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from training.config import CityConfig, load_city_config
-from training.ingest import CityData, load_city
+from training.inspections.config import CityConfig, load_city_config
+from training.inspections.ingest import CityData, load_city
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHICAGO_CONFIG = REPO_ROOT / "data" / "sample" / "chicago" / "city.toml"

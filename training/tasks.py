@@ -45,10 +45,10 @@ def train_inspections(
     """Train an inspection model; `recorded` (a frame of outcomes posted to the service) joins the data."""
     import pandas as pd
 
-    from training.config import load_city_config
-    from training.ingest import load_city, with_recorded_outcomes
+    from training.inspections.config import load_city_config
+    from training.inspections.ingest import load_city, with_recorded_outcomes
+    from training.inspections.train import train_city
     from training.progress import stderr_progress
-    from training.train import train_city
 
     config = load_city_config(config_path)
     stderr_progress(f"loading {config.display_name} data named in {config.path.name}")
@@ -62,9 +62,9 @@ def train_inspections(
 
 
 def _registry() -> dict[str, Task]:
+    from training.inspections.scoring import evaluate_bundle, score_file
     from training.lead.score import evaluate_lead, score_lead
     from training.lead.train import train_lead
-    from training.scoring import evaluate_bundle, score_file
 
     return {
         "inspections": Task(train=train_inspections, evaluate=evaluate_bundle, score=score_file),

@@ -29,11 +29,11 @@ from app.scoring.linear import CompiledLinear
 from training.address import AddressIndex, AddressNotFound
 from training.bundle import content_hash
 from training.geo import PointLocator
-from training.ingest import EARTH_RADIUS_KM, to_day, to_xyz
 from training.lead.config import LeadConfig
 from training.lead.data import load_lead_data
 from training.lead.features import FEATURES, SAME_ADDRESS_KM
 from training.lead.reference import AREA_FEATURES, TRACT_FEATURES
+from training.points import EARTH_RADIUS_KM, to_day, to_xyz
 
 LEAD_TASK = "lead_risk"
 EPOCH = date(1970, 1, 1)  # to_day counts days from here

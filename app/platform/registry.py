@@ -25,7 +25,7 @@ from app.scoring.bodies.records import FeatureLayout, RecordBatch, parse_records
 from app.scoring.explain import Tiers, explain
 from app.scoring.scorers import Scorer, build_scorer
 from training.bundle import CARD_FILE, MODEL_FILE, Bundle, BundleError, find_bundles, load_bundle
-from training.features import describe_feature
+from training.inspections.features import describe_feature
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """Exact path contributions for gradient-boosting pipelines, scored from lookup tables (`CompiledTrees`).
 
 The committed boosting bundles are `Pipeline([ColumnTransformer([OrdinalEncoder (optional),
-"passthrough"]), HistGradientBoostingClassifier])` (training/models.py `_boosting`). Their logit is
-the model's baseline plus one leaf value per tree, and each record is explained by path contributions
+"passthrough"]), HistGradientBoostingClassifier])` (training/inspections/models.py `_boosting`). Their
+logit is the model's baseline plus one leaf value per tree, and each record is explained by path contributions
 (Saabas): on the way from a tree's root to the record's leaf, each split's change in the tree's value
 is credited to the split's feature. Per tree these changes telescope to leaf - root, so
 

@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from app.platform.registry import LoadedModel, load_model
 from app.services import accelerated
-from training.ingest import CityData
-from training.train import build_examples
+from training.inspections.ingest import CityData
+from training.inspections.train import build_examples
 
 
 @pytest.fixture(scope="session")

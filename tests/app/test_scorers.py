@@ -14,9 +14,9 @@ from app.scoring.linear import CompiledLinear
 from app.scoring.scorers import GenericScorer, build_scorer, score_records
 from app.scoring.trees import CompiledTrees
 from training.bundle import load_bundle
-from training.ingest import CityData
-from training.models import PreviousCriticalRule, _boosting
-from training.train import build_examples
+from training.inspections.ingest import CityData
+from training.inspections.models import PreviousCriticalRule, _boosting
+from training.inspections.train import build_examples
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import sys
 
 from app_helpers import REPO_ROOT
 
-NOT_FOR_SERVING = ("matplotlib", "PIL", "training.train", "training.card", "training.lead.train")
+NOT_FOR_SERVING = ("matplotlib", "PIL", "training.inspections.train", "training.card", "training.lead.train")
 
 
 def test_the_service_does_not_import_the_training_machinery() -> None:

@@ -22,10 +22,10 @@ from app.scoring.scorers import GenericScorer, build_scorer, to_frame
 from app.scoring.tree_compiler import compile_trees
 from app.scoring.trees import CompiledTrees
 from training.bundle import Bundle, load_bundle
-from training.config import load_city_config
-from training.ingest import CityData, load_city
-from training.models import PreviousCriticalRule, _boosting, _linear
-from training.train import build_examples
+from training.inspections.config import load_city_config
+from training.inspections.ingest import CityData, load_city
+from training.inspections.models import PreviousCriticalRule, _boosting, _linear
+from training.inspections.train import build_examples
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BOSTON_MODEL = "boston-food-inspections"

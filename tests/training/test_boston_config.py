@@ -8,9 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from training.config import ConfigError, ConfigErrors, load_city_config
-from training.features import build_features, describe_feature
-from training.ingest import load_city
+from training.config import ConfigError, ConfigErrors
+from training.inspections.config import load_city_config
+from training.inspections.features import build_features, describe_feature
+from training.inspections.ingest import load_city
 
 BOSTON = Path(__file__).resolve().parents[2] / "data" / "sample" / "boston" / "city.toml"
 

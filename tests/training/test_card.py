@@ -8,8 +8,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
-from training.card import PLOT_FILES, render_model_card, render_plots
 from training.evaluate import simulate_reordering
+from training.inspections.card import PLOT_FILES, render_model_card, render_plots
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from training.config import CityConfig, ConfigError, load_city_config
-from training.ingest import load_city
+from training.config import ConfigError
+from training.inspections.config import CityConfig, load_city_config
+from training.inspections.ingest import load_city
 
 CHICAGO_CONFIG = Path(__file__).resolve().parents[2] / "data" / "sample" / "chicago" / "city.toml"
 

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.features import build_features
-from training.ingest import CityData, EventTable, to_day, to_xyz
+from training.inspections.features import build_features
+from training.inspections.ingest import CityData, EventTable
+from training.points import to_day, to_xyz
 
 AS_OF = pd.Timestamp("2014-03-06")
 

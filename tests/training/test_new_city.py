@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.platform.settings import Settings
-from training.config_schema import reference_markdown
+from training.inspections.config_schema import reference_markdown
 
 REPO = Path(__file__).resolve().parents[2]
 GUIDE = REPO / "docs" / "new-city.md"

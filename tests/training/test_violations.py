@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from training.config import CityConfig
-from training.ingest import CityData, parse_violation_codes, severity_counts
+from training.inspections.config import CityConfig
+from training.inspections.ingest import CityData, parse_violation_codes, severity_counts
 
 PORTAL_TEXT = (
     "11. ADEQUATE NUMBER, CONVENIENT, ACCESSIBLE, DESIGNED, AND MAINTAINED - Comments:  | "

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
-from training.ingest import to_day, to_xyz
 from training.lead.reference import AREA_FEATURES, TRACT_FEATURES, Reference
+from training.points import to_day, to_xyz
 
 QUERY_COLUMNS = ("birth_date", "as_of", "latitude", "longitude", "tract", "community_area")
 TEST_COLUMNS = ("test_date", "result", "latitude", "longitude")

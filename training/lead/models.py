@@ -15,7 +15,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from training.lead.features import BASELINE_FEATURE, FEATURES
-from training.models import Candidate
+from training.selection import Candidate
 
 # Small enough to train in seconds on two cores and to keep the pickled forest around a megabyte.
 FOREST = {"n_estimators": 60, "max_depth": 8, "min_samples_leaf": 100, "max_features": 0.5}

@@ -23,7 +23,7 @@ from training.lead.metrics import ranking_metrics
 from training.lead.outcomes import locate_rows
 from training.lead.train import build_examples
 from training.scoring import ScoreReport, predict
-from training.train import assign_tiers
+from training.selection import assign_tiers
 
 OK = "ok"
 

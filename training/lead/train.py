@@ -14,6 +14,7 @@ import pandas as pd
 
 from training.audit import group_audit
 from training.bundle import content_hash, current_versions, write_bundle
+from training.evaluate import permutation_importance_auc
 from training.lead.card import lead_plots, render_lead_card
 from training.lead.config import LeadConfig
 from training.lead.data import LeadData, load_lead_data
@@ -21,9 +22,8 @@ from training.lead.features import FEATURE_DESCRIPTIONS, build_features
 from training.lead.metrics import calibration_rows, ranking_metrics
 from training.lead.models import lead_grid
 from training.lead.outcomes import labelled_children
-from training.models import Candidate
 from training.progress import Progress, stderr_progress
-from training.train import TIER_TOP_SHARES, permutation_importance_auc, tier_cut_points
+from training.selection import TIER_TOP_SHARES, Candidate, tier_cut_points
 
 SELECTION_METRIC = "auc"
 SYNTHETIC_STATEMENT = (

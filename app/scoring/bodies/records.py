@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from app.platform.errors import InvalidRequest, Problem
 
-# training/features/establishment.py fills a blank facility type or risk category with this value.
+# training/inspections/features/establishment.py fills a blank facility type or risk category with this value.
 MISSING_CATEGORY = "Unknown"
 MAX_PROBLEMS = 50  # enough to fix a request; bounded so a bad 10,000-record batch gets a small answer
 

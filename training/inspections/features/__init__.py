@@ -7,15 +7,15 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from training.features.context import calendar_features, weather_features
-from training.features.establishment import descriptive_features, license_features
-from training.features.history import history_features
-from training.features.neighbourhood import (
+from training.inspections.features.context import calendar_features, weather_features
+from training.inspections.features.establishment import descriptive_features, license_features
+from training.inspections.features.history import history_features
+from training.inspections.features.neighbourhood import (
     area_outcome_features,
     event_density_features,
     nearby_outcome_features,
 )
-from training.ingest import CityData
+from training.inspections.ingest import CityData
 
 QUERY_COLUMNS = ("establishment_id", "date", "latitude", "longitude", "facility_type", "risk_category")
 REQUIRED_QUERY_COLUMNS = ("establishment_id", "date")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from training.config import CityConfig
+from training.inspections.config import CityConfig
 
 DAYS_PER_YEAR = 365.25
 

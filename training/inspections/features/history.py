@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from training.ingest import to_day
+from training.points import to_day
 
 DECAY_DAYS = 365.0
 _KEY_STRIDE = 1_000_000  # > any day number we will see, so (establishment, day) packs into one int64

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+from training.selection import Candidate
 
 # Chicago's 2014 glm features (Schenk et al.), minus the inspector and the garbage-cart density we do
 # not have: mapped onto ours.
@@ -95,20 +96,6 @@ def _boosting(numeric: list[str], categorical: list[str], **params: Any) -> Pipe
         categorical_features=list(range(len(categorical))) or None, random_state=0, **params
     )
     return Pipeline([("features", columns), ("model", model)])
-
-
-@dataclass
-class Candidate:
-    """One entry in the grid: a name, an unfitted estimator, and the feature columns it reads."""
-
-    name: str
-    estimator: Any
-    features: list[str]
-    params: dict[str, Any] = field(default_factory=dict)
-    baseline: bool = False
-
-    def fresh(self) -> Any:
-        return clone(self.estimator)
 
 
 def model_grid(feature_frame: pd.DataFrame, categorical: Sequence[str]) -> list[Candidate]:

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from training.config import CityConfig, ConfigError, EventSource, TableSource
-from training.config_schema import INSPECTION_FIELDS
-
-EARTH_RADIUS_KM = 6371.0088
+from training.config import ConfigError, TableSource
+from training.inspections.config import CityConfig, EventSource
+from training.inspections.config_schema import INSPECTION_FIELDS
+from training.points import to_day, to_xyz
 
 
 @dataclass(frozen=True)
@@ -43,25 +42,6 @@ class CityData:
     def date_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
         dates = self.inspections["date"]
         return dates.min(), dates.max()
-
-
-def to_day(dates: pd.Series) -> np.ndarray:
-    """Datetimes to int64 days since the epoch (NaT becomes a large negative sentinel)."""
-    values: np.ndarray = dates.to_numpy(dtype="datetime64[D]").astype("int64")
-    return values
-
-
-def to_xyz(latitude: Iterable[float], longitude: Iterable[float]) -> np.ndarray:
-    """Latitude/longitude in degrees to Earth-centred coordinates in km.
-
-    Chord distance equals great-circle distance to within metres at city scale, and no projection
-    origin is needed, so appending rows can never move existing points.
-    """
-    lat = np.radians(np.asarray(latitude, dtype="float64"))
-    lon = np.radians(np.asarray(longitude, dtype="float64"))
-    return EARTH_RADIUS_KM * np.column_stack(
-        (np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat))
-    )
 
 
 def read_table(source: TableSource, required: dict[str, str]) -> pd.DataFrame:

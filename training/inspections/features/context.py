@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from training.ingest import to_day
+from training.points import to_day
 
 
 def weather_features(queries: pd.DataFrame, daily_max: pd.Series, window_days: int) -> pd.DataFrame:

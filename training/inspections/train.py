@@ -14,20 +14,19 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.inspection import permutation_importance
 
 from training.bundle import content_hash, current_versions, write_bundle
-from training.card import render_model_card, render_plots
-from training.config import CityConfig
-from training.evaluate import evaluate_scores, simulate_reordering
-from training.fairness import group_metrics
-from training.features import CATEGORICAL_FEATURES, build_features, describe_feature
-from training.ingest import CityData, data_files
-from training.models import MIN_CATEGORY_COUNT, Candidate, model_grid
+from training.evaluate import evaluate_scores, permutation_importance_auc, simulate_reordering
+from training.inspections.card import render_model_card, render_plots
+from training.inspections.config import CityConfig
+from training.inspections.fairness import group_metrics
+from training.inspections.features import CATEGORICAL_FEATURES, build_features, describe_feature
+from training.inspections.ingest import CityData, data_files
+from training.inspections.models import MIN_CATEGORY_COUNT, model_grid
 from training.progress import Progress, stderr_progress
+from training.selection import Candidate, tier_cut_points
 from training.split import Origin, rolling_origins, split_masks
 
-TIER_TOP_SHARES = {"high": 0.10, "medium": 0.30}  # share of validation inspections at or above each tier
 SELECTION_METRIC = "auc"
 
 
@@ -120,27 +119,6 @@ def validate_grid(examples: Examples, origins: list[Origin], progress: Progress)
     for result in results:
         progress(f"  {result.candidate.name:<24} mean validation {SELECTION_METRIC} {result.mean_metric:.4f}")
     return results
-
-
-def tier_cut_points(validation_scores: np.ndarray) -> dict[str, float]:
-    """Score thresholds putting the top 10% of validation inspections in `high`, the next 20% in `medium`."""
-    return {tier: float(np.quantile(validation_scores, 1 - share)) for tier, share in TIER_TOP_SHARES.items()}
-
-
-def assign_tiers(scores: np.ndarray, cut_points: dict[str, float]) -> np.ndarray:
-    return np.where(
-        scores >= cut_points["high"], "high", np.where(scores >= cut_points["medium"], "medium", "low")
-    )
-
-
-def permutation_importance_auc(
-    model: Any, features: pd.DataFrame, labels: np.ndarray, columns: list[str]
-) -> dict[str, float]:
-    """Permutation importance (drop in AUC) of each of `columns` for a fitted model on held-out rows."""
-    result = permutation_importance(
-        model, features[columns], labels, scoring="roc_auc", n_repeats=3, random_state=0
-    )
-    return dict(zip(columns, (float(v) for v in result.importances_mean), strict=True))
 
 
 def feature_importance(candidate: Candidate, train: Examples, valid: Examples) -> dict[str, float]:

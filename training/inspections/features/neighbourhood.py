@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
-from training.ingest import EventTable, to_day, to_xyz
+from training.inspections.ingest import EventTable
+from training.points import to_day, to_xyz
 
 
 def _query_groups(queries: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from training.features import build_features
-from training.ingest import CityData
+from training.inspections.features import build_features
+from training.inspections.ingest import CityData
 
 ROSTER_COLUMNS = (
     "establishment_id",

@@ -1,0 +1,259 @@
+"""The inspection task's city configuration: everything city-specific lives in one TOML file."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from training.config import ConfigError, ConfigErrors, ConfigReader, TableSource, read_document
+from training.inspections.config_schema import DEFAULT_FAMILIES, INSPECTION_FIELDS, validate_document
+
+REQUIRED_FIELDS = tuple(name for name, (required, _) in INSPECTION_FIELDS.items() if required)
+
+
+SEVERITIES = ("critical", "serious", "minor")
+
+
+@dataclass(frozen=True)
+class EventSource:
+    """Point events (complaints, crimes) counted near an establishment before a date."""
+
+    name: str
+    source: TableSource
+    date_column: str
+    latitude: str
+    longitude: str
+    window_days: int
+    radius_km: float
+    exclude_column: str | None = None
+    exclude_values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class WeatherSource:
+    source: TableSource
+    date_column: str
+    temperature_max_column: str
+    window_days: int
+
+
+@dataclass(frozen=True)
+class LicenseSource:
+    source: TableSource
+    columns: dict[str, str]
+    other: dict[str, tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class CityConfig:
+    """A parsed, validated city configuration."""
+
+    path: Path
+    raw: dict[str, Any]
+    city: str
+    display_name: str
+    model_name: str
+    inspections: TableSource
+    columns: dict[str, str]
+    entry_separator: str
+    code_pattern: re.Pattern[str]
+    severity_by_code: dict[int, str]
+    violation_counts: dict[str, str]  # counts mode: severity class -> column; empty in text mode
+    severity_names: dict[str, str]  # class -> the city's own word for it, in feature descriptions
+    families: tuple[str, ...]
+    label_name: str
+    label_severity: str
+    label_min_count: int
+    label_description: str
+    inspection_types: tuple[str, ...]
+    drop_results: tuple[str, ...]
+    fail_results: tuple[str, ...]
+    licenses: LicenseSource | None
+    environment: tuple[EventSource, ...]
+    weather: WeatherSource | None
+    neighbourhood_radii_km: tuple[float, ...] = (1.0, 2.0)
+    neighbourhood_windows_days: tuple[int, ...] = (90, 365)
+    neighbourhood_nearest: tuple[tuple[int, int], ...] = ((90, 25),)
+    area_field: str | None = None
+    area_windows_days: tuple[int, ...] = ()
+    roster_inspected_within_days: int = 1095
+    map_boundaries: Path | None = None
+    map_name_property: str = "name"
+    roster_require_active_license: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_code_ranges(reader: ConfigReader, key: str, specs: tuple[str, ...]) -> list[int]:
+    """Expand ["1-14", "70"] into [1, ..., 14, 70]."""
+    codes: list[int] = []
+    for spec in specs:
+        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", spec)
+        if not match:
+            raise reader.error(key, f"bad code range {spec!r}; use 'N' or 'N-M'")
+        low = int(match.group(1))
+        high = int(match.group(2) or low)
+        if high < low:
+            raise reader.error(key, f"bad code range {spec!r}: end before start")
+        codes.extend(range(low, high + 1))
+    return codes
+
+
+def _severity_map(reader: ConfigReader) -> dict[int, str]:
+    severity: dict[str, Any] = reader.get("violations.severity", dict, {})
+    by_code: dict[int, str] = {}
+    for name in severity:
+        if name not in SEVERITIES:
+            raise reader.error(f"violations.severity.{name}", f"unknown class; use one of {SEVERITIES}")
+        key = f"violations.severity.{name}"
+        for code in parse_code_ranges(reader, key, reader.strings(key)):
+            if code in by_code:
+                raise reader.error(key, f"code {code} is already classed as {by_code[code]}")
+            by_code[code] = name
+    return by_code
+
+
+def _severity_names(reader: ConfigReader) -> dict[str, str]:
+    """`[violations.names]`: the city's words for the classes (Boston's *** class is "severe", not
+    "critical"), used wherever a feature's description names a class."""
+    names: dict[str, Any] = reader.get("violations.names", dict, {})
+    for name, word in names.items():
+        if name not in SEVERITIES:
+            raise reader.error(f"violations.names.{name}", f"unknown class; use one of {SEVERITIES}")
+        if not isinstance(word, str) or not word.strip():
+            raise reader.error(f"violations.names.{name}", "must be a non-empty string")
+    return {name: word.strip() for name, word in names.items()}
+
+
+def _event_sources(reader: ConfigReader) -> tuple[EventSource, ...]:
+    items = reader.get("environment", list, [])
+    sources = []
+    for index, item in enumerate(items):
+        key = f"environment[{index}]"
+        sub = ConfigReader(reader.path, item if isinstance(item, dict) else {})
+        try:
+            source = EventSource(
+                name=sub.get("name", str),
+                source=TableSource(sub.file("file"), sub.get("date_format", str), key),
+                date_column=sub.get("date_column", str),
+                latitude=sub.get("latitude", str),
+                longitude=sub.get("longitude", str),
+                window_days=sub.get("window_days", int),
+                radius_km=float(sub.get("radius_km", (int, float))),
+                exclude_column=sub.get("exclude_column", str, None),
+                exclude_values=sub.strings("exclude_values", []),
+            )
+        except ConfigError as error:
+            raise reader.error(f"{key}.{error.key}", error.problem) from None
+        if source.window_days <= 0 or source.radius_km <= 0:
+            raise reader.error(key, "window_days and radius_km must be positive")
+        sources.append(source)
+    return tuple(sources)
+
+
+def _require_license(reader: ConfigReader, licenses: LicenseSource | None) -> bool:
+    required: bool = reader.get("roster.require_active_license", bool, False)
+    if required and (licenses is None or "term_end" not in licenses.columns):
+        raise reader.error("roster.require_active_license", "needs [licenses] with a term_end column mapping")
+    return required
+
+
+def _nearest(reader: ConfigReader) -> tuple[tuple[int, int], ...]:
+    pairs = reader.get("neighbourhood.nearest", list, [[90, 25]])
+    if not all(
+        isinstance(p, list) and len(p) == 2 and all(isinstance(v, int) and v > 0 for v in p) for p in pairs
+    ):
+        raise reader.error(
+            "neighbourhood.nearest", "expected a list of [window_days, k] pairs of positive integers"
+        )
+    return tuple((int(w), int(k)) for w, k in pairs)
+
+
+def load_city_config(path: Path | str) -> CityConfig:
+    """Read and validate a city config; raises ConfigError naming the file and key."""
+    path, document = read_document(path)
+    reader = ConfigReader(path, document)
+    problems = validate_document(path, document)
+    if problems:
+        raise ConfigErrors([ConfigError(path, problem.key, problem.message) for problem in problems])
+
+    columns: dict[str, str] = dict(reader.get("inspections.columns", dict))
+    for name in REQUIRED_FIELDS:
+        if not isinstance(columns.get(name), str):
+            raise reader.error(f"inspections.columns.{name}", "missing mapping to a column name")
+    violation_counts: dict[str, str] = dict(reader.get("violations.counts", dict, {}))
+    if not violation_counts and "violations" not in columns:
+        raise reader.error("violations", "map inspections.columns.violations (text) or set violations.counts")
+
+    pattern_text = reader.get("violations.code_pattern", str, r"^\s*(\d+)\.")
+    try:
+        code_pattern = re.compile(pattern_text)
+    except re.error as error:
+        raise reader.error("violations.code_pattern", f"invalid regular expression: {error}") from None
+    if code_pattern.groups < 1:
+        raise reader.error("violations.code_pattern", "needs one group capturing the code number")
+
+    label_severity = reader.get("label.severity", str)
+    if label_severity not in SEVERITIES:
+        raise reader.error("label.severity", f"unknown class {label_severity!r}; use one of {SEVERITIES}")
+
+    licenses = None
+    if "licenses" in document:
+        license_columns = dict(reader.get("licenses.columns", dict))
+        for name in ("establishment_id", "account_id", "description", "term_start"):
+            if not isinstance(license_columns.get(name), str):
+                raise reader.error(f"licenses.columns.{name}", "missing mapping to a column name")
+        other = {
+            flag: reader.strings(f"licenses.other.{flag}") for flag in reader.get("licenses.other", dict, {})
+        }
+        licenses = LicenseSource(reader.table("licenses"), license_columns, other)
+
+    weather = None
+    if "weather" in document:
+        weather = WeatherSource(
+            source=reader.table("weather"),
+            date_column=reader.get("weather.date_column", str),
+            temperature_max_column=reader.get("weather.temperature_max_column", str),
+            window_days=reader.get("weather.window_days", int),
+        )
+
+    area_field = reader.get("neighbourhood.area_field", str, None)
+    if area_field is not None and area_field not in columns:
+        raise reader.error("neighbourhood.area_field", f"{area_field!r} is not a mapped inspections column")
+    radii = tuple(float(r) for r in reader.get("neighbourhood.radii_km", list, [1.0, 2.0]))
+    windows = tuple(int(w) for w in reader.get("neighbourhood.window_days", list, [90, 365]))
+    return CityConfig(
+        path=path,
+        raw=document,
+        city=reader.get("city.name", str),
+        display_name=reader.get("city.display_name", str, reader.get("city.name", str)),
+        model_name=reader.get("model.name", str),
+        inspections=reader.table("inspections"),
+        columns=columns,
+        entry_separator=reader.get("violations.entry_separator", str, "|"),
+        code_pattern=code_pattern,
+        severity_by_code=_severity_map(reader),
+        violation_counts=violation_counts,
+        severity_names=_severity_names(reader),
+        families=reader.strings("features.families", list(DEFAULT_FAMILIES)),
+        label_name=reader.get("label.name", str),
+        label_severity=label_severity,
+        label_min_count=reader.get("label.min_count", int, 1),
+        label_description=reader.get("label.description", str, ""),
+        inspection_types=reader.strings("scope.inspection_types", []),
+        drop_results=reader.strings("scope.drop_results", []),
+        fail_results=reader.strings("scope.fail_results", []),
+        licenses=licenses,
+        environment=_event_sources(reader),
+        weather=weather,
+        neighbourhood_radii_km=radii,
+        neighbourhood_windows_days=windows,
+        neighbourhood_nearest=_nearest(reader),
+        roster_inspected_within_days=reader.get("roster.inspected_within_days", int, 1095),
+        map_boundaries=reader.file("map.boundaries") if "map" in document else None,
+        map_name_property=reader.get("map.name_property", str, "name"),
+        roster_require_active_license=_require_license(reader, licenses),
+        area_field=area_field,
+        area_windows_days=tuple(int(w) for w in reader.get("neighbourhood.area_window_days", list, [])),
+    )
