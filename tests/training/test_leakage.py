@@ -1,14 +1,19 @@
-"""Point-in-time correctness: nothing dated on or after the as-of date can change its features."""
+"""Point-in-time correctness: nothing dated on or after the as-of date can change its features.
+
+Every registered feature family has a case in LEAKAGE_CASES; a family without one fails
+`test_every_family_has_a_leakage_case`.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from training.inspections.features import build_features
+from training.inspections.features import build_features, registry
 from training.inspections.ingest import CityData, EventTable
 from training.points import to_day, to_xyz
 
@@ -63,6 +68,50 @@ def _rewrite_future(data: CityData, queries: pd.DataFrame) -> CityData:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class LeakageCase:
+    """How to test one family: `rewrite` changes and adds rows dated on/after AS_OF in what the family
+    reads; `changes` are columns that same rewrite must change when the queries are one day later
+    (proof that the test could fail). A family that reads no data has none."""
+
+    changes: tuple[str, ...]
+    rewrite: Callable[[CityData, pd.DataFrame], CityData] = _rewrite_future
+
+
+LEAKAGE_CASES: dict[str, LeakageCase] = {
+    "history": LeakageCase(changes=("prior_inspections", "prev_critical")),
+    "establishment": LeakageCase(changes=("license_tobacco",)),
+    "neighbourhood": LeakageCase(changes=("nearby_critical_share_90d_1km",)),
+    "environment": LeakageCase(changes=("sanitation_311_per_km2_90d_1km", "burglaries_per_km2_90d_1km")),
+    "area": LeakageCase(changes=("area_critical_share_14d",)),
+    "calendar": LeakageCase(changes=()),  # the query date alone
+    "weather": LeakageCase(changes=("temperature_max_mean_3d",)),
+}
+
+
+def _only(data: CityData, family: str) -> CityData:
+    return dataclasses.replace(data, config=dataclasses.replace(data.config, families=(family,)))
+
+
+def test_every_family_has_a_leakage_case() -> None:
+    assert set(LEAKAGE_CASES) == set(registry.names()), "each registered family needs a leakage case"
+
+
+@pytest.mark.parametrize("family", registry.names())
+def test_future_rows_do_not_change_the_family(chicago_data: CityData, family: str) -> None:
+    if family not in LEAKAGE_CASES:
+        pytest.fail(f"family {family!r} has no leakage case")
+    case, data = LEAKAGE_CASES[family], _only(chicago_data, family)
+    queries = _queries(data)
+    rewritten = case.rewrite(data, queries)
+    pd.testing.assert_frame_equal(build_features(queries, data), build_features(queries, rewritten))
+
+    shifted = queries.assign(date=AS_OF + pd.Timedelta(days=1))
+    before, after = build_features(shifted, data), build_features(shifted, rewritten)
+    changed = {column for column in before.columns if not before[column].equals(after[column])}
+    assert set(case.changes) <= changed, f"unchanged: {sorted(set(case.changes) - changed)}"
+
+
 def test_future_rows_do_not_change_any_feature(chicago_data: CityData) -> None:
     queries = _queries(chicago_data)
     before = build_features(queries, chicago_data)
@@ -77,16 +126,7 @@ def test_the_day_before_does_change_features(chicago_data: CityData) -> None:
     before = build_features(shifted, chicago_data)
     after = build_features(shifted, _rewrite_future(chicago_data, queries))
     changed = [column for column in before.columns if not before[column].equals(after[column])]
-    expected = {
-        "prior_inspections",
-        "prev_critical",
-        "temperature_max_mean_3d",
-        "sanitation_311_per_km2_90d_1km",
-        "burglaries_per_km2_90d_1km",
-        "nearby_critical_share_90d_1km",
-        "area_critical_share_14d",
-        "license_tobacco",
-    }
+    expected = {column for case in LEAKAGE_CASES.values() for column in case.changes}
     assert expected <= set(changed), f"unchanged: {sorted(expected - set(changed))}"
 
 

@@ -2,20 +2,24 @@
 
 One table serves two readers: `validate_document` (unknown keys, wrong types, missing files and
 columns, all reported at once before any work) and `reference_markdown` (the config reference in
-docs/new-city.md, which a test keeps identical to this table).
+docs/new-city.md, which a test keeps identical to this table). The keys of a feature family's own
+sections, its needs and the family names come from the family registry
+(`training/inspections/features/registry.py`), read when first asked for: the families import this module.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-FAMILIES = ("history", "establishment", "neighbourhood", "environment", "area", "weather", "calendar")
+if TYPE_CHECKING:
+    from training.inspections.features.family import FeatureFamily
+
 DEFAULT_FAMILIES = ("history", "calendar")
 
 
@@ -54,7 +58,7 @@ INSPECTION_FIELDS: dict[str, tuple[bool, str]] = {
     "zip": (False, "ZIP or postal code: a daily-list filter and a possible `neighbourhood.area_field`"),
 }
 
-KEYS: tuple[Key, ...] = (
+_KEYS_BEFORE_FAMILIES: tuple[Key, ...] = (
     Key("task", "string", False, "inspections", "which pipeline this config drives: `inspections` or `lead`"),
     Key(
         "city.name",
@@ -138,109 +142,9 @@ KEYS: tuple[Key, ...] = (
         "results meaning no inspection took place (rows dropped)",
     ),
     Key("scope.fail_results", "list of strings", False, "[]", "results that count as a failed inspection"),
-    Key(
-        "features.families",
-        "list of strings",
-        False,
-        str(list(DEFAULT_FAMILIES)),
-        f"feature families to build, from {', '.join(FAMILIES)}",
-    ),
-    Key("licenses.file", "path", False, "no licences", "the licence CSV (establishment family)"),
-    Key(
-        "licenses.date_format",
-        "string",
-        False,
-        "—",
-        "strptime format of its dates (required with `licenses.file`)",
-    ),
-    Key(
-        "licenses.columns.establishment_id",
-        "string (column)",
-        False,
-        "—",
-        "links a licence to `inspections.columns.establishment_id`",
-    ),
-    Key(
-        "licenses.columns.account_id",
-        "string (column)",
-        False,
-        "—",
-        "the business account holding the licence",
-    ),
-    Key("licenses.columns.description", "string (column)", False, "—", "licence type"),
-    Key("licenses.columns.term_start", "string (column)", False, "—", "licence term start date"),
-    Key(
-        "licenses.columns.term_end",
-        "string (column)",
-        False,
-        "not used",
-        "licence term end date (for `roster.require_active_license`)",
-    ),
-    Key(
-        "licenses.other.*",
-        "list of strings",
-        False,
-        "none",
-        "a flag feature per name: the account held one of these licence types",
-    ),
-    Key("environment[].name", "string", False, "—", "event source name (feature names start with it)"),
-    Key("environment[].file", "path", False, "—", "the events CSV"),
-    Key("environment[].date_column", "string (column)", False, "—", "event date column"),
-    Key("environment[].date_format", "string", False, "—", "strptime format of the event dates"),
-    Key("environment[].latitude", "string (column)", False, "—", "event latitude column"),
-    Key("environment[].longitude", "string (column)", False, "—", "event longitude column"),
-    Key("environment[].window_days", "integer", False, "—", "days before the inspection date that count"),
-    Key("environment[].radius_km", "number", False, "—", "radius around the establishment that counts"),
-    Key(
-        "environment[].exclude_column",
-        "string (column)",
-        False,
-        "not used",
-        "column marking rows to ignore (e.g. duplicates)",
-    ),
-    Key(
-        "environment[].exclude_values", "list of strings", False, "[]", "values of `exclude_column` to ignore"
-    ),
-    Key("weather.file", "path", False, "no weather", "daily weather CSV (weather family)"),
-    Key("weather.date_column", "string (column)", False, "—", "its date column"),
-    Key("weather.date_format", "string", False, "—", "strptime format of its dates"),
-    Key("weather.temperature_max_column", "string (column)", False, "—", "daily maximum temperature column"),
-    Key("weather.window_days", "integer", False, "—", "days before the inspection averaged"),
-    Key(
-        "neighbourhood.radii_km",
-        "list of numbers",
-        False,
-        "[1.0, 2.0]",
-        "radii for nearby inspection outcomes",
-    ),
-    Key(
-        "neighbourhood.window_days",
-        "list of integers",
-        False,
-        "[90, 365]",
-        "windows for nearby inspection outcomes",
-    ),
-    Key(
-        "neighbourhood.nearest",
-        "list of [window_days, k] pairs",
-        False,
-        "[[90, 25]]",
-        "outcomes of the k nearest inspections in each window",
-    ),
-    Key(
-        "neighbourhood.area_field",
-        "string",
-        False,
-        "not used",
-        "canonical inspections field naming an area (area family)",
-    ),
-    Key(
-        "neighbourhood.area_window_days",
-        "list of integers",
-        False,
-        "[]",
-        "windows for the area's recent outcomes",
-    ),
+)
+
+_KEYS_AFTER_FAMILIES: tuple[Key, ...] = (
     Key(
         "roster.inspected_within_days",
         "integer",
@@ -258,6 +162,41 @@ KEYS: tuple[Key, ...] = (
     Key("map.boundaries", "path", False, "no map", "GeoJSON polygons drawn behind the daily list's map"),
     Key("map.name_property", "string", False, "name", "the polygons' property naming each area"),
 )
+
+
+def _registry() -> tuple[FeatureFamily, ...]:
+    from training.inspections.features import registry  # imported late: every family module imports this one
+
+    return registry.REGISTRY
+
+
+def families() -> tuple[str, ...]:
+    """The names of the registered feature families."""
+    return tuple(family.name for family in _registry())
+
+
+def config_keys() -> tuple[Key, ...]:
+    """Every key a city config may hold, in the order of the config reference."""
+    listed = families()
+    features = Key(
+        "features.families",
+        "list of strings",
+        False,
+        str(list(DEFAULT_FAMILIES)),
+        f"feature families to build, from {', '.join(listed)}",
+    )
+    owned = tuple(key for family in _registry() for key in family.keys)
+    return (*_KEYS_BEFORE_FAMILIES, features, *owned, *_KEYS_AFTER_FAMILIES)
+
+
+def __getattr__(name: str) -> tuple[Any, ...]:
+    # FAMILIES and KEYS as module constants, for readers of the table that predate the registry.
+    if name == "FAMILIES":
+        return families()
+    if name == "KEYS":
+        return config_keys()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
@@ -290,8 +229,8 @@ def _walk(node: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, str, An
             yield written, generic, value
 
 
-def _spec(generic: str) -> Key | None:
-    for key in KEYS:
+def _spec(generic: str, known: tuple[Key, ...]) -> Key | None:
+    for key in known:
         if key.path == generic or (key.path.endswith(".*") and generic.startswith(key.path[:-1])):
             return key
     return None
@@ -344,9 +283,10 @@ def validate_document(path: Path, document: dict[str, Any]) -> list[Problem]:
     """Every problem with a city config, found without reading more than the files' headers."""
     problems: list[Problem] = []
     base = path.parent
-    generic_paths = [key.path for key in KEYS]
+    known = config_keys()
+    generic_paths = [key.path for key in known]
     for written, generic, value in _walk(document):
-        spec = _spec(generic)
+        spec = _spec(generic, known)
         if spec is None:
             close = difflib.get_close_matches(generic, generic_paths, n=1, cutoff=0.75)
             hint = f"; did you mean {close[0].replace('[]', '[...]')!r}?" if close else ""
@@ -355,8 +295,8 @@ def validate_document(path: Path, document: dict[str, Any]) -> list[Problem]:
             problems.append(Problem(written, f"expected {spec.type}, got {type(value).__name__} {value!r}"))
         elif spec.type == "path" and not (base / value).resolve().is_file():
             problems.append(Problem(written, f"file not found: {(base / value).resolve()}"))
-    for key in KEYS:
-        if key.required and not _present(document, key.path):
+    for key in known:
+        if key.required and not present(document, key.path):
             problems.append(Problem(key.path, "missing (required)"))
     problems.extend(_family_problems(document))
     inspections = document.get("inspections", {})
@@ -389,7 +329,8 @@ def validate_document(path: Path, document: dict[str, Any]) -> list[Problem]:
     return problems
 
 
-def _present(document: dict[str, Any], dotted: str) -> bool:
+def present(document: Mapping[str, Any], dotted: str) -> bool:
+    """The document holds the dotted key."""
     node: Any = document
     for part in dotted.split("."):
         if not isinstance(node, dict) or part not in node:
@@ -400,41 +341,28 @@ def _present(document: dict[str, Any], dotted: str) -> bool:
 
 def _family_problems(document: dict[str, Any]) -> list[Problem]:
     """A family the config asks for must have the columns and sections it is built from."""
-    families = (
+    asked = (
         document.get("features", {}).get("families", list(DEFAULT_FAMILIES))
         if isinstance(document.get("features"), dict)
         else list(DEFAULT_FAMILIES)
     )
-    if not isinstance(families, list):
+    if not isinstance(asked, list):
         return []
+    registered = {family.name: family for family in _registry()}
+    listed = ", ".join(registered)
+    problems = []
+    for name in asked:
+        family = registered.get(name) if isinstance(name, str) else None
+        if family is None:
+            problems.append(Problem("features.families", f"unknown family {name!r}; use {listed}"))
+        elif (need := family.needs(document)) is not None:
+            problems.append(Problem("features.families", f"family {name!r} {need}"))
     columns = (
         document.get("inspections", {}).get("columns", {})
         if isinstance(document.get("inspections"), dict)
         else {}
     )
     columns = columns if isinstance(columns, dict) else {}
-    located = "latitude" in columns and "longitude" in columns
-    needs = {
-        "neighbourhood": (located, "needs inspections.columns.latitude and .longitude"),
-        "environment": (
-            located and bool(document.get("environment")),
-            "needs coordinates and an [[environment]] source",
-        ),
-        "area": (_present(document, "neighbourhood.area_field"), "needs neighbourhood.area_field"),
-        "weather": ("weather" in document, "needs a [weather] section"),
-        "establishment": (
-            "licenses" in document or "facility_type" in columns or "risk_category" in columns,
-            "needs [licenses] or inspections.columns.facility_type / .risk_category",
-        ),
-    }
-    problems = []
-    for family in families:
-        if family not in FAMILIES:
-            problems.append(
-                Problem("features.families", f"unknown family {family!r}; use {', '.join(FAMILIES)}")
-            )
-        elif family in needs and not needs[family][0]:
-            problems.append(Problem("features.families", f"family {family!r} {needs[family][1]}"))
     area_field = (
         document.get("neighbourhood", {}).get("area_field")
         if isinstance(document.get("neighbourhood"), dict)
@@ -450,7 +378,7 @@ def _family_problems(document: dict[str, Any]) -> list[Problem]:
 def reference_markdown() -> str:
     """The config reference table for docs/new-city.md."""
     lines = ["| key | type | required | default | meaning |", "|---|---|---|---|---|"]
-    for key in KEYS:
+    for key in config_keys():
         meaning = key.meaning.replace("|", "\\|")
         default = key.default.replace("|", "\\|")
         lines.append(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,6 +39,7 @@ class CityData:
     events: tuple[EventTable, ...]
     weather: pd.Series | None  # daily maximum temperature indexed by int day
     notes: tuple[str, ...] = ()  # rows set aside while reading, with counts and examples
+    family_data: Mapping[str, Any] = field(default_factory=dict)  # what a family's own `load` read
 
     @property
     def date_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -246,8 +249,17 @@ def load_weather(config: CityConfig) -> pd.Series | None:
 
 def load_city(config: CityConfig) -> CityData:
     """Read every source the config's feature families use."""
+    from training.inspections.features.registry import (
+        REGISTRY,  # imported late: the families import this module
+    )
+
     inspections, notes = load_inspections(config)
     families = set(config.families)
+    loaded = {
+        family.name: family.load(config)
+        for family in REGISTRY
+        if family.load is not None and family.name in families
+    }
     return CityData(
         config=config,
         inspections=inspections,
@@ -257,17 +269,20 @@ def load_city(config: CityConfig) -> CityData:
         else (),
         weather=load_weather(config) if "weather" in families else None,
         notes=tuple(notes),
+        family_data=loaded,
     )
 
 
 def data_files(config: CityConfig) -> list[Path]:
-    """Every data file the config names (for the bundle's content hash)."""
+    """Every data file the config names (for the bundle's content hash): the inspections file, then
+    each registered family's files, whether or not the family is switched on."""
+    from training.inspections.features.registry import (
+        REGISTRY,  # imported late: the families import this module
+    )
+
     files = [config.inspections.path]
-    if config.licenses:
-        files.append(config.licenses.source.path)
-    files.extend(source.source.path for source in config.environment)
-    if config.weather:
-        files.append(config.weather.source.path)
+    for family in REGISTRY:
+        files.extend(family.files(config))
     return files
 
 

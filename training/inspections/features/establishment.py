@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
 from training.inspections.config import CityConfig
+from training.inspections.config_schema import Key
+from training.inspections.features.family import FeatureFamily, mapped_columns
+from training.inspections.ingest import CityData
 
 DAYS_PER_YEAR = 365.25
+CATEGORICAL_FEATURES = ("facility_type", "risk_category")
 
 
 def _first_start_per_establishment(
@@ -64,3 +72,89 @@ def descriptive_features(queries: pd.DataFrame) -> pd.DataFrame:
         },
         index=queries.index,
     )
+
+
+DESCRIPTIONS = {
+    "facility_type": "facility type on the inspection record",
+    "risk_category": "the city's risk category for the establishment",
+    "years_licensed": "years since the establishment's earliest licence term started",
+    "license_types_held": "number of licence types its business account held",
+}
+
+KEYS = (
+    Key("licenses.file", "path", False, "no licences", "the licence CSV (establishment family)"),
+    Key(
+        "licenses.date_format",
+        "string",
+        False,
+        "—",
+        "strptime format of its dates (required with `licenses.file`)",
+    ),
+    Key(
+        "licenses.columns.establishment_id",
+        "string (column)",
+        False,
+        "—",
+        "links a licence to `inspections.columns.establishment_id`",
+    ),
+    Key(
+        "licenses.columns.account_id",
+        "string (column)",
+        False,
+        "—",
+        "the business account holding the licence",
+    ),
+    Key("licenses.columns.description", "string (column)", False, "—", "licence type"),
+    Key("licenses.columns.term_start", "string (column)", False, "—", "licence term start date"),
+    Key(
+        "licenses.columns.term_end",
+        "string (column)",
+        False,
+        "not used",
+        "licence term end date (for `roster.require_active_license`)",
+    ),
+    Key(
+        "licenses.other.*",
+        "list of strings",
+        False,
+        "none",
+        "a flag feature per name: the account held one of these licence types",
+    ),
+)
+
+
+def _build(queries: pd.DataFrame, data: CityData, config: CityConfig) -> pd.DataFrame | None:
+    parts = []
+    described = [column for column in CATEGORICAL_FEATURES if column in config.columns]
+    if described:
+        parts.append(descriptive_features(queries)[described])
+    if data.licenses is not None:
+        parts.append(license_features(queries, data.licenses, config))
+    if len(parts) > 1:
+        return pd.concat(parts, axis=1)
+    return parts[0] if parts else None
+
+
+def _describe(name: str) -> str | None:
+    if name in DESCRIPTIONS:
+        return DESCRIPTIONS[name]
+    if name.startswith("license_"):
+        return f"1 if the business account held a {name.removeprefix('license_').replace('_', ' ')} licence"
+    return None
+
+
+def _needs(document: Mapping[str, Any]) -> str | None:
+    columns = mapped_columns(document)
+    if "licenses" in document or "facility_type" in columns or "risk_category" in columns:
+        return None
+    return "needs [licenses] or inspections.columns.facility_type / .risk_category"
+
+
+def _files(config: CityConfig) -> Sequence[Path]:
+    # Also read by the daily list (`roster.require_active_license`), so hashed whenever configured.
+    return (config.licenses.source.path,) if config.licenses else ()
+
+
+ESTABLISHMENT = FeatureFamily(
+    name="establishment", build=_build, describe=_describe, keys=KEYS, needs=_needs, files=_files
+)

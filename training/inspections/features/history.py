@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from training.inspections.config import CityConfig
+from training.inspections.features.family import FeatureFamily, described_by
+from training.inspections.ingest import CityData
 from training.points import to_day
 
 DECAY_DAYS = 365.0
@@ -76,3 +79,26 @@ def history_features(
     if not with_results:
         features = features.drop(columns=["prev_failed", "past_fails", "fails_decayed"])
     return features
+
+
+DESCRIPTIONS = {
+    "prior_inspections": "number of earlier inspections of this establishment",
+    "first_inspection": "1 if this is the establishment's first inspection on record",
+    "days_since_last": "days since the establishment's previous inspection",
+    "prev_critical": "critical violations found at the previous inspection",
+    "prev_serious": "serious violations found at the previous inspection",
+    "prev_minor": "minor violations found at the previous inspection",
+    "prev_failed": "1 if the previous inspection failed",
+    "past_fails": "number of earlier failed inspections",
+    "past_critical_inspections": "number of earlier inspections with a critical violation",
+    "critical_decayed": "earlier critical-violation inspections, weighted by recency (1-year decay)",
+    "fails_decayed": "earlier failed inspections, weighted by recency (1-year decay)",
+    "violations_decayed": "earlier violations of any class, weighted by recency (1-year decay)",
+}
+
+
+def _build(queries: pd.DataFrame, data: CityData, config: CityConfig) -> pd.DataFrame:
+    return history_features(queries, data.inspections, with_results="result" in config.columns)
+
+
+HISTORY = FeatureFamily(name="history", build=_build, describe=described_by(DESCRIPTIONS))

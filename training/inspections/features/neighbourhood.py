@@ -7,13 +7,21 @@ window before it, so a row on or after the date can never be counted.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
-from training.inspections.ingest import EventTable
+from training.inspections.config import CityConfig
+from training.inspections.config_schema import Key, present
+from training.inspections.features.family import FeatureFamily, located
+from training.inspections.ingest import CityData, EventTable
 from training.points import to_day, to_xyz
+
+COORDINATES = ("latitude", "longitude")
 
 
 def _query_groups(queries: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
@@ -177,3 +185,161 @@ def area_outcome_features(
         result[f"area_critical_share_{window_days}d"] = np.where(known, share, np.nan)
         result[f"area_inspections_{window_days}d"] = np.where(known, count, np.nan)
     return result
+
+
+def _build_nearby(queries: pd.DataFrame, data: CityData, config: CityConfig) -> pd.DataFrame:
+    return nearby_outcome_features(
+        queries,
+        data.inspections,
+        config.neighbourhood_radii_km,
+        config.neighbourhood_windows_days,
+        config.neighbourhood_nearest,
+    )
+
+
+def _describe_nearby(name: str) -> str | None:
+    if name.startswith("nearby_critical_share_"):
+        window, radius = name.removeprefix("nearby_critical_share_").split("_")
+        return f"share of inspections within {radius} in the last {window} that found a critical violation"
+    if name.startswith("nearby_inspections_"):
+        window, radius = name.removeprefix("nearby_inspections_").split("_")
+        return f"number of inspections within {radius} in the last {window}"
+    if name.startswith("nearest"):
+        k, window, measure = name.removeprefix("nearest").split("_", 2)
+        what = {
+            "critical_share": "share that found a critical violation",
+            "fail_share": "share that failed",
+            "mean_violations": "mean number of violations",
+            "mean_km": "mean distance in km",
+        }.get(measure, measure)
+        return f"{what}, of the {k} nearest inspections in the last {window}"
+    return None
+
+
+def _needs_coordinates(document: Mapping[str, Any]) -> str | None:
+    return None if located(document) else "needs inspections.columns.latitude and .longitude"
+
+
+NEIGHBOURHOOD = FeatureFamily(
+    name="neighbourhood",
+    build=_build_nearby,
+    describe=_describe_nearby,
+    keys=(
+        Key(
+            "neighbourhood.radii_km",
+            "list of numbers",
+            False,
+            "[1.0, 2.0]",
+            "radii for nearby inspection outcomes",
+        ),
+        Key(
+            "neighbourhood.window_days",
+            "list of integers",
+            False,
+            "[90, 365]",
+            "windows for nearby inspection outcomes",
+        ),
+        Key(
+            "neighbourhood.nearest",
+            "list of [window_days, k] pairs",
+            False,
+            "[[90, 25]]",
+            "outcomes of the k nearest inspections in each window",
+        ),
+    ),
+    needs=_needs_coordinates,
+    query_columns=COORDINATES,
+)
+
+
+def _describe_density(name: str) -> str | None:
+    if "_per_km2_" not in name:
+        return None
+    source, rest = name.split("_per_km2_")
+    window, radius = rest.split("_")
+    return f"{source.replace('_', ' ')} per km² within {radius} in the last {window}"
+
+
+def _needs_events(document: Mapping[str, Any]) -> str | None:
+    if located(document) and bool(document.get("environment")):
+        return None
+    return "needs coordinates and an [[environment]] source"
+
+
+def _event_files(config: CityConfig) -> Sequence[Path]:
+    return tuple(source.source.path for source in config.environment)
+
+
+ENVIRONMENT = FeatureFamily(
+    name="environment",
+    build=lambda queries, data, config: event_density_features(queries, data.events),
+    describe=_describe_density,
+    keys=(
+        Key("environment[].name", "string", False, "—", "event source name (feature names start with it)"),
+        Key("environment[].file", "path", False, "—", "the events CSV"),
+        Key("environment[].date_column", "string (column)", False, "—", "event date column"),
+        Key("environment[].date_format", "string", False, "—", "strptime format of the event dates"),
+        Key("environment[].latitude", "string (column)", False, "—", "event latitude column"),
+        Key("environment[].longitude", "string (column)", False, "—", "event longitude column"),
+        Key("environment[].window_days", "integer", False, "—", "days before the inspection date that count"),
+        Key("environment[].radius_km", "number", False, "—", "radius around the establishment that counts"),
+        Key(
+            "environment[].exclude_column",
+            "string (column)",
+            False,
+            "not used",
+            "column marking rows to ignore (e.g. duplicates)",
+        ),
+        Key(
+            "environment[].exclude_values",
+            "list of strings",
+            False,
+            "[]",
+            "values of `exclude_column` to ignore",
+        ),
+    ),
+    needs=_needs_events,
+    files=_event_files,
+    query_columns=COORDINATES,
+)
+
+
+def _build_area(queries: pd.DataFrame, data: CityData, config: CityConfig) -> pd.DataFrame | None:
+    if config.area_field is None:
+        return None
+    return area_outcome_features(queries, data.inspections, config.area_field, config.area_windows_days)
+
+
+def _describe_area(name: str) -> str | None:
+    if name.startswith("area_critical_share_"):
+        window = name.rsplit("_", 1)[1]
+        return f"share of inspections in the same area in the last {window} with a critical violation"
+    if name.startswith("area_inspections_"):
+        return f"number of inspections in the same area in the last {name.rsplit('_', 1)[1]}"
+    return None
+
+
+AREA = FeatureFamily(
+    name="area",
+    build=_build_area,
+    describe=_describe_area,
+    keys=(
+        Key(
+            "neighbourhood.area_field",
+            "string",
+            False,
+            "not used",
+            "canonical inspections field naming an area (area family)",
+        ),
+        Key(
+            "neighbourhood.area_window_days",
+            "list of integers",
+            False,
+            "[]",
+            "windows for the area's recent outcomes",
+        ),
+    ),
+    needs=lambda document: (
+        None if present(document, "neighbourhood.area_field") else "needs neighbourhood.area_field"
+    ),
+)
