@@ -33,7 +33,7 @@ from app.platform.settings import Settings
 from app.platform.storage.repository import Repository
 from app.scoring import routes as scoring
 from app.services import accelerated
-from training.signing import load_public_key, verify_signature
+from training.serving import load_public_key, verify_signature
 
 log = logging.getLogger(__name__)
 

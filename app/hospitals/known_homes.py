@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy.spatial import cKDTree
 
-from training.points import to_xyz
+from training.serving import to_xyz
 
 # Points queried at a time: the tree answers in Python lists, ~30 ints a point, so all 57,000 Chicago
 # points at once would hold ~1.7 million int objects (+130 MB at start-up) before they become arrays.

@@ -26,14 +26,21 @@ from app.platform.registry import LoadedModel, ModelRegistry, Snapshot
 from app.scoring.bodies.records import RecordBatch, RecordRows
 from app.scoring.explain import TOP_REASONS, largest
 from app.scoring.linear import CompiledLinear
-from training.address import AddressIndex, AddressNotFound
-from training.bundle import content_hash
-from training.geo import PointLocator
-from training.lead.config import LeadConfig
-from training.lead.data import load_lead_data
-from training.lead.features import FEATURES, SAME_ADDRESS_KM
-from training.lead.reference import AREA_FEATURES, TRACT_FEATURES
-from training.points import EARTH_RADIUS_KM, to_day, to_xyz
+from training.serving import (
+    AREA_FEATURES,
+    EARTH_RADIUS_KM,
+    SAME_ADDRESS_KM,
+    TRACT_FEATURES,
+    AddressIndex,
+    AddressNotFound,
+    LeadConfig,
+    PointLocator,
+    content_hash,
+    load_lead_data,
+    to_day,
+    to_xyz,
+)
+from training.serving import LEAD_FEATURES as FEATURES
 
 LEAD_TASK = "lead_risk"
 EPOCH = date(1970, 1, 1)  # to_day counts days from here

@@ -18,10 +18,7 @@ import pandas as pd
 
 from app.platform.errors import CityNotFound, EstablishmentNotFound
 from app.scoring.bodies.records import MISSING_CATEGORY, FeatureLayout, RecordBatch
-from training.config import ConfigError
-from training.inspections.config import load_city_config
-from training.inspections.features import build_features
-from training.inspections.ingest import CityData, load_city
+from training.serving import CityData, ConfigError, build_features, load_city, load_city_config
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,7 @@ from app.platform.errors import InvalidRequest, ListNotFound, ModelUnavailable, 
 from app.platform.registry import LoadedModel, ModelRegistry
 from app.platform.storage.repository import IssuedList, OutcomeWrite, Repository
 from app.scoring.bodies.records import MISSING_CATEGORY, RecordBatch
-from training.inspections.ingest import CityData, parse_violation_codes, with_recorded_outcomes
-from training.inspections.roster import build_roster
+from training.serving import CityData, build_roster, parse_violation_codes, with_recorded_outcomes
 
 TIER_ORDER = {"low": 0, "medium": 1, "high": 2}
 MAX_DAYS_AFTER_DATA = 14  # a list further ahead would rest on stale neighbourhood features

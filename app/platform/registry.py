@@ -24,8 +24,15 @@ from app.platform.errors import ModelNotFound
 from app.scoring.bodies.records import FeatureLayout, RecordBatch, parse_records
 from app.scoring.explain import Tiers, explain
 from app.scoring.scorers import Scorer, build_scorer
-from training.bundle import CARD_FILE, MODEL_FILE, Bundle, BundleError, find_bundles, load_bundle
-from training.inspections.features import describe_feature
+from training.serving import (
+    CARD_FILE,
+    MODEL_FILE,
+    Bundle,
+    BundleError,
+    describe_feature,
+    find_bundles,
+    load_bundle,
+)
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,70 @@
+"""What the service (app/) may use of the training pipeline: this module is the whole boundary.
+
+The service loads verified bundles, computes the same point-in-time features the models were trained
+on (for the daily list and the establishment and lead routes), and reads the same city configs. It
+must not import anything else of training/ (model fitting, cards and their plotting cost every worker
+memory and start-up time): tests/app/test_service_imports.py fails on any other import.
+"""
+
+from __future__ import annotations
+
+from training.address import AddressIndex, AddressNotFound
+from training.bundle import (
+    CARD_FILE,
+    MODEL_FILE,
+    Bundle,
+    BundleError,
+    content_hash,
+    find_bundles,
+    load_bundle,
+)
+from training.config import ConfigError
+from training.geo import PointLocator
+from training.inspections.config import load_city_config
+from training.inspections.features import build_features, describe_feature
+from training.inspections.ingest import CityData, load_city, parse_violation_codes, with_recorded_outcomes
+from training.inspections.roster import build_roster
+from training.lead.config import LeadConfig
+from training.lead.data import load_lead_data
+from training.lead.features import FEATURES as LEAD_FEATURES
+from training.lead.features import SAME_ADDRESS_KM
+from training.lead.reference import AREA_FEATURES, TRACT_FEATURES
+from training.points import EARTH_RADIUS_KM, to_day, to_xyz
+from training.signing import load_public_key, verify_signature
+
+__all__ = [
+    # Bundles: find, verify and load them; hash reference data as the manifest does.
+    "CARD_FILE",
+    "MODEL_FILE",
+    "Bundle",
+    "BundleError",
+    "content_hash",
+    "find_bundles",
+    "load_bundle",
+    "load_public_key",
+    "verify_signature",
+    # Inspections: the city config and data, and the features and roster of a daily list.
+    "CityData",
+    "ConfigError",
+    "build_features",
+    "build_roster",
+    "describe_feature",
+    "load_city",
+    "load_city_config",
+    "parse_violation_codes",
+    "with_recorded_outcomes",
+    # Lead: the config, reference data and feature definitions of the hospital endpoint.
+    "AREA_FEATURES",
+    "AddressIndex",
+    "AddressNotFound",
+    "LEAD_FEATURES",
+    "LeadConfig",
+    "PointLocator",
+    "SAME_ADDRESS_KM",
+    "TRACT_FEATURES",
+    "load_lead_data",
+    # Points in time and space.
+    "EARTH_RADIUS_KM",
+    "to_day",
+    "to_xyz",
+]
