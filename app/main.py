@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from app.hospitals import cds_routes, lead_routes
 from app.hospitals.ehr_tokens import EhrTokenVerifier
 from app.hospitals.lead_risk import LeadService
+from app.inspections import establishments
 from app.inspections import page as inspector_page
 from app.inspections import routes as inspection_routes
 from app.inspections.cities import CityStore
@@ -108,6 +109,7 @@ def create_app(
     app.router.routes[0:0] = list(app.fast_routes)
     for router in (
         scoring.router,
+        establishments.router,
         health.router,
         models.router,
         admin.router,

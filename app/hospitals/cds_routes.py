@@ -15,9 +15,10 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app.hospitals.ehr_tokens import EhrTokenVerifier, TokenRejected
+from app.hospitals.errors import OutsideArea
 from app.hospitals.fhir_patient import patient_home
 from app.hospitals.lead_answers import card
-from app.hospitals.lead_risk import Home, LeadService, OutsideArea
+from app.hospitals.lead_risk import Home, LeadService
 from app.hospitals.lead_routes import STATES, ready_engine
 from app.platform.deps import read_json
 from app.platform.errors import AuthNotConfigured, InvalidRequest, PreconditionFailed, Problem, Unauthorized

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial import cKDTree
 
+from app.hospitals.errors import OutsideArea
 from app.hospitals.known_homes import KnownHomes
 from app.platform.errors import ModelUnavailable
 from app.platform.registry import LoadedModel, ModelRegistry, Snapshot
@@ -44,14 +45,6 @@ from training.serving import LEAD_FEATURES as FEATURES
 
 LEAD_TASK = "lead_risk"
 EPOCH = date(1970, 1, 1)  # to_day counts days from here
-
-
-class OutsideArea(Exception):
-    """The home is not in the city's service area (or its address is not one the resolver knows)."""
-
-    def __init__(self, not_found: bool) -> None:
-        super().__init__("address not found" if not_found else "outside the service area")
-        self.not_found = not_found
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,9 @@ from fastapi import Request
 from starlette.responses import Response
 
 from app.hospitals import lead_safe_typed
+from app.hospitals.errors import OutsideArea
 from app.hospitals.lead_answers import risk_score_notes
-from app.hospitals.lead_risk import Home, LeadEngine, LeadService, OutsideArea
+from app.hospitals.lead_risk import Home, LeadEngine, LeadService
 from app.hospitals.lead_safe import FieldError, LeadSafeRequest, parse_request
 from app.platform.clock import MillisecondClock
 from app.platform.deps import LEAD, SECURITY, BodyTooLarge, check_partner, read_limited_body

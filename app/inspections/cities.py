@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from app.platform.errors import CityNotFound, EstablishmentNotFound
+from app.inspections.errors import CityNotFound, EstablishmentNotFound
 from app.scoring.bodies.records import MISSING_CATEGORY, FeatureLayout, RecordBatch
 from training.serving import CityData, ConfigError, build_features, load_city, load_city_config
 

@@ -18,7 +18,8 @@ import pandas as pd
 
 from app.inspections.cities import CityStore
 from app.inspections.citymap import area_names
-from app.platform.errors import InvalidRequest, ListNotFound, ModelUnavailable, Problem
+from app.inspections.errors import ListNotFound
+from app.platform.errors import InvalidRequest, ModelUnavailable, Problem
 from app.platform.registry import LoadedModel, ModelRegistry
 from app.platform.storage.repository import IssuedList, OutcomeWrite, Repository
 from app.scoring.bodies.records import MISSING_CATEGORY, RecordBatch

@@ -12,10 +12,11 @@ from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
 from app.inspections.daily import DailyLists, DailyQuery
+from app.inspections.schemas import DailyList, OutcomesIn, OutcomesRecorded
 from app.platform.deps import INSPECTOR_SECURITY, SECURITY, InspectorDep, PartnerDep
 from app.platform.errors import InvalidRequest, Problem
 from app.platform.handlers import JSONBytes
-from app.platform.schemas import DailyList, ErrorResponse, OutcomesIn, OutcomesRecorded
+from app.platform.schemas import ErrorResponse
 from app.platform.storage.repository import IssuedList
 
 router = APIRouter(prefix="/v1/inspections", tags=["inspections"])

@@ -12,7 +12,6 @@ import orjson
 from fastapi import Depends, Query, Request
 from starlette.requests import ClientDisconnect
 
-from app.inspections.cities import CityStore
 from app.platform.errors import (
     AuthNotConfigured,
     Forbidden,
@@ -50,11 +49,6 @@ async def get_registry(request: Request) -> ModelRegistry:
     return registry
 
 
-async def get_cities(request: Request) -> CityStore:
-    cities: CityStore = request.app.state.cities
-    return cities
-
-
 async def get_metrics(request: Request) -> ServiceMetrics:
     metrics: ServiceMetrics = request.app.state.metrics
     return metrics
@@ -62,7 +56,6 @@ async def get_metrics(request: Request) -> ServiceMetrics:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
-CitiesDep = Annotated[CityStore, Depends(get_cities)]
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
 
 # Documented in OpenAPI as security schemes (see app.main); read straight from the headers here,

@@ -1,4 +1,5 @@
-"""Domain errors. Services raise these; `app.platform.handlers` turns each into the one HTTP error shape.
+"""The errors every domain shares; each domain adds its own in its `errors.py`. Services raise them,
+and `app.platform.handlers` turns each into the one HTTP error shape (by its `status` and `code`).
 
 No FastAPI imports here, so services stay framework-free.
 """
@@ -31,16 +32,6 @@ class ServiceError(Exception):
 class ModelNotFound(ServiceError):
     status = 404
     code = "model_not_found"
-
-
-class CityNotFound(ServiceError):
-    status = 404
-    code = "city_not_found"
-
-
-class EstablishmentNotFound(ServiceError):
-    status = 404
-    code = "establishment_not_found"
 
 
 class InvalidRequest(ServiceError):
@@ -92,11 +83,6 @@ class ModelUnavailable(ServiceError):
     code = "model_unavailable"
 
 
-class ListNotFound(ServiceError):
-    status = 404
-    code = "list_not_found"
-
-
 class Forbidden(ServiceError):
     """Authenticated, but the key's scopes do not cover this endpoint."""
 
@@ -105,16 +91,9 @@ class Forbidden(ServiceError):
 
 
 class PreconditionFailed(ServiceError):
-    """The request cannot be answered as sent: a child the model does not cover, a home outside the
-    service area, or (CDS Hooks) a missing prefetch."""
+    """The request cannot be answered as sent (CDS Hooks: a missing prefetch)."""
 
     status = 412
     code = "precondition_failed"
 
 
-class IneligibleChild(PreconditionFailed):
-    code = "child_not_eligible"
-
-
-class HomeNotInServiceArea(PreconditionFailed):
-    code = "outside_service_area"

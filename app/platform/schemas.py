@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
@@ -226,101 +225,8 @@ class Reloaded(BaseModel):
     loaded_at: str | None
 
 
-class Establishment(BaseModel):
-    establishment_id: str
-    name: str | None
-    address: str | None
-
-
-class EstablishmentRisk(ScoredRecord):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "city": "chicago",
-                    "establishment": {"establishment_id": "1932", "name": "...", "address": "..."},
-                    "date": "2014-08-30",
-                    "data_until": "2014-08-29",
-                    "model": "chicago-food-inspections",
-                    "version": "2014-08-29-6e338ca4",
-                    "score": 0.21,
-                    "tier": "medium",
-                    "reasons": EXAMPLE_REASONS,
-                    "features": {"prior_inspections": 4.0, "facility_type": "Restaurant"},
-                }
-            ]
-        }
-    )
-
-    city: str
-    establishment: Establishment
-    date: str = Field(description="The inspection date the features are computed for")
-    data_until: str = Field(description="Latest inspection date in the city's data")
-    model: str
-    version: str
-    features: dict[str, FeatureValue]
-
-
 # ------------------------------------------------------------------------------------ daily lists
 
 TierName = Literal["low", "medium", "high"]
 
 
-class ListedEstablishment(BaseModel):
-    rank: int = Field(examples=[1])
-    establishment_id: str = Field(examples=["2298459"])
-    name: str | None = Field(examples=["SAIMAI THAI"])
-    address: str | None = Field(examples=["338 W ARMITAGE AVE"])
-    zip: str | None = Field(examples=["60614"])
-    latitude: float | None = Field(examples=[41.918])
-    longitude: float | None = Field(examples=[-87.638])
-    facility_type: str | None = Field(examples=["Restaurant"])
-    risk_category: str | None = Field(examples=["Risk 1 (High)"])
-    community_area: str | None = Field(examples=["LINCOLN PARK"])
-    score: float = Field(description="Probability of a critical violation", examples=[0.41])
-    tier: TierName
-    reasons: list[Reason]
-    last_inspection_date: str | None = Field(examples=["2013-09-12"])
-    last_result: str | None = Field(examples=["Pass w/ Conditions"])
-
-
-class DailyList(BaseModel):
-    """A list as issued and stored: GET /v1/inspections/lists/{id} returns exactly this."""
-
-    list_id: int = Field(examples=[17])
-    city: str = Field(examples=["chicago"])
-    date: str = Field(examples=["2014-08-30"])
-    model: dict[str, str] = Field(
-        examples=[{"name": "chicago-food-inspections", "version": "2014-08-29-6e338ca4"}]
-    )
-    parameters: dict[str, Any]
-    issued_at: str
-    rows: list[ListedEstablishment]
-
-
-class OutcomeIn(BaseModel):
-    """One inspection's result, in the city's own format."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    inspection_id: str = Field(min_length=1, max_length=64, examples=["1496240"])
-    establishment_id: str = Field(min_length=1, max_length=64, examples=["2298459"])
-    date: dt.date = Field(examples=["2014-09-02"])
-    result: str = Field(min_length=1, max_length=128, examples=["Fail"])
-    inspection_type: str | None = Field(default=None, max_length=128, examples=["Canvass"])
-    violations: str | None = Field(
-        default=None,
-        max_length=20_000,
-        examples=["2. FACILITIES TO MAINTAIN PROPER TEMPERATURE - Comments: | 34. FLOORS - Comments: "],
-    )
-
-
-class OutcomesIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    outcomes: list[OutcomeIn] = Field(min_length=1, max_length=1000)
-
-
-class OutcomesRecorded(BaseModel):
-    created: list[str] = Field(description="Inspection ids stored by this request")
-    already_recorded: list[str] = Field(description="Ids stored before; left unchanged (idempotent)")

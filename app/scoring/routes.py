@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Any
 
 import anyio.to_thread
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.routing import APIRoute
 from starlette.responses import Response
 from starlette.routing import request_response as starlette_request_response
 
-from app.inspections.cities import EstablishmentFeatures
-from app.inspections.daily import DailyLists
 from app.platform.deps import (
     SECURITY,
-    CitiesDep,
-    PartnerDep,
-    RegistryDep,
     check_media_type,
     check_partner,
     check_record_count,
@@ -27,10 +21,10 @@ from app.platform.deps import (
     read_within_limit,
     records_of,
 )
-from app.platform.errors import InvalidRequest, ModelNotFound, ModelUnavailable, Problem
+from app.platform.errors import InvalidRequest
 from app.platform.handlers import JSONBytes
 from app.platform.registry import LoadedModel
-from app.platform.schemas import ErrorResponse, EstablishmentRisk, ScoreRequest, ScoreResponse, ScoreTable
+from app.platform.schemas import ErrorResponse, ScoreRequest, ScoreResponse, ScoreTable
 from app.scoring.bodies.parquet import PARQUET_MEDIA_TYPE, open_parquet, parquet_batch
 from app.scoring.bodies.table import as_table_problem, is_table, table_records
 from app.scoring.bodies.typed import decoder_for
@@ -43,7 +37,6 @@ router = APIRouter(tags=["scoring"])
 # single-record path free of thread-pool queueing. Larger bodies go to a thread so the loop stays
 # responsive.
 INLINE_BODY_BYTES = 16 * 1024
-_EARLIEST, _LATEST = dt.date(1900, 1, 1), dt.date(2200, 12, 31)
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -184,60 +177,3 @@ def _answer_parquet(model: LoadedModel, body: bytes, max_records: int) -> tuple[
 def _answer_of(model: LoadedModel, results: list[dict[str, Any]]) -> tuple[bytes, int]:
     header = {"model": model.name, "version": model.version, "reasons_method": model.scorer.method}
     return orjson.dumps(header | {"results": results}), len(results)
-
-
-@router.get(
-    "/v1/establishments/{city}/{establishment_id}/risk",
-    response_model=EstablishmentRisk,
-    responses=_errors(401, 404, 422, 503),
-    openapi_extra={"security": SECURITY},
-)
-async def establishment_risk(
-    request: Request,
-    city: str,
-    establishment_id: str,
-    _: PartnerDep,
-    registry: RegistryDep,
-    cities: CitiesDep,
-    date: Annotated[
-        dt.date | None,
-        Query(description="Inspection date (YYYY-MM-DD); default: the day after the city's data ends"),
-    ] = None,
-    model: Annotated[
-        str | None, Query(description="Model name; default: the first serving this city")
-    ] = None,
-) -> Response:
-    """Risk of an establishment's next inspection, from features computed on the city's own data and
-    the outcomes recorded through `POST /v1/inspections/{city}/outcomes` (as the daily list does)."""
-    if date is not None and not _EARLIEST <= date <= _LATEST:
-        raise InvalidRequest(
-            "date out of range", (Problem(("query", "date"), f"must be in {_EARLIEST}..{_LATEST}"),)
-        )
-    await anyio.to_thread.run_sync(cities.city, city)  # 404 for an unknown city; loads data on first use
-    snapshot = registry.snapshot
-    serving = [m for m in snapshot.for_city(city) if model is None or m.name == model]
-    if not serving:
-        if model is not None:
-            raise ModelNotFound(f"no loaded model {model!r} serves city {city!r}")
-        raise ModelUnavailable(f"no loaded model serves city {city!r}")
-    loaded = serving[0]
-    lists: DailyLists = request.app.state.daily_lists
-
-    # The recorded outcomes and the features in one thread hop (city_data: 503 if the database is down).
-    def features() -> EstablishmentFeatures:
-        return cities.features(city, establishment_id, date, loaded.layout, lists.city_data(city))
-
-    found = await anyio.to_thread.run_sync(features)
-    result = loaded.score_batch(found.batch)[0]
-    return JSONBytes(
-        {
-            "city": city,
-            "establishment": found.establishment,
-            "date": found.as_of.isoformat(),
-            "data_until": found.data_until.isoformat(),
-            "model": loaded.name,
-            "version": loaded.version,
-            **result,
-            "features": found.values,
-        }
-    )

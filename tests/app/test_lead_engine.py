@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from app_helpers import MODELS_DIR, REPO_ROOT
 
-from app.hospitals.lead_risk import Home, LeadEngine, LeadService, OutsideArea
+from app.hospitals.errors import OutsideArea
+from app.hospitals.lead_risk import Home, LeadEngine, LeadService
 from app.platform.registry import LoadedModel, ModelRegistry
 from app.scoring.bodies.records import RecordRows
 from training.lead.data import LeadData, load_lead_data

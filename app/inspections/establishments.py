@@ -1,0 +1,96 @@
+"""An establishment's risk as of a date, computed from the city's data (a partner route)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+import anyio.to_thread
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import Response
+
+from app.inspections.cities import CityStore, EstablishmentFeatures
+from app.inspections.daily import DailyLists
+from app.inspections.schemas import EstablishmentRisk
+from app.platform.deps import SECURITY, PartnerDep, RegistryDep
+from app.platform.errors import InvalidRequest, ModelNotFound, ModelUnavailable, Problem
+from app.platform.handlers import JSONBytes
+from app.platform.schemas import ErrorResponse
+
+router = APIRouter(tags=["scoring"])
+
+_EARLIEST, _LATEST = dt.date(1900, 1, 1), dt.date(2200, 12, 31)
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": text}
+    for code, text in {
+        401: "Missing or invalid API key",
+        404: "Unknown model, version, city or establishment",
+        422: "A field is unknown, of the wrong type, or not finite (named with its record index)",
+        503: "No API key configured, no model loaded for the city, or the database is down",
+    }.items()
+}
+
+
+async def get_cities(request: Request) -> CityStore:
+    cities: CityStore = request.app.state.cities
+    return cities
+
+
+CitiesDep = Annotated[CityStore, Depends(get_cities)]
+
+
+@router.get(
+    "/v1/establishments/{city}/{establishment_id}/risk",
+    response_model=EstablishmentRisk,
+    responses=ERRORS,
+    openapi_extra={"security": SECURITY},
+)
+async def establishment_risk(
+    request: Request,
+    city: str,
+    establishment_id: str,
+    _: PartnerDep,
+    registry: RegistryDep,
+    cities: CitiesDep,
+    date: Annotated[
+        dt.date | None,
+        Query(description="Inspection date (YYYY-MM-DD); default: the day after the city's data ends"),
+    ] = None,
+    model: Annotated[
+        str | None, Query(description="Model name; default: the first serving this city")
+    ] = None,
+) -> Response:
+    """Risk of an establishment's next inspection, from features computed on the city's own data and
+    the outcomes recorded through `POST /v1/inspections/{city}/outcomes` (as the daily list does)."""
+    if date is not None and not _EARLIEST <= date <= _LATEST:
+        raise InvalidRequest(
+            "date out of range", (Problem(("query", "date"), f"must be in {_EARLIEST}..{_LATEST}"),)
+        )
+    await anyio.to_thread.run_sync(cities.city, city)  # 404 for an unknown city; loads data on first use
+    snapshot = registry.snapshot
+    serving = [m for m in snapshot.for_city(city) if model is None or m.name == model]
+    if not serving:
+        if model is not None:
+            raise ModelNotFound(f"no loaded model {model!r} serves city {city!r}")
+        raise ModelUnavailable(f"no loaded model serves city {city!r}")
+    loaded = serving[0]
+    lists: DailyLists = request.app.state.daily_lists
+
+    # The recorded outcomes and the features in one thread hop (city_data: 503 if the database is down).
+    def features() -> EstablishmentFeatures:
+        return cities.features(city, establishment_id, date, loaded.layout, lists.city_data(city))
+
+    found = await anyio.to_thread.run_sync(features)
+    result = loaded.score_batch(found.batch)[0]
+    return JSONBytes(
+        {
+            "city": city,
+            "establishment": found.establishment,
+            "date": found.as_of.isoformat(),
+            "data_until": found.data_until.isoformat(),
+            "model": loaded.name,
+            "version": loaded.version,
+            **result,
+            "features": found.values,
+        }
+    )
