@@ -57,6 +57,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         changed = sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
+            reporter.ensure_newline()
             reporter.write_sep("=", f"the test run changed {CHECKOUT_VAR}: {', '.join(changed)}", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
