@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,14 +27,31 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 SCORE_URL = f"/v1/models/{MODEL_NAME}/score"
 
 
+def isolated_state() -> dict[str, Any]:
+    """The running test's own partner keys file and database (tests/conftest.py sets them up for every
+    test), never the checkout's var/: keys or lists a person made there would change the answers."""
+    try:
+        return {
+            "keys_file": Path(os.environ["CIVICRISK_KEYS_FILE"]),
+            "database_url": os.environ["CIVICRISK_DATABASE_URL"],
+        }
+    except KeyError as missing:
+        raise RuntimeError(f"{missing} unset: is tests/conftest.py (the isolation) loaded?") from None
+
+
 def make_settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "models_dir": MODELS_DIR,
         "api_keys": (PARTNER_KEY,),
         "admin_key": ADMIN_KEY,
         "access_log": True,
+        **isolated_state(),
     }
-    return Settings(**(values | overrides))
+    settings = Settings(**(values | overrides))
+    for name, value in settings.model_dump().items():
+        if str(REPO_ROOT / "var") in str(value):
+            raise RuntimeError(f"test settings must not use the checkout's var/: {name}={value}")
+    return settings
 
 
 def copy_bundle(models_dir: Path, version: str | None = None, created_at: str | None = None) -> Path:
