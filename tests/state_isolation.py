@@ -10,7 +10,7 @@ from pathlib import Path
 
 def state_env(state_dir: Path) -> dict[str, str]:
     """The CIVICRISK_* variables that put every setting the service and the CLI default to a place
-    under var/ (app/config.py: keys_file, database_url) into `state_dir` instead."""
+    under var/ (app/platform/settings.py: keys_file, database_url) into `state_dir` instead."""
     return {
         "CIVICRISK_KEYS_FILE": str(state_dir / "partner-keys.json"),
         "CIVICRISK_DATABASE_URL": f"sqlite:///{state_dir / 'civicrisk.sqlite3'}",

@@ -21,10 +21,10 @@ from app_helpers import REPO_ROOT, make_settings
 from fastapi.testclient import TestClient
 from state_isolation import state_env, var_snapshot
 
-import app.config
-from app.config import Settings
+import app.platform.settings
 from app.main import create_app
-from app.services.partners import create_key, read_entries
+from app.platform.keys import create_key, read_entries
+from app.platform.settings import Settings
 
 # Variables a user may have exported; each would change what some test sees.
 USER_ENV = {
@@ -45,7 +45,7 @@ INNER_TESTS = [
 
 def test_settings_point_at_the_tests_own_state(state_dir: Path) -> None:
     # The tests use the app of this checkout, so its var/ is the one to keep away from.
-    assert app.config.REPO_ROOT == REPO_ROOT
+    assert app.platform.settings.REPO_ROOT == REPO_ROOT
     assert {name: value for name, value in os.environ.items() if name.startswith("CIVICRISK_")} == state_env(
         state_dir
     )
@@ -65,7 +65,7 @@ def test_settings_point_at_the_tests_own_state(state_dir: Path) -> None:
 
 def test_the_keys_command_keeps_keys_in_the_tests_own_state(state_dir: Path) -> None:
     created = subprocess.run(
-        [sys.executable, "-m", "app.cli", "keys", "create", "--partner", "Probe", "--scope", "lead"],
+        [sys.executable, "-m", "civicrisk.cli", "keys", "create", "--partner", "Probe", "--scope", "lead"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
@@ -82,10 +82,10 @@ def test_an_app_with_default_settings_keeps_its_lists_in_the_tests_own_state(sta
 
 
 def _copy_of_the_checkout(target: Path) -> Path:
-    """The code and tests copied (app.config finds var/ next to the app/ it is imported from); the
-    committed models and sample data linked."""
+    """The code and tests copied (app.platform.settings finds var/ next to the app/ it is imported
+    from); the committed models and sample data linked."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in ("app", "training", "tests"):
+    for name in ("app", "training", "civicrisk", "tests"):
         shutil.copytree(REPO_ROOT / name, target / name, ignore=ignore)
     shutil.copy2(REPO_ROOT / "pyproject.toml", target / "pyproject.toml")
     for name in ("models", "data"):
@@ -101,7 +101,7 @@ def test_the_tests_neither_read_nor_write_the_checkouts_var(tmp_path: Path) -> N
     before = var_snapshot(var)
     env = {name: value for name, value in os.environ.items() if not name.startswith("CIVICRISK_")} | USER_ENV
     imported = subprocess.run(
-        [sys.executable, "-c", "import app.config; print(app.config.REPO_ROOT)"],
+        [sys.executable, "-c", "import app.platform.settings; print(app.platform.settings.REPO_ROOT)"],
         cwd=checkout, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert imported.stdout.strip() == str(checkout), imported.stderr  # the copy's app, so the copy's var/
