@@ -22,7 +22,6 @@ from app.partner_context import install_partner_filter
 from app.routes import admin, cds, health, inspections, inspector, metrics, models, scoring
 from app.routes import lead as lead_routes
 from app.security.ehr_tokens import EhrTokenVerifier
-from app.services import accelerated
 from app.services.cities import CityStore
 from app.services.daily import DailyLists
 from app.services.lead_risk import LeadService
@@ -61,11 +60,6 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if accelerated.compiled is None:
-            log.warning(
-                "compiled scoring loops not built (no C compiler at install): single records are "
-                "scored by the plain-Python loops, with the same answers, ~10 µs slower each"
-            )
         if load_models:
             snapshot = await anyio.to_thread.run_sync(registry.reload)
             service_metrics.models_loaded.set(snapshot.count)
