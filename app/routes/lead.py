@@ -14,13 +14,13 @@ from typing import Any
 import anyio.to_thread
 import orjson
 from fastapi import Request
+from fastapi.routing import APIRoute
 from starlette.responses import Response
 
 from app.clock import MillisecondClock
 from app.deps import LEAD, SECURITY, BodyTooLarge, check_partner, read_limited_body
 from app.exceptions import ServiceError
 from app.handlers import JSONBytes
-from app.routes.scoring import PlainRoute
 from app.services import lead_safe_typed
 from app.services.lead_answers import risk_score_notes
 from app.services.lead_risk import Home, LeadEngine, LeadService, OutsideArea
@@ -151,7 +151,7 @@ _CONTRACT_ERROR = {
 }
 # Not in a router: like the score route, app.main serves it through the fast lane (app/fast_lane.py)
 # and declares it on the app itself for OpenAPI.
-lead_route = PlainRoute(
+lead_route = APIRoute(
     "/v1/lead/risk",
     lead_risk,
     methods=["POST"],
