@@ -24,7 +24,7 @@ from app.services.linear import Scored, ScoredRows
 from app.services.records import FeatureLayout, RecordBatch, RecordRows
 
 TOP_REASONS = 3
-SMALL_BATCH = 8
+SMALL_BATCH = 8  # up to this many records, plain Python is faster than numpy's per-call overhead
 NAN_RANK = -1.0  # a NaN contribution's magnitude when ranking: below every real one (all >= 0)
 
 
