@@ -56,7 +56,7 @@ def explain(
     contributions = scored.contributions
     n, width = contributions.shape
     if n <= SMALL_BATCH:
-        # For a few rows, the per-record path beats numpy's per-call overhead (argpartition, take_along_axis).
+        # numpy's per-call overhead would cost more than these rows' work: the per-record path.
         rows = RecordRows(numeric=batch.numeric.tolist(), categorical=batch.categorical)
         plain = ScoredRows(scored.scores.tolist(), contributions.tolist(), scored.baseline)
         return explain_rows(plain, rows, layout, descriptions, tiers)
