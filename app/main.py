@@ -33,7 +33,6 @@ from app.platform.routes import admin, health, metrics, models
 from app.platform.settings import Settings
 from app.platform.storage.repository import Repository
 from app.scoring import routes as scoring
-from app.services import accelerated
 from training.serving import load_public_key, verify_signature
 
 log = logging.getLogger(__name__)
@@ -65,11 +64,6 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if accelerated.compiled is None:
-            log.warning(
-                "compiled scoring loops not built (no C compiler at install): single records are "
-                "scored by the plain-Python loops, with the same answers, ~10 µs slower each"
-            )
         if load_models:
             snapshot = await anyio.to_thread.run_sync(registry.reload)
             service_metrics.models_loaded.set(snapshot.count)

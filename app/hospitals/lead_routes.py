@@ -14,6 +14,7 @@ from typing import Any
 import anyio.to_thread
 import orjson
 from fastapi import Request
+from fastapi.routing import APIRoute
 from starlette.responses import Response
 
 from app.hospitals import lead_safe_typed
@@ -26,7 +27,6 @@ from app.platform.deps import LEAD, SECURITY, BodyTooLarge, check_partner, read_
 from app.platform.errors import ServiceError
 from app.platform.handlers import JSONBytes
 from app.platform.registry import LoadedModel
-from app.scoring.routes import PlainRoute
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ _CONTRACT_ERROR = {
 }
 # Not in a router: like the score route, app.main serves it through the fast lane (app/platform/fast_lane.py)
 # and declares it on the app itself for OpenAPI.
-lead_route = PlainRoute(
+lead_route = APIRoute(
     "/v1/lead/risk",
     lead_risk,
     methods=["POST"],

@@ -9,8 +9,12 @@ scoring it. So `ServiceApp` sends POSTs to those paths down a short lane: the ap
 exception handlers. Every other request, and these paths with another method or a root path, go
 through the full stack as before.
 
-The routes stay declared on the FastAPI app, so OpenAPI documents them and the full stack could
-serve them too: both call the same endpoint (tests/app/test_fast_lane.py checks the answers agree).
+This is the service's one way around FastAPI's stack. The routes are ordinary APIRoutes declared on
+the app, so FastAPI documents them from their declarations and the full stack serves them too; their
+endpoints take the bare Request and read and check everything themselves, so both ways call the same
+endpoint alike. tests/app/test_fast_lane.py checks that the answers agree, and that Starlette and
+FastAPI still offer what the lane uses (`build_middleware_stack`, `user_middleware`,
+`exception_handlers`, a route's `path_regex`, `param_convertors` and `endpoint`).
 """
 
 from __future__ import annotations

@@ -1,20 +1,31 @@
-"""Scores to answers: tier from the bundle's validated cut-points and the top reasons in words."""
+"""Scores to answers: tier from the bundle's validated cut-points and the top reasons in words.
+
+Two paths build the same answers: `explain_rows`, record by record in plain Python (for a few
+records, where numpy's per-call overhead would cost more than the work), and `explain`, over a batch
+with numpy and flat lists. They follow the same rules, each stated once here, and
+tests/app/test_scorers.py compares their answers:
+
+- the top reasons are the TOP_REASONS largest contributions by magnitude, largest first, the earlier
+  feature (layout order) on a tie, a NaN below every number (`NAN_RANK`);
+- a zero or NaN contribution explains nothing and gives no reason (`_reason`);
+- a numeric input value is answered as a float, NaN as None and -0.0 as 0.0 (`answer_value`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache, partial
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from app.scoring.bodies.records import FeatureLayout, RecordBatch, RecordRows
 from app.scoring.linear import Scored, ScoredRows
-from app.services import accelerated
 
 TOP_REASONS = 3
-SMALL_BATCH = 8
+SMALL_BATCH = 8  # up to this many records, plain Python is faster than numpy's per-call overhead
+NAN_RANK = -1.0  # a NaN contribution's magnitude when ranking: below every real one (all >= 0)
 
 
 @dataclass(frozen=True)
@@ -44,51 +55,29 @@ def explain(
     """One result per record: score, tier and the TOP_REASONS largest contributions, largest first."""
     contributions = scored.contributions
     n, width = contributions.shape
-    top = min(TOP_REASONS, width)
     if n <= SMALL_BATCH:
-        # For a few rows, plain Python beats numpy's per-call overhead (argpartition, take_along_axis).
-        rows = contributions.tolist()
-        numeric_rows = batch.numeric.tolist()
-        numeric_index = layout.numeric_column
-        chosen = [j for row in rows for j in largest(row, top)]
-        picked = [rows[i // top][j] for i, j in enumerate(chosen)]
-        numbers = [numeric_rows[i // top][numeric_index[j]] for i, j in enumerate(chosen)]
-        labels = tiers.label(scored.scores)
-        return _results(
-            scored.scores.tolist(), labels, top, chosen, picked, numbers, batch, layout, descriptions
-        )
-    chosen_array = _largest_columns(contributions, top)
-    picked_array = np.take_along_axis(contributions, chosen_array, axis=1)
+        # numpy's per-call overhead would cost more than these rows' work: the per-record path.
+        rows = RecordRows(numeric=batch.numeric.tolist(), categorical=batch.categorical)
+        plain = ScoredRows(scored.scores.tolist(), contributions.tolist(), scored.baseline)
+        return explain_rows(plain, rows, layout, descriptions, tiers)
+    top = min(TOP_REASONS, width)
+    chosen = _largest_columns(contributions, top)
+    picked = np.take_along_axis(contributions, chosen, axis=1)
     # Each reason's input value in one gather (categorical reasons read column 0 here and are
     # replaced by their category in _results).
-    columns = np.asarray(layout.numeric_column, dtype=np.intp)[chosen_array]
-    numbers_array = np.take_along_axis(batch.numeric, columns, axis=1) if batch.numeric.shape[1] else columns
+    columns = np.asarray(layout.numeric_column, dtype=np.intp)[chosen]
+    numbers = np.take_along_axis(batch.numeric, columns, axis=1) if batch.numeric.shape[1] else columns
     return _results(
         scored.scores.tolist(),
         tiers.label(scored.scores),
         top,
-        chosen_array.ravel().tolist(),
-        picked_array.ravel().tolist(),
-        numbers_array.ravel().tolist(),
-        batch,
+        chosen.ravel().tolist(),
+        picked.ravel().tolist(),
+        numbers.ravel().tolist(),
+        batch.categorical,
         layout,
         descriptions,
     )
-
-
-def _largest_columns(contributions: np.ndarray, top: int) -> np.ndarray:
-    """Per row, the columns of the `top` largest magnitudes, largest first, the earlier column on
-    ties (as `largest`; argpartition breaks ties arbitrarily); NaN, which explains nothing, last.
-    One argmax per place: for 3 of 60 columns of 10,000 rows, 1.9 ms against 7.9 for argpartition
-    and a sort."""
-    magnitude = np.abs(contributions)
-    magnitude[np.isnan(magnitude)] = -1.0
-    rows = np.arange(len(magnitude))
-    chosen = np.empty((len(magnitude), top), dtype=np.intp)
-    for place in range(top):
-        chosen[:, place] = column = magnitude.argmax(axis=1)
-        magnitude[rows, column] = -2.0  # below every value still to choose from, NaN included
-    return chosen
 
 
 def explain_rows(
@@ -98,9 +87,9 @@ def explain_rows(
     descriptions: Sequence[str],
     tiers: Tiers,
 ) -> list[dict[str, Any]]:
-    """`explain` for records scored in plain Python (`CompiledLinear.score_rows`): the same answer,
-    built record by record. For one Chicago record this direct loop took 7.9 µs against 13–16 for
-    the batch assembly in `_results`, whose flat lists and shared reasons pay off only over many."""
+    """`explain` record by record in plain Python (`CompiledLinear.score_rows`' output, or a few
+    rows of a batch). For one Chicago record this direct loop took 7.9 µs against 13–16 for the
+    batch assembly in `_results`, whose flat lists and shared reasons pay off only over many."""
     top = min(TOP_REASONS, len(layout.names))
     names, numeric_index, category_of = layout.names, layout.numeric_column, layout.category_of
     templates = _templates(tuple(descriptions))
@@ -108,18 +97,61 @@ def explain_rows(
     for i, (score, contributions) in enumerate(zip(scored.scores, scored.contributions, strict=True)):
         reasons = []
         for j in largest(contributions, top):
-            contribution = contributions[j]
-            if contribution == 0.0 or contribution != contribution:
-                continue  # a zero or NaN contribution explains nothing (as in _results)
             k = category_of.get(j)
-            value = rows.categorical[k][i] if k is not None else _number(rows.numeric[i][numeric_index[j]])
-            reasons.append(_reason(templates, names[j], j, contribution, value))
+            value: str | float | None
+            if k is not None:
+                value = rows.categorical[k][i]
+            else:
+                value = answer_value(rows.numeric[i][numeric_index[j]])
+            reason = _reason(templates, names[j], j, contributions[j], value)
+            if reason is not None:
+                reasons.append(reason)
         answers.append({"score": score, "tier": tiers.label_one(score), "reasons": reasons})
     return answers
 
 
-def _reason(templates: _Templates, name: str, j: int, contribution: float, value: Any) -> dict[str, Any]:
-    """One reason in words, from feature j's templates."""
+def largest(row: Sequence[float], top: int) -> list[int]:
+    """Positions of the `top` largest magnitudes, largest first, by the module's rule (the per-record
+    twin of `_largest_columns`)."""
+    magnitude = list(map(abs, row))
+    total = sum(magnitude)
+    if total != total:  # magnitudes (never negative) add up to NaN only when one is NaN
+        magnitude = [NAN_RANK if m != m else m for m in magnitude]
+    # sorted() is stable under reverse=True, so ties keep the earlier position; for ~60 values it
+    # beats heapq.nlargest, whose loop is Python.
+    return sorted(range(len(row)), key=magnitude.__getitem__, reverse=True)[:top]
+
+
+def _largest_columns(contributions: np.ndarray, top: int) -> np.ndarray:
+    """Per row, the columns of the `top` largest magnitudes by the module's rule (the batch twin of
+    `largest`; argpartition would break ties arbitrarily). One argmax per place, which returns the
+    first of equal values: for 3 of 60 columns of 10,000 rows, 1.9 ms against 7.9 for argpartition
+    and a sort."""
+    magnitude = np.abs(contributions)
+    magnitude[np.isnan(magnitude)] = NAN_RANK
+    rows = np.arange(len(magnitude))
+    chosen = np.empty((len(magnitude), top), dtype=np.intp)
+    for place in range(top):
+        chosen[:, place] = column = magnitude.argmax(axis=1)
+        magnitude[rows, column] = NAN_RANK - 1.0  # below every value still to choose from, NaN included
+    return chosen
+
+
+def answer_value(number: float | None) -> float | None:
+    """An input number as answered: a float (a JSON integer too), NaN as None, -0.0 as 0.0 (the two
+    are equal as keys of a batch's shared reasons, so they must read the same)."""
+    if number is None or number != number:
+        return None
+    return float(number) + 0.0
+
+
+def _reason(
+    templates: _Templates, name: str, j: int, contribution: float, value: Any
+) -> dict[str, Any] | None:
+    """One reason in words, from feature j's templates; None for a contribution that explains
+    nothing: zero (an occlusion-free feature, a neutral category) or NaN."""
+    if contribution == 0.0 or contribution != contribution:
+        return None
     raises = contribution > 0
     shown: float | str
     if type(value) is float:
@@ -128,25 +160,6 @@ def _reason(templates: _Templates, name: str, j: int, contribution: float, value
         texts, shown = templates.raises_text if raises else templates.lowers_text, _value_text(value)
     text = texts[j] % (shown, contribution)
     return {"feature": name, "value": value, "contribution": contribution, "text": text}
-
-
-def _number(value: float | None) -> float | None:
-    """An input value as answered: a JSON integer as a float, NaN as None, -0.0 as 0.0 (as in _results)."""
-    if value is None or value != value:
-        return None
-    return float(value) + 0.0
-
-
-def largest(row: Sequence[float], top: int) -> list[int]:
-    """Positions of the `top` largest magnitudes, largest first (the earlier position on ties)."""
-    if accelerated.compiled is not None and type(row) is list:
-        found: list[int] | None = accelerated.compiled.largest(row, top)
-        if found is not None:  # None: a NaN or a non-float, whose order is sorted()'s below
-            return found
-    magnitude = list(map(abs, row))
-    # sorted() is stable under reverse=True, so ties keep the earlier position; for ~60 values it
-    # beats heapq.nlargest, whose loop is Python.
-    return sorted(range(len(row)), key=magnitude.__getitem__, reverse=True)[:top]
 
 
 @dataclass(frozen=True)
@@ -185,7 +198,7 @@ def _results(
     features: list[int],
     contributions: list[float],
     numbers: list[Any],
-    batch: RecordBatch | RecordRows,
+    categorical: tuple[list[str], ...],
     layout: FeatureLayout,
     descriptions: Sequence[str],
 ) -> list[dict[str, Any]]:
@@ -195,16 +208,8 @@ def _results(
     this assembly (30,000 reason texts) is the largest cost after JSON decoding."""
     names, category_of = layout.names, layout.category_of
     templates = _templates(tuple(descriptions))
-    if accelerated.compiled is not None:  # the same assembly in one C loop (~1.4x faster)
-        answers: list[dict[str, Any]] = accelerated.compiled.answers(
-            scores, labels, top, features, contributions, numbers, batch.categorical, category_of, names,
-            partial(_reason, templates),
-        )  # fmt: skip
-        return answers
-    # `+ 0.0` turns -0.0 into 0.0: the two are equal as keys below, so they must read the same.
-    values: list[Any] = [None if number is None or number != number else number + 0.0 for number in numbers]
+    values: list[Any] = list(map(answer_value, numbers))
     if category_of:
-        categorical = batch.categorical
         for i, feature in enumerate(features):
             k = category_of.get(feature)
             if k is not None:
@@ -215,9 +220,6 @@ def _results(
     keys = list(zip(features, contributions, values, strict=True))
     built = {
         (feature, contribution, value): _reason(templates, names[feature], feature, contribution, value)
-        # A zero contribution (an occlusion-free feature, a neutral category) or NaN explains nothing.
-        if contribution != 0.0 and contribution == contribution
-        else None
         for feature, contribution, value in dict.fromkeys(keys)
     }
     reasons = list(map(built.__getitem__, keys))

@@ -33,7 +33,6 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from app.scoring.bodies.records import FeatureLayout, FloatArray, RecordBatch, RecordRows
-from app.services import accelerated
 
 
 class _Coefficients(dict[str, float]):
@@ -111,17 +110,12 @@ class CompiledLinear:
         return Scored(scores=expit(logits), contributions=contributions, baseline=self.intercept)
 
     def score_rows(self, rows: RecordRows) -> ScoredRows:
-        """`score` without numpy for a few records (whose per-call overhead is most of the cost of
-        one): each record's contributions from the compiled loop (app/services/accelerated.py) when
-        it is built, else from `_row_contributions`, the same arithmetic term by term."""
-        contribute = self._row_tables.contributions if accelerated.compiled is not None else None
+        """`score` without numpy, for a few records (whose per-call overhead is most of the cost of
+        one): each record's contributions by `_row_contributions`, the same arithmetic term by term."""
         scores: list[float] = []
         contributions: list[list[float]] = []
         for row, values in enumerate(rows.numeric):
-            if contribute is not None:
-                ordered = contribute(values, rows.categorical, row)
-            else:
-                ordered = self._row_contributions(values, rows.categorical, row)
+            ordered = self._row_contributions(values, rows.categorical, row)
             contributions.append(ordered)
             scores.append(_sigmoid(self.intercept + math.fsum(ordered)))
         return ScoredRows(scores=scores, contributions=contributions, baseline=self.intercept)
@@ -129,6 +123,8 @@ class CompiledLinear:
     def _row_contributions(
         self, values: tuple[float | None, ...], categorical: tuple[list[str], ...], row: int
     ) -> list[float]:
+        """One record's contributions in layout order: `score`'s arithmetic on the same folded
+        constants (`_plain`), in the same order, so each term has `score`'s bits."""
         plain = self._plain
         merged = [
             if_missing if x is None or x != x else x * weight - offset + indicator
@@ -137,18 +133,6 @@ class CompiledLinear:
         for lookup, column in zip(self._lookups, categorical, strict=True):
             merged.append(lookup[column[row]])
         return list(plain.order(merged)) if len(merged) > 1 else merged
-
-    @cached_property
-    def _row_tables(self) -> Any:
-        """The compiled loop's copy of `_plain` and `_lookups` (built on first use)."""
-        assert accelerated.compiled is not None
-        plain = self._plain
-        return accelerated.compiled.RowTables(
-            *plain.numeric,
-            self.merged_order.tolist(),
-            self._lookups,
-            self.category_default,
-        )
 
     @cached_property
     def _lookups(self) -> tuple[_Coefficients, ...]:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Annotated, Any
 
 import anyio.to_thread
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.routing import APIRoute
 from starlette.responses import Response
-from starlette.routing import request_response as starlette_request_response
 
 from app.platform.deps import (
     SECURITY,
@@ -51,54 +49,31 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorResponse, "description": text[code]} for code in codes}
 
 
-class PlainRoute(APIRoute):
-    """A route FastAPI documents like any other (from its arguments, `response_model`, `responses`
-    and `openapi_extra`) but serves by calling the endpoint with the bare Request: no dependency
-    resolution, body parsing or response validation, which together cost more than scoring a record.
-    The endpoint reads and checks everything itself, with the same functions the dependencies use.
-
-    It is served through Starlette's request wrapper (the request, and the app's exception handlers
-    for what the endpoint raises), not FastAPI's, which opens two AsyncExitStacks per request for
-    dependencies with `yield` and uploaded files: these routes have neither, and the stacks cost
-    about a tenth of a single-record request."""
-
-    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
-        super().__init__(path, endpoint, **kwargs)
-        self.app = starlette_request_response(self.get_route_handler())
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
-        return handler
+def _score_parameters(
+    name: str,
+    version: Annotated[str | None, Query(description="A loaded version; default: the newest")] = None,
+) -> None:
+    """The score route's parameters, declared for FastAPI to document (and, on the full stack, to
+    check); `score` reads them from the request, as the fast lane calls it with the request alone."""
 
 
-_SCORE_DOCS = {
-    "parameters": [
-        {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "title": "Name"}},
-        {
-            "name": "version",
-            "in": "query",
-            "required": False,
-            "description": "A loaded version; default: the newest",
-            "schema": {"anyOf": [{"type": "string"}, {"type": "null"}], "title": "Version"},
+# The body is read by `score` itself, so FastAPI cannot see it: its OpenAPI is built here from the
+# same schema classes (tests/app/test_routes.py compares the two).
+_SCORE_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {"oneOf": [ScoreRequest.model_json_schema(), ScoreTable.model_json_schema()]}
         },
-    ],
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {"oneOf": [ScoreRequest.model_json_schema(), ScoreTable.model_json_schema()]}
-            },
-            PARQUET_MEDIA_TYPE: {
-                "schema": {
-                    "type": "string",
-                    "format": "binary",
-                    "description": "One column per feature (any subset, any order), one row per record, "
-                    "no compression: frame.to_parquet(buffer, compression=None)",
-                }
-            },
+        PARQUET_MEDIA_TYPE: {
+            "schema": {
+                "type": "string",
+                "format": "binary",
+                "description": "One column per feature (any subset, any order), one row per record, "
+                "no compression: frame.to_parquet(buffer, compression=None)",
+            }
         },
     },
-    "security": SECURITY,
 }
 
 
@@ -111,7 +86,7 @@ async def score(request: Request) -> Response:
     # (app/scoring/bodies/typed.py) straight into tuples, instead of building 600,000 pydantic
     # values for a batch; a body that decoder refuses is parsed by the general path, which names
     # every problem. The key check, model lookup and settings are the functions the dependencies
-    # use, called directly (see PlainRoute).
+    # use, called directly: the fast lane (app/platform/fast_lane.py) calls this with the bare request.
     check_partner(request)
     state = request.app.state
     settings, metrics = state.settings, state.metrics
@@ -129,19 +104,21 @@ async def score(request: Request) -> Response:
     return JSONBytes(content)
 
 
-# Not in `router`: app.main serves it through the fast lane (app/platform/fast_lane.py) and declares it on the
-# app itself, first, for OpenAPI and for requests the lane passes on.
-score_route = PlainRoute(
+# Not in `router`: app.main declares it on the app itself, first, and serves its POSTs through the
+# fast lane (app/platform/fast_lane.py); the full stack serves it as any other route (another method, a root
+# path).
+score_route = APIRoute(
     "/v1/models/{name}/score",
     score,
     methods=["POST"],
     tags=["scoring"],
+    dependencies=[Depends(_score_parameters)],
     response_model=ScoreResponse,
     responses={
         **_errors(401, 404, 413, 415, 422, 503),
         400: {"model": ErrorResponse, "description": "Not JSON"},
     },
-    openapi_extra=_SCORE_DOCS,
+    openapi_extra={"requestBody": _SCORE_BODY, "security": SECURITY},
 )
 
 

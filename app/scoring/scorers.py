@@ -22,13 +22,12 @@ from scipy.special import logit
 
 from app.scoring.bodies.records import MISSING_CATEGORY, FeatureLayout, RecordBatch, parse_records, parse_rows
 from app.scoring.bodies.typed import TypedRecords
-from app.scoring.explain import Tiers, explain, explain_rows
+from app.scoring.explain import SMALL_BATCH, Tiers, explain, explain_rows
 from app.scoring.linear import CompiledLinear, Scored, compile_linear
 from app.scoring.tree_compiler import compile_trees
 
 log = logging.getLogger(__name__)
 
-SMALL_REQUEST = 8  # up to this many records, plain Python is faster than numpy's per-call overhead
 OCCLUDED_FEATURES = 8  # generic path: each occluded feature costs one more predict_proba over the batch
 SELF_CHECK_TOLERANCE = 1e-9
 _PROBE_ROWS = 256
@@ -62,7 +61,7 @@ def score_records(records: Sequence[Any] | TypedRecords, model: ScoringModel) ->
     else goes through arrays. Both give the same answer (tests/app/test_scorers.py).
     """
     scorer, layout = model.scorer, model.layout
-    if len(records) <= SMALL_REQUEST and isinstance(scorer, CompiledLinear):
+    if len(records) <= SMALL_BATCH and isinstance(scorer, CompiledLinear):
         rows = records.plain_rows() if isinstance(records, TypedRecords) else parse_rows(records, layout)
         return explain_rows(scorer.score_rows(rows), rows, layout, model.descriptions, model.tiers)
     batch = records.batch() if isinstance(records, TypedRecords) else parse_records(records, layout)

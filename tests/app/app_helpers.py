@@ -5,15 +5,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from app.platform.settings import Settings
-from app.services import accelerated
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODELS_DIR = REPO_ROOT / "models"
@@ -75,14 +72,3 @@ def records_of_frame(frame: pd.DataFrame) -> list[dict[str, Any]]:
         {k: (None if not isinstance(v, str) and pd.isna(v) else v) for k, v in row.items()}
         for row in frame.to_dict("records")
     ]
-
-
-@contextmanager
-def python_loops() -> Iterator[None]:
-    """Within it, the service runs its Python loops, as where the compiled ones are not built
-    (app/services/accelerated.py)."""
-    compiled, accelerated.compiled = accelerated.compiled, None
-    try:
-        yield
-    finally:
-        accelerated.compiled = compiled

@@ -8,12 +8,11 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from app_helpers import BUNDLE, make_settings, python_loops
+from app_helpers import BUNDLE, make_settings
 from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.platform.registry import LoadedModel, load_model
-from app.services import accelerated
 from training.inspections.ingest import CityData
 from training.inspections.train import build_examples
 
@@ -53,16 +52,3 @@ def feature_frame(chicago_data: CityData, model: LoadedModel) -> pd.DataFrame:
     """Real point-in-time feature rows from 2014-07-01 on (with missing values), in schema order."""
     examples = build_examples(chicago_data, pd.Timestamp("2014-07-01"), None)
     return examples.features[list(model.layout.names)].reset_index(drop=True)
-
-
-@pytest.fixture(params=["compiled", "python"])
-def loops(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Each test using it runs with the compiled loops and with their Python twins
-    (app/services/accelerated.py): the answers must be the same."""
-    if request.param == "python":
-        with python_loops():
-            yield "python"
-        return
-    if accelerated.compiled is None:
-        pytest.skip("the compiled loops are not built here (test_linear_rows.py says whether they should be)")
-    yield "compiled"

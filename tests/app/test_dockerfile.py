@@ -25,13 +25,13 @@ def stages() -> list[list[tuple[str, str]]]:
     return found
 
 
-def test_the_wheel_is_built_with_its_compiled_loops_in_a_stage_of_its_own() -> None:
+def test_the_wheel_is_built_in_a_stage_of_its_own() -> None:
     build, service = stages()
     assert build[0] == ("FROM", "python:3.11-slim AS build")
     runs = " ".join(arg for kind, arg in build if kind == "RUN")
-    assert "gcc" in runs and "pip wheel" in runs and "_linear_rows" in runs  # fails if not compiled
-    assert not any("gcc" in arg for kind, arg in service if kind == "RUN")  # no compiler in the image
+    assert "pip wheel" in runs and "/wheels" in runs
     assert ("COPY", "--from=build /wheels /tmp/wheels") in service
+    assert any(kind == "RUN" and "pip install --no-deps /tmp/wheels/" in arg for kind, arg in service)
 
 
 def test_slim_base_deps_before_code_non_root_healthcheck_entrypoint() -> None:
@@ -64,7 +64,7 @@ def test_the_wheel_carries_every_file_of_the_app_that_is_not_code() -> None:
     import tomllib
 
     listed = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
-    built = {".py", ".pyc", ".pyx", ".c", ".so"}  # modules, their sources and Cython's output
+    built = {".py", ".pyc"}  # modules
     app = REPO_ROOT / "app"
     for path in app.rglob("*"):
         if not path.is_file() or path.suffix in built or "__pycache__" in path.parts:

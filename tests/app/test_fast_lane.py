@@ -3,18 +3,28 @@ routes, keeps the access log and metrics, and passes on everything that is not a
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
-from app_helpers import PARTNER, SCORE_URL
+from app_helpers import PARTNER, SCORE_URL, make_settings
+from fastapi.exceptions import RequestValidationError
 from fastapi.testclient import TestClient
 from lead_helpers import Keys, child_body, ehr_key, lead_settings
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import Receive, Scope, Send
 
 from app.main import create_app
-from app.platform.fast_lane import FastLane
+from app.platform.errors import ServiceError
+from app.platform.fast_lane import FastLane, ServiceApp
+from app.platform.middleware import ObserveRequests
 
 Clients = tuple[TestClient, TestClient, Keys]
 
@@ -124,3 +134,75 @@ def test_an_unexpected_error_is_the_usual_500(
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == ["unhandled error"]
     with pytest.raises(RuntimeError):  # the full stack answers the same, then re-raises to the server
         without_lane.post(SCORE_URL, content=body, headers=headers)
+
+
+def test_other_score_bodies_and_a_version_match_the_full_stack(clients: Clients) -> None:
+    with_lane, without_lane, _ = clients
+    record = _record(with_lane)
+    version = with_lane.get("/v1/models/chicago-food-inspections").json()["version"]
+    buffer = io.BytesIO()
+    pq.write_table(pa.table({"prev_critical": [1.0, None]}), buffer, compression="none")
+    table = {"columns": list(record), "data": [list(record.values())]}
+    for path, body, media_type in [
+        (SCORE_URL, json.dumps(table).encode(), "application/json"),
+        (SCORE_URL, buffer.getvalue(), "application/vnd.apache.parquet"),
+        (f"{SCORE_URL}?version={version}", json.dumps({"records": [record]}).encode(), "application/json"),
+    ]:
+        sent = PARTNER | {"Content-Type": media_type}
+        laned, full = (
+            with_lane.post(path, content=body, headers=sent),
+            without_lane.post(path, content=body, headers=sent),
+        )
+        assert laned.status_code == 200, laned.text
+        assert (laned.status_code, laned.json()) == (full.status_code, full.json()), (path, media_type)
+
+
+def test_the_framework_still_offers_what_the_lane_uses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ServiceApp and FastLane lean on Starlette's and FastAPI's internals: an upgrade that changes
+    one of them must fail here, not quietly change what the partner routes answer."""
+    app = create_app(make_settings(), load_models=False)
+    assert isinstance(app, ServiceApp) and len(app.fast_routes) == 2
+    # The app's own middleware, which the lane rebuilds: entries unpack as (cls, args, kwargs).
+    entries = [tuple(entry) for entry in app.user_middleware]
+    assert [len(entry) for entry in entries] == [3]
+    [(cls, args, kwargs)] = entries
+    assert cls is ObserveRequests and isinstance(args, tuple | list) and isinstance(kwargs, dict)
+    # Exception handlers: a mapping of exception class to handler, looked up along the error's MRO.
+    handlers = app.exception_handlers
+    assert isinstance(handlers, dict)
+    for kind in (Exception, ServiceError, StarletteHTTPException, RequestValidationError):
+        assert callable(handlers[kind]), kind
+
+    # Starlette builds its stack once, on the first call, with build_middleware_stack, and serves it.
+    built: list[Any] = []
+    build = app.build_middleware_stack
+
+    def counted() -> Any:
+        built.append(build())
+        return built[-1]
+
+    monkeypatch.setattr(app, "build_middleware_stack", counted)
+    with TestClient(app) as client:
+        for _ in range(3):
+            client.get("/health/live")
+            client.post(SCORE_URL, json={"records": [{}]}, headers=PARTNER)
+    assert len(built) == 1 and isinstance(built[0], FastLane) and app.middleware_stack is built[0]
+
+    # A route's path_regex and param_convertors: the lane matches as the router does, the same route,
+    # endpoint and path parameters.
+    seen: list[Scope] = []
+
+    async def lane(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(dict(scope))
+
+    async def full(scope: Scope, receive: Receive, send: Send) -> None:
+        raise AssertionError("a lane path went to the full stack")
+
+    dispatch = FastLane(full, lane, app.fast_routes)
+    for route, path in zip(app.fast_routes, (SCORE_URL, "/v1/lead/risk"), strict=True):
+        scope: Scope = {"type": "http", "method": "POST", "path": path, "root_path": "", "path_params": {}}
+        match, child = route.matches(dict(scope))
+        assert match is Match.FULL and child["route"] is route
+        anyio.run(dispatch, dict(scope), None, None)
+        assert seen[-1]["route"] is route and seen[-1]["route"].endpoint is child["endpoint"]
+        assert seen[-1]["path_params"] == child["path_params"]

@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 from app_helpers import ADMIN, MODEL_NAME, MODELS_DIR, PARTNER, SCORE_URL, make_settings
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from app.main import create_app
+from app.platform.schemas import ScoreRequest, ScoreResponse, ScoreTable
 from training.bundle import find_bundles
 
 # Every bundle committed under models/ (Chicago inspections, Chicago lead, Boston inspections) is served.
@@ -315,6 +317,44 @@ def test_openapi_documents_every_route_with_examples(client: TestClient) -> None
     assert table["properties"]["data"]["maxItems"] == 10_000 and "examples" in table
     assert client.post(SCORE_URL, json=table["examples"][0], headers=PARTNER).status_code == 200
     assert client.get("/docs").status_code == 200
+
+
+def test_the_score_routes_openapi_is_the_schema_classes(client: TestClient) -> None:
+    """The score route reads its body itself, so its request body's OpenAPI is built from the schema
+    classes: it must be what FastAPI generates for them on ordinary routes, and so must its answer's
+    (from `response_model`), so that neither can drift from app/platform/schemas.py."""
+    schema = client.get("/openapi.json").json()
+    operation = schema["paths"]["/v1/models/{name}/score"]["post"]
+    probe = FastAPI()
+
+    @probe.post("/records", response_model=ScoreResponse)
+    def records(body: ScoreRequest) -> None: ...
+
+    @probe.post("/table")
+    def table(body: ScoreTable) -> None: ...
+
+    generated = probe.openapi()
+    components = generated["components"]["schemas"]
+
+    def body_of(operation: dict[str, Any]) -> Any:
+        return operation["requestBody"]["content"]["application/json"]["schema"]
+
+    expected = [
+        components[body_of(generated["paths"][path]["post"])["$ref"].rsplit("/", 1)[1]]
+        for path in ("/records", "/table")
+    ]
+    assert body_of(operation) == {"oneOf": expected}
+    assert [(p["name"], p["in"], p["required"]) for p in operation["parameters"]] == [
+        ("name", "path", True),
+        ("version", "query", False),
+    ]
+    answer = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert (
+        answer
+        == generated["paths"]["/records"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    )
+    for name in ("ScoreResponse", "ScoredRecord", "Reason"):
+        assert schema["components"]["schemas"][name] == components[name], name
 
 
 def test_logs_are_json_lines_without_bodies(

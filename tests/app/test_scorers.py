@@ -9,7 +9,7 @@ from app_helpers import BUNDLE, records_of_frame
 
 from app.platform.errors import InvalidRequest
 from app.scoring.bodies.records import FeatureLayout, RecordBatch, parse_records, parse_rows
-from app.scoring.explain import Tiers, explain
+from app.scoring.explain import SMALL_BATCH, Tiers, _largest_columns, explain, explain_rows, largest
 from app.scoring.linear import CompiledLinear
 from app.scoring.scorers import GenericScorer, build_scorer, score_records
 from app.scoring.trees import CompiledTrees
@@ -82,8 +82,10 @@ def test_boosting_compiles_to_trees_and_a_rule_uses_the_generic_path(layout, fea
     assert [layout.names[j] for j in moved] == ["prev_critical"]
 
 
-def test_plain_python_path_matches_the_arrays(bundle, layout, feature_rows, loops) -> None:  # type: ignore[no-untyped-def]
-    """A few records are scored without numpy; the answer is the array path's."""
+def test_per_record_path_matches_the_batch_path(bundle, layout, feature_rows) -> None:  # type: ignore[no-untyped-def]
+    """A few records are scored and explained in plain Python, a batch with numpy: the two paths
+    give the same contributions (bit for bit), choose the same reasons (ties and NaN included) and
+    assemble the same answers."""
     frame = feature_rows[list(layout.names)].head(300).copy()
     frame.loc[frame.index[::7], "facility_type"] = "Never seen in training"
     records = records_of_frame(frame)
@@ -91,38 +93,49 @@ def test_plain_python_path_matches_the_arrays(bundle, layout, feature_rows, loop
     records[5] = {"prev_critical": 2}  # an integer, the rest missing
     records[6] = dict.fromkeys(layout.numeric, -0.0)  # answered as 0, not -0
     records[7] = dict.fromkeys(layout.numeric, 3)  # integers, answered as floats
+    records[8] = dict.fromkeys(layout.numeric, 1e300) | {"prev_critical": -1e-300}
+    records[9] = {"facility_type": ""}
     scorer = build_scorer(bundle.estimator, layout, None)
     assert isinstance(scorer, CompiledLinear)
-    rows = parse_rows(records, layout)
-    plain = scorer.score_rows(rows)
-    arrays = scorer.score(parse_records(records, layout))
+    rows, batch = parse_rows(records, layout), parse_records(records, layout)
+    plain, arrays = scorer.score_rows(rows), scorer.score(batch)
+    # Contributions: the same bits, term by term.
+    assert [[v.hex() for v in row] for row in plain.contributions] == [
+        [v.hex() for v in row] for row in arrays.contributions.tolist()
+    ]
     np.testing.assert_allclose(plain.scores, arrays.scores, rtol=0, atol=1e-12)
-    np.testing.assert_array_equal(np.array(plain.contributions), arrays.contributions)  # term by term
-    expected = bundle.estimator.predict_proba(pd.DataFrame(records, columns=list(layout.names)))[:, 1]
-    np.testing.assert_allclose(plain.scores, expected, rtol=0, atol=1e-9)
+    expected = bundle.estimator.predict_proba(pd.DataFrame(records[10:], columns=list(layout.names)))[:, 1]
+    np.testing.assert_allclose(plain.scores[10:], expected, rtol=0, atol=1e-9)
+
+    # Reasons: the same choice, also with ties, zeros, signed zeros and NaN among the contributions.
+    rng = np.random.default_rng(5)
+    pool = np.array([0.0, -0.0, 1.0, -1.0, 2.5, -2.5, 1e-300, np.inf, np.nan])
+    odd = np.where(rng.random((2000, 12)) < 0.6, rng.choice(pool, (2000, 12)), rng.uniform(-3, 3, (2000, 12)))
+    for table in (arrays.contributions, odd):
+        for top in (0, 1, 3):
+            chosen = _largest_columns(table, top).tolist()
+            assert [largest(row, top) for row in table.tolist()] == chosen
+
+    # Answers: the same assembly (a score may differ in its last bits: fsum against numpy's sum).
+    tiers, descriptions = Tiers(high=0.3, medium=0.15), tuple(f"the {name}" for name in layout.names)
+    one_by_one = explain_rows(plain, rows, layout, descriptions, tiers)
+    together = explain(arrays, batch, layout, descriptions, tiers)  # over SMALL_BATCH: the batch path
+    assert len(records) > SMALL_BATCH
+    for alone, in_batch in zip(one_by_one, together, strict=True):
+        assert alone["score"] == pytest.approx(in_batch["score"], rel=0, abs=1e-12)
+        assert alone | {"score": None} == in_batch | {"score": None}
+    assert not any(" is -0 " in r["text"] for result in together for r in result["reasons"])
 
     class Model:  # what score_records needs of a LoadedModel
         def __init__(self) -> None:
-            self.layout, self.scorer, self.tiers = layout, scorer, Tiers(high=0.3, medium=0.15)
-            self.descriptions = tuple(layout.names)
+            self.layout, self.scorer, self.tiers = layout, scorer, tiers
+            self.descriptions = descriptions
 
-    model = Model()
-    for record in records[:40]:
-        [one] = score_records([record], model)  # plain Python
-        batch = parse_records([record], layout)
-        [same] = explain(scorer.score(batch), batch, layout, model.descriptions, model.tiers)
-        assert one["tier"] == same["tier"] and one["score"] == pytest.approx(same["score"], abs=1e-12)
-        assert [(r["feature"], r["value"], r["text"]) for r in one["reasons"]] == [
-            (r["feature"], r["value"], r["text"]) for r in same["reasons"]
-        ]
-    many = score_records(records, model)  # arrays (over SMALL_REQUEST records)
-    assert [r["tier"] for r in many[:40]] == [score_records([r], model)[0]["tier"] for r in records[:40]]
+    assert score_records(records[:8], Model()) == one_by_one[:8]  # a few records: the per-record path
 
 
 @pytest.mark.parametrize("kind", ["linear", "trees"])
-def test_reasons_shared_across_a_batch_are_each_records_own(
-    bundle, layout, feature_rows, kind, loops
-) -> None:  # type: ignore[no-untyped-def]
+def test_reasons_shared_across_a_batch_are_each_records_own(bundle, layout, feature_rows, kind) -> None:  # type: ignore[no-untyped-def]
     """A batch builds each distinct reason once and records share it: every record's answer must
     still be the one it gets scored alone, including a signed zero (read as 0) and a NaN. Trees
     give one value different contributions in different records, so a reason keyed on less than

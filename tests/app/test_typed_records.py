@@ -42,11 +42,8 @@ def _vary(records: list[dict[str, Any]], layout: FeatureLayout) -> list[dict[str
     return varied
 
 
-def test_batches_decode_to_the_general_paths_arrays(
-    model: LoadedModel, real_records: list[Any], loops: str
-) -> None:
-    """`batch()` splits the records in one C pass where the compiled loops are built
-    (app/services/accelerated.py), with numpy otherwise: the general path's arrays either way."""
+def test_batches_decode_to_the_general_paths_arrays(model: LoadedModel, real_records: list[Any]) -> None:
+    """`batch()` gives the general path's arrays."""
     records = _vary(real_records, model.layout)
     typed = decoder_for(model.layout).decode(orjson.dumps({"records": records}))
     assert typed is not None and len(typed) == len(records)
