@@ -24,9 +24,9 @@ from app.hospitals.errors import OutsideArea
 from app.hospitals.known_homes import KnownHomes
 from app.platform.errors import ModelUnavailable
 from app.platform.registry import LoadedModel, ModelRegistry, Snapshot
-from app.scoring.bodies.records import RecordBatch, RecordRows
 from app.scoring.explain import TOP_REASONS, largest
 from app.scoring.linear import CompiledLinear
+from app.scoring.types import RecordBatch, RecordRows
 from training.serving import (
     AREA_FEATURES,
     EARTH_RADIUS_KM,

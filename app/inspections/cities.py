@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from app.inspections.errors import CityNotFound, EstablishmentNotFound
-from app.scoring.bodies.records import MISSING_CATEGORY, FeatureLayout, RecordBatch
+from app.scoring.types import MISSING_CATEGORY, FeatureLayout, RecordBatch
 from training.serving import CityData, ConfigError, build_features, load_city, load_city_config
 
 log = logging.getLogger(__name__)

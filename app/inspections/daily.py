@@ -22,7 +22,7 @@ from app.inspections.errors import ListNotFound
 from app.platform.errors import InvalidRequest, ModelUnavailable, Problem
 from app.platform.registry import LoadedModel, ModelRegistry
 from app.platform.storage.repository import IssuedList, OutcomeWrite, Repository
-from app.scoring.bodies.records import MISSING_CATEGORY, RecordBatch
+from app.scoring.types import MISSING_CATEGORY, RecordBatch
 from training.serving import CityData, build_roster, parse_violation_codes, with_recorded_outcomes
 
 TIER_ORDER = {"low": 0, "medium": 1, "high": 2}

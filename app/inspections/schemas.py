@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.platform.schemas import EXAMPLE_REASONS, FeatureValue, Reason, ScoredRecord, TierName
+from app.scoring.schemas import EXAMPLE_REASONS, FeatureValue, Reason, ScoredRecord, TierName
 
 
 class Establishment(BaseModel):

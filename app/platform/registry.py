@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from app.platform.errors import ModelNotFound
-from app.scoring.bodies.records import FeatureLayout, RecordBatch, parse_records
+from app.scoring.bodies.records import parse_records
 from app.scoring.explain import Tiers, explain
 from app.scoring.scorers import Scorer, build_scorer
+from app.scoring.types import FeatureLayout, RecordBatch
 from training.serving import (
     CARD_FILE,
     MODEL_FILE,

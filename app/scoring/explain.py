@@ -20,8 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from app.scoring.bodies.records import FeatureLayout, RecordBatch, RecordRows
-from app.scoring.linear import Scored, ScoredRows
+from app.scoring.types import FeatureLayout, RecordBatch, RecordRows, Scored, ScoredRows
 
 TOP_REASONS = 3
 SMALL_BATCH = 8  # up to this many records, plain Python is faster than numpy's per-call overhead

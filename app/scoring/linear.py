@@ -32,7 +32,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from app.scoring.bodies.records import FeatureLayout, FloatArray, RecordBatch, RecordRows
+from app.scoring.types import FeatureLayout, FloatArray, RecordBatch, RecordRows, Scored, ScoredRows
 
 
 class _Coefficients(dict[str, float]):
@@ -45,24 +45,6 @@ class _Coefficients(dict[str, float]):
 
     def __missing__(self, key: str) -> float:
         return self.default
-
-
-@dataclass(frozen=True, slots=True)
-class ScoredRows:
-    """`Scored` as Python lists, from `CompiledLinear.score_rows`."""
-
-    scores: list[float]
-    contributions: list[list[float]]
-    baseline: float
-
-
-@dataclass(frozen=True)
-class Scored:
-    """Scores and per-feature contributions (logit units, columns in the layout's name order)."""
-
-    scores: FloatArray
-    contributions: FloatArray
-    baseline: float  # the logit when every contribution is zero (the intercept for linear models)
 
 
 @dataclass(frozen=True)  # not slotted: cached_property stores the folded arrays

@@ -22,10 +22,11 @@ from app.platform.deps import (
 from app.platform.errors import InvalidRequest
 from app.platform.handlers import JSONBytes
 from app.platform.registry import LoadedModel
-from app.platform.schemas import ErrorResponse, ScoreRequest, ScoreResponse, ScoreTable
+from app.platform.schemas import ErrorResponse
 from app.scoring.bodies.parquet import PARQUET_MEDIA_TYPE, open_parquet, parquet_batch
 from app.scoring.bodies.table import as_table_problem, is_table, table_records
 from app.scoring.bodies.typed import decoder_for
+from app.scoring.schemas import ScoreRequest, ScoreResponse, ScoreTable
 from app.scoring.scorers import score_records
 
 router = APIRouter(tags=["scoring"])

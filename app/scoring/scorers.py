@@ -20,11 +20,12 @@ import numpy as np
 import pandas as pd
 from scipy.special import logit
 
-from app.scoring.bodies.records import MISSING_CATEGORY, FeatureLayout, RecordBatch, parse_records, parse_rows
+from app.scoring.bodies.records import parse_records, parse_rows
 from app.scoring.bodies.typed import TypedRecords
 from app.scoring.explain import SMALL_BATCH, Tiers, explain, explain_rows
-from app.scoring.linear import CompiledLinear, Scored, compile_linear
+from app.scoring.linear import CompiledLinear, compile_linear
 from app.scoring.tree_compiler import compile_trees
+from app.scoring.types import MISSING_CATEGORY, FeatureLayout, RecordBatch, Scored
 
 log = logging.getLogger(__name__)
 

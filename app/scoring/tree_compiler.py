@@ -16,9 +16,9 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.pipeline import Pipeline
 
-from app.scoring.bodies.records import FeatureLayout, FloatArray
 from app.scoring.tree_inputs import category_values_of, input_names
 from app.scoring.trees import UNSEEN_CATEGORY, CategoryRows, CompiledTrees, TableColumn
+from app.scoring.types import FeatureLayout, FloatArray
 
 MAX_TABLE_BYTES = 64 * 2**20  # column tables beyond this (very many trees x thresholds) are not compiled
 _BITSET_WORD = 32  # scikit-learn's category bitsets are 8 uint32 words (codes 0..255)

@@ -16,8 +16,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OrdinalEncoder
 
-from app.scoring.bodies.records import FeatureLayout
 from app.scoring.trees import UNSEEN_CATEGORY
+from app.scoring.types import FeatureLayout
 
 
 def input_names(

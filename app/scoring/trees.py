@@ -47,8 +47,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.special import expit
 
-from app.scoring.bodies.records import MISSING_CATEGORY, FeatureLayout, FloatArray, RecordBatch
-from app.scoring.linear import Scored
+from app.scoring.types import MISSING_CATEGORY, FeatureLayout, FloatArray, RecordBatch, Scored
 
 _CHUNK_ROWS = 1024  # rows per pass: keeps the (rows, trees) masks in cache (measured: 512-2048 best)
 UNSEEN_CATEGORY = "\x00a category never seen in training"  # stands for every unseen string when probing

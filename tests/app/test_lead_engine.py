@@ -12,7 +12,7 @@ from app_helpers import MODELS_DIR, REPO_ROOT
 from app.hospitals.errors import OutsideArea
 from app.hospitals.lead_risk import Home, LeadEngine, LeadService
 from app.platform.registry import LoadedModel, ModelRegistry
-from app.scoring.bodies.records import RecordRows
+from app.scoring.types import RecordRows
 from training.lead.data import LeadData, load_lead_data
 from training.lead.features import FEATURES, build_features
 

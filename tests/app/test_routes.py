@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from app.platform.schemas import ScoreRequest, ScoreResponse, ScoreTable
+from app.scoring.schemas import ScoreRequest, ScoreResponse, ScoreTable
 from training.bundle import find_bundles
 
 # Every bundle committed under models/ (Chicago inspections, Chicago lead, Boston inspections) is served.

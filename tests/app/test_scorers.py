@@ -8,11 +8,12 @@ import pytest
 from app_helpers import BUNDLE, records_of_frame
 
 from app.platform.errors import InvalidRequest
-from app.scoring.bodies.records import FeatureLayout, RecordBatch, parse_records, parse_rows
+from app.scoring.bodies.records import parse_records, parse_rows
 from app.scoring.explain import SMALL_BATCH, Tiers, _largest_columns, explain, explain_rows, largest
 from app.scoring.linear import CompiledLinear
 from app.scoring.scorers import GenericScorer, build_scorer, score_records
 from app.scoring.trees import CompiledTrees
+from app.scoring.types import FeatureLayout, RecordBatch
 from training.bundle import load_bundle
 from training.inspections.ingest import CityData
 from training.inspections.models import PreviousCriticalRule, _boosting

@@ -17,10 +17,11 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 from sklearn.pipeline import Pipeline
 
 from app.scoring import scorers
-from app.scoring.bodies.records import FeatureLayout, RecordBatch, parse_records
+from app.scoring.bodies.records import parse_records
 from app.scoring.scorers import GenericScorer, build_scorer, to_frame
 from app.scoring.tree_compiler import compile_trees
 from app.scoring.trees import CompiledTrees
+from app.scoring.types import FeatureLayout, RecordBatch
 from training.bundle import Bundle, load_bundle
 from training.inspections.config import load_city_config
 from training.inspections.ingest import CityData, load_city

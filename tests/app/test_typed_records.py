@@ -11,9 +11,10 @@ import pytest
 from app_helpers import records_of_frame
 
 from app.platform.registry import LoadedModel
-from app.scoring.bodies.records import FeatureLayout, parse_records, parse_rows
+from app.scoring.bodies.records import parse_records, parse_rows
 from app.scoring.bodies.typed import decoder_for
 from app.scoring.scorers import score_records
+from app.scoring.types import FeatureLayout
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from app.platform.errors import InvalidRequest, MalformedBody, Problem, UnsupportedMediaType
-from app.scoring.bodies.records import MAX_PROBLEMS, MISSING_CATEGORY, FeatureLayout, RecordBatch
+from app.scoring.bodies.records import MAX_PROBLEMS
+from app.scoring.types import MISSING_CATEGORY, FeatureLayout, RecordBatch
 
 PARQUET_MEDIA_TYPE = "application/vnd.apache.parquet"
 # What pyarrow raises for a body that is not a readable Parquet file (ArrowInvalid and

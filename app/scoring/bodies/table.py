@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from app.platform.errors import InvalidRequest, Problem
-from app.scoring.bodies.records import MAX_PROBLEMS, FeatureLayout
+from app.scoring.bodies.records import MAX_PROBLEMS
+from app.scoring.types import FeatureLayout
 
 TABLE_FIELDS = frozenset({"columns", "data"})
 

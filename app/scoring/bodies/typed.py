@@ -28,7 +28,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from app.scoring.bodies.records import MISSING_CATEGORY, FeatureLayout, RecordBatch, RecordRows
+from app.scoring.types import MISSING_CATEGORY, FeatureLayout, RecordBatch, RecordRows
 
 
 @dataclass(frozen=True, slots=True)
