@@ -20,7 +20,7 @@ from app.hospitals.fhir_patient import patient_home
 from app.hospitals.lead_answers import card
 from app.hospitals.lead_risk import Home, LeadService
 from app.hospitals.lead_routes import STATES, ready_engine
-from app.platform.deps import read_json
+from app.platform.bodies import read_json
 from app.platform.errors import AuthNotConfigured, InvalidRequest, PreconditionFailed, Problem, Unauthorized
 from app.platform.handlers import JSONBytes
 

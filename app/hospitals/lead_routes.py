@@ -22,16 +22,16 @@ from app.hospitals.errors import OutsideArea
 from app.hospitals.lead_answers import risk_score_notes
 from app.hospitals.lead_risk import Home, LeadEngine, LeadService
 from app.hospitals.lead_safe import FieldError, LeadSafeRequest, parse_request
+from app.platform.bodies import BodyTooLarge, read_limited_body
 from app.platform.clock import MillisecondClock
-from app.platform.deps import LEAD, SECURITY, BodyTooLarge, check_partner, read_limited_body
+from app.platform.deps import LEAD, SECURITY, check_partner
 from app.platform.errors import ServiceError
 from app.platform.handlers import JSONBytes
 from app.platform.registry import LoadedModel
+from app.platform.sizes import LEAD_SAFE_MAX_BODY_BYTES
 
 log = logging.getLogger(__name__)
 
-# The contract allows 20,000 characters; a little headroom for long visit and lab arrays.
-MAX_BODY_BYTES = 64 * 1024
 TOO_OLD = "Child over 1 years-old"
 STATES = frozenset({"IL", "ILLINOIS"})
 CLOCK = MillisecondClock(sep=" ")  # the contract's "2018-03-23 09:59:14.237+00:00"
@@ -54,9 +54,9 @@ async def _read_body(request: Request) -> bytes:
     if media_type != "application/json":
         raise _Refused(415, "Content-Type must be application/json")
     try:
-        return await read_limited_body(request, MAX_BODY_BYTES)
+        return await read_limited_body(request, LEAD_SAFE_MAX_BODY_BYTES)
     except BodyTooLarge:
-        raise _Refused(413, f"body over {MAX_BODY_BYTES} bytes") from None
+        raise _Refused(413, f"body over {LEAD_SAFE_MAX_BODY_BYTES} bytes") from None
 
 
 def _json(raw: bytes) -> Any:

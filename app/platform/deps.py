@@ -1,28 +1,17 @@
-"""Every dependency in one place: settings, registry, cities, keys, and validated models."""
+"""The platform's dependencies: settings, registry and metrics from the app's state, who the caller is
+(partner, inspector and admin keys, with their scopes), and validated models. Body reading is in
+`app.platform.bodies`."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import hmac
-from typing import Annotated, Any
+from typing import Annotated
 
-import anyio.to_thread
-import orjson
 from fastapi import Depends, Query, Request
-from starlette.requests import ClientDisconnect
 
-from app.platform.errors import (
-    AuthNotConfigured,
-    Forbidden,
-    InspectorUnauthorized,
-    InvalidRequest,
-    MalformedBody,
-    PayloadTooLarge,
-    Problem,
-    Unauthorized,
-    UnsupportedMediaType,
-)
+from app.platform.errors import AuthNotConfigured, Forbidden, InspectorUnauthorized, Unauthorized
 from app.platform.keys import Partner, PartnerKeys
 from app.platform.metrics import ServiceMetrics
 from app.platform.partner_context import CURRENT_PARTNER
@@ -30,10 +19,6 @@ from app.platform.registry import LoadedModel, ModelRegistry
 from app.platform.settings import Settings, key_digest
 
 ADMIN, INSPECTIONS, LEAD = "admin", "inspections", "lead"
-
-# Bodies above this are parsed in a worker thread: orjson needs ~1 ms per 30 KB here, and a
-# 20 MB batch must not hold up every other request on the event loop.
-INLINE_PARSE_BYTES = 64 * 1024
 
 # Every dependency below is `async def` on purpose: FastAPI runs a plain `def` dependency in the
 # thread pool, and a thread hop per dependency cost more than the whole scoring of a record.
@@ -199,100 +184,3 @@ async def valid_model(
 ModelDep = Annotated[LoadedModel, Depends(valid_model)]
 
 
-class BodyTooLarge(Exception):
-    """A body past the route's limit (each route answers it in its own error shape)."""
-
-
-async def read_limited_body(request: Request, limit: int) -> bytes:
-    """The raw body, at most `limit` bytes, else BodyTooLarge: refused by its Content-Length before a
-    byte is read, or as soon as the bytes received pass the limit (a body sent without one).
-
-    Read from `receive` itself: Starlette's `request.stream()` is an async generator whose machinery
-    cost more than reading the one message a small body comes in (bench/README.md). Nothing reads
-    the body after this on the routes that use it."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge(f"body of {declared} bytes is over the {limit}-byte limit")
-    receive = request.receive
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect()
-        chunk: bytes = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(f"body is over the {limit}-byte limit")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def check_media_type(request: Request, also: tuple[str, ...] = ()) -> str:
-    """The request's Content-Type without parameters, lower case: 415 unless JSON (or one of the
-    media types `also` names)."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != "application/json" and not media_type.endswith("+json") and media_type not in also:
-        wanted = " or ".join(("application/json", *also))
-        raise UnsupportedMediaType(f"send Content-Type: {wanted} (got {media_type or 'none'!r})")
-    return media_type
-
-
-async def read_within_limit(request: Request, settings: Settings) -> bytes:
-    """The raw request body: 413 when over the size limit."""
-    try:
-        return await read_limited_body(request, settings.max_body_bytes)
-    except BodyTooLarge as error:
-        raise PayloadTooLarge(str(error)) from None
-
-
-async def read_body(request: Request, settings: Settings) -> bytes:
-    """The raw request body: 415 unless JSON, 413 when over the size limit."""
-    check_media_type(request)
-    return await read_within_limit(request, settings)
-
-
-def parse_json(body: bytes) -> Any:
-    """The body as JSON; 400 when it is not JSON."""
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as error:
-        raise MalformedBody(f"body is not valid JSON ({error.msg} at byte {error.pos})") from None
-
-
-async def read_json(request: Request, settings: Settings) -> Any:
-    """The request body as JSON: 415 unless JSON, 413 when over the size limit, 400 when not JSON."""
-    body = await read_body(request, settings)
-    if len(body) > INLINE_PARSE_BYTES:
-        return await anyio.to_thread.run_sync(parse_json, body)
-    return parse_json(body)
-
-
-def records_of(body: Any, max_records: int) -> list[Any]:
-    """The `records` list of a score request; 413 over the record limit, 422 for any other shape."""
-    if not isinstance(body, dict):
-        raise InvalidRequest(
-            "body must be a JSON object",
-            (Problem(("body",), 'expected {"records": [...]} or {"columns": [...], "data": [[...]]}'),),
-        )
-    extra = sorted(set(body) - {"records"})
-    if extra:
-        raise InvalidRequest(
-            "unknown field(s) in body", tuple(Problem(("body", k), "unknown field") for k in extra)
-        )
-    records = body.get("records")
-    if not isinstance(records, list):
-        raise InvalidRequest(
-            "records must be a list", (Problem(("body", "records"), "must be a list of objects"),)
-        )
-    check_record_count(len(records), max_records)
-    return records
-
-
-def check_record_count(count: int, max_records: int, field: str = "records") -> None:
-    """422 for no records, 413 over the per-request limit; `field` holds them (records, or a table's data)."""
-    if not count:
-        raise InvalidRequest(f"{field} is empty", (Problem(("body", field), "send 1 or more records"),))
-    if count > max_records:
-        raise PayloadTooLarge(f"{count} records is over the limit of {max_records} per request")

@@ -10,8 +10,9 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.platform.sizes import MAX_BODY_BYTES, MAX_RECORDS
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-MAX_RECORDS = 10_000
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 
@@ -47,8 +48,7 @@ class Settings(BaseSettings):
     # reach the service, as inside a city network or behind the city's sign-on proxy. "key": a key
     # with the `inspections` scope (X-API-Key, Bearer, or the password of HTTP Basic for browsers).
     inspector_auth: Literal["open", "key"] = "open"
-    # 10,000 records of ~60 features is ~20 MB of JSON; anything much larger is refused unread.
-    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    max_body_bytes: int = Field(default=MAX_BODY_BYTES, ge=1024)
     max_records: int = Field(default=MAX_RECORDS, ge=1, le=MAX_RECORDS)
     # Managed partner keys (sha256 digests with partner and scopes; see app/platform/keys.py).
     keys_file: Path = REPO_ROOT / "var" / "partner-keys.json"

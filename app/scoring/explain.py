@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from app.platform.sizes import FEW_RECORDS
 from app.scoring.types import FeatureLayout, RecordBatch, RecordRows, Scored, ScoredRows
 
 TOP_REASONS = 3
-SMALL_BATCH = 8  # up to this many records, plain Python is faster than numpy's per-call overhead
 NAN_RANK = -1.0  # a NaN contribution's magnitude when ranking: below every real one (all >= 0)
 
 
@@ -54,7 +54,7 @@ def explain(
     """One result per record: score, tier and the TOP_REASONS largest contributions, largest first."""
     contributions = scored.contributions
     n, width = contributions.shape
-    if n <= SMALL_BATCH:
+    if n <= FEW_RECORDS:
         # numpy's per-call overhead would cost more than these rows' work: the per-record path.
         rows = RecordRows(numeric=batch.numeric.tolist(), categorical=batch.categorical)
         plain = ScoredRows(scored.scores.tolist(), contributions.tolist(), scored.baseline)

@@ -10,33 +10,21 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.routing import APIRoute
 from starlette.responses import Response
 
-from app.platform.deps import (
-    SECURITY,
-    check_media_type,
-    check_partner,
-    check_record_count,
-    parse_json,
-    read_within_limit,
-    records_of,
-)
+from app.platform.bodies import check_media_type, parse_json, read_within_limit
+from app.platform.deps import SECURITY, check_partner
 from app.platform.errors import InvalidRequest
 from app.platform.handlers import JSONBytes
 from app.platform.registry import LoadedModel
 from app.platform.schemas import ErrorResponse
+from app.platform.sizes import INLINE_SCORE_BYTES
 from app.scoring.bodies.parquet import PARQUET_MEDIA_TYPE, open_parquet, parquet_batch
+from app.scoring.bodies.records import check_record_count, records_of
 from app.scoring.bodies.table import as_table_problem, is_table, table_records
 from app.scoring.bodies.typed import decoder_for
 from app.scoring.schemas import ScoreRequest, ScoreResponse, ScoreTable
 from app.scoring.scorers import score_records
 
 router = APIRouter(tags=["scoring"])
-
-# Bodies up to this size (about 8 Chicago records) are scored on the event loop: decoding and scoring
-# one record takes ~50 µs here, less than handing it to a worker thread and back, and it keeps the
-# single-record path free of thread-pool queueing. Larger bodies go to a thread so the loop stays
-# responsive.
-INLINE_BODY_BYTES = 16 * 1024
-
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     text = {
@@ -97,7 +85,7 @@ async def score(request: Request) -> Response:
     body = await read_within_limit(request, settings)
     answer = _answer_parquet if media_type == PARQUET_MEDIA_TYPE else _answer
     # A Parquet body, however small, goes to a thread: one record costs pyarrow ~0.5 ms to read.
-    if len(body) <= INLINE_BODY_BYTES and answer is _answer:
+    if len(body) <= INLINE_SCORE_BYTES and answer is _answer:
         content, count = answer(model, body, settings.max_records)
     else:
         content, count = await anyio.to_thread.run_sync(answer, model, body, settings.max_records)

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from app.platform.settings import MAX_RECORDS
+from app.platform.sizes import MAX_RECORDS
 
 FeatureValue = float | str | None
 

@@ -20,9 +20,10 @@ import numpy as np
 import pandas as pd
 from scipy.special import logit
 
+from app.platform.sizes import FEW_RECORDS
 from app.scoring.bodies.records import parse_records, parse_rows
 from app.scoring.bodies.typed import TypedRecords
-from app.scoring.explain import SMALL_BATCH, Tiers, explain, explain_rows
+from app.scoring.explain import Tiers, explain, explain_rows
 from app.scoring.linear import CompiledLinear, compile_linear
 from app.scoring.tree_compiler import compile_trees
 from app.scoring.types import MISSING_CATEGORY, FeatureLayout, RecordBatch, Scored
@@ -62,7 +63,7 @@ def score_records(records: Sequence[Any] | TypedRecords, model: ScoringModel) ->
     else goes through arrays. Both give the same answer (tests/app/test_scorers.py).
     """
     scorer, layout = model.scorer, model.layout
-    if len(records) <= SMALL_BATCH and isinstance(scorer, CompiledLinear):
+    if len(records) <= FEW_RECORDS and isinstance(scorer, CompiledLinear):
         rows = records.plain_rows() if isinstance(records, TypedRecords) else parse_rows(records, layout)
         return explain_rows(scorer.score_rows(rows), rows, layout, model.descriptions, model.tiers)
     batch = records.batch() if isinstance(records, TypedRecords) else parse_records(records, layout)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from starlette.requests import ClientDisconnect, Request
 
-from app.platform.deps import BodyTooLarge, read_limited_body
+from app.platform.bodies import BodyTooLarge, read_limited_body
 
 
 def request(

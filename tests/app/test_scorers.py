@@ -8,8 +8,9 @@ import pytest
 from app_helpers import BUNDLE, records_of_frame
 
 from app.platform.errors import InvalidRequest
+from app.platform.sizes import FEW_RECORDS
 from app.scoring.bodies.records import parse_records, parse_rows
-from app.scoring.explain import SMALL_BATCH, Tiers, _largest_columns, explain, explain_rows, largest
+from app.scoring.explain import Tiers, _largest_columns, explain, explain_rows, largest
 from app.scoring.linear import CompiledLinear
 from app.scoring.scorers import GenericScorer, build_scorer, score_records
 from app.scoring.trees import CompiledTrees
@@ -120,8 +121,8 @@ def test_per_record_path_matches_the_batch_path(bundle, layout, feature_rows) ->
     # Answers: the same assembly (a score may differ in its last bits: fsum against numpy's sum).
     tiers, descriptions = Tiers(high=0.3, medium=0.15), tuple(f"the {name}" for name in layout.names)
     one_by_one = explain_rows(plain, rows, layout, descriptions, tiers)
-    together = explain(arrays, batch, layout, descriptions, tiers)  # over SMALL_BATCH: the batch path
-    assert len(records) > SMALL_BATCH
+    together = explain(arrays, batch, layout, descriptions, tiers)  # over FEW_RECORDS: the batch path
+    assert len(records) > FEW_RECORDS
     for alone, in_batch in zip(one_by_one, together, strict=True):
         assert alone["score"] == pytest.approx(in_batch["score"], rel=0, abs=1e-12)
         assert alone | {"score": None} == in_batch | {"score": None}

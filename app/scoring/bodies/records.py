@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from app.platform.errors import InvalidRequest, Problem
+from app.platform.errors import InvalidRequest, PayloadTooLarge, Problem
 from app.scoring.types import MISSING_CATEGORY, FeatureLayout, FloatArray, RecordBatch, RecordRows
 
 MAX_PROBLEMS = 50  # enough to fix a request; bounded so a bad 10,000-record batch gets a small answer
@@ -157,3 +157,32 @@ def value_of(batch: RecordBatch, layout: FeatureLayout, row: int, name: str) -> 
         return batch.categorical[layout.categorical.index(name)][row]
     value = float(batch.numeric[row, layout.numeric.index(name)])
     return None if np.isnan(value) else value
+
+
+def records_of(body: Any, max_records: int) -> list[Any]:
+    """The `records` list of a score request; 413 over the record limit, 422 for any other shape."""
+    if not isinstance(body, dict):
+        raise InvalidRequest(
+            "body must be a JSON object",
+            (Problem(("body",), 'expected {"records": [...]} or {"columns": [...], "data": [[...]]}'),),
+        )
+    extra = sorted(set(body) - {"records"})
+    if extra:
+        raise InvalidRequest(
+            "unknown field(s) in body", tuple(Problem(("body", k), "unknown field") for k in extra)
+        )
+    records = body.get("records")
+    if not isinstance(records, list):
+        raise InvalidRequest(
+            "records must be a list", (Problem(("body", "records"), "must be a list of objects"),)
+        )
+    check_record_count(len(records), max_records)
+    return records
+
+
+def check_record_count(count: int, max_records: int, field: str = "records") -> None:
+    """422 for no records, 413 over the per-request limit; `field` holds them (records, or a table's data)."""
+    if not count:
+        raise InvalidRequest(f"{field} is empty", (Problem(("body", field), "send 1 or more records"),))
+    if count > max_records:
+        raise PayloadTooLarge(f"{count} records is over the limit of {max_records} per request")
