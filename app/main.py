@@ -102,7 +102,6 @@ def create_app(
     app.fast_routes = (scoring.score_route, lead_routes.lead_route)
     app.router.routes[0:0] = list(app.fast_routes)
     for router in (
-        scoring.router,
         establishments.router,
         health.router,
         models.router,

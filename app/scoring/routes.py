@@ -1,4 +1,5 @@
-"""Partner scoring: records in the model's schema, or an establishment computed from city data."""
+"""Partner scoring, `POST /v1/models/{name}/score`: records in the model's schema, in any registered
+body format (app/scoring/formats.py), scored with their tiers and reasons."""
 
 from __future__ import annotations
 
@@ -6,25 +7,21 @@ from typing import Annotated, Any
 
 import anyio.to_thread
 import orjson
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.routing import APIRoute
 from starlette.responses import Response
 
-from app.platform.bodies import check_media_type, parse_json, read_within_limit
+from app.platform.bodies import check_media_type, read_within_limit
 from app.platform.deps import SECURITY, check_partner
-from app.platform.errors import InvalidRequest
 from app.platform.handlers import JSONBytes
 from app.platform.registry import LoadedModel
 from app.platform.schemas import ErrorResponse
 from app.platform.sizes import INLINE_SCORE_BYTES
-from app.scoring.bodies.parquet import PARQUET_MEDIA_TYPE, open_parquet, parquet_batch
-from app.scoring.bodies.records import check_record_count, records_of
-from app.scoring.bodies.table import as_table_problem, is_table, table_records
-from app.scoring.bodies.typed import decoder_for
-from app.scoring.schemas import ScoreRequest, ScoreResponse, ScoreTable
-from app.scoring.scorers import score_records
+from app.scoring.bodies import BodyFormat
+from app.scoring.bodies.json_body import JSON_MEDIA_TYPE
+from app.scoring.formats import FORMATS
+from app.scoring.schemas import ScoreResponse
 
-router = APIRouter(tags=["scoring"])
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     text = {
@@ -47,23 +44,10 @@ def _score_parameters(
 
 
 # The body is read by `score` itself, so FastAPI cannot see it: its OpenAPI is built here from the
-# same schema classes (tests/app/test_routes.py compares the two).
-_SCORE_BODY = {
-    "required": True,
-    "content": {
-        "application/json": {
-            "schema": {"oneOf": [ScoreRequest.model_json_schema(), ScoreTable.model_json_schema()]}
-        },
-        PARQUET_MEDIA_TYPE: {
-            "schema": {
-                "type": "string",
-                "format": "binary",
-                "description": "One column per feature (any subset, any order), one row per record, "
-                "no compression: frame.to_parquet(buffer, compression=None)",
-            }
-        },
-    },
-}
+# registered formats, whose JSON entry is generated from the schema classes (tests/app/test_routes.py
+# compares them).
+_SCORE_BODY = {"required": True, "content": {media: body.openapi for media, body in FORMATS.items()}}
+_ALSO_ACCEPTED = tuple(media for media in FORMATS if media != JSON_MEDIA_TYPE)
 
 
 async def score(request: Request) -> Response:
@@ -81,21 +65,21 @@ async def score(request: Request) -> Response:
     settings, metrics = state.settings, state.metrics
     version = request.query_params.get("version") if request.scope["query_string"] else None
     model = state.registry.snapshot.get(request.path_params["name"], version)
-    media_type = check_media_type(request, also=(PARQUET_MEDIA_TYPE,))
+    media_type = check_media_type(request, also=_ALSO_ACCEPTED)
+    body_format = FORMATS.get(media_type, FORMATS[JSON_MEDIA_TYPE])  # a +json type is read as JSON
     body = await read_within_limit(request, settings)
-    answer = _answer_parquet if media_type == PARQUET_MEDIA_TYPE else _answer
-    # A Parquet body, however small, goes to a thread: one record costs pyarrow ~0.5 ms to read.
-    if len(body) <= INLINE_SCORE_BYTES and answer is _answer:
-        content, count = answer(model, body, settings.max_records)
+    if body_format.inline and len(body) <= INLINE_SCORE_BYTES:
+        content, count = _answer(body_format, model, body, settings.max_records)
     else:
-        content, count = await anyio.to_thread.run_sync(answer, model, body, settings.max_records)
+        content, count = await anyio.to_thread.run_sync(
+            _answer, body_format, model, body, settings.max_records
+        )
     metrics.scored(model.name, count)
     return JSONBytes(content)
 
 
-# Not in `router`: app.main declares it on the app itself, first, and serves its POSTs through the
-# fast lane (app/platform/fast_lane.py); the full stack serves it as any other route (another method, a root
-# path).
+# app.main declares it on the app itself, first, and serves its POSTs through the fast lane
+# (app/platform/fast_lane.py); the full stack serves it as any other route (another method, a root path).
 score_route = APIRoute(
     "/v1/models/{name}/score",
     score,
@@ -111,35 +95,8 @@ score_route = APIRoute(
 )
 
 
-def _answer(model: LoadedModel, body: bytes, max_records: int) -> tuple[bytes, int]:
-    """The answer to a score body (records or a table), and how many records it scored."""
-    typed = decoder_for(model.layout).decode(body)
-    if typed is not None:
-        check_record_count(len(typed), max_records, typed.field)
-        results = score_records(typed, model)
-    else:
-        parsed = parse_json(body)
-        if is_table(parsed):
-            if isinstance(parsed.get("data"), list):  # 413 before any row is looked at, as for records
-                check_record_count(len(parsed["data"]), max_records, "data")
-            records = table_records(parsed, model.layout)
-            try:
-                results = score_records(records, model)
-            except InvalidRequest as error:
-                raise as_table_problem(error) from None
-        else:
-            results = score_records(records_of(parsed, max_records), model)
-    return _answer_of(model, results)
-
-
-def _answer_parquet(model: LoadedModel, body: bytes, max_records: int) -> tuple[bytes, int]:
-    """`_answer` for a Parquet body (app/scoring/bodies/parquet.py)."""
-    file = open_parquet(body, model.layout)
-    check_record_count(file.metadata.num_rows, max_records)  # from the footer, before any data is read
-    batch = parquet_batch(file, model.layout)
-    return _answer_of(model, model.score_batch(batch))
-
-
-def _answer_of(model: LoadedModel, results: list[dict[str, Any]]) -> tuple[bytes, int]:
+def _answer(body_format: BodyFormat, model: LoadedModel, body: bytes, max_records: int) -> tuple[bytes, int]:
+    """The answer to a score body as JSON bytes, and how many records it scored."""
+    results = body_format.score(model, body, max_records)
     header = {"model": model.name, "version": model.version, "reasons_method": model.scorer.method}
     return orjson.dumps(header | {"results": results}), len(results)

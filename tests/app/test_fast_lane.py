@@ -123,7 +123,7 @@ def test_an_unexpected_error_is_the_usual_500(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("scorer broke")
 
-    monkeypatch.setattr("app.scoring.routes.score_records", broken)
+    monkeypatch.setattr("app.scoring.bodies.json_body.score_records", broken)
     body = json.dumps({"records": [_record(with_lane)]}).encode()
     headers = PARTNER | {"Content-Type": "application/json"}
     with caplog.at_level(logging.ERROR):
