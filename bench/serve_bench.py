@@ -433,7 +433,8 @@ def in_process(records: list[dict[str, Any]]) -> dict[str, float]:
 
     from app.platform.registry import load_model
     from app.scoring.bodies.records import parse_records
-    from app.scoring.routes import _answer, _answer_parquet
+    from app.scoring.formats import FORMATS
+    from app.scoring.routes import _answer
 
     model = load_model(next((ROOT / "models" / MODEL).glob("*/manifest.json")).parent)
     batch = parse_records(records, model.layout)
@@ -445,8 +446,10 @@ def in_process(records: list[dict[str, Any]]) -> dict[str, float]:
         "parse": lambda: parse_records(records, model.layout),
         "full": lambda: model.score_records(records),
         # What the route does with a body: typed decode, score, reasons, the JSON answer.
-        "route": lambda: _answer(model, body, len(records)),
-        "route_parquet": lambda: _answer_parquet(model, parquet.getvalue(), len(records)),
+        "route": lambda: _answer(FORMATS["application/json"], model, body, len(records)),
+        "route_parquet": lambda: _answer(
+            FORMATS["application/vnd.apache.parquet"], model, parquet.getvalue(), len(records)
+        ),
     }
     best = dict.fromkeys(steps, 1e9)
     for _ in range(5):

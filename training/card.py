@@ -1,12 +1,6 @@
-"""Model card (Markdown) and evaluation plots (PNG) for a bundle.
-
-`render_model_card` reads these manifest keys, all optional: name, version, city (or city_display_name),
-label.description, data.{start, end, trained_until, content_hash, sources or files}, feature_schema (list of
-{name, type, description, allowed_values?}), validation.{origins, metrics, mean}, selected_model, selection,
-backtest, tiers (either {cut_points: {tier: score}, rule} or a table), fairness, command. Tables accept a
-list of row dicts or a dict keyed by row name; validation metrics may be {model: [row per origin]} or
-{model: {origin: {metric: value}}}.
-"""
+"""What both tasks' model cards are made of: PNG plots (a figure, its bytes, feature importance) and
+Markdown pieces (values, tables, sections, bullet lists, tiers, the command that reproduces a bundle).
+Each task's card is in its package (training/inspections/card.py, training/lead/card.py)."""
 
 from __future__ import annotations
 

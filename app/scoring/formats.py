@@ -7,5 +7,5 @@ from app.scoring.bodies import BodyFormat
 from app.scoring.bodies.json_body import JSON_BODY
 from app.scoring.bodies.parquet import PARQUET_BODY
 
-# The first is the default, and JSON: a `+json` media type (e.g. application/problem+json) is read as it.
+# JSON is also what a `+json` media type is read as (check_media_type accepts those).
 FORMATS: dict[str, BodyFormat] = {body.media_type: body for body in (JSON_BODY, PARQUET_BODY)}
