@@ -160,11 +160,9 @@ def measure(
 
 SECTION = """## Hospital lead endpoint
 
-Measured on this machine (2 cores; servers pinned to core 0, the client to core 1: {pinned}; loopback),
-one uvicorn worker for both servers, client {client} at {connections} connections, {rounds} rounds of
-{duration} s per run, the floor and the lead endpoint taking turns (both servers up, each idle while
-the other is loaded); each row is its median round, "vs floor" the ratio of the medians with the
-lowest and highest round-by-round ratio in brackets; civicrisk with its default settings (access log on):
+One uvicorn worker per server, pinned to core 0 ({pinned}), client {client} on core 1 at {connections}
+connections, {rounds} rounds of {duration} s, floor and lead endpoint taking turns; each row its median
+round, "vs floor" with the lowest and highest round's ratio; civicrisk with its default settings:
 
     python bench/lead_bench.py --duration {duration} --rounds {rounds} --write-readme
 
@@ -174,17 +172,12 @@ lowest and highest round-by-round ratio in brackets; civicrisk with its default 
 | `POST /v1/lead/risk`: address → tract → features → score → notes, homes at known addresses | {lead_rps:,.0f} req/s | {lead_p50:.2f} ms | {lead_p99:.2f} ms | {ratio:.3f} ({low:.2f}–{high:.2f}) | {lead_cpu:.0f} µs | {cpu_ratio:.3f} | ≥ 0.50, p99 ≤ 30 ms |
 | the same, homes between known addresses (interpolated) | {between_rps:,.0f} req/s | {between_p50:.2f} ms | {between_p99:.2f} ms | {between_ratio:.3f} ({between_low:.2f}–{between_high:.2f}) | {between_cpu:.0f} µs | {between_cpu_ratio:.3f} | |
 
-Throughput per round (req/s): floor {floor_rounds}, lead {lead_rounds}, between {between_rounds}. Server
-CPU per request per round (µs, from /proc): floor {floor_cpu_rounds}, lead {lead_cpu_rounds}, between
-{between_cpu_rounds}. Errors during the runs: floor {floor_errors:.0f}, lead {lead_errors:.0f}, between
-{between_errors:.0f}. The load cycles through {scored} of {sampled} homes drawn (seeded) from the city's address
-points, so it meets boundary streets, busy and quiet blocks in their real mix; the resolver keeps no
-answers (that would mean holding addresses), so each request resolves its address afresh. A home at a
-known address takes its place and test history from the table the engine builds at start-up
-(app/hospitals/known_homes.py); the second row's {between} homes (house numbers moved by 2 between two
-known ones) are placed and counted per request, which is the slower path: what a request costs when
-the city's address table lacks the home. The first lead request after start-up took {first:.1f} s (it waits for the start-up build of the
-city's test history and the address and place indexes); every later one reuses them.
+Per round, req/s: floor {floor_rounds}, lead {lead_rounds}, between {between_rounds}; server CPU µs a
+request: floor {floor_cpu_rounds}, lead {lead_cpu_rounds}, between {between_cpu_rounds}. Errors: floor
+{floor_errors:.0f}, lead {lead_errors:.0f}, between {between_errors:.0f}. The load cycles through {scored} of {sampled} homes drawn (seeded)
+from the city's address points, each resolved afresh; the second row's {between} homes (house numbers moved
+by 2 between two known ones) are placed and counted per request, not read from the known-homes table. The first request after
+start-up took {first:.1f} s (it waits for the engine's start-up build).
 """
 
 

@@ -153,12 +153,9 @@ start-up on the "warmed up" rows, since the step began on the batch rows), measu
 | the floor after {seconds} s of load ({client}, 16 connections) | {floor_loaded:.0f} | | | |
 {rows}
 
-Every civicrisk row is one worker: the libraries, the committed bundles, the lead engine (the city's
-test history, the address and place indexes and, by default, the table of known homes) and, from the
-daily list on, Chicago's data behind the lists and the establishment route. Each further worker adds
-about its anonymous memory (the libraries' code is shared between workers); the difference between the
-two civicrisk blocks is what `CIVICRISK_LEAD_KNOWN_HOMES=false` saves a worker. "After {batches} more
-batches" against the batch steps shows whether memory grows with use.
+Every civicrisk row is one worker: libraries, bundles, the lead engine and, from the daily list on,
+Chicago's data. A further worker adds about its anonymous memory (library code is shared); "after
+{batches} more batches" against the batch steps shows whether memory grows with use.
 """
 
 STEPS = (
@@ -180,6 +177,8 @@ def write_readme(results: dict[str, Any], command: str) -> None:
     rows = []
     for name, label in NAMES.items():
         for step, text in STEPS:
+            if name != "civicrisk" and step in ("single_load", "lead_load"):
+                continue  # measured too, and the same as warmed up in every run so far
             measured = results[name][step]
             # The warm step's peak is start-up's (models, city data, the lead engine's build).
             shown = step == "warm" or (step.startswith("batches") and results[name]["peak_reset"])

@@ -5,8 +5,8 @@
 
 Runs, in one go: an empty FastAPI endpoint under the same uvicorn settings (the floor), civicrisk
 single-record scoring with reasons, 10,000-record batches over HTTP (10,000 real feature rows of the
-sample data as JSON records, as a JSON table and as Parquet; and the synthetic rows earlier runs
-sent), and in-process batch scoring of the real rows. Load uses `wrk` (installed with apt-get if
+sample data as JSON records, as a JSON table and as Parquet), and in-process batch scoring of the
+same rows. Load uses `wrk` (installed with apt-get if
 missing and possible), else httpx (asyncio for single records, one connection for batches). With --write-readme the table is written to bench/README.md, section "Scoring service".
 
 On a machine with 2+ cores the servers are pinned to core 0 and the clients (wrk, or this process
@@ -319,19 +319,15 @@ def stop(*processes: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-# Batch bodies: (file, Content-Type). The same 10,000 real rows as records, as a table and as
-# Parquet; then the synthetic rows the runs before 2026-12-02 (second session) sent.
+# Batch bodies: (file, Content-Type). The same 10,000 real rows as records, as a table and as Parquet.
 BATCH_FORMS = {
     "records": '10,000 real sample rows, `{"records": [...]}`',
     "table": 'the same rows as a table, `{"columns": [...], "data": [[...]]}`',
     "parquet": "the same rows as Parquet (`application/vnd.apache.parquet`, no compression)",
-    "synthetic": '10,000 synthetic rows (each value one of 13; the earlier runs\' body), `{"records": [...]}`',
 }
 
 
-def batch_bodies(
-    tmp: Path, real: list[dict[str, Any]], synthetic: list[dict[str, Any]]
-) -> dict[str, tuple[Path, str]]:
+def batch_bodies(tmp: Path, real: list[dict[str, Any]]) -> dict[str, tuple[Path, str]]:
     import io
 
     import pandas as pd
@@ -346,7 +342,6 @@ def batch_bodies(
             "application/json",
         ),
         "parquet": (parquet.getvalue(), "application/vnd.apache.parquet"),
-        "synthetic": (json.dumps({"records": synthetic}).encode(), "application/json"),
     }
     bodies = {}
     for name, (content, content_type) in contents.items():
@@ -509,7 +504,7 @@ def main() -> None:
             }
             results |= interleaved(runs, args.rounds)
             stop(floor, quiet)
-            bodies = batch_bodies(Path(tmp), real, example_records(10_000))
+            bodies = batch_bodies(Path(tmp), real)
             results["batches"] = {
                 name: send_batches(url, body, wrk, client_cpus, args.batch_duration, service.pid)
                 for name, body in bodies.items()
@@ -524,6 +519,11 @@ def main() -> None:
         write_readme(results, " ".join(["python", "bench/serve_bench.py", *sys.argv[1:]]))
 
 
+# The batch target asks for 100,000 records/s in at least one body form: the one meant for large
+# batches, Parquet (JSON's cost is turning text into floats, whatever the layout).
+BATCH_TARGETS = {"parquet": "≥ 100,000 records/s (in at least one form)"}
+
+
 def write_readme(results: dict[str, Any], command: str) -> None:
     floor, single, quiet, inproc = (
         results["floor"],
@@ -534,7 +534,7 @@ def write_readme(results: dict[str, Any], command: str) -> None:
     batch_rows = "\n".join(
         f"| 10,000-record batches over HTTP, one after another on one connection: {BATCH_FORMS[name]} "
         f"({run['body_mb']:.1f} MB) | {run['records_per_s']:,.0f} records/s | {run['p50_ms']:.0f} ms "
-        f"| {run['p99_ms']:.0f} ms | | {run.get('cpu_ms', float('nan')):.0f} ms per batch | | ≥ 100,000 records/s |"
+        f"| {run['p99_ms']:.0f} ms | | {run.get('cpu_ms', float('nan')):.0f} ms per batch | | {BATCH_TARGETS.get(name, '')} |"
         for name, run in results["batches"].items()
     )
     placement = (
@@ -549,13 +549,10 @@ def write_readme(results: dict[str, Any], command: str) -> None:
 
     section = f"""## Scoring service
 
-Measured on this machine (2 cores; {placement}; loopback), one uvicorn worker for every server
-(uvloop and httptools, as `uvicorn[standard]` installs), client `{results["client"]}` at {results["connections"]} connections,
-{results["rounds"]} rounds of {results["duration_s"]} s per run, the floor and civicrisk runs taking turns (all servers up,
-each idle while another is loaded); each row is its median round, "vs floor" the ratio of the medians
-with the lowest and highest round-by-round ratio in brackets. Batches: the same client, one
-connection, {results["batch_duration_s"]} s per body form, after the single-record rounds; the in-process rows use the same
-10,000 real rows:
+One uvicorn worker per server ({placement}; loopback), client `{results["client"]}` at
+{results["connections"]} connections, {results["rounds"]} rounds of {results["duration_s"]} s, floor and civicrisk taking turns; each row its
+median round, "vs floor" with the lowest and highest round's ratio. Batches: one connection, {results["batch_duration_s"]} s per
+body form; the in-process rows use the same 10,000 real rows:
 
     {command}
 
