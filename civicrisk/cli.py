@@ -10,7 +10,9 @@ import json
 import math
 import os
 import shlex
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
@@ -202,6 +204,7 @@ def _serve(args: argparse.Namespace) -> int:
         raise UsageError(f"invalid service settings: {error}") from None
     # Worker processes build their own app from the environment, so pass the overrides on there.
     os.environ["CIVICRISK_MODELS_DIR"] = str(settings.models_dir)
+    created = _shared_metrics_directory() if settings.workers > 1 else None
     print(
         f"[civicrisk] serving {settings.models_dir} on http://{settings.host}:{settings.port}",
         file=sys.stderr,
@@ -216,7 +219,25 @@ def _serve(args: argparse.Namespace) -> int:
         access_log=False,  # the app writes its own structured access log
         proxy_headers=False,
     )
+    if created is not None:
+        shutil.rmtree(created, ignore_errors=True)
     return 0
+
+
+def _shared_metrics_directory() -> Path | None:
+    """Where the workers keep their metrics so any of them can report the group's (app.platform.metrics):
+    the operator's PROMETHEUS_MULTIPROC_DIR, emptied (values of an earlier run must not be added in),
+    else a new temporary directory, which it returns so the caller removes it at exit."""
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        directory = Path(given)
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+        return None
+    directory = Path(tempfile.mkdtemp(prefix="civicrisk-metrics-"))
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    return directory
 
 
 def _json_safe(metrics: dict[str, object]) -> dict[str, object]:

@@ -1,8 +1,19 @@
-"""Prometheus metrics, in a registry per app so several apps (tests) never share counters."""
+"""Prometheus metrics: one scrape reports the whole process group.
+
+With one worker, the metrics live in a registry per app (so several apps in one process, as in the
+tests, never share counters). With several workers (`civicrisk serve --workers N`), `civicrisk serve`
+points PROMETHEUS_MULTIPROC_DIR at a fresh directory before the workers start: prometheus_client then
+keeps every worker's values in files there, and a scrape of any worker adds them all up (its
+multiprocess mode), so one replica is one scrape target.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+
+SHARED_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
 
 # Scoring is sub-millisecond; reading and writing 10,000-record batches takes a good fraction of a second.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -13,6 +24,8 @@ class ServiceMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # prometheus_client chose how it stores values when it was imported, from the same variable.
+        self.shared = bool(os.environ.get(SHARED_DIRECTORY))
         self.requests = Counter(
             "civicrisk_requests",
             "HTTP requests by route template, method, status and model",
@@ -29,11 +42,19 @@ class ServiceMetrics:
         self.records = Counter(
             "civicrisk_records_scored", "Records scored, by model", ["model"], registry=self.registry
         )
+        # Across workers: the largest value among the live ones (every worker serves the same set once
+        # a reload has reached it).
         self.models_loaded = Gauge(
-            "civicrisk_models_loaded", "Model versions being served", registry=self.registry
+            "civicrisk_models_loaded",
+            "Model versions being served",
+            registry=self.registry,
+            multiprocess_mode="livemax",
         )
         self.bundles_failed = Gauge(
-            "civicrisk_bundles_failed", "Bundles refused at the last (re)load", registry=self.registry
+            "civicrisk_bundles_failed",
+            "Bundles refused at the last (re)load",
+            registry=self.registry,
+            multiprocess_mode="livemax",
         )
         self._children: dict[tuple[str, str, int, str], tuple[Counter, Histogram]] = {}
         self._scored: dict[str, Counter] = {}
@@ -59,4 +80,8 @@ class ServiceMetrics:
         counter.inc(records)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if not self.shared:
+            return generate_latest(self.registry)
+        group = CollectorRegistry()
+        multiprocess.MultiProcessCollector(group)  # type: ignore[no-untyped-call]  # all workers' files
+        return generate_latest(group)

@@ -1,0 +1,90 @@
+"""Several workers behave as one service: `civicrisk serve --workers 2`, real processes on loopback."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from app_helpers import ADMIN_KEY, PARTNER_KEY, REPO_ROOT, copy_bundle
+from test_server import free_port
+
+REQUESTS = 40
+
+
+@pytest.fixture(scope="module")
+def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A server with two workers, and the directory they keep their metrics in (given by the
+    operator here, so the test can see which processes wrote to it)."""
+    base = tmp_path_factory.mktemp("workers")
+    models, shared = base / "models", base / "metrics"
+    copy_bundle(models)
+    port = free_port()
+    env = os.environ | {
+        "CIVICRISK_API_KEYS": PARTNER_KEY,
+        "CIVICRISK_ADMIN_KEY": ADMIN_KEY,
+        "PROMETHEUS_MULTIPROC_DIR": str(shared),
+    }
+    command = [
+        *(sys.executable, "-m", "civicrisk.cli", "serve", "--models", str(models)),
+        *("--port", str(port), "--workers", "2"),
+    ]
+    log_path = base / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 90
+            while not _ready(url):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"server did not start:\n{log_path.read_text()}")
+                time.sleep(0.2)
+            yield url, shared
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health/ready", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def _live_requests(metrics: str) -> float:
+    """civicrisk_requests_total for GET /health/live, over every status."""
+    pattern = r'^civicrisk_requests_total\{([^}]*)\} (\S+)$'
+    total = 0.0
+    for labels, value in re.findall(pattern, metrics, flags=re.M):
+        if 'route="/health/live"' in labels and 'method="GET"' in labels:
+            total += float(value)
+    return total
+
+
+def test_a_scrape_of_any_worker_counts_every_workers_requests(two_workers: tuple[str, Path]) -> None:
+    url, shared = two_workers
+    for _ in range(REQUESTS):  # a new connection each, so the kernel hands them to both workers
+        assert httpx.get(f"{url}/health/live", timeout=5).status_code == 200
+    deadline = time.monotonic() + 20
+    while len(_writers(shared)) < 2 and time.monotonic() < deadline:
+        httpx.get(f"{url}/health/ready", timeout=5)  # not counted below: another route
+        time.sleep(0.05)
+    assert len(_writers(shared)) >= 2, "the requests did not reach both workers"
+    # Each scrape lands on either worker; every one must report the requests of both.
+    for _ in range(10):
+        scraped = httpx.get(f"{url}/metrics", timeout=5)
+        assert scraped.status_code == 200
+        assert _live_requests(scraped.text) == REQUESTS
+    assert "civicrisk_models_loaded 1.0" in scraped.text  # the live workers' largest value, not a sum
+
+
+def _writers(shared: Path) -> set[str]:
+    """The processes that recorded a request (prometheus_client names files by metric kind and pid)."""
+    return {path.stem.rsplit("_", 1)[1] for path in shared.glob("counter_*.db")}
