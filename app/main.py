@@ -71,10 +71,10 @@ def create_app(
             if freeze_heap:
                 settle_heap()
             # The lead engine (city test history, address index) takes seconds to build; build it
-            # off the event loop now so the first hospital request does not wait for it.
-            threading.Thread(
-                target=_warm_up, args=(lead, freeze_heap), name="lead-warm-up", daemon=True
-            ).start()
+            # off the event loop now so the first hospital request does not wait for it. Not a daemon:
+            # a process that exits during the build waits for it (seconds) rather than finalising the
+            # interpreter under a thread still inside numpy and shapely, which can crash at exit.
+            threading.Thread(target=_warm_up, args=(lead, freeze_heap), name="lead-warm-up").start()
         yield
 
     app = ServiceApp(
