@@ -21,6 +21,7 @@ from app.inspections import routes as inspection_routes
 from app.inspections.cities import CityStore
 from app.inspections.daily import DailyLists
 from app.platform.fast_lane import ServiceApp
+from app.platform.generation import ModelSetWatcher
 from app.platform.handlers import JSONBytes, install_error_handlers
 from app.platform.heap import reuse_freed_memory, settle_heap
 from app.platform.keys import PartnerKeys
@@ -28,7 +29,7 @@ from app.platform.logs import configure_logging
 from app.platform.metrics import ServiceMetrics
 from app.platform.middleware import ObserveRequests
 from app.platform.partner_context import install_partner_filter
-from app.platform.registry import ModelRegistry, SignatureCheck
+from app.platform.registry import ModelRegistry, SignatureCheck, Snapshot
 from app.platform.routes import admin, health, metrics, models
 from app.platform.settings import Settings
 from app.platform.storage.repository import Repository
@@ -61,21 +62,35 @@ def create_app(
     registry = ModelRegistry(settings.models_dir, _signature_check(settings))
     lead = LeadService(registry, settings.data_dir, settings.lead_model, settings.lead_known_homes)
     service_metrics = ServiceMetrics()
+    repository = _repository_opener(settings.database_url)
+    watcher = ModelSetWatcher(
+        registry, repository, settings.model_set_poll_seconds, lambda loaded: _loaded(loaded, app)
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if load_models:
-            snapshot = await anyio.to_thread.run_sync(registry.reload)
-            service_metrics.models_loaded.set(snapshot.count)
-            service_metrics.bundles_failed.set(len(snapshot.failures))
-            if freeze_heap:
-                settle_heap()
-            # The lead engine (city test history, address index) takes seconds to build; build it
-            # off the event loop now so the first hospital request does not wait for it. Not a daemon:
-            # a process that exits during the build waits for it (seconds) rather than finalising the
-            # interpreter under a thread still inside numpy and shapely, which can crash at exit.
-            threading.Thread(target=_warm_up, args=(lead, freeze_heap), name="lead-warm-up").start()
-        yield
+        if not load_models:
+            yield
+            return
+        if settings.model_set_poll_seconds:
+            await watcher.before_loading()
+        snapshot = await anyio.to_thread.run_sync(registry.reload)
+        service_metrics.models_loaded.set(snapshot.count)
+        service_metrics.bundles_failed.set(len(snapshot.failures))
+        if freeze_heap:
+            settle_heap()
+        # The lead engine (city test history, address index) takes seconds to build; build it
+        # off the event loop now so the first hospital request does not wait for it. Not a daemon:
+        # a process that exits during the build waits for it (seconds) rather than finalising the
+        # interpreter under a thread still inside numpy and shapely, which can crash at exit.
+        threading.Thread(target=_warm_up, args=(lead, freeze_heap), name="lead-warm-up").start()
+        if not settings.model_set_poll_seconds:
+            yield
+            return
+        async with anyio.create_task_group() as background:
+            background.start_soon(watcher.follow)
+            yield
+            background.cancel_scope.cancel()
 
     app = ServiceApp(
         title="civicrisk",
@@ -89,7 +104,8 @@ def create_app(
     app.state.registry = registry
     app.state.cities = CityStore(settings.data_dir)
     app.state.metrics = service_metrics
-    app.state.daily_lists = DailyLists(app.state.cities, registry, _repository_opener(settings.database_url))
+    app.state.daily_lists = DailyLists(app.state.cities, registry, repository)
+    app.state.model_set = watcher
     app.state.partner_keys = PartnerKeys(settings.keys_file, settings.api_key_digests)
     app.state.lead = lead
     app.state.freeze_heap = freeze_heap
@@ -117,6 +133,15 @@ def create_app(
         ObserveRequests, metrics=service_metrics, registry=registry, log_requests=settings.access_log
     )
     return app
+
+
+def _loaded(snapshot: Snapshot, app: FastAPI) -> None:
+    """After a reload (an operator's, or a new generation seen): the metrics, and the new models out
+    of the collector's sight as start-up's were (app.platform.heap.settle_heap)."""
+    app.state.metrics.models_loaded.set(snapshot.count)
+    app.state.metrics.bundles_failed.set(len(snapshot.failures))
+    if app.state.freeze_heap:
+        settle_heap()
 
 
 def _warm_up(lead: LeadService, freeze_heap: bool) -> None:

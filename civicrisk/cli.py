@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-from civicrisk import cli_keys
+from civicrisk import cli_keys, cli_models
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CITY = REPO_ROOT / "data" / "sample" / "chicago" / "city.toml"
@@ -78,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--models", type=Path, metavar="DIR", help="models directory (default: ./models)")
     _serve_options(serve)
     cli_keys.add_parsers(commands)
+    cli_models.add_parsers(commands)
     return parser
 
 
@@ -256,7 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from app.platform.keys import KeysFileError
 
     handlers = {"train": _train, "evaluate": _evaluate, "score": _score, "run": _run, "serve": _serve}
-    handlers |= {"keys": cli_keys.run_keys, "verify": cli_keys.run_verify}
+    handlers |= {"keys": cli_keys.run_keys, "verify": cli_keys.run_verify, "models": cli_models.run_models}
     try:
         return handlers[args.command](args)
     except (ConfigError, BundleError, UsageError, ValueError, KeysFileError) as error:

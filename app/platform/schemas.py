@@ -103,6 +103,11 @@ class ModelList(BaseModel):
     models: list[ModelSummary]
     failures: list[Failure]
     loaded_at: str | None
+    generation: int | None = Field(
+        default=None,
+        description="The model set generation this worker serves (app/platform/generation.py); null "
+        "while the database that holds it cannot be read",
+    )
 
 
 class Feature(BaseModel):
@@ -130,3 +135,8 @@ class Reloaded(BaseModel):
     models_loaded: int
     failures: list[Failure]
     loaded_at: str | None
+    generation: int | None = Field(
+        default=None,
+        description="The model set generation now stored for every worker (app/platform/generation.py); null "
+        "while the database that holds it cannot be read",
+    )

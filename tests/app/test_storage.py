@@ -126,7 +126,7 @@ def test_a_version_1_database_migrates_and_keeps_its_lists(database_url: str) ->
         )
     repository = Repository.open(url)
     with repository.engine.connect() as connection:
-        assert database_version(connection) == CURRENT_VERSION == 2
+        assert database_version(connection) == CURRENT_VERSION == 3
     kept = repository.get_list(1)
     assert kept is not None and (kept.city, kept.rows) == ("chicago", [])
     new = repository.issue_list("chicago", date(2014, 9, 2), "m", "v1", {}, ROWS)

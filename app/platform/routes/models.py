@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse, Response
 
 from app.platform import catalog
@@ -19,7 +19,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 
 
 @router.get("", response_model=ModelList)
-async def list_models(registry: RegistryDep) -> dict[str, object]:
+async def list_models(request: Request, registry: RegistryDep) -> dict[str, object]:
     """Every loaded model (default version first) and every refused bundle with the reason."""
     snapshot = registry.snapshot
     defaults = snapshot.defaults
@@ -30,6 +30,7 @@ async def list_models(registry: RegistryDep) -> dict[str, object]:
         ],
         "failures": [vars(failure) for failure in snapshot.failures],
         "loaded_at": snapshot.loaded_at,
+        "generation": request.app.state.model_set.generation,
     }
 
 

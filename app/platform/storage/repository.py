@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from app.platform.errors import ServiceError
 from app.platform.storage.schema import migrate
-from app.platform.storage.tables import issued_lists, outcomes
+from app.platform.storage.tables import issued_lists, model_set, outcomes
 
 
 class DatabaseUnavailable(ServiceError):
@@ -70,7 +70,11 @@ class Repository:
 
     @classmethod
     def open(cls, url: str) -> Repository:
-        repository = cls(create_database_engine(url))
+        try:
+            engine = create_database_engine(url)
+        except OSError as error:  # an SQLite file's folder that cannot be made
+            raise DatabaseUnavailable(f"database unavailable: {error}") from error
+        repository = cls(engine)
         with repository._translate_errors():
             _migrate_with_retry(repository.engine)
         return repository
@@ -181,6 +185,34 @@ class Repository:
                 sa.select(sa.func.count(), sa.func.max(outcomes.c.received_at)).where(outcomes.c.city == city)
             ).one()
             return int(count), latest
+
+    def model_generation(self) -> int:
+        """The model set generation every worker should serve (0 before the first reload)."""
+        with self._translate_errors(), self.engine.connect() as connection:
+            found = connection.execute(sa.select(model_set.c.generation).where(model_set.c.id == 1))
+            return int(found.scalar() or 0)
+
+    def bump_model_generation(self) -> int:
+        """The next generation, stored: every worker that sees it reloads the models directory."""
+        with self._translate_errors():
+            for _ in range(3):
+                try:
+                    with self.engine.begin() as connection:
+                        bumped = connection.execute(
+                            model_set.update()
+                            .where(model_set.c.id == 1)
+                            .values(generation=model_set.c.generation + 1, changed_at=datetime.now(UTC))
+                            .returning(model_set.c.generation)
+                        ).scalar()
+                        if bumped is None:
+                            connection.execute(
+                                model_set.insert().values(id=1, generation=1, changed_at=datetime.now(UTC))
+                            )
+                            bumped = 1
+                        return int(bumped)
+                except IntegrityError:
+                    continue  # another process inserted the first row meanwhile: update it instead
+        raise DatabaseUnavailable("could not record the model set generation")
 
 
 def _content_sha256(what: dict[str, Any], rows: Sequence[dict[str, Any]]) -> str:

@@ -10,7 +10,14 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from app.platform.storage.tables import CONTENT_INDEX, issued_lists, metadata, outcomes, schema_version
+from app.platform.storage.tables import (
+    CONTENT_INDEX,
+    issued_lists,
+    metadata,
+    model_set,
+    outcomes,
+    schema_version,
+)
 
 
 class SchemaError(Exception):
@@ -34,8 +41,13 @@ def _content_hash_v2(connection: sa.Connection) -> None:
         index.create(connection)
 
 
+def _model_set_v3(connection: sa.Connection) -> None:
+    """The model set generation that keeps every worker and replica on the same models."""
+    model_set.create(connection, checkfirst=True)
+
+
 # Index i holds the migration from version i to i + 1. Append, never edit, once released.
-MIGRATIONS: tuple[Callable[[sa.Connection], None], ...] = (_create_v1, _content_hash_v2)
+MIGRATIONS: tuple[Callable[[sa.Connection], None], ...] = (_create_v1, _content_hash_v2, _model_set_v3)
 CURRENT_VERSION = len(MIGRATIONS)
 
 

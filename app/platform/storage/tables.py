@@ -49,3 +49,13 @@ outcomes = sa.Table(
     sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_outcomes_city_date", "city", "inspection_date"),
 )
+
+# One row (id 1): the generation of the model set every worker and replica should serve. An operator's
+# reload bumps it; each worker sees the change and reloads (app/platform/generation.py).
+model_set = sa.Table(
+    "model_set_generation",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("generation", sa.Integer, nullable=False),
+    sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
+)

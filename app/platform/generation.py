@@ -1,0 +1,92 @@
+"""Every worker and replica serves the same model set.
+
+The database holds the model set's generation (`model_set_generation`). `POST /v1/admin/reload` and
+`civicrisk models reload` bump it; every worker polls it (CIVICRISK_MODEL_SET_POLL_SECONDS, 1 s by
+default) and, when it changes, re-verifies and reloads the models directory, then serves the new
+set. `GET /v1/models` says which generation a worker serves. While the database cannot be reached a
+worker keeps serving what it has and tries again at the next poll.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import anyio
+import anyio.to_thread
+
+from app.platform.registry import ModelRegistry, Snapshot
+from app.platform.storage.repository import DatabaseUnavailable, Repository
+
+log = logging.getLogger(__name__)
+
+
+class ModelSetWatcher:
+    """This worker's generation, and the loop that follows the database's."""
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        repository: Callable[[], Repository],
+        interval: float,
+        on_reload: Callable[[Snapshot], None],
+    ) -> None:
+        self.registry = registry
+        self.repository = repository
+        self.interval = interval
+        self.on_reload = on_reload
+        self.generation: int | None = None  # served; None until the database has been read once
+        self._claimed: int | None = None  # being loaded (served once the reload has finished)
+        self._database_down = False
+
+    def _stored(self) -> int | None:
+        try:
+            generation = self.repository().model_generation()
+        except Exception as error:  # whatever stops the read, this worker keeps serving what it has
+            if not self._database_down:  # once per outage, not once per poll
+                reason = str(error) if isinstance(error, DatabaseUnavailable) else type(error).__name__
+                log.warning("model set generation unreadable", extra={"error": reason})
+            self._database_down = True
+            return None
+        self._database_down = False
+        return generation
+
+    async def before_loading(self) -> None:
+        """Read the generation before start-up loads the models, so what is loaded is at least that
+        generation's set. Unreadable: the first successful poll reloads, to be sure."""
+        self.generation = self._claimed = await anyio.to_thread.run_sync(self._stored)
+
+    async def follow(self) -> None:
+        """Poll until cancelled; reload when the stored generation is not the one served."""
+        while True:
+            await self.check()
+            await anyio.sleep(self.interval)
+
+    async def check(self) -> None:
+        stored = await anyio.to_thread.run_sync(self._stored)
+        if stored is None or stored == self._claimed:
+            return
+        self._claimed = stored
+        snapshot = await anyio.to_thread.run_sync(self.registry.reload)
+        await anyio.to_thread.run_sync(self.on_reload, snapshot)
+        self.generation = stored
+        log.info("model set reloaded", extra={"generation": stored, "models_loaded": snapshot.count})
+
+    def _bump(self) -> int:
+        return self.repository().bump_model_generation()
+
+    async def bump_and_reload(self) -> tuple[int | None, Snapshot]:
+        """An operator's reload: a new generation for every worker, and this worker's set at once."""
+        try:
+            generation: int | None = await anyio.to_thread.run_sync(self._bump)
+        except Exception as error:  # the reload still happens here; the others follow when it is back
+            reason = str(error) if isinstance(error, DatabaseUnavailable) else type(error).__name__
+            log.warning("model set generation not recorded", extra={"error": reason})
+            generation = None
+        if generation is not None:
+            self._claimed = generation  # first, so this worker's own poll does not reload it again
+        snapshot = await anyio.to_thread.run_sync(self.registry.reload)
+        await anyio.to_thread.run_sync(self.on_reload, snapshot)
+        if generation is not None:
+            self.generation = generation
+        return generation, snapshot

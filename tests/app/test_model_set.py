@@ -1,0 +1,65 @@
+"""One model set for every worker: a reload bumps the generation in the database, and every app
+sharing that database follows it (app/platform/generation.py)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from app_helpers import ADMIN, copy_bundle, make_settings
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from app.platform.storage.repository import Repository
+
+
+def _generation(client: TestClient) -> int | None:
+    answer = client.get("/v1/models")
+    assert answer.status_code == 200
+    generation: int | None = answer.json()["generation"]
+    return generation
+
+
+def _wait_for(client: TestClient, generation: int, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while _generation(client) != generation:
+        assert time.monotonic() < deadline, f"still at {_generation(client)}, not {generation}"
+        time.sleep(0.05)
+
+
+def test_a_reload_reaches_every_app_sharing_the_database(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    copy_bundle(models)
+    settings = make_settings(
+        models_dir=models,
+        database_url=f"sqlite:///{tmp_path / 'shared.sqlite3'}",
+        model_set_poll_seconds=0.1,
+    )
+    # Two apps standing for two workers (or replicas): the same database and models directory.
+    with TestClient(create_app(settings)) as first, TestClient(create_app(settings)) as second:
+        assert _generation(first) == _generation(second) == 0
+        copy_bundle(models, version="2099-01-01-feedbeef", created_at="2099-01-01T00:00:00+00:00")
+        reloaded = first.post("/v1/admin/reload", headers=ADMIN)
+        assert reloaded.status_code == 200 and reloaded.json()["generation"] == 1
+        assert reloaded.json()["models_loaded"] == 2
+        _wait_for(second, 1)  # the other app reloaded on its own
+        versions = second.get("/v1/models").json()["models"][0]["versions"]
+        assert "2099-01-01-feedbeef" in versions
+        # An operator's reload from the command line's side: the database alone.
+        assert Repository.open(settings.database_url).bump_model_generation() == 2
+        _wait_for(first, 2)
+        _wait_for(second, 2)
+
+
+def test_without_its_database_a_worker_keeps_serving_what_it_has(tmp_path: Path) -> None:
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the database's folder should be")
+    settings = make_settings(
+        database_url=f"sqlite:///{blocked / 'civicrisk.sqlite3'}", model_set_poll_seconds=0.1
+    )
+    with TestClient(create_app(settings)) as client:
+        assert _generation(client) is None
+        assert client.get("/health/ready").status_code == 200
+        reloaded = client.post("/v1/admin/reload", headers=ADMIN)
+        assert reloaded.status_code == 200
+        assert reloaded.json()["generation"] is None and reloaded.json()["models_loaded"] >= 1
