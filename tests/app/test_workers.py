@@ -1,4 +1,5 @@
-"""Several workers behave as one service: `civicrisk serve --workers 2`, real processes on loopback."""
+"""Several workers behave as one service: `civicrisk serve --workers 2`, real processes on loopback:
+one scrape reports both, one reload reaches both."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from app_helpers import ADMIN_KEY, PARTNER_KEY, REPO_ROOT, copy_bundle
+from app_helpers import ADMIN, ADMIN_KEY, PARTNER_KEY, REPO_ROOT, copy_bundle
 from test_server import free_port
 
 REQUESTS = 40
@@ -88,3 +89,23 @@ def test_a_scrape_of_any_worker_counts_every_workers_requests(two_workers: tuple
 def _writers(shared: Path) -> set[str]:
     """The processes that recorded a request (prometheus_client names files by metric kind and pid)."""
     return {path.stem.rsplit("_", 1)[1] for path in shared.glob("counter_*.db")}
+
+
+def test_a_reload_through_one_worker_reaches_both(two_workers: tuple[str, Path]) -> None:
+    url, _ = two_workers
+    before = httpx.get(f"{url}/v1/models", timeout=5).json()["generation"]
+    reloaded = httpx.post(f"{url}/v1/admin/reload", headers=ADMIN, timeout=30)
+    assert reloaded.status_code == 200
+    generation = reloaded.json()["generation"]
+    assert generation == (before or 0) + 1
+    # Within seconds, whichever worker answers (a new connection each) serves the new generation.
+    deadline = time.monotonic() + 5
+    answers: list[int] = []
+    while len(answers) < 10:
+        served = httpx.get(f"{url}/v1/models", timeout=5).json()["generation"]
+        if served != generation:
+            assert time.monotonic() < deadline, f"a worker still serves generation {served}"
+            answers.clear()
+            time.sleep(0.1)
+            continue
+        answers.append(served)
