@@ -1,4 +1,4 @@
-"""Issued lists and outcomes, on SQLite and (where reachable) PostgreSQL."""
+"""Issued lists and outcomes, on SQLite and (where reachable) PostgreSQL; migrations: test_migrations.py."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.platform.storage.repository import DatabaseUnavailable, Repository
-from app.platform.storage.schema import CURRENT_VERSION, SchemaError, database_version, migrate
-from app.platform.storage.tables import CONTENT_INDEX, issued_lists, outcomes, schema_version
+from app.platform.storage.tables import issued_lists, outcomes
 
 ROWS = [
     {"rank": 1, "establishment_id": "42", "score": 0.1 + 0.2, "tier": "high", "reasons": [{"feature": "x"}]},
@@ -110,29 +109,6 @@ def test_two_workers_issuing_the_same_list_store_it_once(database_url: str) -> N
     assert _stored_lists(workers[0]) == 1
 
 
-def test_a_version_1_database_migrates_and_keeps_its_lists(database_url: str) -> None:
-    url = database_url
-    migrate(sa.create_engine(url))
-    with sa.create_engine(url).begin() as connection:  # back to the schema as version 1 made it
-        connection.execute(sa.text(f"DROP INDEX {CONTENT_INDEX}"))
-        connection.execute(sa.text("ALTER TABLE issued_lists DROP COLUMN content_sha256"))
-        connection.execute(schema_version.delete().where(schema_version.c.version > 1))
-        connection.execute(
-            sa.text(
-                "INSERT INTO issued_lists (city, list_date, model_name, model_version, parameters,"
-                " row_count, rows, issued_at) VALUES ('chicago', '2014-09-01', 'm', 'v1', '{}', 0, '[]',"
-                " '2014-09-01 08:00:00')"
-            )
-        )
-    repository = Repository.open(url)
-    with repository.engine.connect() as connection:
-        assert database_version(connection) == CURRENT_VERSION == 3
-    kept = repository.get_list(1)
-    assert kept is not None and (kept.city, kept.rows) == ("chicago", [])
-    new = repository.issue_list("chicago", date(2014, 9, 2), "m", "v1", {}, ROWS)
-    assert repository.issue_list("chicago", date(2014, 9, 2), "m", "v1", {}, ROWS).id == new.id == 2
-
-
 def test_outcomes_are_idempotent(database_url: str) -> None:
     repository = Repository.open(database_url)
     first = repository.record_outcomes("chicago", [_outcome("9001"), _outcome("9002")])
@@ -143,18 +119,6 @@ def test_outcomes_are_idempotent(database_url: str) -> None:
     assert sorted(stored) == ["9001", "9002", "9003"]
     assert stored["9001"]["result"] == "Pass"  # the first record stands
     assert repository.outcomes("boston") == []
-
-
-def test_schema_is_versioned(database_url: str) -> None:
-    repository = Repository.open(database_url)
-    assert migrate(repository.engine) == CURRENT_VERSION  # already current: nothing to do
-    with repository.engine.begin() as connection:
-        assert database_version(connection) == CURRENT_VERSION
-        connection.execute(
-            schema_version.insert().values(version=CURRENT_VERSION + 1, applied_at=sa.func.now())
-        )
-    with pytest.raises(SchemaError, match=f"version {CURRENT_VERSION + 1}"):
-        migrate(repository.engine)
 
 
 def test_unreachable_database_is_reported_not_crashed() -> None:

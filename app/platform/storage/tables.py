@@ -1,18 +1,12 @@
-"""The database schema. Changing it means adding a migration in `schema.py` and bumping its version."""
+"""The database schema as the code uses it. Changing it means adding an Alembic revision that makes the
+database match (`migrations/versions/`; the rules are in `schema.py`)."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
 metadata = sa.MetaData()
-CONTENT_INDEX = "ux_issued_lists_content"  # issued lists' unique content hash (schema version 2)
-
-schema_version = sa.Table(
-    "civicrisk_schema_version",
-    metadata,
-    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
-)
+CONTENT_INDEX = "ux_issued_lists_content"  # issued lists' unique content hash (revision 0002)
 
 issued_lists = sa.Table(
     "issued_lists",
@@ -30,7 +24,7 @@ issued_lists = sa.Table(
     sa.Column("rows", sa.JSON, nullable=False),
     sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
     # sha256 of what the list says (city, date, model, parameters, rows): the same list asked for again
-    # is the one stored, not another copy. NULL for lists stored before schema version 2.
+    # is the one stored, not another copy. NULL for lists stored before revision 0002.
     sa.Column("content_sha256", sa.String(64), nullable=True),
     sa.Index("ix_issued_lists_city_date", "city", "list_date"),
     sa.Index(CONTENT_INDEX, "content_sha256", unique=True),

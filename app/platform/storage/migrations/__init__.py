@@ -1,0 +1,1 @@
+"""The Alembic environment of civicrisk's database (`env.py`, `versions/`); run through `schema.py`."""
