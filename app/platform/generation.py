@@ -59,7 +59,10 @@ class ModelSetWatcher:
     async def follow(self) -> None:
         """Poll until cancelled; reload when the stored generation is not the one served."""
         while True:
-            await self.check()
+            try:
+                await self.check()
+            except Exception as error:  # a failed reload must not end the loop, nor the service
+                log.error("model set check failed", extra={"error": type(error).__name__})
             await anyio.sleep(self.interval)
 
     async def check(self) -> None:
