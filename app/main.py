@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from app.hospitals import cds_routes, lead_routes
 from app.hospitals.ehr_tokens import EhrTokenVerifier
 from app.hospitals.lead_risk import LeadService
+from app.hospitals.replay import SpentTokens
 from app.inspections import establishments
 from app.inspections import page as inspector_page
 from app.inspections import routes as inspection_routes
@@ -64,7 +65,10 @@ def create_app(
     service_metrics = ServiceMetrics()
     repository = _repository_opener(settings.database_url)
     watcher = ModelSetWatcher(
-        registry, repository, settings.model_set_poll_seconds, lambda loaded: _loaded(loaded, app)
+        registry,
+        repository if settings.shared_state else None,
+        settings.model_set_poll_seconds,
+        lambda loaded: _loaded(loaded, app),
     )
 
     @asynccontextmanager
@@ -72,7 +76,7 @@ def create_app(
         if not load_models:
             yield
             return
-        if settings.model_set_poll_seconds:
+        if settings.shared_state:
             await watcher.before_loading()
         snapshot = await anyio.to_thread.run_sync(registry.reload)
         service_metrics.models_loaded.set(snapshot.count)
@@ -84,7 +88,7 @@ def create_app(
         # a process that exits during the build waits for it (seconds) rather than finalising the
         # interpreter under a thread still inside numpy and shapely, which can crash at exit.
         threading.Thread(target=_warm_up, args=(lead, freeze_heap), name="lead-warm-up").start()
-        if not settings.model_set_poll_seconds:
+        if not settings.shared_state:
             yield
             return
         async with anyio.create_task_group() as background:
@@ -105,6 +109,8 @@ def create_app(
     app.state.cities = CityStore(settings.data_dir)
     app.state.metrics = service_metrics
     app.state.daily_lists = DailyLists(app.state.cities, registry, repository)
+    app.state.repository = repository
+    app.state.spent_tokens = SpentTokens(repository if settings.shared_state else None)
     app.state.model_set = watcher
     app.state.partner_keys = PartnerKeys(settings.keys_file, settings.api_key_digests)
     app.state.lead = lead

@@ -215,6 +215,10 @@ def _serve(args: argparse.Namespace) -> int:
     # Worker processes build their own app from the environment, so pass the overrides on there.
     os.environ["CIVICRISK_MODELS_DIR"] = str(settings.models_dir)
     created = _shared_metrics_directory() if settings.workers > 1 else None
+    if settings.workers > 1:
+        # Workers agree on their model set and on spent EHR tokens through the database
+        # (CIVICRISK_SHARED_STATE), unless the operator said otherwise.
+        os.environ.setdefault("CIVICRISK_SHARED_STATE", "true")
     print(
         f"[civicrisk] serving {settings.models_dir} on http://{settings.host}:{settings.port}",
         file=sys.stderr,

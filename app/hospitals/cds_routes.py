@@ -20,6 +20,7 @@ from app.hospitals.fhir_patient import patient_home
 from app.hospitals.lead_answers import card
 from app.hospitals.lead_risk import Home, LeadService
 from app.hospitals.lead_routes import STATES, ready_engine
+from app.hospitals.replay import SpentTokens
 from app.platform.bodies import read_json
 from app.platform.errors import AuthNotConfigured, InvalidRequest, PreconditionFailed, Problem, Unauthorized
 from app.platform.handlers import JSONBytes
@@ -54,14 +55,18 @@ def _bearer(request: Request) -> str | None:
     return credentials.strip() or None if scheme.lower() == "bearer" else None
 
 
-def _verify(request: Request) -> None:
+async def _verify(request: Request) -> None:
     verifier: EhrTokenVerifier | None = request.app.state.ehr_tokens
     if verifier is None:
         raise AuthNotConfigured("no trusted EHR issuers are configured (set CIVICRISK_CDS_ISSUERS_FILE)")
     try:
-        verifier.verify(_bearer(request))
+        token = verifier.verify(_bearer(request))
     except TokenRejected as rejected:
         raise Unauthorized(str(rejected)) from None
+    # Each token once (app/hospitals/replay.py).
+    spent: SpentTokens = request.app.state.spent_tokens
+    if not await spent.first_use(token.replay_key, token.forget_after):
+        raise Unauthorized("token has been used before (its jti is spent)")
 
 
 def _fields(body: Any) -> dict[str, Any]:
@@ -90,7 +95,7 @@ def _fields(body: Any) -> dict[str, Any]:
 )
 async def lead_risk_hook(request: Request) -> Response:
     """The lead-risk card for the patient in view (or no card when the child is not eligible)."""
-    _verify(request)
+    await _verify(request)
     body = _fields(await read_json(request, request.app.state.settings))
     prefetch = body.get("prefetch")
     patient = prefetch.get("patient") if isinstance(prefetch, dict) else None

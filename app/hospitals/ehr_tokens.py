@@ -9,8 +9,10 @@ because an HMAC "verified" with a public key would let anyone holding that key m
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,17 @@ class VerifiedToken:
     issuer: str
     subject: str | None
     claims: dict[str, Any]
+
+    @property
+    def replay_key(self) -> str:
+        """What identifies this token among every token seen (sha256 of issuer and `jti`): the key of
+        the replay cache, which so holds nothing of the token itself."""
+        return hashlib.sha256(f"{self.issuer}\0{self.claims['jti']}".encode()).hexdigest()
+
+    @property
+    def forget_after(self) -> datetime:
+        """When the replay cache may forget it: past its `exp` and the leeway, it is refused anyway."""
+        return datetime.fromtimestamp(float(self.claims["exp"]) + LEEWAY_SECONDS, UTC)
 
 
 def _jwks(issuer: str, document: Any, path: Path) -> dict[str | None, jwt.PyJWK]:

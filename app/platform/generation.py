@@ -1,4 +1,5 @@
-"""Every worker and replica serves the same model set.
+"""Every worker and replica serves the same model set (with CIVICRISK_SHARED_STATE; without it, each
+process reloads only itself and reports no generation).
 
 The database holds the model set's generation (`model_set_generation`). `POST /v1/admin/reload` and
 `civicrisk models reload` bump it; every worker polls it (CIVICRISK_MODEL_SET_POLL_SECONDS, 1 s by
@@ -27,7 +28,7 @@ class ModelSetWatcher:
     def __init__(
         self,
         registry: ModelRegistry,
-        repository: Callable[[], Repository],
+        repository: Callable[[], Repository] | None,
         interval: float,
         on_reload: Callable[[Snapshot], None],
     ) -> None:
@@ -40,6 +41,8 @@ class ModelSetWatcher:
         self._database_down = False
 
     def _stored(self) -> int | None:
+        if self.repository is None:
+            return None
         try:
             generation = self.repository().model_generation()
         except Exception as error:  # whatever stops the read, this worker keeps serving what it has
@@ -75,8 +78,8 @@ class ModelSetWatcher:
         self.generation = stored
         log.info("model set reloaded", extra={"generation": stored, "models_loaded": snapshot.count})
 
-    def _bump(self) -> int:
-        return self.repository().bump_model_generation()
+    def _bump(self) -> int | None:
+        return None if self.repository is None else self.repository().bump_model_generation()
 
     async def bump_and_reload(self) -> tuple[int | None, Snapshot]:
         """An operator's reload: a new generation for every worker, and this worker's set at once."""

@@ -59,9 +59,13 @@ class Settings(BaseSettings):
     # city's address table (~40 MB and ~1 s for Chicago's 56,000 sample points; 600,000 points measured
     # at ~260 MB and ~12 s per worker). Off: every home is placed and counted per request.
     lead_known_homes: bool = True
-    # How often each worker checks the database for a new model set generation (app/platform/generation.py);
-    # 0 turns the check off (one process that reloads only itself, as before).
-    model_set_poll_seconds: float = Field(default=1.0, ge=0, le=60)
+    # State every worker and replica must agree on, kept in the database: the model set generation
+    # (app/platform/generation.py) and the EHR tokens already used (CDS Hooks replay cache). Off, each
+    # process keeps its own and nothing but the list and outcome endpoints touches the database (a
+    # hospital's on-premises copy connects nowhere). `civicrisk serve --workers N` turns it on.
+    shared_state: bool = False
+    # With shared_state: how often each worker checks the database for a new model set generation.
+    model_set_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     # CDS Hooks: trusted EHR issuers and their public keys (JSON), and this service's public URL, which
     # a token's `aud` must name (the base URL or the lead-risk service URL under it).
     cds_issuers_file: Path | None = None

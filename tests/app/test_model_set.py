@@ -33,6 +33,7 @@ def test_a_reload_reaches_every_app_sharing_the_database(tmp_path: Path) -> None
     settings = make_settings(
         models_dir=models,
         database_url=f"sqlite:///{tmp_path / 'shared.sqlite3'}",
+        shared_state=True,
         model_set_poll_seconds=0.1,
     )
     # Two apps standing for two workers (or replicas): the same database and models directory.
@@ -55,7 +56,9 @@ def test_without_its_database_a_worker_keeps_serving_what_it_has(tmp_path: Path)
     blocked = tmp_path / "not-a-directory"
     blocked.write_text("a file where the database's folder should be")
     settings = make_settings(
-        database_url=f"sqlite:///{blocked / 'civicrisk.sqlite3'}", model_set_poll_seconds=0.1
+        database_url=f"sqlite:///{blocked / 'civicrisk.sqlite3'}",
+        shared_state=True,
+        model_set_poll_seconds=0.1,
     )
     with TestClient(create_app(settings)) as client:
         assert _generation(client) is None
@@ -63,3 +66,13 @@ def test_without_its_database_a_worker_keeps_serving_what_it_has(tmp_path: Path)
         reloaded = client.post("/v1/admin/reload", headers=ADMIN)
         assert reloaded.status_code == 200
         assert reloaded.json()["generation"] is None and reloaded.json()["models_loaded"] >= 1
+
+
+def test_without_shared_state_a_process_reloads_only_itself(tmp_path: Path) -> None:
+    """The default: no database use for the model set, and no generation to report."""
+    settings = make_settings(database_url=f"sqlite:///{tmp_path / 'unused' / 'civicrisk.sqlite3'}")
+    with TestClient(create_app(settings)) as client:
+        assert _generation(client) is None
+        reloaded = client.post("/v1/admin/reload", headers=ADMIN)
+        assert reloaded.status_code == 200 and reloaded.json()["generation"] is None
+    assert not (tmp_path / "unused").exists()  # the database was never opened

@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from app.platform.errors import ServiceError
 from app.platform.storage.schema import migrate
-from app.platform.storage.tables import issued_lists, model_set, outcomes
+from app.platform.storage.tables import issued_lists, model_set, outcomes, seen_tokens
 
 
 class DatabaseUnavailable(ServiceError):
@@ -213,6 +213,21 @@ class Repository:
                 except IntegrityError:
                     continue  # another process inserted the first row meanwhile: update it instead
         raise DatabaseUnavailable("could not record the model set generation")
+
+    def first_use(self, token_key: str, expires_at: datetime) -> bool:
+        """Record a token's use: True the first time `token_key` is seen, False on a replay. Tokens
+        past their expiry are forgotten here too (they are refused as expired anyway)."""
+        with self._translate_errors():
+            try:
+                with self.engine.begin() as connection:
+                    expired = seen_tokens.c.expires_at < datetime.now(UTC)
+                    connection.execute(seen_tokens.delete().where(expired))
+                    connection.execute(
+                        seen_tokens.insert().values(token_sha256=token_key, expires_at=expires_at)
+                    )
+                return True
+            except IntegrityError:
+                return False
 
 
 def _content_sha256(what: dict[str, Any], rows: Sequence[dict[str, Any]]) -> str:

@@ -53,3 +53,12 @@ model_set = sa.Table(
     sa.Column("generation", sa.Integer, nullable=False),
     sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# EHR tokens already used (CDS Hooks `jti`): sha256 of issuer and jti, kept until the token expires.
+seen_tokens = sa.Table(
+    "seen_ehr_tokens",
+    metadata,
+    sa.Column("token_sha256", sa.String(64), primary_key=True),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_seen_ehr_tokens_expires", "expires_at"),
+)
