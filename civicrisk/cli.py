@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-from civicrisk import cli_keys, cli_models
+from civicrisk import cli_db, cli_keys, cli_models
+from civicrisk.errors import UsageError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CITY = REPO_ROOT / "data" / "sample" / "chicago" / "city.toml"
@@ -81,13 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     _serve_options(serve)
     cli_keys.add_parsers(commands)
     cli_models.add_parsers(commands)
-
-    database = commands.add_parser(
-        "db", help="the service's database (CIVICRISK_DATABASE_URL): migrate it, show its revision"
-    )
-    actions = database.add_subparsers(dest="db_command", required=True, metavar="ACTION")
-    actions.add_parser("upgrade", help="migrate the database to this civicrisk's newest schema revision")
-    actions.add_parser("current", help="print the database's schema revision")
+    cli_db.add_parsers(commands)
     return parser
 
 
@@ -254,56 +249,8 @@ def _shared_metrics_directory() -> Path | None:
     return directory
 
 
-def _db(args: argparse.Namespace) -> int:
-    """`db upgrade` / `db current` on the service's database (what `Repository.open` would open)."""
-    import sqlalchemy as sa
-    from pydantic import ValidationError
-
-    from app.platform.settings import Settings
-    from app.platform.storage.repository import create_database_engine
-    from app.platform.storage.schema import SchemaError, current_revision, head_revision, migrate
-
-    try:
-        url = Settings().database_url
-    except ValidationError as error:
-        raise UsageError(f"invalid service settings: {error}") from None
-    try:
-        shown = sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        raise UsageError("CIVICRISK_DATABASE_URL is not a database URL") from None
-    try:
-        engine = create_database_engine(url)
-    except (OSError, sa.exc.ArgumentError, ImportError) as error:  # a folder it cannot make, a bad driver
-        raise UsageError(f"database unavailable at {shown}: {error}") from None
-    try:
-        if args.db_command == "upgrade":
-            found = migrate(engine)
-            with engine.connect() as connection:
-                now = current_revision(connection)
-            print(f"{shown}: {found or 'new database'} -> {now}", file=sys.stderr)
-        else:
-            with engine.connect() as connection:
-                now = current_revision(connection)
-        head = head_revision()
-        print(now or "none")
-        if now != head:
-            print(f"civicrisk: this civicrisk's newest revision is {head}", file=sys.stderr)
-        return 0
-    except sa.exc.DBAPIError as error:  # OperationalError and the driver's other failures
-        reason = str(error.orig or error).strip().splitlines()[0]
-        raise UsageError(f"database unavailable at {shown}: {reason}") from None
-    except SchemaError as error:
-        raise UsageError(str(error)) from None
-    finally:
-        engine.dispose()
-
-
 def _json_safe(metrics: dict[str, object]) -> dict[str, object]:
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}
-
-
-class UsageError(Exception):
-    """A bad combination of arguments."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -314,7 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from app.platform.keys import KeysFileError
 
     handlers = {"train": _train, "evaluate": _evaluate, "score": _score, "run": _run, "serve": _serve}
-    handlers |= {"keys": cli_keys.run_keys, "verify": cli_keys.run_verify, "db": _db}
+    handlers |= {"keys": cli_keys.run_keys, "verify": cli_keys.run_verify, "db": cli_db.run_db}
     handlers |= {"models": cli_models.run_models}
     try:
         return handlers[args.command](args)
