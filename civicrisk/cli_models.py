@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
+
+from civicrisk.errors import UsageError
 
 
 def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,7 +24,6 @@ def run_models(args: argparse.Namespace) -> int:
     try:
         generation = Repository.open(Settings().database_url).bump_model_generation()
     except DatabaseUnavailable as error:
-        print(f"civicrisk: error: {error}", file=sys.stderr)
-        return 2
+        raise UsageError(str(error)) from None
     print(f"model set generation {generation}: every worker reloads at its next check (about a second)")
     return 0

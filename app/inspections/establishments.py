@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
@@ -15,20 +15,11 @@ from app.inspections.schemas import EstablishmentRisk
 from app.platform.deps import SECURITY, PartnerDep, RegistryDep
 from app.platform.errors import InvalidRequest, ModelNotFound, ModelUnavailable, Problem
 from app.platform.handlers import JSONBytes
-from app.platform.schemas import ErrorResponse
+from app.platform.schemas import partner_errors
 
 router = APIRouter(tags=["scoring"])
 
 _EARLIEST, _LATEST = dt.date(1900, 1, 1), dt.date(2200, 12, 31)
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse, "description": text}
-    for code, text in {
-        401: "Missing or invalid API key",
-        404: "Unknown model, version, city or establishment",
-        422: "A field is unknown, of the wrong type, or not finite (named with its record index)",
-        503: "No API key configured, no model loaded for the city, or the database is down",
-    }.items()
-}
 
 
 async def get_cities(request: Request) -> CityStore:
@@ -42,7 +33,7 @@ CitiesDep = Annotated[CityStore, Depends(get_cities)]
 @router.get(
     "/v1/establishments/{city}/{establishment_id}/risk",
     response_model=EstablishmentRisk,
-    responses=ERRORS,
+    responses=partner_errors(401, 404, 422, 503),
     openapi_extra={"security": SECURITY},
 )
 async def establishment_risk(

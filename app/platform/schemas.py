@@ -43,6 +43,22 @@ class ErrorResponse(BaseModel):
     error: ErrorInfo
 
 
+# What each partner-route error means, for the OpenAPI `responses` of the routes that share them.
+_PARTNER_ERRORS = {
+    401: "Missing or invalid API key",
+    404: "Unknown model, version, city or establishment",
+    413: "Over 10,000 records or the body size limit",
+    415: "Content-Type is not application/json",
+    422: "A field is unknown, of the wrong type, or not finite (named with its record index)",
+    503: "No API key configured, no model loaded for the city, or the database is down",
+}
+
+
+def partner_errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these status codes of a partner route, each in the one error shape."""
+    return {code: {"model": ErrorResponse, "description": _PARTNER_ERRORS[code]} for code in codes}
+
+
 class Live(BaseModel):
     status: Literal["ok"] = "ok"
 

@@ -3,7 +3,7 @@ body format (app/scoring/formats.py), scored with their tiers and reasons."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import anyio.to_thread
 import orjson
@@ -15,24 +15,12 @@ from app.platform.bodies import check_media_type, read_within_limit
 from app.platform.deps import SECURITY, check_partner
 from app.platform.handlers import JSONBytes
 from app.platform.registry import LoadedModel
-from app.platform.schemas import ErrorResponse
+from app.platform.schemas import ErrorResponse, partner_errors
 from app.platform.sizes import INLINE_SCORE_BYTES
 from app.scoring.bodies import BodyFormat
 from app.scoring.bodies.json_body import JSON_MEDIA_TYPE
 from app.scoring.formats import FORMATS
 from app.scoring.schemas import ScoreResponse
-
-
-def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    text = {
-        401: "Missing or invalid API key",
-        404: "Unknown model, version, city or establishment",
-        413: "Over 10,000 records or the body size limit",
-        415: "Content-Type is not application/json",
-        422: "A field is unknown, of the wrong type, or not finite (named with its record index)",
-        503: "No API key configured, no model loaded for the city, or the database is down",
-    }
-    return {code: {"model": ErrorResponse, "description": text[code]} for code in codes}
 
 
 def _score_parameters(
@@ -88,7 +76,7 @@ score_route = APIRoute(
     dependencies=[Depends(_score_parameters)],
     response_model=ScoreResponse,
     responses={
-        **_errors(401, 404, 413, 415, 422, 503),
+        **partner_errors(401, 404, 413, 415, 422, 503),
         400: {"model": ErrorResponse, "description": "Not JSON"},
     },
     openapi_extra={"requestBody": _SCORE_BODY, "security": SECURITY},

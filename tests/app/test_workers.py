@@ -1,5 +1,5 @@
 """Several workers behave as one service: `civicrisk serve --workers 2`, real processes on loopback:
-one scrape reports both, one reload reaches both."""
+one scrape reports both, one reload reaches both, a CDS Hooks token spent on one is spent on both."""
 
 from __future__ import annotations
 
@@ -14,9 +14,12 @@ from pathlib import Path
 import httpx
 import pytest
 from app_helpers import ADMIN, ADMIN_KEY, PARTNER_KEY, REPO_ROOT, copy_bundle
+from lead_helpers import SERVICE_URL, ehr_key, ehr_token, write_issuers
+from prometheus_client.mmap_dict import MmapedDict
 from test_server import free_port
 
 REQUESTS = 40
+SIGNER = ehr_key()
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +34,8 @@ def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
         "CIVICRISK_API_KEYS": PARTNER_KEY,
         "CIVICRISK_ADMIN_KEY": ADMIN_KEY,
         "PROMETHEUS_MULTIPROC_DIR": str(shared),
+        "CIVICRISK_CDS_ISSUERS_FILE": str(write_issuers(base / "issuers.json", SIGNER)),
+        "CIVICRISK_CDS_SERVICE_URL": SERVICE_URL,
     }
     command = [
         *(sys.executable, "-m", "civicrisk.cli", "serve", "--models", str(models)),
@@ -109,3 +114,37 @@ def test_a_reload_through_one_worker_reaches_both(two_workers: tuple[str, Path])
             time.sleep(0.1)
             continue
         answers.append(served)
+
+
+HOOK = {
+    "hook": "patient-view",
+    "hookInstance": "replay",
+    "context": {"patientId": "p"},
+    "prefetch": {"patient": {"resourceType": "Patient", "birthDate": "2026-05-01"}},
+}
+
+
+def _refusals_by_process(shared: Path) -> dict[str, float]:
+    """Per worker (pid), the CDS Hooks calls it answered 401, from that worker's own metrics file."""
+    refused: dict[str, float] = {}
+    for path in shared.glob("counter_*.db"):
+        for key, value, *_ in MmapedDict.read_all_values_from_file(str(path)):
+            if '"/cds-services/lead-risk"' in key and '"401"' in key and "_total" in key:
+                pid = path.stem.rsplit("_", 1)[1]
+                refused[pid] = refused.get(pid, 0.0) + value
+    return refused
+
+
+def test_a_token_spent_on_one_worker_is_refused_by_both(two_workers: tuple[str, Path]) -> None:
+    """`--workers 2` shares state (CIVICRISK_SHARED_STATE): a replay is refused whichever worker
+    answers, not only by the one that saw the token first."""
+    url, shared = two_workers
+    token = {"Authorization": f"Bearer {ehr_token(SIGNER)}"}
+    first = httpx.post(f"{url}/cds-services/lead-risk", json=HOOK, headers=token, timeout=30)
+    assert first.status_code != 401
+    for _ in range(60):  # a new connection each, until both workers have refused it
+        replay = httpx.post(f"{url}/cds-services/lead-risk", json=HOOK, headers=token, timeout=30)
+        assert replay.status_code == 401 and "used before" in replay.text
+        if len(_refusals_by_process(shared)) >= 2:
+            break
+    assert len(_refusals_by_process(shared)) >= 2, "the replays did not reach both workers"

@@ -151,13 +151,6 @@ def _overflowing(rows: list[tuple[Any, ...]], layout: FeatureLayout, problems: _
     raise AssertionError("unreachable: an OverflowError without an oversized integer")
 
 
-def value_of(batch: RecordBatch, layout: FeatureLayout, row: int, name: str) -> float | str | None:
-    """The input value of one feature for one record (NaN reported as None)."""
-    if name in layout.categorical:
-        return batch.categorical[layout.categorical.index(name)][row]
-    value = float(batch.numeric[row, layout.numeric.index(name)])
-    return None if np.isnan(value) else value
-
 
 def records_of(body: Any, max_records: int) -> list[Any]:
     """The `records` list of a score request; 413 over the record limit, 422 for any other shape."""
