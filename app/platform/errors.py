@@ -97,3 +97,8 @@ class PreconditionFailed(ServiceError):
     code = "precondition_failed"
 
 
+class ModelSetRefused(ServiceError):
+    """A reload's new model set has a bundle that fails verification; the last good set keeps serving."""
+
+    status = 409
+    code = "model_set_refused"

@@ -5,7 +5,9 @@ The database holds the model set's generation (`model_set_generation`). `POST /v
 `civicrisk models reload` bump it; every worker polls it (CIVICRISK_MODEL_SET_POLL_SECONDS, 1 s by
 default) and, when it changes, re-verifies and reloads the models directory, then serves the new
 set. `GET /v1/models` says which generation a worker serves. While the database cannot be reached a
-worker keeps serving what it has and tries again at the next poll.
+worker keeps serving what it has and tries again at the next poll. A generation whose set the
+registry refuses (a bundle failed verification) is not served: the worker keeps its generation and
+its set, records the refused one (`refused`), and does not retry it; the operator's next reload does.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class ModelSetWatcher:
         self.on_reload = on_reload
         self.generation: int | None = None  # served; None until the database has been read once
         self._claimed: int | None = None  # being loaded (served once the reload has finished)
+        self.refused: int | None = None  # the last generation whose set was refused, if the last was
         self._database_down = False
 
     def _stored(self) -> int | None:
@@ -74,9 +77,41 @@ class ModelSetWatcher:
             return
         self._claimed = stored
         snapshot = await anyio.to_thread.run_sync(self.registry.reload)
-        await anyio.to_thread.run_sync(self.on_reload, snapshot)
-        self.generation = stored
-        log.info("model set reloaded", extra={"generation": stored, "models_loaded": snapshot.count})
+        if self._served(stored):
+            await anyio.to_thread.run_sync(self.on_reload, snapshot)
+            log.info("model set reloaded", extra={"generation": stored, "models_loaded": snapshot.count})
+
+    def _served(self, generation: int | None) -> bool:
+        """After a reload: advance to `generation` if the registry served its set, else remember the
+        refusal (the set and the generation served stay as they were)."""
+        if self.registry.refusal is not None:
+            self.refused = generation
+            return False
+        self.refused = None
+        if generation is not None:
+            self.generation = generation
+        return True
+
+    def refused_set(self) -> dict[str, object] | None:
+        """The refused set for `/v1/models` and `/health/ready` (schemas.RefusedModelSet), or None."""
+        refusal = self.registry.refusal
+        if refusal is None:
+            return None
+        return {
+            "refused_at": refusal.at,
+            "generation": self.refused,
+            "message": refusal.message,
+            "failures": [vars(failure) for failure in refusal.failures],
+        }
+
+    def state(self) -> dict[str, object]:
+        """What this worker serves (schemas.ModelSetState)."""
+        refused = self.refused_set()
+        return {
+            "state": "current" if refused is None else "last_good",
+            "generation": self.generation,
+            "refused": refused,
+        }
 
     def _bump(self) -> int | None:
         return None if self.repository is None else self.repository().bump_model_generation()
@@ -92,7 +127,6 @@ class ModelSetWatcher:
         if generation is not None:
             self._claimed = generation  # first, so this worker's own poll does not reload it again
         snapshot = await anyio.to_thread.run_sync(self.registry.reload)
-        await anyio.to_thread.run_sync(self.on_reload, snapshot)
-        if generation is not None:
-            self.generation = generation
+        if self._served(generation):
+            await anyio.to_thread.run_sync(self.on_reload, snapshot)
         return generation, snapshot

@@ -2,9 +2,12 @@
 
 A reload builds a complete new `Snapshot` off to the side and then replaces one reference. Requests
 hold the snapshot (or model) they started with, so they finish on it; none sees a half-built state.
-A bundle that fails verification is not served and its reason is listed. If a bundle that is being
-served fails on a later reload (say its files were edited), the copy already in memory, which is
-exactly the one verified at its load, keeps serving and the failure is listed beside it.
+At start-up a bundle that fails verification is not served and its reason is listed; the others
+serve. A reload is all or nothing: if any bundle fails that did not fail in the set being served (a
+tampered or mismatched new version, or a served bundle whose files were edited), the whole new set is
+refused and the last good set keeps serving, unchanged, with the refusal recorded (`refusal`) for
+`/v1/models` and `/health/ready`. Every replica verifies the same files, so every replica refuses the
+same set for the same reason, and none serves a mix of the old set and the new.
 """
 
 from __future__ import annotations
@@ -207,6 +210,23 @@ class Snapshot:
         ]
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """A reload whose new set was not served: when, and the bundles that failed in it."""
+
+    at: str
+    failures: tuple[Failure, ...]
+
+    @property
+    def message(self) -> str:
+        paths = ", ".join(f"{failure.path} ({failure.error})" for failure in self.failures)
+        return f"the new model set was refused ({paths}); the last good set keeps serving"
+
+
+def _failure_key(failure: Failure) -> tuple[str, str, str]:
+    return failure.path, failure.error, failure.reason
+
+
 class ModelRegistry:
     """Holds the current snapshot; `reload` re-reads the models directory and swaps it in."""
 
@@ -214,14 +234,22 @@ class ModelRegistry:
         self.models_dir = Path(models_dir)
         self.check_signature = check_signature
         self._snapshot = Snapshot()
+        self._refusal: Refusal | None = None
         self._reload_lock = threading.Lock()  # one reload at a time; readers never wait on it
 
     @property
     def snapshot(self) -> Snapshot:
         return self._snapshot
 
+    @property
+    def refusal(self) -> Refusal | None:
+        """The last reload's refusal, or None when the last reload was served (or none happened)."""
+        return self._refusal
+
     def reload(self) -> Snapshot:
-        """Verify and load every bundle, then replace the snapshot in one assignment."""
+        """Verify and load every bundle into a new snapshot, then serve it by one assignment, unless it
+        has a failure the served set has not (then the served set stays and `refusal` says why).
+        Returns the snapshot served afterwards."""
         with self._reload_lock:
             previous = self._snapshot
             served = {(m.bundle.path.resolve()): m for v in previous.models.values() for m in v.values()}
@@ -237,12 +265,16 @@ class ModelRegistry:
                     failures.append(Failure(str(path), "DuplicateBundle", "same name and version as another"))
                     continue
                 models.setdefault(model.name, {})[model.version] = model
-            snapshot = Snapshot(
-                models=models,
-                failures=tuple(failures),
-                loaded_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            )
+            now = datetime.now(UTC).isoformat(timespec="seconds")
+            known = {_failure_key(failure) for failure in previous.failures}
+            new_failures = tuple(f for f in failures if _failure_key(f) not in known)
+            if previous.count and new_failures:  # a set that serves nothing is no last good set
+                self._refusal = Refusal(at=now, failures=new_failures)
+                log.error("model set refused", extra={"reason": self._refusal.message})
+                return previous
+            snapshot = Snapshot(models=models, failures=tuple(failures), loaded_at=now)
             self._snapshot = snapshot  # the atomic swap: one reference assignment
+            self._refusal = None
         log.info(
             "models loaded",
             extra={

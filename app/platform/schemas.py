@@ -63,16 +63,35 @@ class Live(BaseModel):
     status: Literal["ok"] = "ok"
 
 
-class Ready(BaseModel):
-    status: Literal["ready"] = "ready"
-    models_loaded: int
-
-
 class Failure(BaseModel):
     path: str
     error: str = Field(description="e.g. BundleIntegrityError, BundleVersionError")
     reason: str
     still_serving: bool = Field(description="True when a copy verified earlier is still being served")
+
+
+class RefusedModelSet(BaseModel):
+    """The last reload's new set, not served because a bundle in it failed verification."""
+
+    refused_at: str
+    generation: int | None = Field(description="The refused generation (null without shared state)")
+    message: str
+    failures: list[Failure] = Field(description="The bundles that failed in the new set, and why")
+
+
+class ModelSetState(BaseModel):
+    state: Literal["current", "last_good"] = Field(
+        description="current: the last reload was served; last_good: it was refused (see `refused`), "
+        "and the set served before it still serves"
+    )
+    generation: int | None = Field(description="The generation served (null without shared state)")
+    refused: RefusedModelSet | None = None
+
+
+class Ready(BaseModel):
+    status: Literal["ready"] = "ready"
+    models_loaded: int
+    model_set: ModelSetState
 
 
 class ModelSummary(BaseModel):
@@ -123,6 +142,9 @@ class ModelList(BaseModel):
         default=None,
         description="The model set generation this worker serves (app/platform/generation.py); null "
         "while the database that holds it cannot be read",
+    )
+    refused: RefusedModelSet | None = Field(
+        default=None, description="Set when the last reload's new set was refused; the set listed here serves"
     )
 
 

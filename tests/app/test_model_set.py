@@ -3,6 +3,7 @@ sharing that database follows it (app/platform/generation.py)."""
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -76,3 +77,40 @@ def test_without_shared_state_a_process_reloads_only_itself(tmp_path: Path) -> N
         reloaded = client.post("/v1/admin/reload", headers=ADMIN)
         assert reloaded.status_code == 200 and reloaded.json()["generation"] is None
     assert not (tmp_path / "unused").exists()  # the database was never opened
+
+
+def test_a_tampered_generation_is_refused_by_every_app_for_the_same_reason(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    copy_bundle(models)
+    settings = make_settings(
+        models_dir=models,
+        database_url=f"sqlite:///{tmp_path / 'shared.sqlite3'}",
+        shared_state=True,
+        model_set_poll_seconds=0.1,
+    )
+    with TestClient(create_app(settings)) as first, TestClient(create_app(settings)) as second:
+        bad = copy_bundle(models, version="2099-01-01-feedbeef", created_at="2099-01-01T00:00:00+00:00")
+        with (bad / "model.joblib").open("ab") as handle:
+            handle.write(b"tampered")
+        assert first.post("/v1/admin/reload", headers=ADMIN).status_code == 409
+        deadline = time.monotonic() + 5
+        while second.get("/health/ready").json()["model_set"]["state"] != "last_good":
+            assert time.monotonic() < deadline, "the second app never tried the new generation"
+            time.sleep(0.05)
+        states = [app.get("/health/ready").json()["model_set"] for app in (first, second)]
+        for state in states:  # both still serve generation 0, and say generation 1 was refused
+            assert state["generation"] == 0 and state["refused"]["generation"] == 1
+            assert state["refused"]["failures"][0]["error"] == "BundleIntegrityError"
+        assert states[0]["refused"]["failures"] == states[1]["refused"]["failures"]
+        for app in (first, second):
+            assert app.get("/v1/models").json()["models"][0]["versions"] == ["2014-08-29-6e338ca4"]
+        # Fixed on disk, reloaded again: every app serves the new set and the refusal is cleared.
+        shutil.rmtree(bad)
+        copy_bundle(models, version="2099-01-01-feedbeef", created_at="2099-01-01T00:00:00+00:00")
+        assert first.post("/v1/admin/reload", headers=ADMIN).json()["generation"] == 2
+        _wait_for(second, 2)
+        assert second.get("/health/ready").json()["model_set"] == {
+            "state": "current",
+            "generation": 2,
+            "refused": None,
+        }

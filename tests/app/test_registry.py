@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import shutil
 import threading
 from pathlib import Path
 
@@ -65,22 +66,60 @@ def test_reload_swaps_in_new_and_keeps_serving_through_bad_ones(tmp_path: Path) 
     copy_bundle(tmp_path)
     with TestClient(create_app(make_settings(models_dir=tmp_path))) as client:
         old = client.app.state.registry.snapshot.get(MODEL_NAME)  # type: ignore[attr-defined]
-        # A bad new version is refused; the old one stays the default.
+        # A bad new version: the new set is refused (409, naming the bundle); the old set serves.
         tamper(copy_bundle(tmp_path, version="2099-bad", created_at="2099-01-01T00:00:00+00:00"))
-        reloaded = client.post("/v1/admin/reload", headers=ADMIN).json()
-        assert reloaded["models_loaded"] == 1 and len(reloaded["failures"]) == 1
+        refused = client.post("/v1/admin/reload", headers=ADMIN)
+        assert refused.status_code == 409 and refused.json()["error"]["code"] == "model_set_refused"
+        [problem] = refused.json()["error"]["details"]
+        assert problem["loc"][-1].endswith("2099-bad") and "sha256 mismatch" in problem["message"]
         assert client.get(f"/v1/models/{MODEL_NAME}").json()["version"] == "2014-08-29-6e338ca4"
-        # The served bundle is edited on disk: the verified copy in memory keeps serving, flagged.
+        # The bad version is removed, but the served bundle is edited on disk: refused again, and the
+        # verified copy in memory keeps serving.
+        shutil.rmtree(tmp_path / MODEL_NAME / "2099-bad")
         tamper(old.bundle.path)
-        reloaded = client.post("/v1/admin/reload", headers=ADMIN).json()
-        assert reloaded["models_loaded"] == 1
-        assert any(f["still_serving"] for f in reloaded["failures"])
+        refused = client.post("/v1/admin/reload", headers=ADMIN)
+        assert refused.status_code == 409 and old.bundle.path.name in refused.json()["error"]["message"]
         assert client.post(SCORE_URL, json={"records": [{}]}, headers=PARTNER).status_code == 200
         assert client.app.state.registry.snapshot.get(MODEL_NAME) is old  # type: ignore[attr-defined]
-        # A good new version becomes the default after reload.
+        # The served bundle is put back as it was and a good new version added: both serve.
+        shutil.rmtree(old.bundle.path)
+        copy_bundle(tmp_path)
         copy_bundle(tmp_path, version="2099-good", created_at="2099-01-01T00:00:00+00:00")
-        client.post("/v1/admin/reload", headers=ADMIN)
+        reloaded = client.post("/v1/admin/reload", headers=ADMIN)
+        assert reloaded.status_code == 200 and reloaded.json()["models_loaded"] == 2
         assert client.get(f"/v1/models/{MODEL_NAME}").json()["version"] == "2099-good"
+        assert client.get("/v1/models").json()["refused"] is None
+
+
+def test_a_new_set_with_one_bad_bundle_is_refused_whole(tmp_path: Path) -> None:
+    """Never half a set: a good new version beside a tampered one does not serve either; the last good
+    set serves, and `/v1/models` and `/health/ready` say why."""
+    copy_bundle(tmp_path)
+    with TestClient(create_app(make_settings(models_dir=tmp_path))) as client:
+        copy_bundle(tmp_path, version="2099-good", created_at="2099-01-01T00:00:00+00:00")
+        bad = copy_bundle(tmp_path, version="2098-bad", created_at="2098-01-01T00:00:00+00:00")
+        tamper(bad, "model.joblib")
+        assert client.post("/v1/admin/reload", headers=ADMIN).status_code == 409
+        listed = client.get("/v1/models").json()
+        assert listed["models"][0]["versions"] == ["2014-08-29-6e338ca4"]
+        [failure] = listed["refused"]["failures"]
+        assert failure["path"].endswith("2098-bad") and failure["error"] == "BundleIntegrityError"
+        ready = client.get("/health/ready")
+        assert ready.status_code == 200 and ready.json()["model_set"]["state"] == "last_good"
+        assert "2098-bad" in ready.json()["model_set"]["refused"]["message"]
+        scored = client.post(SCORE_URL, json={"records": [{}]}, headers=PARTNER)
+        assert scored.status_code == 200 and scored.json()["version"] == "2014-08-29-6e338ca4"
+
+
+def test_a_bundle_refused_at_start_up_does_not_block_later_reloads(tmp_path: Path) -> None:
+    """Start-up serves what verifies; a failure already listed then is no reason to refuse a reload."""
+    copy_bundle(tmp_path)
+    tamper(copy_bundle(tmp_path, version="2098-bad", created_at="2098-01-01T00:00:00+00:00"))
+    with TestClient(create_app(make_settings(models_dir=tmp_path))) as client:
+        copy_bundle(tmp_path, version="2099-good", created_at="2099-01-01T00:00:00+00:00")
+        reloaded = client.post("/v1/admin/reload", headers=ADMIN)
+        assert reloaded.status_code == 200 and reloaded.json()["models_loaded"] == 2
+        assert [failure["path"][-8:] for failure in reloaded.json()["failures"]] == ["2098-bad"]
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from app.platform.deps import RegistryDep
 from app.platform.errors import ModelUnavailable
@@ -22,9 +22,10 @@ async def live() -> Live:
     response_model=Ready,
     responses={503: {"model": ErrorResponse, "description": "No model loaded"}},
 )
-async def ready(registry: RegistryDep) -> Ready:
-    """Ready to score: at least one verified model is loaded."""
+async def ready(request: Request, registry: RegistryDep) -> dict[str, object]:
+    """Ready to score: at least one verified model is loaded. A refused reload leaves the worker ready
+    (its last good set serves) and `model_set` says so, and why."""
     count = registry.snapshot.count
     if count == 0:
         raise ModelUnavailable("no model is loaded; GET /v1/models lists refused bundles and why")
-    return Ready(models_loaded=count)
+    return {"status": "ready", "models_loaded": count, "model_set": request.app.state.model_set.state()}

@@ -31,6 +31,7 @@ async def list_models(request: Request, registry: RegistryDep) -> dict[str, obje
         "failures": [vars(failure) for failure in snapshot.failures],
         "loaded_at": snapshot.loaded_at,
         "generation": request.app.state.model_set.generation,
+        "refused": request.app.state.model_set.refused_set(),
     }
 
 
