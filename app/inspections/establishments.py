@@ -15,7 +15,7 @@ from app.inspections.schemas import EstablishmentRisk
 from app.platform.deps import SECURITY, PartnerDep, RegistryDep
 from app.platform.errors import InvalidRequest, ModelNotFound, ModelUnavailable, Problem
 from app.platform.handlers import JSONBytes
-from app.platform.schemas import partner_errors
+from app.platform.schemas import IsoDate, partner_errors
 
 router = APIRouter(tags=["scoring"])
 
@@ -44,7 +44,7 @@ async def establishment_risk(
     registry: RegistryDep,
     cities: CitiesDep,
     date: Annotated[
-        dt.date | None,
+        IsoDate | None,
         Query(description="Inspection date (YYYY-MM-DD); default: the day after the city's data ends"),
     ] = None,
     model: Annotated[

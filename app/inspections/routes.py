@@ -13,10 +13,12 @@ from starlette.responses import Response
 
 from app.inspections.daily import DailyLists, DailyQuery
 from app.inspections.schemas import DailyList, OutcomesIn, OutcomesRecorded
-from app.platform.deps import INSPECTOR_SECURITY, SECURITY, InspectorDep, PartnerDep
+from app.platform.deps import INSPECTIONS, INSPECTOR_SECURITY, SECURITY, InspectorDep, check_partner
 from app.platform.errors import InvalidRequest, Problem
 from app.platform.handlers import JSONBytes
+from app.platform.key_first import key_first_route
 from app.platform.schemas import ErrorResponse
+from app.platform.sizes import OUTCOMES_MAX_BODY_BYTES
 from app.platform.storage.repository import IssuedList
 
 router = APIRouter(prefix="/v1/inspections", tags=["inspections"])
@@ -167,18 +169,39 @@ async def issued_list(
     return JSONBytes(as_json(issued))
 
 
-@router.post(
+_OUTCOME_ERRORS = {
+    401: "Missing or invalid API key (checked before the body is read)",
+    403: "The key lacks the `inspections` scope",
+    413: "Over 8 MiB (refused as the body arrives, chunked or not)",
+    415: "Content-Type is not application/json",
+    422: "Not JSON, more than 1,000 outcomes, or a field missing or invalid (named in details; dates "
+    "as YYYY-MM-DD)",
+}
+
+
+async def record_outcomes(request: Request, city: str, body: OutcomesIn) -> Response:
+    """Record inspection results (idempotent by inspection id): 201 if any is new, 200 if none is.
+    At most 1,000 outcomes and 8 MiB per request."""
+    # The key, the Content-Type and the body's size were checked before FastAPI read the body
+    # (app/platform/key_first.py: the route class below), so no PartnerDep here.
+    written = await anyio.to_thread.run_sync(daily_lists(request).record_outcomes, city, body.outcomes)
+    status = 201 if written.created else 200
+    return JSONBytes({"created": written.created, "already_recorded": written.already_recorded}, status)
+
+
+router.add_api_route(
     "/{city}/outcomes",
+    record_outcomes,
+    methods=["POST"],
     response_model=OutcomesRecorded,
     status_code=201,
     openapi_extra={"security": SECURITY},
     responses={
         **ERRORS,
+        **{code: {"model": ErrorResponse, "description": text} for code, text in _OUTCOME_ERRORS.items()},
         200: {"model": OutcomesRecorded, "description": "Every outcome was already recorded"},
     },
+    route_class_override=key_first_route(
+        lambda request: check_partner(request, INSPECTIONS), OUTCOMES_MAX_BODY_BYTES
+    ),
 )
-async def record_outcomes(request: Request, city: str, body: OutcomesIn, _: PartnerDep) -> Response:
-    """Record inspection results (idempotent by inspection id): 201 if any is new, 200 if none is."""
-    written = await anyio.to_thread.run_sync(daily_lists(request).record_outcomes, city, body.outcomes)
-    status = 201 if written.created else 200
-    return JSONBytes({"created": written.created, "already_recorded": written.already_recorded}, status)

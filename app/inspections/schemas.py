@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.platform.schemas import IsoDate
 from app.scoring.schemas import EXAMPLE_REASONS, FeatureValue, Reason, ScoredRecord, TierName
 
 
@@ -84,7 +84,7 @@ class OutcomeIn(BaseModel):
 
     inspection_id: str = Field(min_length=1, max_length=64, examples=["1496240"])
     establishment_id: str = Field(min_length=1, max_length=64, examples=["2298459"])
-    date: dt.date = Field(examples=["2014-09-02"])
+    date: IsoDate = Field(examples=["2014-09-02"])
     result: str = Field(min_length=1, max_length=128, examples=["Fail"])
     inspection_type: str | None = Field(default=None, max_length=128, examples=["Canvass"])
     violations: str | None = Field(

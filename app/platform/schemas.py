@@ -3,9 +3,28 @@ as they appear in the OpenAPI document."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import datetime as dt
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_date_only(value: object) -> object:
+    """pydantic alone also takes 0 or "0" (1970-01-01) and a datetime at midnight for a date; the
+    service's own routes take YYYY-MM-DD only (then pydantic checks it is a real day)."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
+        raise ValueError("must be a date as YYYY-MM-DD")
+    return value
+
+
+# A date in civicrisk's own routes (bodies and query strings). Routes that follow an outside contract
+# (Lead Safe, CDS Hooks/FHIR) keep that contract's date formats.
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date_only)]
 
 
 class ErrorDetail(BaseModel):

@@ -13,6 +13,10 @@ MAX_RECORDS = 10_000  # records in one score request (CIVICRISK_MAX_RECORDS may 
 # Default of CIVICRISK_MAX_BODY_BYTES: 10,000 records of ~60 features is ~20 MB of JSON; anything much
 # larger is refused unread.
 MAX_BODY_BYTES = 32 * 1024 * 1024
+# An outcomes post (POST /v1/inspections/{city}/outcomes): at most 1,000 outcomes (OutcomesIn); a
+# Chicago outcome with its violations text is ~1 KB, so 8 MiB leaves room for long texts, and nothing
+# larger is read.
+OUTCOMES_MAX_BODY_BYTES = 8 * 1024 * 1024
 # A Lead Safe request: the contract allows 20,000 characters; a little headroom for long visit and
 # lab arrays.
 LEAD_SAFE_MAX_BODY_BYTES = 64 * 1024

@@ -161,6 +161,41 @@ def test_outcomes_need_a_key(lists_client: TestClient) -> None:
     assert response.status_code == 401
 
 
+OUTCOMES = "/v1/inspections/chicago/outcomes"
+
+
+def test_outcomes_check_the_key_and_media_type_before_the_body(lists_client: TestClient) -> None:
+    """The key first (a body that is not even JSON gets 401 without one), then the media type (415,
+    as the README says, not 422), then the body."""
+    garbage = {"content": b"\xff not json", "headers": {"Content-Type": "text/plain"}}
+    assert lists_client.post(OUTCOMES, **garbage).status_code == 401  # type: ignore[arg-type]
+    keyed = {"content": b"\xff not json", "headers": {"Content-Type": "text/plain", **PARTNER}}
+    answer = lists_client.post(OUTCOMES, **keyed)  # type: ignore[arg-type]
+    assert answer.status_code == 415 and answer.json()["error"]["code"] == "unsupported_media_type"
+    json_headers = {"Content-Type": "application/json", **PARTNER}
+    assert lists_client.post(OUTCOMES, content=b"{", headers=json_headers).status_code == 422
+    too_big = b'{"outcomes": [' + b" " * (8 * 1024 * 1024) + b"]}"
+    refused = lists_client.post(OUTCOMES, content=too_big, headers=json_headers)
+    assert refused.status_code == 413 and refused.json()["error"]["code"] == "payload_too_large"
+
+
+@pytest.mark.parametrize("value", [0, "0", True, "2014-13-45", "2014-09-02T00:00:00", "20140902", None])
+def test_outcome_dates_are_iso_strings_only(lists_client: TestClient, value: object) -> None:
+    outcome = {"inspection_id": "date-check", "establishment_id": "1", "date": value, "result": "Pass"}
+    answer = lists_client.post(OUTCOMES, json={"outcomes": [outcome]}, headers=PARTNER)
+    assert answer.status_code == 422
+    locations = [detail["loc"] for detail in answer.json()["error"]["details"]]
+    assert locations == [["body", "outcomes", 0, "date"]]
+
+
+@pytest.mark.parametrize("value", ["0", "2014-13-45", "2014-09-02T00:00:00"])
+def test_establishment_dates_are_iso_strings_only(lists_client: TestClient, value: str) -> None:
+    risk = "/v1/establishments/chicago/2298459/risk"
+    answer = lists_client.get(risk, params={"date": value}, headers=PARTNER)
+    assert answer.status_code == 422
+    assert [detail["loc"] for detail in answer.json()["error"]["details"]] == [["query", "date"]]
+
+
 def test_database_down_is_503_with_a_clear_message() -> None:
     settings = make_settings(database_url="postgresql+psycopg://postgres@127.0.0.1:9/test")
     with TestClient(create_app(settings)) as client:

@@ -29,7 +29,7 @@ def free_port() -> int:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     models = tmp_path_factory.mktemp("models")
     copy_bundle(models)
-    with _serve(models, models.parent / "server.log") as url:
+    with _serve(models, models.parent / "server.log") as (url, _):
         yield url, models
 
 
@@ -37,12 +37,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
 def committed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """Every committed bundle (inspections and lead), as the main job serves them; and its log."""
     log_path = tmp_path_factory.mktemp("committed") / "server.log"
-    with _serve(REPO_ROOT / "models", log_path) as url:
+    with _serve(REPO_ROOT / "models", log_path) as (url, _):
         yield url, log_path
 
 
 @contextmanager
-def _serve(models: Path, log_path: Path) -> Iterator[str]:
+def _serve(models: Path, log_path: Path) -> Iterator[tuple[str, int]]:
+    """A one-worker server (one process): its URL and process id."""
     port = free_port()
     env = os.environ | {
         "CIVICRISK_API_KEYS": PARTNER_KEY,
@@ -66,7 +67,7 @@ def _serve(models: Path, log_path: Path) -> Iterator[str]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"server did not start:\n{log_path.read_text()}")
             time.sleep(0.2)
-        yield url
+        yield url, process.pid
     finally:
         process.terminate()
         process.wait(timeout=20)
