@@ -179,6 +179,9 @@ lead_route = APIRoute(
         401: {"description": "Missing or invalid API key", **_CONTRACT_ERROR},
         403: {"description": "The key lacks the `lead` scope", **_CONTRACT_ERROR},
         412: {"description": "Child over 1 years-old, or address outside of Chicago", **_CONTRACT_ERROR},
+        413: {"description": "Body over the contract's size limit", **_CONTRACT_ERROR},
+        415: {"description": "Content-Type is not application/json", **_CONTRACT_ERROR},
+        503: {"description": "No lead model loaded, or no partner key configured", **_CONTRACT_ERROR},
     },
     openapi_extra={
         "security": SECURITY,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 import anyio.to_thread
@@ -13,13 +12,12 @@ from app.inspections.cities import CityStore, EstablishmentFeatures
 from app.inspections.daily import DailyLists
 from app.inspections.schemas import EstablishmentRisk
 from app.platform.deps import SECURITY, PartnerDep, RegistryDep
-from app.platform.errors import InvalidRequest, ModelNotFound, ModelUnavailable, Problem
+from app.platform.errors import ModelNotFound, ModelUnavailable
 from app.platform.handlers import JSONBytes
 from app.platform.schemas import IsoDate, partner_errors
 
 router = APIRouter(tags=["scoring"])
 
-_EARLIEST, _LATEST = dt.date(1900, 1, 1), dt.date(2200, 12, 31)
 
 
 async def get_cities(request: Request) -> CityStore:
@@ -53,10 +51,6 @@ async def establishment_risk(
 ) -> Response:
     """Risk of an establishment's next inspection, from features computed on the city's own data and
     the outcomes recorded through `POST /v1/inspections/{city}/outcomes` (as the daily list does)."""
-    if date is not None and not _EARLIEST <= date <= _LATEST:
-        raise InvalidRequest(
-            "date out of range", (Problem(("query", "date"), f"must be in {_EARLIEST}..{_LATEST}"),)
-        )
     await anyio.to_thread.run_sync(cities.city, city)  # 404 for an unknown city; loads data on first use
     snapshot = registry.snapshot
     serving = [m for m in snapshot.for_city(city) if model is None or m.name == model]

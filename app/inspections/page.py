@@ -14,9 +14,10 @@ from starlette.responses import HTMLResponse
 
 from app.inspections.citymap import load_city_map
 from app.inspections.daily import DailyLists, DailyQuery
-from app.inspections.routes import AUTH_ERRORS, daily_lists, parse_date
+from app.inspections.routes import daily_lists, parse_date
 from app.platform.deps import INSPECTOR_SECURITY, InspectorDep
 from app.platform.errors import ServiceError
+from app.platform.schemas import DATE_PATTERN, json_error
 
 router = APIRouter(tags=["inspections"])
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
@@ -102,13 +103,26 @@ def render_page(
     "/inspector",
     response_class=HTMLResponse,
     openapi_extra={"security": INSPECTOR_SECURITY},
-    responses={200: {"content": {"text/html": {}}}, **AUTH_ERRORS},
+    responses={
+        200: {"content": {"text/html": {}}},
+        404: {"content": {"text/html": {}}, "description": "The page, saying the city is unknown"},
+        422: {
+            "content": {"text/html": {}, **json_error("")["content"]},
+            "description": "The page saying which field is wrong (a date); or, for a parameter past "
+            "its documented bounds, the JSON error",
+        },
+        401: json_error("CIVICRISK_INSPECTOR_AUTH=key: a missing or invalid key"),
+        403: json_error("CIVICRISK_INSPECTOR_AUTH=key: the key lacks the inspections scope"),
+    },
 )
 async def inspector_page(
     request: Request,
     _: InspectorDep,
     city: Annotated[str | None, Query(max_length=64)] = None,
-    date: Annotated[str | None, Query(max_length=32)] = None,
+    # Checked by the page itself, which shows the form again with the error; documented as a date.
+    date: Annotated[
+        str | None, Query(max_length=32, json_schema_extra={"pattern": f"^$|{DATE_PATTERN}"})
+    ] = None,
     facility_type: Annotated[str | None, Query(max_length=128)] = None,
     zip: Annotated[str | None, Query(max_length=16)] = None,
     community_area: Annotated[str | None, Query(max_length=128)] = None,

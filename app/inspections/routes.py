@@ -17,7 +17,7 @@ from app.platform.deps import INSPECTIONS, INSPECTOR_SECURITY, SECURITY, Inspect
 from app.platform.errors import InvalidRequest, Problem
 from app.platform.handlers import JSONBytes
 from app.platform.key_first import key_first_route
-from app.platform.schemas import ErrorResponse
+from app.platform.schemas import ErrorResponse, IsoDate
 from app.platform.sizes import OUTCOMES_MAX_BODY_BYTES
 from app.platform.storage.repository import IssuedList
 
@@ -119,7 +119,7 @@ async def daily_list(
     _: InspectorDep,
     city: str,
     date: Annotated[
-        str | None, Query(description="YYYY-MM-DD; default: the day after the latest data")
+        IsoDate | None, Query(description="YYYY-MM-DD; default: the day after the latest data")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=10_000, description="Rows to return")] = 100,
     facility_type: Annotated[str | None, Query(max_length=128, examples=["Restaurant"])] = None,
@@ -133,7 +133,7 @@ async def daily_list(
     """Issue today's prioritised list for a city: ranked, with reasons; stored so it can be retrieved."""
     query = DailyQuery(
         city=city,
-        list_date=parse_date(date),
+        list_date=date,
         limit=limit,
         facility_type=facility_type or None,
         zip=zip or None,
@@ -170,11 +170,12 @@ async def issued_list(
 
 
 _OUTCOME_ERRORS = {
+    400: "The body is not JSON",
     401: "Missing or invalid API key (checked before the body is read)",
     403: "The key lacks the `inspections` scope",
     413: "Over 8 MiB (refused as the body arrives, chunked or not)",
     415: "Content-Type is not application/json",
-    422: "Not JSON, more than 1,000 outcomes, or a field missing or invalid (named in details; dates "
+    422: "More than 1,000 outcomes, or a field missing or invalid (named in details; dates "
     "as YYYY-MM-DD)",
 }
 

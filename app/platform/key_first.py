@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message, Receive
 
-from app.platform.bodies import BodyTooLarge, check_media_type, read_limited_body
+from app.platform.bodies import BodyTooLarge, check_media_type, parse_json, read_limited_body
 from app.platform.errors import PayloadTooLarge
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
@@ -26,7 +26,8 @@ Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 def key_first_route(check: Callable[[Request], object], limit: int) -> type[APIRoute]:
     """An APIRoute class that runs `check` (it raises to refuse: 401, 403, 503) and the JSON media
-    type check (415) on the headers, then reads at most `limit` bytes of body (413 past it)."""
+    type check (415) on the headers, then reads at most `limit` bytes of body (413 past it) and
+    checks it is JSON (400)."""
 
     class KeyFirstRoute(APIRoute):
         def get_route_handler(self) -> Handler:
@@ -39,6 +40,7 @@ def key_first_route(check: Callable[[Request], object], limit: int) -> type[APIR
                     body = await read_limited_body(request, limit)
                 except BodyTooLarge as error:
                     raise PayloadTooLarge(str(error)) from None
+                parse_json(body)  # 400 for a body that is not JSON, as on the other routes
                 return await handler(Request(request.scope, _replay(body, request.receive)))
 
             return checked_first

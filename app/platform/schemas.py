@@ -7,9 +7,11 @@ import datetime as dt
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# Years 1900-2199: the city data's dates and pandas' timestamps (to 2262) both hold them.
+DATE_PATTERN = r"^(19|20|21)\d\d-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$"
+_ISO_DATE = re.compile(DATE_PATTERN)
 
 
 def _iso_date_only(value: object) -> object:
@@ -18,13 +20,17 @@ def _iso_date_only(value: object) -> object:
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
         return value
     if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
-        raise ValueError("must be a date as YYYY-MM-DD")
+        raise ValueError("must be a date as YYYY-MM-DD, in 1900..2199")
     return value
 
 
 # A date in civicrisk's own routes (bodies and query strings). Routes that follow an outside contract
 # (Lead Safe, CDS Hooks/FHIR) keep that contract's date formats.
-IsoDate = Annotated[dt.date, BeforeValidator(_iso_date_only)]
+IsoDate = Annotated[
+    dt.date,
+    BeforeValidator(_iso_date_only),
+    WithJsonSchema({"type": "string", "format": "date", "pattern": DATE_PATTERN}),
+]
 
 
 class ErrorDetail(BaseModel):
@@ -71,6 +77,13 @@ _PARTNER_ERRORS = {
     422: "A field is unknown, of the wrong type, or not finite (named with its record index)",
     503: "No API key configured, no model loaded for the city, or the database is down",
 }
+
+
+def json_error(description: str) -> dict[str, Any]:
+    """An OpenAPI response in the one error shape, as JSON, for a route whose own answers are not JSON
+    (HTML, PNG): FastAPI would document a `model` under the route's own media type."""
+    schema = {"$ref": "#/components/schemas/ErrorResponse"}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 def partner_errors(*codes: int) -> dict[int | str, dict[str, Any]]:

@@ -1,4 +1,6 @@
-"""Property-based requests generated from the OpenAPI schema: no input may cause a server error."""
+"""Property-based requests generated from the OpenAPI schema, valid and invalid, with every check
+schemathesis has: no server error, and every answer's status code, content type and body as the
+OpenAPI document says; schema-valid requests accepted, schema-violating ones refused."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from app_helpers import PARTNER, make_settings
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from lead_helpers import SERVICE_URL, ehr_key, write_issuers
-from schemathesis.checks import not_a_server_error
+from schemathesis.config import SchemathesisConfig
 
 from app.main import create_app
 
@@ -21,7 +23,28 @@ from app.main import create_app
 _issuers = write_issuers(Path(tempfile.mkdtemp()) / "issuers.json", ehr_key())
 app = create_app(make_settings(cds_issuers_file=_issuers, cds_service_url=SERVICE_URL))
 app.state.registry.reload()  # schemathesis calls the ASGI app without running its lifespan
-schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+# Where a schema-valid request may still be refused, and why (each a documented gap, not a shortcut):
+# - a daily list's date must fall in the range the city's data allows (422 naming it), which no
+#   static schema can state;
+# - the Lead Safe route answers as Chicago's contract does: 400 for a rule beyond types (a birth
+#   date in the future, an address or coordinates required), 412 for a child over one year old.
+CONFIG = SchemathesisConfig.from_str(
+    """
+[generation]
+mode = "all"
+
+[[operations]]
+include-path-regex = "^/(inspector|v1/inspections/.city./daily)$"
+checks.positive_data_acceptance.expected-statuses = [200, 401, 403, 404, 422]
+
+[[operations]]
+include-path = "/v1/lead/risk"
+checks.positive_data_acceptance.expected-statuses = [200, 400, 401, 403, 412]
+"""
+)
+schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=CONFIG)
+MIN_CASES = 1_500
+cases: list[str] = []
 
 
 def _parquet(columns: dict[str, list[object]], compression: str) -> bytes:
@@ -46,9 +69,17 @@ schemathesis.openapi.media_type("application/vnd.apache.parquet", st.one_of(st.b
 
 
 @schema.parametrize()
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
-def test_no_input_causes_a_server_error(case: schemathesis.Case) -> None:
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+def test_the_service_does_what_its_openapi_says(case: schemathesis.Case) -> None:
     # With the partner key, generated requests reach validation and scoring rather than stopping at 401.
     response = case.call(headers=PARTNER)
-    case.validate_response(response, checks=[not_a_server_error])
+    cases.append(case.operation.label)
+    case.validate_response(response)  # every check, as configured above
     assert "Traceback" not in response.text
+
+
+def test_enough_cases_ran_over_every_operation() -> None:
+    """Runs after the generated tests (pytest keeps file order)."""
+    operations = {result.ok().label for result in schema.get_all_operations()}
+    assert len(cases) >= MIN_CASES, f"only {len(cases)} generated cases"
+    assert set(cases) == operations

@@ -17,6 +17,7 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"])
     response_model=Reloaded,
     responses={
         401: {"model": ErrorResponse, "description": "Missing or invalid admin key"},
+        403: {"model": ErrorResponse, "description": "A partner key without the `admin` scope"},
         409: {
             "model": ErrorResponse,
             "description": "The new set was refused (a bundle failed verification); the last good set serves",

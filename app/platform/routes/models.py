@@ -10,7 +10,7 @@ from starlette.responses import HTMLResponse, Response
 from app.platform import catalog
 from app.platform.deps import ModelDep, RegistryDep
 from app.platform.errors import ModelNotFound
-from app.platform.schemas import ErrorResponse, ModelDetail, ModelList
+from app.platform.schemas import ErrorResponse, ModelDetail, ModelList, json_error
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
@@ -44,7 +44,10 @@ async def model_detail(model: ModelDep, registry: RegistryDep) -> dict[str, obje
 @router.get(
     "/{name}/card",
     response_class=HTMLResponse,
-    responses={**NOT_FOUND, 200: {"content": {"text/html": {"example": "<!doctype html>..."}}}},
+    responses={
+        404: json_error("Unknown model or version"),
+        200: {"content": {"text/html": {"example": "<!doctype html>..."}}},
+    },
 )
 async def model_card(model: ModelDep) -> HTMLResponse:
     """The model card (intended use, data, validation, fairness, plots) as HTML."""
@@ -54,7 +57,10 @@ async def model_card(model: ModelDep) -> HTMLResponse:
 @router.get(
     "/{name}/files/{filename}",
     response_class=Response,
-    responses={**NOT_FOUND, 200: {"content": {"image/png": {}}, "description": "A plot from the bundle"}},
+    responses={
+        404: json_error("Unknown model, version or plot"),
+        200: {"content": {"image/png": {}}, "description": "A plot from the bundle"},
+    },
 )
 async def model_file(model: ModelDep, filename: str) -> Response:
     """A plot the model card shows (PNG, hash-checked at load)."""
