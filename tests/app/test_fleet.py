@@ -176,6 +176,7 @@ def test_no_request_fails_while_the_fleet_reloads(fleet: Fleet, full_record: dic
                 except httpx.HTTPError as error:
                     errors.append(repr(error))
 
+    scored_before = _worker_counts(fleet, SCORE_ROUTE, "POST")
     client = threading.Thread(target=score_until_stopped, name="scoring-load")
     client.start()
     try:
@@ -187,6 +188,9 @@ def test_no_request_fails_while_the_fleet_reloads(fleet: Fleet, full_record: dic
     failed = {status: count for status, count in statuses.items() if not 200 <= status < 300}
     assert not errors and not failed, f"failed during reloads: {failed}, {errors[:3]}"
     assert sum(statuses.values()) >= 20, f"too little load to show anything: {statuses}"
+    scored = _worker_counts(fleet, SCORE_ROUTE, "POST")
+    busy = [worker for worker, count in scored.items() if count > scored_before.get(worker, 0)]
+    assert len(busy) == WORKERS_PER_REPLICA * len(fleet.replicas), f"the load reached only {busy}"
 
 
 def _scored_requests(replica: Replica) -> float:
