@@ -19,6 +19,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 CHICAGO_CONFIG = REPO_ROOT / "data" / "sample" / "chicago" / "city.toml"
 # The user's state: partner keys (`civicrisk keys create`) and the service's database, by default.
 CHECKOUT_VAR = REPO_ROOT / "var"
+# CIVICRISK_* variables that steer the test run, not the service: kept in the environment.
+TEST_RUN_SWITCHES = {"CIVICRISK_FLEET_TEST"}
 
 
 _var_at_start = pytest.StashKey[dict[str, object]]()
@@ -31,7 +33,7 @@ def pytest_configure(config: pytest.Config) -> None:
     drop the user's CIVICRISK_* variables; point the state settings at a session directory. Subprocesses
     the tests start inherit this environment."""
     config.stash[_var_at_start] = var_snapshot(CHECKOUT_VAR)
-    user = [name for name in os.environ if name.startswith("CIVICRISK_")]
+    user = [name for name in os.environ if name.startswith("CIVICRISK_") and name not in TEST_RUN_SWITCHES]
     config.stash[_user_env] = {name: os.environ.pop(name) for name in user}
     state = Path(tempfile.mkdtemp(prefix="civicrisk-test-state-"))
     config.stash[_session_state] = state
