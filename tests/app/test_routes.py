@@ -31,7 +31,11 @@ def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
 
 def test_health(client: TestClient) -> None:
     assert client.get("/health/live").json() == {"status": "ok"}
-    assert client.get("/health/ready").json() == {"status": "ready", "models_loaded": COMMITTED_BUNDLES}
+    assert client.get("/health/ready").json() == {
+        "status": "ready",
+        "models_loaded": COMMITTED_BUNDLES,
+        "dependencies": {"database": "ok"},
+    }
 
 
 def test_ready_is_503_without_models(tmp_path: Any) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from app.platform.deps import RegistryDep
 from app.platform.errors import ModelUnavailable
+from app.platform.keys import PartnerKeys
 from app.platform.schemas import ErrorResponse, Live, Ready
 
 router = APIRouter(prefix="/health", tags=["health"])
@@ -22,9 +23,10 @@ async def live() -> Live:
     response_model=Ready,
     responses={503: {"model": ErrorResponse, "description": "No model loaded"}},
 )
-async def ready(registry: RegistryDep) -> Ready:
-    """Ready to score: at least one verified model is loaded."""
+async def ready(request: Request, registry: RegistryDep) -> Ready:
+    """Ready to score: at least one verified model is loaded; says which dependency is down."""
     count = registry.snapshot.count
     if count == 0:
         raise ModelUnavailable("no model is loaded; GET /v1/models lists refused bundles and why")
-    return Ready(models_loaded=count)
+    keys: PartnerKeys = request.app.state.partner_keys
+    return Ready(models_loaded=count, dependencies={"database": keys.database_status()})
