@@ -66,8 +66,9 @@ class Settings(BaseSettings):
     lead_known_homes: bool = True
     # State every worker and replica must agree on, kept in the database: the model set generation
     # (app/platform/generation.py) and the EHR tokens already used (CDS Hooks replay cache). Off, each
-    # process keeps its own and nothing but the list and outcome endpoints touches the database (a
-    # hospital's on-premises copy connects nowhere). `civicrisk serve --workers N` turns it on.
+    # process keeps its own, and only the list and outcome endpoints and the partner keys (always in the
+    # database) use it: on its embedded SQLite file, a hospital's on-premises copy connects nowhere.
+    # `civicrisk serve --workers N` turns it on.
     shared_state: bool = False
     # With shared_state: how often each worker checks the database for a new model set generation.
     model_set_poll_seconds: float = Field(default=1.0, gt=0, le=60)
