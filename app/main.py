@@ -33,7 +33,7 @@ from app.platform.partner_context import install_partner_filter
 from app.platform.registry import ModelRegistry, SignatureCheck, Snapshot
 from app.platform.routes import admin, health, metrics, models
 from app.platform.settings import Settings
-from app.platform.storage.repository import Repository
+from app.platform.storage.repository import Repository, nothing_stored
 from app.scoring import routes as scoring
 from training.serving import load_public_key, verify_signature
 
@@ -64,6 +64,13 @@ def create_app(
     lead = LeadService(registry, settings.data_dir, settings.lead_model, settings.lead_known_homes)
     service_metrics = ServiceMetrics()
     repository = _repository_opener(settings.database_url)
+    partner_keys = PartnerKeys(
+        repository,
+        lambda: nothing_stored(settings.database_url),
+        settings.api_key_digests,
+        settings.keys_grace_seconds,
+        settings.keys_file,
+    )
     watcher = ModelSetWatcher(
         registry,
         repository if settings.shared_state else None,
@@ -72,7 +79,7 @@ def create_app(
     )
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def models_lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not load_models:
             yield
             return
@@ -96,6 +103,16 @@ def create_app(
             yield
             background.cancel_scope.cancel()
 
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Partner keys first (the bootstrap keys named, a keys file imported, the keys read), then
+        # read again every second, whether or not models are loaded.
+        await anyio.to_thread.run_sync(partner_keys.start)
+        async with models_lifespan(app), anyio.create_task_group() as background:
+            background.start_soon(partner_keys.follow)
+            yield
+            background.cancel_scope.cancel()
+
     app = ServiceApp(
         title="civicrisk",
         version=_version(),
@@ -112,7 +129,7 @@ def create_app(
     app.state.repository = repository
     app.state.spent_tokens = SpentTokens(repository if settings.shared_state else None)
     app.state.model_set = watcher
-    app.state.partner_keys = PartnerKeys(settings.keys_file, settings.api_key_digests)
+    app.state.partner_keys = partner_keys
     app.state.lead = lead
     app.state.freeze_heap = freeze_heap
     app.state.ehr_tokens = _ehr_tokens(settings)

@@ -258,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from training.config import ConfigError
 
     args = _parser().parse_args(argv)
-    from app.platform.keys import KeysFileError
+    from app.platform.keys_file import KeysFileError
 
     handlers = {"train": _train, "evaluate": _evaluate, "score": _score, "run": _run, "serve": _serve}
     handlers |= {"keys": cli_keys.run_keys, "verify": cli_keys.run_verify, "db": cli_db.run_db}

@@ -1,16 +1,20 @@
-"""`civicrisk keys ...` (partner API keys, bundle signing keys, signing) and `civicrisk verify`."""
+"""`civicrisk keys ...` (partner API keys, bundle signing keys, signing) and `civicrisk verify`.
+
+Partner keys live in the service's database (CIVICRISK_DATABASE_URL, migrated first as every command
+does); a keys file of an earlier release (CIVICRISK_KEYS_FILE) is imported into it once, and said so.
+"""
 
 from __future__ import annotations
 
 import argparse
-import os
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from civicrisk.errors import UsageError
 
-
-def default_keys_file() -> Path:
-    return Path(os.environ.get("CIVICRISK_KEYS_FILE", REPO_ROOT / "var" / "partner-keys.json"))
+if TYPE_CHECKING:
+    from app.platform.storage.repository import Repository
 
 
 def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -25,7 +29,13 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     revoke.add_argument("key_id", metavar="KEY_ID")
     actions.add_parser("list", help="list partner keys (ids, partners, scopes; never the keys)")
     for action in (create, revoke, actions.choices["list"]):
-        action.add_argument("--keys-file", type=Path, metavar="FILE", help="default: $CIVICRISK_KEYS_FILE")
+        action.add_argument(
+            "--keys-file",
+            type=Path,
+            metavar="FILE",
+            help="deprecated: keys live in the database; a keys file of an earlier release to import "
+            "first, once (default: $CIVICRISK_KEYS_FILE)",
+        )
     signing = actions.add_parser("signing-key", help="generate an Ed25519 key pair for signing bundles")
     signing.add_argument("--out", required=True, type=Path, metavar="DIR")
     sign = actions.add_parser("sign", help="sign a bundle's manifest (writes manifest.sig)")
@@ -38,7 +48,6 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 def run_keys(args: argparse.Namespace) -> int:
-    from app.platform.keys import create_key, read_entries, revoke_key
     from training.signing import generate_signing_key, load_private_key, sign_bundle
 
     command = args.keys_command
@@ -50,20 +59,75 @@ def run_keys(args: argparse.Namespace) -> int:
     if command == "sign":
         print(sign_bundle(args.bundle, load_private_key(args.private_key)))
         return 0
-    path = args.keys_file or default_keys_file()
-    if command == "create":
-        entry, key = create_key(path, args.partner, list(args.scope))
-        print(f"key id {entry.id} for partner {entry.partner} (scopes {', '.join(entry.scopes)}) in {path}")
-        print("the key is shown once, below; only its sha256 is stored")
-        print(key)
-    elif command == "revoke":
-        entry = revoke_key(path, args.key_id)
-        print(f"key {entry.id} of partner {entry.partner} revoked at {entry.revoked}")
-    else:
-        for entry in read_entries(path):
-            state = f"revoked {entry.revoked}" if entry.revoked else "active"
-            print(f"{entry.id}\t{entry.partner}\t{','.join(entry.scopes)}\t{entry.created}\t{state}")
+    return _partner_keys(args)
+
+
+def _partner_keys(args: argparse.Namespace) -> int:
+    """create, revoke, list: in the service's database, after importing a keys file found there."""
+    import sqlalchemy as sa
+    from pydantic import ValidationError
+
+    from app.platform.keys import create_key
+    from app.platform.settings import Settings
+    from app.platform.storage.repository import DatabaseUnavailable, Repository, nothing_stored
+    from app.platform.storage.schema import SchemaError
+
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        raise UsageError(f"invalid service settings: {error}") from None
+    if args.keys_file is not None:
+        print("civicrisk: --keys-file is deprecated: keys live in the database", file=sys.stderr)
+    keys_file: Path = args.keys_file or settings.keys_file
+    url = settings.database_url
+    if args.keys_command == "list" and nothing_stored(url) and not keys_file.exists():
+        return 0  # no database yet and nothing to import: no keys, and looking creates nothing
+    try:
+        shown = sa.engine.make_url(url).render_as_string(hide_password=True)
+        repository = Repository.open(url)
+        _import(repository, keys_file)
+        if args.keys_command == "create":
+            entry, key = create_key(repository, args.partner, list(args.scope))
+            print(
+                f"key id {entry.id} for partner {entry.partner} (scopes {', '.join(entry.scopes)}) in {shown}"
+            )
+            print("the key is shown once, below; only its sha256 is stored")
+            print(key)
+        elif args.keys_command == "revoke":
+            revoked = repository.revoke_partner_key(args.key_id)
+            if revoked is None or revoked.revoked_at is None:
+                raise UsageError(f"no key with id {args.key_id!r} in {shown}")
+            when = revoked.revoked_at.isoformat(timespec="seconds")
+            print(f"key {revoked.id} of partner {revoked.partner} revoked at {when}")
+        else:
+            for stored in repository.partner_keys():
+                state = (
+                    f"revoked {stored.revoked_at.isoformat(timespec='seconds')}"
+                    if stored.revoked_at
+                    else "active"
+                )
+                created = stored.created_at.isoformat(timespec="seconds")
+                print(f"{stored.id}\t{stored.partner}\t{','.join(stored.scopes)}\t{created}\t{state}")
+    except (sa.exc.ArgumentError, ImportError):  # not a URL, or a driver that is not installed
+        raise UsageError("CIVICRISK_DATABASE_URL is not a usable database URL") from None
+    except (DatabaseUnavailable, SchemaError) as error:
+        raise UsageError(str(error).strip().splitlines()[0]) from None
     return 0
+
+
+def _import(repository: Repository, keys_file: Path) -> None:
+    """A keys file of an earlier release: imported once (stdout), or found ignored (stderr)."""
+    from app.platform.keys_file import KeysFileError, import_keys_file, import_message
+
+    try:
+        done = import_keys_file(repository, keys_file)
+    except KeysFileError as error:
+        print(f"civicrisk: warning: {error}; not imported", file=sys.stderr)
+        return
+    if done is not None and done.keys_added is not None:
+        print(import_message(done, keys_file))
+    elif done is not None:
+        print(f"civicrisk: warning: {import_message(done, keys_file)}", file=sys.stderr)
 
 
 def run_verify(args: argparse.Namespace) -> int:

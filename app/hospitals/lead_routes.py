@@ -37,9 +37,12 @@ STATES = frozenset({"IL", "ILLINOIS"})
 CLOCK = MillisecondClock(sep=" ")  # the contract's "2018-03-23 09:59:14.237+00:00"
 
 
-def _errors(status: int, *messages: str) -> JSONBytes:
-    headers = {"WWW-Authenticate": 'Bearer realm="civicrisk"'} if status == 401 else None
-    return JSONBytes({"errors": [{"message": m, "code": status} for m in messages]}, status, headers)
+def _errors(status: int, *messages: str, retry_after: int | None = None) -> JSONBytes:
+    headers = {"WWW-Authenticate": 'Bearer realm="civicrisk"'} if status == 401 else {}
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    body = {"errors": [{"message": m, "code": status} for m in messages]}
+    return JSONBytes(body, status, headers or None)
 
 
 class _Refused(Exception):
@@ -85,7 +88,7 @@ async def lead_risk(request: Request) -> Response:
     except _Refused as refused:
         return _errors(refused.status, *refused.messages)
     except ServiceError as error:  # 401, 403, 503 from the key check or the model lookup
-        return _errors(error.status, error.message)
+        return _errors(error.status, error.message, retry_after=error.retry_after)
     except Exception as error:
         # Only the type: a message or traceback could quote the request's values.
         log.error("lead risk failed", extra={"error": type(error).__name__})

@@ -84,9 +84,10 @@ def _model_scope(request: Request) -> str | None:
 
 
 def check_partner(request: Request, scope: str | None = None) -> Partner:
-    """Partner endpoints: a managed key (keys file) or one from CIVICRISK_API_KEYS, as X-API-Key or
-    Authorization: Bearer; 401 without a valid key, 403 when its scopes lack `scope` (by default the
-    scope of the model named in the path). The partner id is kept for the access log."""
+    """Partner endpoints: a managed key (in the database) or one from CIVICRISK_API_KEYS, as X-API-Key
+    or Authorization: Bearer; 401 without a valid key, 403 when its scopes lack `scope` (by default the
+    scope of the model named in the path), 503 when the key store has been unreachable for longer than
+    the grace period. The partner id is kept for the access log."""
     partner = _key_holder(request, _presented_key(request), "scoring is disabled")
     if partner is None:
         raise Unauthorized("missing or invalid API key (send X-API-Key or Authorization: Bearer)")
@@ -95,12 +96,14 @@ def check_partner(request: Request, scope: str | None = None) -> Partner:
 
 def _key_holder(request: Request, key: str | None, closed: str) -> Partner | None:
     """The partner holding `key`, or None; 503 when no key is configured at all (`closed` says what
-    that shuts)."""
+    that shuts) or the managed keys cannot be checked (KeyStoreUnavailable)."""
     keys: PartnerKeys = request.app.state.partner_keys
     partner = keys.find(key)
     # Asked only when no key matched: a key that matched proves some are configured.
     if partner is None and not keys.configured:
-        raise AuthNotConfigured(f"no API keys are configured (set CIVICRISK_API_KEYS); {closed}")
+        raise AuthNotConfigured(
+            f"no API keys are configured (civicrisk keys create, or set CIVICRISK_API_KEYS); {closed}"
+        )
     return partner
 
 

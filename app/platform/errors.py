@@ -22,6 +22,7 @@ class ServiceError(Exception):
 
     status = 500
     code = "internal_error"
+    retry_after: int | None = None  # seconds, sent as Retry-After: the condition is expected to pass
 
     def __init__(self, message: str, problems: tuple[Problem, ...] = ()) -> None:
         super().__init__(message)
@@ -74,6 +75,15 @@ class AuthNotConfigured(ServiceError):
 
     status = 503
     code = "auth_not_configured"
+
+
+class KeyStoreUnavailable(ServiceError):
+    """Partner keys cannot be checked: the database that holds them has been unreachable for longer
+    than the grace period (CIVICRISK_KEYS_GRACE_SECONDS). Refused, never let in unchecked."""
+
+    status = 503
+    code = "key_store_unavailable"
+    retry_after = 5
 
 
 class ModelUnavailable(ServiceError):

@@ -48,8 +48,10 @@ def error_response(
 
 async def _service_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, ServiceError)
-    headers = {"WWW-Authenticate": error.challenge} if isinstance(error, Unauthorized) else None
-    return error_response(error.status, error.code, error.message, error.problems, headers)
+    headers = {"WWW-Authenticate": error.challenge} if isinstance(error, Unauthorized) else {}
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(error.retry_after)
+    return error_response(error.status, error.code, error.message, error.problems, headers or None)
 
 
 async def _validation_error(request: Request, error: Exception) -> Response:

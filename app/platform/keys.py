@@ -1,36 +1,53 @@
 """Partner API keys: who is calling, and what they may call.
 
-Managed keys live in a JSON keys file (`CIVICRISK_KEYS_FILE`) as sha256 digests only, each with an id,
-a partner name, scopes, and created/revoked times; `civicrisk keys create|revoke|list` edit it. A key
-is `ck_<id>_<secret>`: the id is printed in listings and used to revoke, the secret is never stored.
-Keys from `CIVICRISK_API_KEYS` keep working with the scopes `inspections` and `lead` (they predate
-scopes, and every partner using them scored both kinds of model).
+Managed keys live in the service's database (table `partner_keys`) as sha256 digests only, each with
+an id, a partner name, scopes and created/revoked times; `civicrisk keys create|revoke|list` write
+and read them there. A key is `ck_<id>_<secret>`: the id is printed in listings and used to revoke,
+the secret is never stored.
 
-The service re-reads the file when its modification time changes (checked at most once a second),
-so a revoked key stops working within a second without a restart.
+Each process keeps a digest -> partner map, so a request costs one dictionary probe, and reads the
+database again every second (`PartnerKeys.follow`): a cheap stamp first, the keys only when it
+changed. A key revoked anywhere is refused by every worker and replica within about a second. While
+the database cannot be read, the keys last read stay valid for CIVICRISK_KEYS_GRACE_SECONDS after the
+last successful read (a revocation made meanwhile takes effect once it is back); past that, managed
+keys are refused with 503: a key that cannot be checked is not let in. A service whose SQLite file
+does not exist yet has no managed keys, and looking creates no database.
+
+Keys from CIVICRISK_API_KEYS are the bootstrap and emergency keys: they need no database, are logged
+at start-up, and hold the scopes `inspections` and `lead` (they predate scopes, and every partner
+using them scored both kinds of model). The keys file of earlier releases is imported once
+(app/platform/keys_file.py).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
+import logging
 import secrets
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from app.platform.errors import KeyStoreUnavailable
+from app.platform.keys_file import KeysFileError, import_keys_file, import_message
+from app.platform.settings import key_digest
+from app.platform.storage.partner_keys import StoredKey
+from app.platform.storage.repository import DatabaseUnavailable, Repository
+
+log = logging.getLogger(__name__)
 
 SCOPES = ("lead", "inspections", "admin")
 LEGACY_SCOPES = frozenset({"inspections", "lead"})
 KEY_PREFIX = "ck_"
-RECHECK_SECONDS = 1.0
-
-
-class KeysFileError(Exception):
-    """The keys file cannot be read or written, or a command names an unknown key or scope."""
+REFRESH_SECONDS = 1.0  # with a read of ~1 ms, a revocation reaches every worker within ~1 s
+# /health/ready reports the database unreachable when reads stop answering for this long (a read
+# that hangs rather than fails).
+STALE_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -41,153 +58,159 @@ class Partner:
     scopes: frozenset[str]
 
 
-@dataclass(frozen=True)
-class KeyEntry:
-    id: str
-    partner: str
-    scopes: tuple[str, ...]
-    sha256: str
-    created: str
-    revoked: str | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "partner": self.partner,
-            "scopes": list(self.scopes),
-            "sha256": self.sha256,
-            "created": self.created,
-            "revoked": self.revoked,
-        }
-
-
-def digest(key: str) -> bytes:
-    return hashlib.sha256(key.encode("utf-8")).digest()
-
-
-def read_entries(path: Path) -> list[KeyEntry]:
-    """Every entry in the keys file (revoked ones too); an absent file has none."""
-    try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return []
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise KeysFileError(f"{path}: unreadable keys file ({error})") from None
-    try:
-        return [
-            KeyEntry(
-                id=str(item["id"]),
-                partner=str(item["partner"]),
-                scopes=tuple(str(scope) for scope in item["scopes"]),
-                sha256=str(item["sha256"]),
-                created=str(item["created"]),
-                revoked=None if item.get("revoked") is None else str(item["revoked"]),
-            )
-            for item in document["keys"]
-        ]
-    except (KeyError, TypeError) as error:
-        raise KeysFileError(f"{path}: malformed keys file (missing {error})") from None
-
-
-def _write_entries(path: Path, entries: list[KeyEntry]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps({"keys": [entry.as_json() for entry in entries]}, indent=2) + "\n"
-    staging = path.with_name(f".{path.name}.tmp")
-    descriptor = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(staging, path)  # the service reads the old file or the new one, never a partial one
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def create_key(path: Path, partner: str, scopes: list[str]) -> tuple[KeyEntry, str]:
-    """Add a key for `partner` with `scopes`; return its entry and the key itself (shown once)."""
-    unknown = sorted(set(scopes) - set(SCOPES))
-    if unknown or not scopes:
-        raise KeysFileError(f"scopes must be among {', '.join(SCOPES)} (got {', '.join(scopes) or 'none'})")
+def create_key(repository: Repository, partner: str, scopes: Iterable[str]) -> tuple[StoredKey, str]:
+    """Store a new key for `partner` with `scopes`; return its record and the key itself, which
+    exists nowhere else: it is shown once."""
+    wanted = sorted(set(scopes))
+    unknown = sorted(set(wanted) - set(SCOPES))
+    if unknown or not wanted:
+        raise ValueError(f"scopes must be among {', '.join(SCOPES)} (got {', '.join(wanted) or 'none'})")
     if not partner.strip():
-        raise KeysFileError("the partner name is empty")
-    entries = read_entries(path)
-    taken = {entry.id for entry in entries}
-    key_id = secrets.token_hex(6)
-    while key_id in taken:
+        raise ValueError("the partner name is empty")
+    for _ in range(3):  # a 48-bit id already taken: draw another
         key_id = secrets.token_hex(6)
-    key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
-    entry = KeyEntry(
-        id=key_id,
-        partner=partner.strip(),
-        scopes=tuple(sorted(set(scopes))),
-        sha256=digest(key).hex(),
-        created=_now(),
-    )
-    _write_entries(path, [*entries, entry])
-    return entry, key
-
-
-def revoke_key(path: Path, key_id: str) -> KeyEntry:
-    """Mark a key revoked (the entry is kept, as a record of who held which key when)."""
-    entries = read_entries(path)
-    for index, entry in enumerate(entries):
-        if entry.id == key_id:
-            if entry.revoked is None:
-                entry = KeyEntry(**(entry.as_json() | {"scopes": entry.scopes, "revoked": _now()}))
-                entries[index] = entry
-                _write_entries(path, entries)
-            return entry
-    raise KeysFileError(f"no key with id {key_id!r} in {path}")
+        key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+        entry = StoredKey(key_id, partner.strip(), tuple(wanted), key_digest(key).hex(), datetime.now(UTC))
+        if repository.add_partner_key(entry):
+            return entry, key
+    raise DatabaseUnavailable("could not store a new key (every id drawn was taken)")
 
 
 class PartnerKeys:
-    """Digest -> Partner for the managed keys (revoked ones left out) and the legacy keys."""
+    """Digest -> Partner for the bootstrap keys and the managed keys as last read from the database."""
 
-    def __init__(self, path: Path | None, legacy_digests: tuple[bytes, ...]) -> None:
-        self.path = path
+    def __init__(
+        self,
+        repository: Callable[[], Repository],
+        nothing_stored: Callable[[], bool],
+        legacy_digests: tuple[bytes, ...],
+        grace_seconds: float,
+        keys_file: Path | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.repository = repository
+        self.nothing_stored = nothing_stored
+        self.grace_seconds = grace_seconds
+        self.clock = clock
         self._legacy = {
             value: Partner(f"env-key-{value.hex()[:8]}", LEGACY_SCOPES) for value in legacy_digests
         }
         self._managed: dict[bytes, Partner] = {}
         self._stamp: tuple[int, int] | None = None
-        self._checked = float("-inf")
+        self._read_at: float | None = None  # clock time of the last successful read
+        self._attempted = False
+        self._down: str | None = None  # why reading failed, while it fails
+        self._closed_logged = False
+        self._keys_file = keys_file  # None once imported, found ignored, or absent
         self._lock = threading.Lock()
 
-    def _refresh(self) -> None:
-        now = time.monotonic()
-        if self.path is None or now - self._checked < RECHECK_SECONDS:
-            return
+    def start(self) -> None:
+        """At start-up: name the bootstrap keys, import a keys file, read the keys."""
+        if self._legacy:
+            log.warning(
+                "%d bootstrap key(s) from CIVICRISK_API_KEYS accepted (scopes inspections, lead), meant "
+                "for start-up and emergencies; partner keys belong in the database (civicrisk keys create)",
+                len(self._legacy),
+                extra={"keys": sorted(partner.id for partner in self._legacy.values())},
+            )
+        self.refresh()
+
+    async def follow(self, interval: float = REFRESH_SECONDS) -> None:
+        """Read the keys every `interval` seconds until cancelled."""
+        while True:
+            await anyio.sleep(interval)
+            await anyio.to_thread.run_sync(self.refresh)
+
+    def refresh(self) -> None:
+        """Read the database's keys if they changed; on failure keep the last ones (see `find`)."""
         with self._lock:
-            self._checked = now
+            self._attempted = True
             try:
-                stat = self.path.stat()
-                stamp: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
-            except FileNotFoundError:
-                stamp = None
-            if stamp == self._stamp:
+                self._read()
+            except Exception as error:  # whatever stops the read, the last keys stand for the grace period
+                self._failed(error)
                 return
-            try:
-                entries = read_entries(self.path) if stamp is not None else []
-            except KeysFileError:
-                # A broken file must not let in a key it revoked: refuse every managed key until fixed.
-                entries = []
+            if self._down is not None:
+                log.warning("partner key store reachable again; keys re-read")
+            self._down, self._closed_logged = None, False
+            self._read_at = self.clock()
+
+    def _read(self) -> None:
+        if self._keys_file is not None:
+            self._import(self._keys_file)
+            self._keys_file = None
+        if self.nothing_stored():
+            self._managed, self._stamp = {}, None
+            return
+        repository = self.repository()
+        stamp = repository.partner_keys_stamp()
+        if stamp != self._stamp:
+            active = repository.partner_keys(active_only=True)
             self._managed = {
-                bytes.fromhex(entry.sha256): Partner(entry.partner, frozenset(entry.scopes))
-                for entry in entries
-                if entry.revoked is None
+                bytes.fromhex(key.sha256): Partner(key.partner, frozenset(key.scopes)) for key in active
             }
             self._stamp = stamp
 
+    def _import(self, path: Path) -> None:
+        """A keys file of an earlier release: imported once (a database it needs is created then)."""
+        if not path.exists():
+            return
+        try:
+            done = import_keys_file(self.repository(), path)
+        except KeysFileError as error:  # not retried: the file is no longer the source of keys
+            log.error("keys file not imported", extra={"error": str(error)})
+            return
+        if done is not None:
+            log.warning(import_message(done, path), extra={"path": str(path), "keys_added": done.keys_added})
+
+    def _failed(self, error: Exception) -> None:
+        reason = str(error) if isinstance(error, DatabaseUnavailable) else type(error).__name__
+        reason = (reason.strip().splitlines() or ["unknown"])[0][:300]
+        if self._down is None:  # once per outage, not once per read or request
+            log.warning(
+                "partner key store unreachable; the keys last read stay valid for %s s after the last read",
+                self.grace_seconds,
+                extra={"error": reason},
+            )
+        self._down = reason
+        if not self._closed_logged and not self._vouched_for():
+            log.error("partner keys refused (503) until the key store is reachable again")
+            self._closed_logged = True
+
+    def _vouched_for(self) -> bool:
+        read_at = self._read_at
+        return read_at is not None and self.clock() - read_at <= self.grace_seconds
+
+    def _managed_keys(self) -> dict[bytes, Partner]:
+        """The managed keys, while the last read is recent enough to vouch for them."""
+        if not self._attempted:  # an app used without its lifespan (start-up reads first)
+            self.refresh()
+        if not self._vouched_for():
+            raise KeyStoreUnavailable(
+                "partner keys cannot be checked: the key store (the service's database) is unreachable;"
+                " retry later"
+            )
+        return self._managed
+
     @property
     def configured(self) -> bool:
-        self._refresh()
-        return bool(self._legacy or self._managed)
+        return bool(self._legacy) or bool(self._managed_keys())
 
     def find(self, key: str | None) -> Partner | None:
-        """The partner holding `key`, or None. A dictionary probe on the sha256 of a long random key
-        reveals nothing through timing: an attacker cannot steer the digest toward a stored one."""
+        """The partner holding `key`, or None; KeyStoreUnavailable when the managed keys cannot be
+        vouched for. A dictionary probe on the sha256 of a long random key reveals nothing through
+        timing: an attacker cannot steer the digest toward a stored one."""
         if not key:
             return None
-        self._refresh()
-        presented = digest(key)
-        return self._managed.get(presented) or self._legacy.get(presented)
+        presented = key_digest(key)
+        bootstrap = self._legacy.get(presented)  # works without the database, by design
+        return bootstrap if bootstrap is not None else self._managed_keys().get(presented)
+
+    def database_status(self) -> str:
+        """The database as the partner keys see it, for /health/ready: "ok" or "unreachable: <reason>"."""
+        if self._down is not None:
+            return f"unreachable: {self._down}"
+        read_at = self._read_at
+        if read_at is not None and self.clock() - read_at > STALE_SECONDS:
+            return f"unreachable: no answer for {self.clock() - read_at:.0f} s"
+        return "ok"

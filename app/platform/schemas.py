@@ -75,7 +75,8 @@ _PARTNER_ERRORS = {
     413: "Over 10,000 records or the body size limit",
     415: "Content-Type is not application/json",
     422: "A field is unknown, of the wrong type, or not finite (named with its record index)",
-    503: "No API key configured, no model loaded for the city, or the database is down",
+    503: "No API key configured, the key store (database) unreachable past its grace period, no model "
+    "loaded for the city, or the database is down",
 }
 
 
@@ -124,6 +125,13 @@ class Ready(BaseModel):
     status: Literal["ready"] = "ready"
     models_loaded: int
     model_set: ModelSetState
+    dependencies: dict[str, str] = Field(
+        default_factory=dict,
+        description='What the service reaches besides its models, each "ok" or "unreachable: <reason>". '
+        "`database`: partner keys are checked against it (the keys last read serve for a grace "
+        "period, then partner routes answer 503); scoring needs no database, so the service stays ready",
+        examples=[{"database": "ok"}],
+    )
 
 
 class ModelSummary(BaseModel):

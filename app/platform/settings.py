@@ -41,7 +41,8 @@ class Settings(BaseSettings):
     # OpenTelemetry providers. Off by default: /metrics serves Prometheus metrics, and the check for
     # configured providers on every request cost more than the key check.
     opentelemetry: bool = False
-    # Comma-separated in the environment; the plain keys are dropped once hashed (see key_digests).
+    # Bootstrap and emergency partner keys (no database needed; logged at start-up), comma-separated in
+    # the environment; the plain keys are dropped once hashed (see api_key_digests).
     api_keys: Annotated[tuple[str, ...], NoDecode] = ()
     admin_key: str | None = None
     # The inspectors' routes (GET /inspector, the daily lists, issued lists). "open": anyone who can
@@ -50,8 +51,12 @@ class Settings(BaseSettings):
     inspector_auth: Literal["open", "key"] = "open"
     max_body_bytes: int = Field(default=MAX_BODY_BYTES, ge=1024)
     max_records: int = Field(default=MAX_RECORDS, ge=1, le=MAX_RECORDS)
-    # Managed partner keys (sha256 digests with partner and scopes; see app/platform/keys.py).
+    # The keys file of releases up to 0.2.0: imported into the database once, then ignored
+    # (app/platform/keys_file.py). Managed partner keys live in the database (app/platform/keys.py).
     keys_file: Path = REPO_ROOT / "var" / "partner-keys.json"
+    # While the database cannot be read, partner keys are checked against the keys last read for this
+    # long after the last successful read; then refused with 503 (fail closed) until it is back.
+    keys_grace_seconds: float = Field(default=30.0, ge=0, le=3600)
     # Hospital endpoints. The lead model: by name, or the first loaded bundle whose task is lead_risk.
     lead_model: str | None = None
     # The lead engine's table of every known address's place and nearby tests (app/hospitals/known_homes.py):
@@ -61,8 +66,9 @@ class Settings(BaseSettings):
     lead_known_homes: bool = True
     # State every worker and replica must agree on, kept in the database: the model set generation
     # (app/platform/generation.py) and the EHR tokens already used (CDS Hooks replay cache). Off, each
-    # process keeps its own and nothing but the list and outcome endpoints touches the database (a
-    # hospital's on-premises copy connects nowhere). `civicrisk serve --workers N` turns it on.
+    # process keeps its own, and only the list and outcome endpoints and the partner keys (always in the
+    # database) use it: on its embedded SQLite file, a hospital's on-premises copy connects nowhere.
+    # `civicrisk serve --workers N` turns it on.
     shared_state: bool = False
     # With shared_state: how often each worker checks the database for a new model set generation.
     model_set_poll_seconds: float = Field(default=1.0, gt=0, le=60)

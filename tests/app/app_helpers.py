@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import secrets
 import shutil
 from pathlib import Path
 from typing import Any
@@ -72,3 +74,21 @@ def records_of_frame(frame: pd.DataFrame) -> list[dict[str, Any]]:
         {k: (None if not isinstance(v, str) and pd.isna(v) else v) for k, v in row.items()}
         for row in frame.to_dict("records")
     ]
+
+
+def write_legacy_keys_file(path: Path, *holders: tuple[str, list[str], str | None]) -> list[tuple[str, str]]:
+    """A keys file as releases up to 0.2.0 wrote it (`civicrisk keys create`), one entry per (partner,
+    scopes, revoked time or None); returns each key's (id, key)."""
+    entries, made = [], []
+    for partner, scopes, revoked in holders:
+        key_id = secrets.token_hex(6)
+        key = f"ck_{key_id}_{secrets.token_urlsafe(32)}"
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        entries.append({
+            "id": key_id, "partner": partner, "scopes": scopes, "sha256": digest,
+            "created": "2026-11-01T09:00:00+00:00", "revoked": revoked,
+        })  # fmt: skip
+        made.append((key_id, key))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"keys": entries}, indent=2) + "\n")
+    return made

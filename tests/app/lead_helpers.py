@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from app.platform.keys import create_key
 from app.platform.settings import Settings
+from app.platform.storage.repository import Repository
 
 SERVICE_URL = "https://risk.example.org"
 HOOK_URL = f"{SERVICE_URL}/cds-services/lead-risk"
@@ -49,11 +50,15 @@ def child_body(**overrides: Any) -> dict[str, Any]:
 
 
 class Keys:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        _, self.lead = create_key(path, "Lurie Children's", ["lead"])
-        _, self.inspections = create_key(path, "Food Co-op", ["inspections"])
-        _, self.admin = create_key(path, "City IT", ["admin"])
+    """Three managed keys, one per scope, in the service's database (as `civicrisk keys create`)."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        repository = Repository.open(database_url)
+        _, self.lead = create_key(repository, "Lurie Children's", ["lead"])
+        _, self.inspections = create_key(repository, "Food Co-op", ["inspections"])
+        _, self.admin = create_key(repository, "City IT", ["admin"])
+        repository.engine.dispose()
 
 
 def ehr_key() -> ec.EllipticCurvePrivateKey:
@@ -77,12 +82,11 @@ def ehr_token(key: Any, algorithm: str = "ES256", **claims: Any) -> str:
 
 
 def lead_settings(tmp: Path, key: ec.EllipticCurvePrivateKey, **overrides: Any) -> tuple[Settings, Keys]:
-    keys = Keys(tmp / "partner-keys.json")
+    keys = Keys(overrides.get("database_url", f"sqlite:///{tmp / 'db.sqlite3'}"))
     values: dict[str, Any] = {
-        "keys_file": keys.path,
         "cds_issuers_file": write_issuers(tmp / "issuers.json", key),
         "cds_service_url": SERVICE_URL,
-        "database_url": f"sqlite:///{tmp / 'db.sqlite3'}",
+        "database_url": keys.database_url,
     }
     settings = make_settings(**(values | overrides))
     return settings, keys

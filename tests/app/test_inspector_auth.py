@@ -42,8 +42,9 @@ class Service:
 @pytest.fixture(scope="module")
 def closed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     tmp = tmp_path_factory.mktemp("inspector-auth")
-    keys, database = Keys(tmp / "partner-keys.json"), tmp / "lists.sqlite3"
-    settings = make_settings(inspector_auth="key", keys_file=keys.path, database_url=f"sqlite:///{database}")
+    database = tmp / "lists.sqlite3"
+    keys = Keys(f"sqlite:///{database}")
+    settings = make_settings(inspector_auth="key", database_url=keys.database_url)
     with TestClient(create_app(settings)) as client:
         # One list issued with a key, so the database exists and list 1 is there to be refused.
         first = client.get("/v1/inspections/chicago/daily?limit=3", headers={"X-API-Key": keys.inspections})
@@ -113,7 +114,6 @@ def test_with_no_key_configured_the_closed_routes_answer_503(tmp_path: Path) -> 
     settings = make_settings(
         inspector_auth="key",
         api_keys=(),
-        keys_file=tmp_path / "absent.json",
         database_url=f"sqlite:///{tmp_path / 'lists.sqlite3'}",
     )
     with TestClient(create_app(settings)) as client:

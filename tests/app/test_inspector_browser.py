@@ -121,10 +121,8 @@ def test_inspector_page_behind_a_key_in_chromium(tmp_path: Path) -> None:
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
-    keys = Keys(tmp_path / "partner-keys.json")
-    settings = make_settings(
-        inspector_auth="key", keys_file=keys.path, database_url=f"sqlite:///{tmp_path / 'lists.sqlite3'}"
-    )
+    keys = Keys(f"sqlite:///{tmp_path / 'lists.sqlite3'}")
+    settings = make_settings(inspector_auth="key", database_url=keys.database_url)
     page_url = "/inspector?city=chicago&date=2014-08-30&limit=20"
     with serving(settings) as base, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)

@@ -11,6 +11,7 @@ import pytest
 from app_helpers import PARTNER
 from fastapi.testclient import TestClient
 from lead_helpers import Keys, child_body, ehr_key, lead_settings
+from sqlalchemy.engine import make_url
 
 from app.main import create_app
 from civicrisk.cli import main as cli_main
@@ -241,21 +242,20 @@ def test_keys_and_scopes(lead_app: tuple[TestClient, Keys]) -> None:
 
 
 def test_cli_creates_and_revokes_keys(
-    lead_app: tuple[TestClient, Keys], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    lead_app: tuple[TestClient, Keys], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     client, keys = lead_app
-    assert (
-        cli_main(["keys", "create", "--partner", "Rush", "--scope", "lead", "--keys-file", str(keys.path)])
-        == 0
-    )
+    monkeypatch.setenv("CIVICRISK_DATABASE_URL", keys.database_url)  # the command works on the service's
+    assert cli_main(["keys", "create", "--partner", "Rush", "--scope", "lead"]) == 0
     printed = capsys.readouterr().out.strip().splitlines()
     new_key = printed[-1]
-    assert new_key.startswith("ck_") and new_key not in keys.path.read_text()  # only its digest is stored
+    database = Path(str(make_url(keys.database_url).database))
+    assert new_key.startswith("ck_") and new_key.encode() not in database.read_bytes()  # only its digest
     key_id = new_key.split("_")[1]
-    # The service re-reads the keys file within a second of a change.
-    client.app.state.partner_keys._checked = float("-inf")  # type: ignore[attr-defined]
+    # The service reads the keys every second; here at once.
+    client.app.state.partner_keys.refresh()  # type: ignore[attr-defined]
     assert post(client, new_key, child_body()).status_code == 200
-    assert cli_main(["keys", "revoke", key_id, "--keys-file", str(keys.path)]) == 0
-    client.app.state.partner_keys._checked = float("-inf")  # type: ignore[attr-defined]
+    assert cli_main(["keys", "revoke", key_id]) == 0
+    client.app.state.partner_keys.refresh()  # type: ignore[attr-defined]
     assert errors(post(client, new_key, child_body()), 401)
-    assert cli_main(["keys", "revoke", "nope", "--keys-file", str(keys.path)]) == 2
+    assert cli_main(["keys", "revoke", "nope"]) == 2

@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 
+from app.platform.keys import create_key
 from app.platform.storage.repository import Repository, create_database_engine
-from app.platform.storage.schema import SchemaError, current_revision, head_revision, migrate
+from app.platform.storage.schema import SchemaError, alembic_config, current_revision, head_revision, migrate
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ROWS = [{"rank": 1, "establishment_id": "42", "score": 0.25, "tier": "high", "reasons": []}]
@@ -103,6 +105,32 @@ def test_a_database_made_by_0_1_0_upgrades_with_its_rows(database_url: str, old_
     new = repository.issue_list("chicago", date(2014, 9, 2), "m", "v1", {}, ROWS)
     assert repository.issue_list("chicago", date(2014, 9, 2), "m", "v1", {}, ROWS).id == new.id == 2
     assert migrate(repository.engine) == head_revision()  # already at head: nothing to do
+
+
+def test_a_database_of_the_previous_revision_gains_the_partner_keys(database_url: str) -> None:
+    """The database as revision 0004 left it (spent EHR tokens, no keys tables) upgrades at start-up,
+    keeping its rows; keys can be stored right after."""
+    engine = create_database_engine(database_url)
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0004_seen_ehr_tokens")
+        spent = "INSERT INTO seen_ehr_tokens (token_sha256, expires_at) VALUES ('ab', '2099-01-01 00:00:00')"
+        connection.execute(sa.text(spent))
+        assert not sa.inspect(connection).has_table("partner_keys")
+    engine.dispose()
+
+    repository = Repository.open(database_url)
+
+    with repository.engine.connect() as connection:
+        assert current_revision(connection) == head_revision()
+        tables = set(sa.inspect(connection).get_table_names())
+        assert {"partner_keys", "partner_keys_file_imports"} <= tables
+        kept = connection.execute(sa.text("SELECT token_sha256 FROM seen_ehr_tokens")).scalars().all()
+        assert kept == ["ab"]
+    create_key(repository, "After the upgrade", ["lead"])
+    assert [key.partner for key in repository.partner_keys(active_only=True)] == ["After the upgrade"]
+    assert repository.partner_keys_stamp() == (1, 0)
 
 
 def test_a_new_database_is_migrated_to_head_once(database_url: str) -> None:

@@ -1,6 +1,7 @@
 """Nothing of the patient is kept: hundreds of requests carrying unique markers in every field, then a
 search of every log line, the database and the data and models directories. And the on-premises
-configuration: the same app with no city database and no outbound connection at all."""
+configuration: the same app with no city database (its keys in its own SQLite file) and no outbound
+connection at all."""
 
 from __future__ import annotations
 
@@ -115,12 +116,13 @@ def test_no_marker_is_kept_anywhere(tmp_path: Path, all_logs: Lines) -> None:
 def test_on_premises_no_outbound_calls_no_city_database(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A hospital runs the image with the city's published bundle: nothing connects anywhere."""
+    """A hospital runs the image with the city's published bundle and its own partner keys in the
+    embedded SQLite file (the default database): nothing connects anywhere."""
     signer = ehr_key()
-    # A database that does not exist on the hospital's network: any use of it would try to connect.
-    settings, keys = lead_settings(
-        tmp_path, signer, database_url="postgresql+psycopg://city@203.0.113.7:5432/civicrisk"
-    )
+    # Every socket is refused below: the key checks (against the database, every second) and
+    # everything else must stay inside the process and its files.
+    settings, keys = lead_settings(tmp_path, signer)
+    assert settings.database_url.startswith("sqlite:///")
     attempts: list[Any] = []
 
     def refuse(*args: Any, **kwargs: Any) -> Any:

@@ -35,6 +35,7 @@ def test_health(client: TestClient) -> None:
         "status": "ready",
         "models_loaded": COMMITTED_BUNDLES,
         "model_set": {"state": "current", "generation": None, "refused": None},
+        "dependencies": {"database": "ok"},
     }
 
 

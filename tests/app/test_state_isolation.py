@@ -17,14 +17,15 @@ import sys
 from contextlib import closing
 from pathlib import Path
 
-from app_helpers import REPO_ROOT, make_settings
+from app_helpers import REPO_ROOT, make_settings, write_legacy_keys_file
 from fastapi.testclient import TestClient
 from state_isolation import state_env, var_snapshot
 
 import app.platform.settings
 from app.main import create_app
-from app.platform.keys import create_key, read_entries
+from app.platform.keys import create_key
 from app.platform.settings import Settings
+from app.platform.storage.repository import Repository
 
 # Variables a user may have exported; each would change what some test sees.
 USER_ENV = {
@@ -69,8 +70,9 @@ def test_the_keys_command_keeps_keys_in_the_tests_own_state(state_dir: Path) -> 
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
-    assert str(state_dir / "partner-keys.json") in created.stdout
-    assert [entry.partner for entry in read_entries(state_dir / "partner-keys.json")] == ["Probe"]
+    assert str(state_dir / "civicrisk.sqlite3") in created.stdout
+    stored = Repository.open(f"sqlite:///{state_dir / 'civicrisk.sqlite3'}").partner_keys()
+    assert [entry.partner for entry in stored] == ["Probe"]
 
 
 def test_an_app_with_default_settings_keeps_its_lists_in_the_tests_own_state(state_dir: Path) -> None:
@@ -97,7 +99,11 @@ def test_the_tests_neither_read_nor_write_the_checkouts_var(tmp_path: Path) -> N
     checkout = _copy_of_the_checkout(tmp_path / "checkout")
     var = checkout / "var"
     var.mkdir()
-    planted, _ = create_key(var / "partner-keys.json", "Planted", ["lead", "inspections", "admin"])
+    # A person's keys: one in the checkout's database, one in a keys file not yet imported.
+    planted_database = Repository.open(f"sqlite:///{var / 'civicrisk.sqlite3'}")
+    planted, _ = create_key(planted_database, "Planted", ["lead", "inspections", "admin"])
+    planted_database.engine.dispose()
+    write_legacy_keys_file(var / "partner-keys.json", ("Planted in a file", ["lead", "inspections"], None))
     before = var_snapshot(var)
     env = {name: value for name, value in os.environ.items() if not name.startswith("CIVICRISK_")} | USER_ENV
     imported = subprocess.run(
@@ -115,4 +121,5 @@ def test_the_tests_neither_read_nor_write_the_checkouts_var(tmp_path: Path) -> N
     assert inner.returncode == 0, report
     assert f"{len(INNER_TESTS)} passed" in inner.stdout, report
     assert var_snapshot(var) == before, report
-    assert [entry.id for entry in read_entries(var / "partner-keys.json")] == [planted.id]
+    planted_database = Repository.open(f"sqlite:///{var / 'civicrisk.sqlite3'}")
+    assert [entry.id for entry in planted_database.partner_keys()] == [planted.id]  # nothing imported

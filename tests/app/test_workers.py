@@ -1,5 +1,6 @@
 """Several workers behave as one service: `civicrisk serve --workers 2`, real processes on loopback:
-one scrape reports both, one reload reaches both, a CDS Hooks token spent on one is spent on both."""
+one scrape reports both, one reload reaches both, a CDS Hooks token spent on one is spent on both, a
+partner key revoked in the database is refused by both within 2 s."""
 
 from __future__ import annotations
 
@@ -13,17 +14,28 @@ from pathlib import Path
 
 import httpx
 import pytest
-from app_helpers import ADMIN, ADMIN_KEY, PARTNER_KEY, REPO_ROOT, copy_bundle
+from app_helpers import ADMIN, ADMIN_KEY, PARTNER_KEY, REPO_ROOT, SCORE_URL, copy_bundle
 from lead_helpers import SERVICE_URL, ehr_key, ehr_token, write_issuers
 from prometheus_client.mmap_dict import MmapedDict
 from test_server import free_port
+
+from app.platform.keys import create_key
+from app.platform.storage.repository import Repository
 
 REQUESTS = 40
 SIGNER = ehr_key()
 
 
 @pytest.fixture(scope="module")
-def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+def workers_database(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The database the two workers share (`--workers 2` turns CIVICRISK_SHARED_STATE on)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('workers-database') / 'civicrisk.sqlite3'}"
+
+
+@pytest.fixture(scope="module")
+def two_workers(
+    tmp_path_factory: pytest.TempPathFactory, workers_database: str
+) -> Iterator[tuple[str, Path]]:
     """A server with two workers, and the directory they keep their metrics in (given by the
     operator here, so the test can see which processes wrote to it)."""
     base = tmp_path_factory.mktemp("workers")
@@ -33,6 +45,7 @@ def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     env = os.environ | {
         "CIVICRISK_API_KEYS": PARTNER_KEY,
         "CIVICRISK_ADMIN_KEY": ADMIN_KEY,
+        "CIVICRISK_DATABASE_URL": workers_database,
         "PROMETHEUS_MULTIPROC_DIR": str(shared),
         "CIVICRISK_CDS_ISSUERS_FILE": str(write_issuers(base / "issuers.json", SIGNER)),
         "CIVICRISK_CDS_SERVICE_URL": SERVICE_URL,
@@ -126,13 +139,18 @@ HOOK = {
 
 def _refusals_by_process(shared: Path) -> dict[str, float]:
     """Per worker (pid), the CDS Hooks calls it answered 401, from that worker's own metrics file."""
-    refused: dict[str, float] = {}
+    return _answers_by_process(shared, "/cds-services/lead-risk", 401)
+
+
+def _answers_by_process(shared: Path, route: str, status: int) -> dict[str, float]:
+    """Per worker (pid), the requests to `route` it answered with `status` (its own metrics file)."""
+    answered: dict[str, float] = {}
     for path in shared.glob("counter_*.db"):
         for key, value, *_ in MmapedDict.read_all_values_from_file(str(path)):
-            if '"/cds-services/lead-risk"' in key and '"401"' in key and "_total" in key:
+            if f'"{route}"' in key and f'"{status}"' in key and "_total" in key:
                 pid = path.stem.rsplit("_", 1)[1]
-                refused[pid] = refused.get(pid, 0.0) + value
-    return refused
+                answered[pid] = answered.get(pid, 0.0) + value
+    return answered
 
 
 def test_a_token_spent_on_one_worker_is_refused_by_both(two_workers: tuple[str, Path]) -> None:
@@ -148,3 +166,44 @@ def test_a_token_spent_on_one_worker_is_refused_by_both(two_workers: tuple[str, 
         if len(_refusals_by_process(shared)) >= 2:
             break
     assert len(_refusals_by_process(shared)) >= 2, "the replays did not reach both workers"
+
+
+SCORE_ROUTE = "/v1/models/{name}/score"
+
+
+def _score(url: str, key: str) -> int:
+    """A score request on a new connection (so the kernel hands them to both workers)."""
+    answer = httpx.post(f"{url}{SCORE_URL}", json={"records": [{}]}, headers={"X-API-Key": key}, timeout=30)
+    return answer.status_code
+
+
+def test_a_key_revoked_in_the_database_is_refused_by_both_workers_within_2_s(
+    two_workers: tuple[str, Path], workers_database: str
+) -> None:
+    url, shared = two_workers
+    repository = Repository.open(workers_database)
+    stored, key = create_key(repository, "Fleet partner", ["inspections"])
+    # Both workers take it up (each reads the keys every second) and accept it.
+    accepted_before = _answers_by_process(shared, SCORE_ROUTE, 200)
+    deadline = time.monotonic() + 20
+    while sum(
+        _answers_by_process(shared, SCORE_ROUTE, 200).get(pid, 0) > accepted_before.get(pid, 0)
+        for pid in _writers(shared)
+    ) < 2:
+        assert time.monotonic() < deadline, "the new key did not reach both workers"
+        if _score(url, key) != 200:
+            time.sleep(0.1)
+    refused_before = _answers_by_process(shared, SCORE_ROUTE, 401)
+
+    revoked_at = time.monotonic()
+    repository.revoke_partner_key(stored.id)
+    time.sleep(max(0.0, revoked_at + 2.0 - time.monotonic()))
+    # From 2 s after the revocation on, every worker refuses it.
+    for _ in range(60):
+        assert _score(url, key) == 401
+        refused = _answers_by_process(shared, SCORE_ROUTE, 401)
+        if all(refused.get(pid, 0) > refused_before.get(pid, 0) for pid in _writers(shared)):
+            break
+    refused = _answers_by_process(shared, SCORE_ROUTE, 401)
+    assert len(_writers(shared)) >= 2
+    assert all(refused.get(pid, 0) > refused_before.get(pid, 0) for pid in _writers(shared)), refused

@@ -1,4 +1,5 @@
-"""Reads and writes of issued lists and outcomes. No FastAPI here: the routes translate errors."""
+"""Reads and writes of issued lists, outcomes, the model set generation, spent EHR tokens and partner
+keys. No FastAPI here: the routes translate errors."""
 
 from __future__ import annotations
 
@@ -12,12 +13,21 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from app.platform.errors import ServiceError
+from app.platform.storage.partner_keys import (
+    KeysFileImport,
+    StoredKey,
+    dialect_insert,
+    import_file,
+    insert_if_absent,
+    revoke,
+    stored_key,
+    utc,
+)
 from app.platform.storage.schema import migrate
-from app.platform.storage.tables import issued_lists, model_set, outcomes, seen_tokens
+from app.platform.storage.tables import issued_lists, model_set, outcomes, partner_keys, seen_tokens
 
 
 class DatabaseUnavailable(ServiceError):
@@ -62,8 +72,22 @@ def create_database_engine(url: str) -> sa.Engine:
     return sa.create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5}, **_JSON_CODEC)
 
 
+def nothing_stored(url: str) -> bool:
+    """True for an SQLite file that does not exist yet: nothing was ever written, so there is nothing
+    to read either. Readers that may start before any write (the partner keys) ask this first, so
+    that looking creates no database (nor its folder)."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        return False  # not for this function to judge: opening it reports the problem
+    database = parsed.database
+    if not parsed.drivername.startswith("sqlite") or not database or database == ":memory:":
+        return False
+    return not Path(database).exists()
+
+
 class Repository:
-    """Lists and outcomes in one database; `open()` migrates the schema first."""
+    """Lists, outcomes and shared state in one database; `open()` migrates the schema first."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -148,8 +172,7 @@ class Repository:
                 model_name=header.model_name,
                 model_version=header.model_version,
                 parameters=header.parameters,
-                # SQLite keeps no time zone; every timestamp here was written in UTC.
-                issued_at=_utc(header.issued_at),
+                issued_at=utc(header.issued_at),
                 rows=list(header.rows),
             )
 
@@ -158,9 +181,8 @@ class Repository:
         received_at = datetime.now(UTC)
         values = [{**record, "city": city, "received_at": received_at} for record in records]
         with self._translate_errors(), self.engine.begin() as connection:
-            dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
             inserted = connection.execute(
-                dialect_insert(outcomes)
+                dialect_insert(connection, outcomes)
                 .values(values)
                 .on_conflict_do_nothing(index_elements=["city", "inspection_id"])
                 .returning(outcomes.c.inspection_id)
@@ -229,6 +251,40 @@ class Repository:
             except IntegrityError:
                 return False
 
+    def add_partner_key(self, key: StoredKey) -> bool:
+        """Store a new key; False (nothing stored) when its id or digest is taken."""
+        with self._translate_errors(), self.engine.begin() as connection:
+            return insert_if_absent(connection, key)
+
+    def revoke_partner_key(self, key_id: str) -> StoredKey | None:
+        """Revoke a key (kept, as a record of who held which key when); None for an unknown id.
+        A key revoked before keeps its first revocation time."""
+        with self._translate_errors(), self.engine.begin() as connection:
+            revoke(connection, key_id, datetime.now(UTC))
+            found = connection.execute(sa.select(partner_keys).where(partner_keys.c.id == key_id)).first()
+            return None if found is None else stored_key(found)
+
+    def partner_keys(self, active_only: bool = False) -> list[StoredKey]:
+        """Every key (revoked ones too, unless `active_only`), oldest first."""
+        query = sa.select(partner_keys).order_by(partner_keys.c.created_at, partner_keys.c.id)
+        if active_only:
+            query = query.where(partner_keys.c.revoked_at.is_(None))
+        with self._translate_errors(), self.engine.connect() as connection:
+            return [stored_key(row) for row in connection.execute(query)]
+
+    def partner_keys_stamp(self) -> tuple[int, int]:
+        """(keys, revoked keys): changes with every create and revoke, as rows are never deleted nor
+        revocations undone. A worker reads the keys again only when it changes."""
+        with self._translate_errors(), self.engine.connect() as connection:
+            counted = sa.select(sa.func.count(), sa.func.count(partner_keys.c.revoked_at))
+            total, revoked = connection.execute(counted).one()
+            return int(total), int(revoked)
+
+    def import_keys_file(self, file_sha256: str, path: str, entries: Sequence[StoredKey]) -> KeysFileImport:
+        """Import a keys file's entries once per file content (see `import_file`)."""
+        with self._translate_errors(), self.engine.begin() as connection:
+            return import_file(connection, file_sha256, path, entries)
+
 
 def _content_sha256(what: dict[str, Any], rows: Sequence[dict[str, Any]]) -> str:
     """sha256 of a list's content: `what` it is (city, date, model, parameters) and its rows."""
@@ -241,15 +297,12 @@ def _stored_with(connection: sa.Connection, content: str) -> tuple[int, datetime
     found = connection.execute(
         sa.select(issued_lists.c.id, issued_lists.c.issued_at).where(issued_lists.c.content_sha256 == content)
     ).first()
-    return None if found is None else (int(found.id), _utc(found.issued_at))
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return None if found is None else (int(found.id), utc(found.issued_at))
 
 
 def _migrate_with_retry(engine: sa.Engine, attempts: int = 3) -> None:
-    # Two SQLite workers creating the schema at once: the loser sees "already exists" and retries.
+    # Processes migrating at once wait on a lock (schema.migrate); should one still meet the other's
+    # half-made schema ("already exists"), it tries again.
     for attempt in range(attempts):
         try:
             migrate(engine)

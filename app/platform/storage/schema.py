@@ -23,6 +23,8 @@ table is left as it is, so a 0.1.0 replica starting during the rollout still fin
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -75,6 +77,27 @@ def current_revision(connection: sa.Connection) -> str | None:
 
 def migrate(engine: sa.Engine) -> str | None:
     """Bring the database to the head revision; returns the revision it was at (None: a new one)."""
+    with _sqlite_file_lock(engine):
+        return _migrate(engine)
+
+
+@contextmanager
+def _sqlite_file_lock(engine: sa.Engine) -> Iterator[None]:
+    """Serialise processes migrating one SQLite file. SQLite's own locking cannot: two connections
+    that both read the schema and then write get "database is locked" at once, busy timeout or not
+    (SQLite refuses to wait where waiting could deadlock). A lock on a file beside the database does."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    import fcntl  # POSIX; the service runs on Linux
+
+    with Path(f"{database}.migrate-lock").open("a") as handle:  # its folder exists: see the engine
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
+def _migrate(engine: sa.Engine) -> str | None:
     config = alembic_config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection

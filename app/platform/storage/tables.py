@@ -62,3 +62,29 @@ seen_tokens = sa.Table(
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_seen_ehr_tokens_expires", "expires_at"),
 )
+
+# Partner API keys (app/platform/keys.py): the sha256 of each key, never the key. Rows are never
+# deleted and a revocation is never undone, so (rows, revoked rows) changes with every create and
+# revoke: the stamp each worker polls before it reads the keys again.
+partner_keys = sa.Table(
+    "partner_keys",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("partner", sa.String(200), nullable=False),
+    sa.Column("scopes", sa.String(200), nullable=False),  # comma-separated, sorted
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("ux_partner_keys_sha256", "sha256", unique=True),
+)
+
+# Keys files of earlier releases imported into partner_keys (app/platform/keys_file.py): one row per
+# file content, so a file is imported once however many workers and replicas start with it.
+keys_file_imports = sa.Table(
+    "partner_keys_file_imports",
+    metadata,
+    sa.Column("file_sha256", sa.String(64), primary_key=True),
+    sa.Column("path", sa.String(1024), nullable=False),
+    sa.Column("imported_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("keys_added", sa.Integer, nullable=False),
+)
