@@ -271,5 +271,8 @@ def load_before_fork(app: FastAPI) -> None:
         cities.city(name)
     app.state.repository.close_connections()
     app.state.preloaded = Preloaded(watcher.generation)
+    others = [thread.name for thread in threading.enumerate() if thread is not threading.current_thread()]
+    if others:  # a thread is not copied into the workers: whatever it was doing stops there
+        log.warning("threads running before the workers are forked", extra={"threads": others})
     settle_heap()
     release_free_memory()

@@ -493,6 +493,10 @@ def main() -> None:
         "--workers", type=int, default=1, metavar="N",
         help="N > 1: only compare `civicrisk serve --workers N` with one worker (section Workers)",
     )  # fmt: skip
+    parser.add_argument(
+        "--spawned", action="store_true",
+        help="with --workers: also uvicorn's own N workers, as `civicrisk serve --workers N` ran before gunicorn",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.workers > 1:
         workers_main(args)
@@ -555,18 +559,25 @@ def workers_main(args: argparse.Namespace) -> None:
     one = json.dumps({"records": example_records(1)}).encode()
     with tempfile.TemporaryDirectory() as tmp:
         env = os.environ | {"CIVICRISK_API_KEYS": KEY, "CIVICRISK_DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite3"}
-        single_url, single = start_service(env, None, 1)
-        several_url, several = start_service(env, None, args.workers)
+        servers = {"one": start_service(env, None, 1), "several": start_service(env, None, args.workers)}
+        if args.spawned:
+            servers["spawned"] = start_spawned(env, args.workers, Path(tmp))
         try:
-            for url, server in ((single_url, single), (several_url, several)):  # every worker warm
+            for url, server in servers.values():  # every worker warm
                 load(url, one, args.connections, 2, wrk, None, server.pid)
-            runs = {
-                "one": lambda: load(single_url, one, args.connections, args.duration, wrk, None, single.pid),
-                "several": lambda: load(several_url, one, args.connections, args.duration, wrk, None, several.pid),
-            }
+
+            def run(url: str, server: subprocess.Popen[bytes]) -> Callable[[], dict[str, float]]:
+                return lambda: load(url, one, args.connections, args.duration, wrk, None, server.pid)
+
+            runs = {name: run(url, server) for name, (url, server) in servers.items()}
             results: dict[str, Any] = interleaved(runs, args.rounds)
         finally:
-            stop(single, several)
+            stop(*(server for _, server in servers.values()))
+    if args.spawned:
+        results["spawned_throughput_ratio"] = results["spawned"]["rps"] / results["one"]["rps"]
+        results["spawned_cpu_ratio"] = statistics.median(results["spawned"]["rounds_cpu_us"]) / statistics.median(
+            results["one"]["rounds_cpu_us"]
+        )
     one_run, several_run = results["one"], results["several"]
     results |= {
         "workers": args.workers, "connections": args.connections, "duration_s": args.duration,
@@ -580,6 +591,24 @@ def workers_main(args: argparse.Namespace) -> None:
     print(json.dumps(results, indent=2))
     if args.write_readme:
         write_workers_readme(results, " ".join(["python", "bench/serve_bench.py", *sys.argv[1:]]))
+
+
+def start_spawned(env: dict[str, str], workers: int, tmp: Path) -> tuple[str, subprocess.Popen[bytes]]:
+    """`civicrisk serve --workers N` as it ran before gunicorn: uvicorn's own workers, each a fresh
+    process that loads everything itself (the same settings and shared state otherwise)."""
+    port = free_port()
+    (tmp / "spawned-metrics").mkdir()
+    env = env | {"PROMETHEUS_MULTIPROC_DIR": str(tmp / "spawned-metrics"), "CIVICRISK_SHARED_STATE": "true"}
+    command = [
+        sys.executable, "-m", "uvicorn", "app.main:app_factory", "--factory", "--port", str(port),
+        "--workers", str(workers), "--no-access-log", "--no-proxy-headers",
+    ]  # fmt: skip
+    server = start(command, env, None)
+    base = f"http://127.0.0.1:{port}"
+    wait_ready(f"{base}/health/ready", server)
+    for _ in range(4 * workers):  # new connections, so every worker's lead engine build is waited for
+        wait_warm_up(base)
+    return f"{base}/v1/models/{MODEL}/score", server
 
 
 def write_workers_readme(results: dict[str, Any], command: str) -> None:
@@ -602,11 +631,18 @@ round; server CPU from /proc, every process of the server (master and workers) s
 |---|---|---|---|---|
 {row("one worker", one)}
 {row(f"{n} workers", several)}
+{row(f"{n} workers as before gunicorn (uvicorn's own workers, each loading everything)", results["spawned"]) if "spawned" in results else ""}
 
 Throughput {n} workers / one: **{results["throughput_ratio"]:.2f}×** (rounds {results["rounds_throughput_ratio"]}); server CPU
 per request {n} workers / one: **{results["cpu_ratio"]:.2f}×**. Per round, req/s: one {one["rounds_rps"]}, {n} workers
 {several["rounds_rps"]}; CPU µs a request: one {one["rounds_cpu_us"]}, {n} workers {several["rounds_cpu_us"]}. Errors:
 one {one["errors"]:.0f}, {n} workers {several["errors"]:.0f}.
+"""
+    if "spawned" in results:
+        spawned = results["spawned"]
+        section += f"""
+uvicorn's own {n} workers, the same rounds: throughput **{results["spawned_throughput_ratio"]:.2f}×** one worker's, server CPU per
+request **{results["spawned_cpu_ratio"]:.2f}×** (req/s {spawned["rounds_rps"]}; CPU µs {spawned["rounds_cpu_us"]}; errors {spawned["errors"]:.0f}).
 """
     replace_section("## Workers", section)
 

@@ -83,5 +83,6 @@ class PreforkServer(BaseApplication):  # type: ignore[misc]
 
 
 def serve_prefork(settings: Settings) -> None:
-    """Run the master until it is stopped (SIGTERM or SIGINT: the workers finish their requests)."""
+    """Run the master until it is stopped: SIGTERM lets the workers finish their requests (up to
+    gunicorn's graceful timeout, 30 s), SIGINT stops them at once."""
     PreforkServer(settings).run()
