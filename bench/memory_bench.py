@@ -298,7 +298,7 @@ Floor: the empty FastAPI endpoint, one uvicorn process after {LOAD_SECONDS} s of
 Each worker beyond the first adds (total PSS after the whole sequence, less one worker's, per further
 worker): {added}. Target: ≤ 250 MB.
 
-What is shared: the master loads the libraries (about 165 MB of heap from the imports alone), the
+What is shared (figures of 2026-12-06): the master loads the libraries (about 165 MB of heap from the imports alone), the
 models, the lead engine (about 215 MB) and the cities' data, then freezes them out of the garbage
 collector's sight (`gc.freeze`: a collection writes into every object it visits, which would copy its
 page) and gives start-up's freed memory back (`malloc_trim`: without it the two-worker server held
