@@ -251,10 +251,11 @@ class Preloaded:
 
 
 def load_before_fork(app: FastAPI) -> None:
-    """Load the models, the lead engine and every city's data, then freeze them out of the garbage
-    collector's sight (a collection writes into each object it visits, which would copy its page
-    into every worker) and give start-up's freed memory back (a worker writing into it would copy it
-    too). Leaves no thread running and no database connection open: neither survives a fork.
+    """Load the models, the lead engine, every city's data and its next day's ranked roster (the
+    daily list inspectors ask for first), then freeze them out of the garbage collector's sight (a
+    collection writes into each object it visits, which would copy its page into every worker) and
+    give start-up's freed memory back (a worker writing into it would copy it too). Leaves no thread
+    running and no database connection open: neither survives a fork.
 
     A worker whose start finds the same model set generation keeps these models (the app's
     lifespan); one that finds a newer one reloads, and a reload keeps every bundle whose bytes are
@@ -267,8 +268,14 @@ def load_before_fork(app: FastAPI) -> None:
     app.state.registry.reload()
     app.state.lead.warm_up()
     cities: CityStore = app.state.cities
+    lists: DailyLists = app.state.daily_lists
     for name in cities.configs():
         cities.city(name)
+        try:  # the next day's ranked roster, the list inspectors ask for first: ranked once, shared
+            lists.ranked_day(name, None)
+        except Exception as error:  # no model for the city, the database down: each worker ranks it
+            reason = type(error).__name__
+            log.info("daily list not ranked before the fork", extra={"city": name, "error": reason})
     app.state.repository.close_connections()
     app.state.preloaded = Preloaded(watcher.generation)
     others = [thread.name for thread in threading.enumerate() if thread is not threading.current_thread()]
