@@ -298,18 +298,20 @@ Floor: the empty FastAPI endpoint, one uvicorn process after {LOAD_SECONDS} s of
 Each worker beyond the first adds (total PSS after the whole sequence, less one worker's, per further
 worker): {added}. Target: ≤ 250 MB.
 
-What is shared (figures of 2026-12-06): the master loads the libraries (about 165 MB of heap from the imports alone), the
-models, the lead engine (about 215 MB) and the cities' data, then freezes them out of the garbage
-collector's sight (`gc.freeze`: a collection writes into every object it visits, which would copy its
-page) and gives start-up's freed memory back (`malloc_trim`: without it the two-worker server held
-about 100 MB more PSS from the start, 584 against 477 MB, as workers allocated into the master's free
-pages). A worker forked at the model set generation the master loaded does not reload at start
-(a reload would unpickle every bundle again only to keep the loaded objects: 16 MB per worker and
-10 MB in the master). What stays private to each worker is what it builds itself: its daily list (the
-day's ranked roster and its temporaries, about 70 MB), the heap its 10,000-record batches leave for the
-next batch (about 80 MB, `app.platform.heap.reuse_freed_memory`), and copies of the shared pages it
-writes to (reference counts of the objects its requests touch). The master's private memory grows as
-the workers copy pages it still holds.
+What is shared (figures of 2026-12-06): the master loads the libraries (about 165 MB of heap from the
+imports alone), the models, the lead engine (about 215 MB), the cities' data and each city's ranked
+roster for the next day (the daily list inspectors ask for first; ranked in each worker, it cost each
+70-110 MB and the master 30-60 MB more as the workers copied its pages). It then freezes them out of
+the garbage collector's sight (`gc.freeze`: a collection writes into every object it visits, which
+would copy its page) and gives start-up's freed memory back (`malloc_trim`: without it the two-worker
+server held about 100 MB more PSS from the start, 584 against 477 MB, as workers allocated into the
+master's free pages). A worker forked at the model set generation the master loaded does not reload
+at start (a reload would unpickle every bundle again only to keep the loaded objects: 16 MB per
+worker and 10 MB in the master). What stays private to each worker is what it builds itself: the heap
+its 10,000-record batches leave for the next batch (about 80 MB, `app.platform.heap.reuse_freed_memory`),
+a daily list for any other day (about 70 MB), and copies of the shared pages it writes to (reference
+counts of the objects its requests touch). The master's private memory grows as the workers copy
+pages it still holds.
 
 Each process after the whole sequence (MB):
 
