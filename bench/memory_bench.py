@@ -283,7 +283,8 @@ def write_readme(results: dict[str, Any], command: str) -> None:
 What the whole server holds (MB, from /proc/PID/smaps_rollup, summed over its processes): **PSS**,
 each shared page divided among the processes that map it (so it adds up), and **private** memory
 (USS: pages only one process maps). `--workers 1` is one uvicorn process; above one, a gunicorn master
-that loaded the models, the lead engine and the cities' data, and the workers forked from it. Every
+that loaded the models, the lead engine, the cities' data and their next-day lists, and the workers
+forked from it. Every
 step reaches every worker (checked in each worker's metrics file). Measured with:
 
     {command}
