@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
@@ -24,7 +25,7 @@ from app.inspections.daily import DailyLists
 from app.platform.fast_lane import ServiceApp
 from app.platform.generation import ModelSetWatcher
 from app.platform.handlers import JSONBytes, install_error_handlers
-from app.platform.heap import reuse_freed_memory, settle_heap
+from app.platform.heap import release_free_memory, reuse_freed_memory, settle_heap
 from app.platform.keys import PartnerKeys
 from app.platform.logs import configure_logging
 from app.platform.metrics import ServiceMetrics
@@ -63,7 +64,7 @@ def create_app(
     registry = ModelRegistry(settings.models_dir, _signature_check(settings))
     lead = LeadService(registry, settings.data_dir, settings.lead_model, settings.lead_known_homes)
     service_metrics = ServiceMetrics()
-    repository = _repository_opener(settings.database_url)
+    repository = RepositoryOpener(settings.database_url)
     partner_keys = PartnerKeys(
         repository,
         lambda: nothing_stored(settings.database_url),
@@ -83,9 +84,15 @@ def create_app(
         if not load_models:
             yield
             return
+        forked_at: Preloaded | None = app.state.preloaded
         if settings.shared_state:
             await watcher.before_loading()
-        snapshot = await anyio.to_thread.run_sync(registry.reload)
+        if forked_at is not None and forked_at.generation == watcher.generation:
+            # Forked from a master that loaded this generation's set: a reload would read the same
+            # bundles again, and the copies it throws away would cost this worker private memory.
+            snapshot = registry.snapshot
+        else:
+            snapshot = await anyio.to_thread.run_sync(registry.reload)
         service_metrics.models_loaded.set(snapshot.count)
         service_metrics.bundles_failed.set(len(snapshot.failures))
         if freeze_heap:
@@ -132,6 +139,7 @@ def create_app(
     app.state.partner_keys = partner_keys
     app.state.lead = lead
     app.state.freeze_heap = freeze_heap
+    app.state.preloaded = None  # a Preloaded once `load_before_fork` has run
     app.state.ehr_tokens = _ehr_tokens(settings)
     install_partner_filter()
     install_error_handlers(app)
@@ -190,20 +198,27 @@ def _ehr_tokens(settings: Settings) -> EhrTokenVerifier | None:
     return EhrTokenVerifier.from_file(settings.cds_issuers_file, (base, f"{base}/cds-services/lead-risk"))
 
 
-def _repository_opener(url: str) -> Callable[[], Repository]:
+class RepositoryOpener:
     """Open (and migrate) the database on first use, so a database that is down costs only the
     endpoints that need it (503 there), not the whole service; retried on the next request."""
-    opened: list[Repository] = []
-    lock = threading.Lock()
 
-    def repository() -> Repository:
-        if not opened:
-            with lock:
-                if not opened:
-                    opened.append(Repository.open(url))
-        return opened[0]
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._opened: list[Repository] = []
+        self._lock = threading.Lock()
 
-    return repository
+    def __call__(self) -> Repository:
+        if not self._opened:
+            with self._lock:
+                if not self._opened:
+                    self._opened.append(Repository.open(self.url))
+        return self._opened[0]
+
+    def close_connections(self) -> None:
+        """Close the pooled connections, if the database was opened: before a fork, so no worker
+        inherits a connection another process also uses (each opens its own on first use)."""
+        for repository in self._opened:
+            repository.engine.dispose()
 
 
 def _document_security(app: FastAPI) -> None:
@@ -235,3 +250,53 @@ def app_factory() -> FastAPI:
     configure_logging(settings.log_level)
     reuse_freed_memory()
     return create_app(settings, freeze_heap=True)
+
+
+def preloaded_app() -> FastAPI:
+    """Entry point for the master of `civicrisk serve --workers N` (civicrisk/prefork.py): the app
+    with what every worker reads already loaded, so the workers forked from it share those pages."""
+    app = app_factory()
+    load_before_fork(app)
+    return app
+
+
+@dataclass(frozen=True)
+class Preloaded:
+    """What the master loaded before forking: the model set of this generation (None: not known)."""
+
+    generation: int | None
+
+
+def load_before_fork(app: FastAPI) -> None:
+    """Load the models, the lead engine, every city's data and its next day's ranked roster (the
+    daily list inspectors ask for first), then freeze them out of the garbage collector's sight (a
+    collection writes into each object it visits, which would copy its page into every worker) and
+    give start-up's freed memory back (a worker writing into it would copy it too). Leaves no thread
+    running and no database connection open: neither survives a fork.
+
+    A worker whose start finds the same model set generation keeps these models (the app's
+    lifespan); one that finds a newer one reloads, and a reload keeps every bundle whose bytes are
+    unchanged (ModelRegistry.reload). The lead engine and the cities are kept per config, never
+    rebuilt by a reload, so what is loaded here stays shared."""
+    settings: Settings = app.state.settings
+    watcher: ModelSetWatcher = app.state.model_set
+    if settings.shared_state:
+        anyio.run(watcher.before_loading)  # the generation to compare with, read before loading
+    app.state.registry.reload()
+    app.state.lead.warm_up()
+    cities: CityStore = app.state.cities
+    lists: DailyLists = app.state.daily_lists
+    for name in cities.configs():
+        cities.city(name)
+        try:  # the next day's ranked roster, the list inspectors ask for first: ranked once, shared
+            lists.ranked_day(name, None)
+        except Exception as error:  # no model for the city, the database down: each worker ranks it
+            reason = type(error).__name__
+            log.info("daily list not ranked before the fork", extra={"city": name, "error": reason})
+    app.state.repository.close_connections()
+    app.state.preloaded = Preloaded(watcher.generation)
+    others = [thread.name for thread in threading.enumerate() if thread is not threading.current_thread()]
+    if others:  # a thread is not copied into the workers: whatever it was doing stops there
+        log.warning("threads running before the workers are forked", extra={"threads": others})
+    settle_heap()
+    release_free_memory()

@@ -192,13 +192,32 @@ async def run_httpx(url: str, bodies: list[bytes], connections: int, duration: f
     }
 
 
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (a gunicorn master's workers), by pid (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited while listed
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return sorted(found)
+
+
 def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time a process has used so far (Linux /proc; None elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    """User + system CPU time a server has used so far: the process and its children (a gunicorn
+    master and its workers) from Linux /proc; None elsewhere."""
+    total = 0.0
+    for process in [pid, *children(pid)]:
+        try:
+            fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            if process == pid:
+                return None
+            continue  # a worker that exited meanwhile
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    return total
 
 
 def load(
@@ -293,10 +312,12 @@ def start(command: list[str], env: dict[str, str], cpus: set[int] | None) -> sub
     )
 
 
-def start_service(env: dict[str, str], cpus: set[int] | None) -> tuple[str, subprocess.Popen[bytes]]:
-    """Start civicrisk (one worker), wait until it is ready and warm, check one answer; its score URL."""
+def start_service(
+    env: dict[str, str], cpus: set[int] | None, workers: int = 1
+) -> tuple[str, subprocess.Popen[bytes]]:
+    """Start civicrisk, wait until it is ready and warm, check one answer; its score URL."""
     port = free_port()
-    command = [sys.executable, "-m", "civicrisk.cli", "serve", "--port", str(port), "--workers", "1"]
+    command = [sys.executable, "-m", "civicrisk.cli", "serve", "--port", str(port), "--workers", str(workers)]
     service = start(command, env, cpus)
     try:
         base = f"http://127.0.0.1:{port}"
@@ -468,7 +489,18 @@ def main() -> None:
     parser.add_argument("--client", choices=["auto", "httpx"], default="auto")
     parser.add_argument("--write-readme", action="store_true")
     parser.add_argument("--no-pin", action="store_true", help="do not pin servers and clients to cores")
+    parser.add_argument(
+        "--workers", type=int, default=1, metavar="N",
+        help="N > 1: only compare `civicrisk serve --workers N` with one worker (section Workers)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--spawned", action="store_true",
+        help="with --workers: also uvicorn's own N workers, as `civicrisk serve --workers N` ran before gunicorn",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.workers > 1:
+        workers_main(args)
+        return
     server_cpus = SERVER_CPUS if not args.no_pin and len(os.sched_getaffinity(0)) >= 2 else None
     if server_cpus is not None:
         os.sched_setaffinity(0, CLIENT_CPUS)  # this process sends the batches
@@ -517,6 +549,102 @@ def main() -> None:
     print(json.dumps(results, indent=2))
     if args.write_readme:
         write_readme(results, " ".join(["python", "bench/serve_bench.py", *sys.argv[1:]]))
+
+
+def workers_main(args: argparse.Namespace) -> None:
+    """One worker against `--workers N` on single-record scoring, in turns: throughput, and the server
+    CPU per request summed over all its processes (master and workers). Not pinned: the servers
+    and wrk share every core, as they would on a machine with nothing else to run."""
+    wrk = ensure_wrk() if args.client == "auto" else None
+    one = json.dumps({"records": example_records(1)}).encode()
+    with tempfile.TemporaryDirectory() as tmp:
+        env = os.environ | {"CIVICRISK_API_KEYS": KEY, "CIVICRISK_DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite3"}
+        servers = {"one": start_service(env, None, 1), "several": start_service(env, None, args.workers)}
+        if args.spawned:
+            servers["spawned"] = start_spawned(env, args.workers, Path(tmp))
+        try:
+            for url, server in servers.values():  # every worker warm
+                load(url, one, args.connections, 2, wrk, None, server.pid)
+
+            def run(url: str, server: subprocess.Popen[bytes]) -> Callable[[], dict[str, float]]:
+                return lambda: load(url, one, args.connections, args.duration, wrk, None, server.pid)
+
+            runs = {name: run(url, server) for name, (url, server) in servers.items()}
+            results: dict[str, Any] = interleaved(runs, args.rounds)
+        finally:
+            stop(*(server for _, server in servers.values()))
+    if args.spawned:
+        results["spawned_throughput_ratio"] = results["spawned"]["rps"] / results["one"]["rps"]
+        results["spawned_cpu_ratio"] = statistics.median(results["spawned"]["rounds_cpu_us"]) / statistics.median(
+            results["one"]["rounds_cpu_us"]
+        )
+    one_run, several_run = results["one"], results["several"]
+    results |= {
+        "workers": args.workers, "connections": args.connections, "duration_s": args.duration,
+        "rounds": args.rounds, "client": "wrk" if wrk else "httpx (asyncio)",
+        "throughput_ratio": several_run["rps"] / one_run["rps"],
+        "cpu_ratio": statistics.median(several_run["rounds_cpu_us"]) / statistics.median(one_run["rounds_cpu_us"]),
+        "rounds_throughput_ratio": [
+            round(a / b, 3) for a, b in zip(several_run["rounds_rps"], one_run["rounds_rps"], strict=True)
+        ],
+    }  # fmt: skip
+    print(json.dumps(results, indent=2))
+    if args.write_readme:
+        write_workers_readme(results, " ".join(["python", "bench/serve_bench.py", *sys.argv[1:]]))
+
+
+def start_spawned(env: dict[str, str], workers: int, tmp: Path) -> tuple[str, subprocess.Popen[bytes]]:
+    """`civicrisk serve --workers N` as it ran before gunicorn: uvicorn's own workers, each a fresh
+    process that loads everything itself (the same settings and shared state otherwise)."""
+    port = free_port()
+    (tmp / "spawned-metrics").mkdir()
+    env = env | {"PROMETHEUS_MULTIPROC_DIR": str(tmp / "spawned-metrics"), "CIVICRISK_SHARED_STATE": "true"}
+    command = [
+        sys.executable, "-m", "uvicorn", "app.main:app_factory", "--factory", "--port", str(port),
+        "--workers", str(workers), "--no-access-log", "--no-proxy-headers",
+    ]  # fmt: skip
+    server = start(command, env, None)
+    base = f"http://127.0.0.1:{port}"
+    wait_ready(f"{base}/health/ready", server)
+    for _ in range(4 * workers):  # new connections, so every worker's lead engine build is waited for
+        wait_warm_up(base)
+    return f"{base}/v1/models/{MODEL}/score", server
+
+
+def write_workers_readme(results: dict[str, Any], command: str) -> None:
+    one, several, n = results["one"], results["several"], results["workers"]
+
+    def row(name: str, run: dict[str, Any]) -> str:
+        cpu = statistics.median(run["rounds_cpu_us"])
+        return f"| {name} | {run['rps']:,.0f} req/s | {run['p50_ms']:.2f} ms | {run['p99_ms']:.2f} ms | {cpu:.0f} µs |"
+
+    section = f"""## Workers
+
+`civicrisk serve --workers {n}` (a gunicorn master and {n} forked uvicorn workers) against one worker,
+single-record scoring with default settings; servers and `{results["client"]}` not pinned, sharing
+both cores; {results["connections"]} connections, {results["rounds"]} rounds of {results["duration_s"]} s in turns, each row its median
+round; server CPU from /proc, every process of the server (master and workers) summed:
+
+    {command}
+
+| server | throughput | p50 | p99 | server CPU per request |
+|---|---|---|---|---|
+{row("one worker", one)}
+{row(f"{n} workers", several)}
+{row(f"{n} workers as before gunicorn (uvicorn's own workers, each loading everything)", results["spawned"]) if "spawned" in results else ""}
+
+Throughput {n} workers / one: **{results["throughput_ratio"]:.2f}×** (rounds {results["rounds_throughput_ratio"]}); server CPU
+per request {n} workers / one: **{results["cpu_ratio"]:.2f}×**. Per round, req/s: one {one["rounds_rps"]}, {n} workers
+{several["rounds_rps"]}; CPU µs a request: one {one["rounds_cpu_us"]}, {n} workers {several["rounds_cpu_us"]}. Errors:
+one {one["errors"]:.0f}, {n} workers {several["errors"]:.0f}.
+"""
+    if "spawned" in results:
+        spawned = results["spawned"]
+        section += f"""
+uvicorn's own {n} workers, the same rounds: throughput **{results["spawned_throughput_ratio"]:.2f}×** one worker's, server CPU per
+request **{results["spawned_cpu_ratio"]:.2f}×** (req/s {spawned["rounds_rps"]}; CPU µs {spawned["rounds_cpu_us"]}; errors {spawned["errors"]:.0f}).
+"""
+    replace_section("## Workers", section)
 
 
 # The batch target asks for 100,000 records/s in at least one body form: the one meant for large

@@ -218,18 +218,25 @@ def _serve(args: argparse.Namespace) -> int:
         f"[civicrisk] serving {settings.models_dir} on http://{settings.host}:{settings.port}",
         file=sys.stderr,
     )
-    uvicorn.run(
-        "app.main:app_factory",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_config=None,  # app_factory installs the JSON log handler
-        access_log=False,  # the app writes its own structured access log
-        proxy_headers=False,
-    )
-    if created is not None:
-        shutil.rmtree(created, ignore_errors=True)
+    try:
+        if settings.workers > 1:
+            # Workers forked from a master that loaded everything once share it (civicrisk/prefork.py).
+            from civicrisk.prefork import serve_prefork
+
+            serve_prefork(settings)
+        else:
+            uvicorn.run(
+                "app.main:app_factory",
+                factory=True,
+                host=settings.host,
+                port=settings.port,
+                log_config=None,  # app_factory installs the JSON log handler
+                access_log=False,  # the app writes its own structured access log
+                proxy_headers=False,
+            )
+    finally:  # gunicorn's master ends with SystemExit
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
     return 0
 
 

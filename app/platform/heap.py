@@ -49,3 +49,18 @@ def reuse_freed_memory() -> None:
         accepted = 0
     if not accepted:
         log.info("allocator settings left at their defaults (mallopt refused or missing)")
+
+
+def release_free_memory() -> None:
+    """Give the heap's free pages back to the system (glibc's malloc_trim; a no-op elsewhere).
+
+    The master of `civicrisk serve --workers N` runs it just before forking: start-up's freed
+    temporaries (the lead engine's build) otherwise stay in its heap, and each worker that allocates
+    there copies the page while the master keeps its own copy of memory nobody uses (60-100 MB of
+    PSS per server, bench/README.md "Memory")."""
+    if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
+        return
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # no malloc_trim in this libc
+        log.info("free memory not released (malloc_trim missing)")

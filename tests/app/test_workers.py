@@ -1,11 +1,13 @@
 """Several workers behave as one service: `civicrisk serve --workers 2`, real processes on loopback:
 one scrape reports both, one reload reaches both, a CDS Hooks token spent on one is spent on both, a
-partner key revoked in the database is refused by both within 2 s."""
+partner key revoked in the database is refused by both within 2 s; the workers share what their master
+loaded, and one that dies is replaced."""
 
 from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -207,3 +209,77 @@ def test_a_key_revoked_in_the_database_is_refused_by_both_workers_within_2_s(
     refused = _answers_by_process(shared, SCORE_ROUTE, 401)
     assert len(_writers(shared)) >= 2
     assert all(refused.get(pid, 0) > refused_before.get(pid, 0) for pid in _writers(shared)), refused
+
+
+def _memory_kb(pid: int) -> dict[str, int]:
+    """Resident, proportional (PSS) and private memory of a process, kB (/proc/PID/smaps_rollup)."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("Rss", "Pss", "Private_Clean", "Private_Dirty"):
+            fields[name] = int(value.split()[0])
+    private = fields["Private_Clean"] + fields["Private_Dirty"]
+    return {"rss": fields["Rss"], "pss": fields["Pss"], "private": private}
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _two_worker_pids(url: str, shared: Path) -> list[int]:
+    """The two workers' pids, once each has answered (and so written its metrics file)."""
+    deadline = time.monotonic() + 20
+    while len(_writers(shared)) < 2 and time.monotonic() < deadline:
+        httpx.get(f"{url}/health/live", timeout=5)
+    assert len(_writers(shared)) >= 2, "the requests did not reach both workers"
+    return sorted(int(pid) for pid in _writers(shared) if Path(f"/proc/{pid}").exists())
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps_rollup").exists(), reason="needs Linux /proc smaps_rollup")
+def test_workers_are_forked_from_a_master_that_loaded_everything(two_workers: tuple[str, Path]) -> None:
+    """The models, the cities' data and the libraries are loaded once, in the master, and the workers
+    share those pages: most of a worker's resident memory is shared (its PSS well below its RSS) and
+    its private memory is a fraction of it. Workers that each loaded their own copy (uvicorn's
+    `--workers`, spawned processes) hold nearly all of it privately."""
+    url, shared = two_workers
+    workers = _two_worker_pids(url, shared)
+    masters = {_parent(pid) for pid in workers}
+    assert len(masters) == 1, f"the workers have different parents: {masters}"
+    master = masters.pop()
+    assert b"serve" in Path(f"/proc/{master}/cmdline").read_bytes()  # `civicrisk serve` itself
+    for pid in workers:
+        memory = _memory_kb(pid)
+        assert memory["pss"] < 0.6 * memory["rss"], memory
+        assert memory["private"] < 0.4 * memory["rss"], memory
+        assert memory["rss"] - memory["private"] > 150 * 1024, memory  # shared: libraries, models, data
+
+
+def test_a_worker_that_dies_is_replaced(two_workers: tuple[str, Path]) -> None:
+    """gunicorn forks a new worker from the master; the service keeps answering meanwhile."""
+    url, shared = two_workers
+    workers = _two_worker_pids(url, shared)
+    master = _parent(workers[0])
+    os.kill(workers[0], signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while True:
+        assert httpx.get(f"{url}/health/live", timeout=5).status_code == 200
+        current = _children(master)
+        if len(current) == 2 and workers[0] not in current:
+            break
+        assert time.monotonic() < deadline, f"no new worker: {current}"
+        time.sleep(0.2)
+    deadline = time.monotonic() + 30
+    while not _ready(url):
+        assert time.monotonic() < deadline, "the service is not ready again"
+        time.sleep(0.2)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError):
+            continue
+    return found
