@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -51,6 +52,7 @@ class Fleet:
     replicas: dict[str, Replica]
     database_url: str
     env: dict[str, str]  # the replicas' environment, for CLI commands against the same database
+    models: Path  # the models directory both replicas serve
 
     def count(self, sql: str, **params: Any) -> int:
         engine = sa.create_engine(self.database_url)
@@ -99,7 +101,7 @@ def fleet(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         cleanup.callback(balancer.stop)
         url = f"http://127.0.0.1:{balancer_port}"
         wait_for_balancer(balancer, url, replicas=len(replicas), seconds=20)
-        yield Fleet(url, replicas, database_url, env)
+        yield Fleet(url, replicas, database_url, env, models)
 
 
 def _civicrisk(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -312,3 +314,35 @@ def test_a_key_revoked_in_the_database_is_refused_by_every_replica_within_2_s(
     while [status_on(url) for url in urls] != [401, 401]:
         assert time.monotonic() < deadline, "a replica still accepts the key 2 s after its revocation"
         time.sleep(0.05)
+
+
+def test_a_tampered_bundle_in_a_new_generation_is_refused_by_every_worker_alike(fleet: Fleet) -> None:
+    """All or nothing, fleet-wide: the new set holding a tampered bundle is refused by all four
+    workers with the same reason, and each keeps serving its last good set; once the bundle is gone,
+    the next reload is taken everywhere."""
+    bad = copy_bundle(fleet.models, version="2099-01-01-tampered", created_at="2099-01-01T00:00:00+00:00")
+    with (bad / "model.joblib").open("ab") as handle:
+        handle.write(b"edited after signing")
+    try:
+        refused = httpx.post(f"{fleet.url}/v1/admin/reload", headers=ADMIN, timeout=60)
+        assert refused.status_code == 409, refused.text
+        states: dict[str, dict[str, Any]] = {}
+        deadline = time.monotonic() + 10
+        while len(states) < WORKERS_PER_REPLICA * len(fleet.replicas):
+            assert time.monotonic() < deadline, f"workers that refused the set so far: {sorted(states)}"
+            # /v1/models, not /health/ready, which the balancer's health checks also ask
+            worker, listed = _ask_a_worker(fleet, "/v1/models")
+            if listed.json()["refused"] is not None:
+                states[worker] = listed.json()
+        reasons = {repr(state["refused"]["failures"]) for state in states.values()}
+        assert len(reasons) == 1, reasons
+        assert "model.joblib" in reasons.pop()
+        assert len({state["generation"] for state in states.values()}) == 1  # the last good one
+        for state in states.values():
+            assert "2099-01-01-tampered" not in state["models"][0]["versions"]
+        for replica in fleet.replicas.values():  # still ready: the last good set serves
+            ready = httpx.get(f"{replica.url}/health/ready", timeout=10)
+            assert ready.status_code == 200 and ready.json()["model_set"]["state"] == "last_good"
+    finally:
+        shutil.rmtree(bad)
+    _every_worker_serves(fleet, _reload(fleet), seconds=5)
