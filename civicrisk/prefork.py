@@ -73,6 +73,11 @@ class PreforkServer(BaseApplication):  # type: ignore[misc]
             "logger_class": JsonLogger,
             "loglevel": self.settings.log_level,
         }
+        if "control_socket_disable" in self.cfg.settings:
+            # gunicorn 25.1+ opens a control socket (worker count, shutdown) under $HOME by default:
+            # an interface nobody here uses, and a write outside the service's own folders (the pod's
+            # root filesystem is read-only).
+            options["control_socket_disable"] = True
         for key, value in options.items():
             self.cfg.set(key, value)
 
