@@ -159,7 +159,11 @@ async def _client_loop(
 async def _reloads(client: httpx.AsyncClient, stop_at: float, tally: Tally) -> None:
     while time.monotonic() + 30 < stop_at:
         await asyncio.sleep(30)
-        response = await client.post("/v1/admin/reload", headers={"X-API-Key": ADMIN_KEY})
+        try:
+            response = await client.post("/v1/admin/reload", headers={"X-API-Key": ADMIN_KEY})
+        except httpx.TransportError as error:  # counted, as a client's would be; the soak goes on
+            tally.connection_errors.append((time.monotonic() - stop_at, "reload", type(error).__name__))
+            continue
         tally.statuses[("reload", response.status_code)] += 1
 
 
