@@ -156,13 +156,13 @@ async def _client_loop(
             tally.acknowledged.update(answer["created"] + answer["already_recorded"])
 
 
-async def _reloads(client: httpx.AsyncClient, stop_at: float, tally: Tally) -> None:
+async def _reloads(client: httpx.AsyncClient, stop_at: float, started: float, tally: Tally) -> None:
     while time.monotonic() + 30 < stop_at:
         await asyncio.sleep(30)
         try:
             response = await client.post("/v1/admin/reload", headers={"X-API-Key": ADMIN_KEY})
         except httpx.TransportError as error:  # counted, as a client's would be; the soak goes on
-            tally.connection_errors.append((time.monotonic() - stop_at, "reload", type(error).__name__))
+            tally.connection_errors.append((time.monotonic() - started, "reload", type(error).__name__))
             continue
         tally.statuses[("reload", response.status_code)] += 1
 
@@ -216,7 +216,7 @@ async def _run(
     async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
         await asyncio.gather(
             *(_client_loop(client, stop_at, started, tally, ehr, manifest) for _ in range(args.connections)),
-            _reloads(client, stop_at, tally),
+            _reloads(client, stop_at, started, tally),
             _watch(master, stop_at, started, started + args.minutes * 30, samples),
         )
     return tally, samples
