@@ -56,7 +56,7 @@ class DailyOptions:
     max_wait_seconds: float = 20.0
     claim_timeout_seconds: float = 120.0
     cache_days: int = 8
-    child_process: bool = True
+    child_process: bool = False
     precompute: bool = True
 
 

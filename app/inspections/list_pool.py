@@ -1,13 +1,16 @@
-"""A bounded pool for daily list computations, each in a child process forked for it.
+"""A bounded pool for daily list computations: in the calling thread, or in a child process forked
+for each (CIVICRISK_DAILY_CHILD_PROCESS).
 
-Ranking a new date is ~0.3-0.6 s of pandas work that holds the GIL; in a thread of the server it
-would make every scoring request wait behind it. A child forked per computation sees the server's
-current city data and models as they are (copy-on-write, nothing loaded twice), runs at a lower CPU
-priority, sends its rows back as JSON and exits, so its memory is returned whole.
+Ranking a new date is ~0.5 s of pandas work, much of it holding the GIL. A child forked per
+computation sees the server's current city data and models as they are (copy-on-write, nothing
+loaded twice), runs at a lower CPU priority, sends its rows back as JSON and exits, so its memory is
+returned whole; but the fork and the copy-on-write faults that follow cost the server more than the
+GIL did on the 2-core machine measured (bench/README.md), so it is not the default.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import multiprocessing
@@ -25,7 +28,7 @@ from app.inspections.errors import ListComputationFailed, ListsBusy
 log = logging.getLogger(__name__)
 
 Rows = list[dict[str, Any]]
-CHILD_NICENESS = 10  # below the server process: on a busy machine scoring gets the CPU first
+CHILD_NICENESS = 5  # below the server process: on a busy machine scoring gets the CPU first
 _ROWS, _ERROR = b"R", b"E"
 
 
@@ -33,7 +36,7 @@ class ListPool:
     """At most `concurrency` computations at once; a caller waits at most `max_wait_seconds` for a
     slot, then gets `ListsBusy` (503 with Retry-After)."""
 
-    def __init__(self, concurrency: int, max_wait_seconds: float, child_process: bool = True) -> None:
+    def __init__(self, concurrency: int, max_wait_seconds: float, child_process: bool = False) -> None:
         self.concurrency = concurrency
         self.max_wait_seconds = max_wait_seconds
         self.child_process = child_process
@@ -103,6 +106,9 @@ def _in_child(compute: Callable[[], Rows]) -> Rows:
 
 
 def _child_main(compute: Callable[[], Rows], sender: Connection) -> None:
+    # Every object inherited stays out of the collector's sight: a collection would write to each
+    # one's header, copying the server's whole heap into this short-lived process page by page.
+    gc.freeze()
     os.nice(CHILD_NICENESS)
     try:
         payload = _ROWS + orjson.dumps(compute())

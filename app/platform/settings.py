@@ -64,9 +64,8 @@ class Settings(BaseSettings):
     # city's address table (~40 MB and ~1 s for Chicago's 56,000 sample points; 600,000 points measured
     # at ~260 MB and ~12 s per worker). Off: every home is placed and counted per request.
     lead_known_homes: bool = True
-    # Daily lists (app/inspections/daily.py). A new date's list is computed in a child process forked
-    # for it (scoring in the server process never waits for the GIL behind it), at most this many at
-    # once per worker: each holds a city's features for a day (~100-200 MB while it runs).
+    # Daily lists (app/inspections/daily.py): at most this many new dates ranked at once per worker;
+    # each holds a city's features for a day (~100-200 MB while it runs).
     daily_concurrency: int = Field(default=1, ge=1, le=16)
     # A request waits this long for a free computation slot (or for another process's computation of
     # the same list), then gets 503 `daily_lists_busy` with Retry-After.
@@ -80,9 +79,10 @@ class Settings(BaseSettings):
     # Tomorrow's default lists computed in the background at start-up, after a reload and after new
     # outcomes, so the first inspector of the morning does not wait.
     daily_precompute: bool = True
-    # Off: lists are computed in a thread of the server process (no fork; the GIL then makes scoring
-    # wait behind them).
-    daily_child_process: bool = True
+    # On: each new date is ranked in a child process forked for it, out of the server's GIL. Off (the
+    # default): in a thread of the server, which measured better here for scoring latency and memory
+    # while lists are computed (bench/README.md, "Daily lists under load").
+    daily_child_process: bool = False
     # State every worker and replica must agree on, kept in the database: the model set generation
     # (app/platform/generation.py) and the EHR tokens already used (CDS Hooks replay cache). Off, each
     # process keeps its own, and only the list and outcome endpoints and the partner keys (always in the

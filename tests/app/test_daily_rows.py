@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from app_helpers import MODELS_DIR
 
 from app.inspections.cities import CityStore
-from app.inspections.daily import DailyLists, DailyQuery
+from app.inspections.daily import DailyLists, DailyOptions, DailyQuery
 from app.platform.registry import ModelRegistry
 from app.platform.settings import Settings
 from app.platform.storage.repository import Repository
@@ -26,12 +26,14 @@ FIXTURE = Path(__file__).parent / "fixtures" / "daily_rows.json"
 EXPECTED: dict[str, dict[str, Any]] = json.loads(FIXTURE.read_text())
 
 
-@pytest.fixture(scope="module")
-def lists(tmp_path_factory: pytest.TempPathFactory) -> DailyLists:
+@pytest.fixture(scope="module", params=[False, True], ids=["in-thread", "child-process"])
+def lists(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> DailyLists:
+    """Ranked in the server's thread, or in a forked child that sends its rows back as JSON."""
     registry = ModelRegistry(MODELS_DIR, None)
     registry.reload()
     repository = Repository.open(f"sqlite:///{tmp_path_factory.mktemp('rows') / 'rows.sqlite3'}")
-    return DailyLists(CityStore(Settings().data_dir), registry, lambda: repository)
+    options = DailyOptions(child_process=request.param)
+    return DailyLists(CityStore(Settings().data_dir), registry, lambda: repository, options)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

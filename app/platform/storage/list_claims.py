@@ -40,25 +40,28 @@ def take(connection: sa.Connection, key: ListKey, holder: str, stale_after: floa
     """Claim `key` for `holder`, or report who has it. None: the row vanished meanwhile (its holder
     released it after a failure); ask again."""
     now = datetime.now(UTC)
-    inserted = connection.execute(
-        dialect_insert(connection, list_claims)
-        .values(
-            key_sha256=key.sha256,
-            city=key.city,
-            list_date=key.list_date,
-            model_version=key.model_version,
-            parameters=key.parameters,
-            holder=holder,
-            claimed_at=now,
-        )
-        .on_conflict_do_nothing()
-        .returning(list_claims.c.key_sha256)
-    ).first()
-    if inserted is not None:
-        return Claim(mine=True, list_id=None, holder=holder, claimed_at=now)
-    found = connection.execute(sa.select(list_claims).where(list_claims.c.key_sha256 == key.sha256)).first()
+    # Read first: most keys asked for are stored lists, and a read takes no write lock.
+    found = _claim_of(connection, key.sha256)
     if found is None:
-        return None
+        inserted = connection.execute(
+            dialect_insert(connection, list_claims)
+            .values(
+                key_sha256=key.sha256,
+                city=key.city,
+                list_date=key.list_date,
+                model_version=key.model_version,
+                parameters=key.parameters,
+                holder=holder,
+                claimed_at=now,
+            )
+            .on_conflict_do_nothing()
+            .returning(list_claims.c.key_sha256)
+        ).first()
+        if inserted is not None:
+            return Claim(mine=True, list_id=None, holder=holder, claimed_at=now)
+        found = _claim_of(connection, key.sha256)
+        if found is None:
+            return None
     claimed_at = utc(found.claimed_at)
     if found.list_id is not None:
         return Claim(mine=False, list_id=int(found.list_id), holder=found.holder, claimed_at=claimed_at)
@@ -79,6 +82,10 @@ def take(connection: sa.Connection, key: ListKey, holder: str, stale_after: floa
     if taken.rowcount == 1:
         return Claim(mine=True, list_id=None, holder=holder, claimed_at=now, taken_over=True)
     return None
+
+
+def _claim_of(connection: sa.Connection, key_sha256: str) -> Any:
+    return connection.execute(sa.select(list_claims).where(list_claims.c.key_sha256 == key_sha256)).first()
 
 
 def complete(connection: sa.Connection, key_sha256: str, list_id: int) -> None:
