@@ -170,12 +170,19 @@ class DailyLists:
         return self._ranked_day(data, model, self.resolve_date(data, requested))
 
     def _ranked_day(self, data: CityData, model: LoadedModel, list_date: date) -> RankedDay:
-        key = (data.config.city, list_date, model.fingerprint, _data_revision(data))
+        cached = self._cached_day(data, model, list_date)
+        if cached is not None:
+            return cached
+        key = _day_key(data, model, list_date)
+        return self._ranking.run(key, lambda: self._rank_and_keep(key, data, model, list_date))
+
+    def _cached_day(self, data: CityData, model: LoadedModel, list_date: date) -> RankedDay | None:
+        key = _day_key(data, model, list_date)
         with self._lock:
             if key in self._ranked:
                 self._ranked.move_to_end(key)
                 return self._ranked[key]
-        return self._ranking.run(key, lambda: self._rank_and_keep(key, data, model, list_date))
+        return None
 
     def _rank_and_keep(
         self, key: tuple[Any, ...], data: CityData, model: LoadedModel, list_date: date
@@ -252,6 +259,9 @@ class DailyLists:
         data = self.city_data(query.city)
         model = self.model_for(query.city)
         list_date = self.resolve_date(data, query.list_date)
+        ranked = self._cached_day(data, model, list_date)
+        if ranked is not None:  # ranked here already: filtering and storing costs less than a claim
+            return self._issue_from(ranked, query)
         key = self._list_key(query, data, model, list_date)
         times = ClaimTimes(self.options.max_wait_seconds * 2, self.options.claim_timeout_seconds)
 
@@ -362,6 +372,10 @@ def _violation_problems(outcome: Any, config: Any) -> list[str]:
         elif codes[0] not in config.severity_by_code:
             problems.append(f"entry {number}: violation code {codes[0]} is not in the city's severity map")
     return problems
+
+
+def _day_key(data: CityData, model: LoadedModel, list_date: date) -> tuple[Any, ...]:
+    return (data.config.city, list_date, model.fingerprint, _data_revision(data))
 
 
 def _data_revision(data: CityData) -> tuple[int, str, str]:
