@@ -3,9 +3,9 @@
 Blocking: callers run `issue` in a worker thread. Each list is computed once: concurrent requests
 for it share one computation (in this process), and a claim in the database makes one process of
 all workers and replicas compute it (app/inspections/claimed.py). Ranking a new date runs in a
-bounded pool of child processes (app/inspections/list_pool.py). A ranked day is cached per
-(city, date, model, data revision), least recently used out, so a second list for the same day
-(another filter, a CSV download) only filters and stores.
+bounded pool (app/inspections/list_pool.py: in the calling thread, or a forked child process). A
+ranked day is cached per (city, date, model, data revision), least recently used out, so a second
+list for the same day (another filter, a CSV download) only filters and stores.
 """
 
 from __future__ import annotations
@@ -245,7 +245,7 @@ class DailyLists:
         return [None if point is None else known[point] for point in points]
 
     def _remember_areas(self, data: CityData, rows: list[dict[str, Any]]) -> None:
-        """A child process looked the areas up: keep them here too, for the next child to inherit."""
+        """When a child process looked the areas up, keep them here too, for the next child to inherit."""
         if data.config.map_boundaries is None:
             return
         known = self._area_memo.setdefault(data.config.city, {})
