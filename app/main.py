@@ -21,7 +21,7 @@ from app.inspections import establishments
 from app.inspections import page as inspector_page
 from app.inspections import routes as inspection_routes
 from app.inspections.cities import CityStore
-from app.inspections.daily import DailyLists
+from app.inspections.daily import DailyLists, DailyOptions
 from app.platform.fast_lane import ServiceApp
 from app.platform.generation import ModelSetWatcher
 from app.platform.handlers import JSONBytes, install_error_handlers
@@ -102,6 +102,8 @@ def create_app(
         # a process that exits during the build waits for it (seconds) rather than finalising the
         # interpreter under a thread still inside numpy and shapely, which can crash at exit.
         threading.Thread(target=_warm_up, args=(lead, freeze_heap), name="lead-warm-up").start()
+        # Daily lists: tomorrow's default lists computed ahead, in the background (issue #19).
+        app.state.daily_lists.ahead.soon()
         if not settings.shared_state:
             yield
             return
@@ -119,6 +121,7 @@ def create_app(
             background.start_soon(partner_keys.follow)
             yield
             background.cancel_scope.cancel()
+        app.state.daily_lists.ahead.stop()  # daily lists: no more computed ahead
 
     app = ServiceApp(
         title="civicrisk",
@@ -132,7 +135,7 @@ def create_app(
     app.state.registry = registry
     app.state.cities = CityStore(settings.data_dir)
     app.state.metrics = service_metrics
-    app.state.daily_lists = DailyLists(app.state.cities, registry, repository)
+    app.state.daily_lists = DailyLists(app.state.cities, registry, repository, _daily_options(settings))
     app.state.repository = repository
     app.state.spent_tokens = SpentTokens(repository if settings.shared_state else None)
     app.state.model_set = watcher
@@ -173,6 +176,19 @@ def _loaded(snapshot: Snapshot, app: FastAPI) -> None:
     app.state.metrics.bundles_failed.set(len(snapshot.failures))
     if app.state.freeze_heap:
         settle_heap()
+    app.state.daily_lists.ahead.soon()  # daily lists: the new models' lists, computed ahead
+
+
+def _daily_options(settings: Settings) -> DailyOptions:
+    """Daily lists: how they are computed (the CIVICRISK_DAILY_* settings; issue #19)."""
+    return DailyOptions(
+        concurrency=settings.daily_concurrency,
+        max_wait_seconds=settings.daily_max_wait_seconds,
+        claim_timeout_seconds=settings.daily_claim_timeout_seconds,
+        cache_days=settings.daily_cache_days,
+        child_process=settings.daily_child_process,
+        precompute=settings.daily_precompute,
+    )
 
 
 def _warm_up(lead: LeadService, freeze_heap: bool) -> None:

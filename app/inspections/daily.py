@@ -1,12 +1,17 @@
 """Inspectors' daily list: roster → features → scores with reasons → ranked, filtered, stored.
 
-Blocking pandas work: callers run `issue` in a worker thread. A ranked roster is cached per
-(city, date, model, outcomes revision), so a second list for the same day (another filter, a CSV
-download) only filters and stores.
+Blocking: callers run `issue` in a worker thread. Each list is computed once: concurrent requests
+for it share one computation (in this process), and a claim in the database makes one process of
+all workers and replicas compute it (app/inspections/claimed.py). Ranking a new date runs in a
+bounded pool (app/inspections/list_pool.py: in the calling thread, or a forked child process). A
+ranked day is cached per (city, date, model, data revision), least recently used out, so a second
+list for the same day (another filter, a CSV download) only filters and stores.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -14,13 +19,19 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import orjson
 import pandas as pd
 
 from app.inspections.cities import CityStore
 from app.inspections.citymap import area_names
+from app.inspections.claimed import ClaimTimes, issue_once
 from app.inspections.errors import ListNotFound
-from app.platform.errors import InvalidRequest, ModelUnavailable, Problem
+from app.inspections.list_pool import ListPool
+from app.inspections.precompute import ListsAhead
+from app.inspections.single_flight import SingleFlight
+from app.platform.errors import InvalidRequest, ModelUnavailable, Problem, ServiceError
 from app.platform.registry import LoadedModel, ModelRegistry
+from app.platform.storage.list_claims import ListKey
 from app.platform.storage.repository import IssuedList, OutcomeWrite, Repository
 from app.scoring.types import MISSING_CATEGORY, RecordBatch
 from training.serving import CityData, build_roster, parse_violation_codes, with_recorded_outcomes
@@ -30,6 +41,23 @@ MAX_DAYS_AFTER_DATA = 14  # a list further ahead would rest on stale neighbourho
 MIN_DAYS_OF_HISTORY = 365
 TIE_RULE = "score descending, then longest since last inspection, then establishment id"
 INSPECTION_TASK = "inspection_risk"
+API_DEFAULT_LIMIT = 100  # GET /v1/inspections/{city}/daily
+PAGE_DEFAULT_LIMIT = 50  # GET /inspector
+LIST_FORMAT = 1  # part of every list's key: bump when the same inputs would give other rows
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DailyOptions:
+    """How lists are computed (the CIVICRISK_DAILY_* settings)."""
+
+    concurrency: int = 1
+    max_wait_seconds: float = 20.0
+    claim_timeout_seconds: float = 120.0
+    cache_days: int = 8
+    child_process: bool = False
+    precompute: bool = True
 
 
 @dataclass(frozen=True)
@@ -67,12 +95,23 @@ class DailyLists:
     """Issues daily lists from the city's data (plus recorded outcomes) and its default model."""
 
     def __init__(
-        self, cities: CityStore, registry: ModelRegistry, repository: Callable[[], Repository]
+        self,
+        cities: CityStore,
+        registry: ModelRegistry,
+        repository: Callable[[], Repository],
+        options: DailyOptions | None = None,
     ) -> None:
         self.cities = cities
         self.registry = registry
         self.repository = repository
+        self.options = options or DailyOptions()
+        self.pool = ListPool(
+            self.options.concurrency, self.options.max_wait_seconds, self.options.child_process
+        )
+        self.ahead = ListsAhead(self.precompute, self.options.precompute)
         self._ranked: OrderedDict[tuple[Any, ...], RankedDay] = OrderedDict()
+        self._ranking: SingleFlight[RankedDay] = SingleFlight()
+        self._issuing: SingleFlight[IssuedList] = SingleFlight()
         self._data: dict[str, tuple[Any, CityData]] = {}
         self._area_memo: dict[str, dict[tuple[float, float], str | None]] = {}
         self._lock = threading.Lock()
@@ -128,16 +167,35 @@ class DailyLists:
     def ranked_day(self, city: str, requested: date | None) -> RankedDay:
         data = self.city_data(city)  # first: an unknown city is a 404, not a missing model
         model = self.model_for(city)
-        list_date = self.resolve_date(data, requested)
-        key = (city, list_date, model.fingerprint, len(data.inspections))
+        return self._ranked_day(data, model, self.resolve_date(data, requested))
+
+    def _ranked_day(self, data: CityData, model: LoadedModel, list_date: date) -> RankedDay:
+        cached = self._cached_day(data, model, list_date)
+        if cached is not None:
+            return cached
+        key = _day_key(data, model, list_date)
+        return self._ranking.run(key, lambda: self._rank_and_keep(key, data, model, list_date))
+
+    def _cached_day(self, data: CityData, model: LoadedModel, list_date: date) -> RankedDay | None:
+        key = _day_key(data, model, list_date)
         with self._lock:
             if key in self._ranked:
                 self._ranked.move_to_end(key)
                 return self._ranked[key]
-        ranked = RankedDay(model, list_date, self._rank(data, model, list_date))
+        return None
+
+    def _rank_and_keep(
+        self, key: tuple[Any, ...], data: CityData, model: LoadedModel, list_date: date
+    ) -> RankedDay:
+        with self._lock:  # a computation that finished just before this one began
+            if key in self._ranked:
+                return self._ranked[key]
+        rows = self.pool.run(lambda: self._rank(data, model, list_date))
+        self._remember_areas(data, rows)
+        ranked = RankedDay(model, list_date, rows)
         with self._lock:
             self._ranked[key] = ranked
-            while len(self._ranked) > 16:
+            while len(self._ranked) > self.options.cache_days:
                 self._ranked.popitem(last=False)
         return ranked
 
@@ -173,11 +231,11 @@ class DailyLists:
         if config.map_boundaries is None:
             return [None] * len(latitude)
         known = self._area_memo.setdefault(config.city, {})
-        located = latitude.notna() & longitude.notna()
-        points = [
-            (float(lat), float(lon)) if ok else None
-            for lat, lon, ok in zip(latitude, longitude, located, strict=True)
-        ]
+        # Plain float lists: iterating the (Arrow-backed) Series themselves took a quarter of a list.
+        located = (latitude.notna() & longitude.notna()).tolist()
+        lats = latitude.to_numpy(dtype="float64", na_value=float("nan")).tolist()
+        lons = longitude.to_numpy(dtype="float64", na_value=float("nan")).tolist()
+        points = [(lat, lon) if ok else None for lat, lon, ok in zip(lats, lons, located, strict=True)]
         new = [point for point in dict.fromkeys(points) if point is not None and point not in known]
         if new:
             names = area_names(
@@ -186,9 +244,35 @@ class DailyLists:
             known.update(zip(new, names, strict=True))
         return [None if point is None else known[point] for point in points]
 
+    def _remember_areas(self, data: CityData, rows: list[dict[str, Any]]) -> None:
+        """When a child process looked the areas up, keep them here too, for the next child to inherit."""
+        if data.config.map_boundaries is None:
+            return
+        known = self._area_memo.setdefault(data.config.city, {})
+        for row in rows:
+            if row["latitude"] is not None and row["longitude"] is not None:
+                known[(row["latitude"], row["longitude"])] = row["community_area"]
+
     def issue(self, query: DailyQuery) -> IssuedList:
-        """Rank, filter, keep the top `limit`, store the list and return it as stored."""
-        ranked = self.ranked_day(query.city, query.list_date)
+        """Rank, filter, keep the top `limit`, store the list and return it as stored; or the list
+        stored before for the same inputs, or the one another request is computing meanwhile."""
+        data = self.city_data(query.city)
+        model = self.model_for(query.city)
+        list_date = self.resolve_date(data, query.list_date)
+        ranked = self._cached_day(data, model, list_date)
+        if ranked is not None:  # ranked here already: filtering and storing costs less than a claim
+            return self._issue_from(ranked, query)
+        key = self._list_key(query, data, model, list_date)
+        times = ClaimTimes(self.options.max_wait_seconds * 2, self.options.claim_timeout_seconds)
+
+        def compute_and_store() -> IssuedList:
+            return self._issue_from(self._ranked_day(data, model, list_date), query)
+
+        return self._issuing.run(
+            key.sha256, lambda: issue_once(self.repository(), key, times, compute_and_store)
+        )
+
+    def _issue_from(self, ranked: RankedDay, query: DailyQuery) -> IssuedList:
         rows = [row for row in ranked.rows if _matches(row, query)][: query.limit]
         rows = [{"rank": rank, **row} for rank, row in enumerate(rows, start=1)]
         return self.repository().issue_list(
@@ -199,6 +283,34 @@ class DailyLists:
             parameters=query.parameters(ranked.list_date) | {"in_scope": len(ranked.rows)},
             rows=rows,
         )
+
+    def _list_key(self, query: DailyQuery, data: CityData, model: LoadedModel, list_date: date) -> ListKey:
+        """Everything a list's rows follow from: the same key, the same list."""
+        parameters = query.parameters(list_date)
+        document = {
+            "format": LIST_FORMAT,
+            "city": query.city,
+            "model": [model.name, model.version, model.fingerprint],
+            "parameters": parameters,
+            "data": _data_revision(data),
+        }
+        digest = hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        return ListKey(digest, query.city, list_date, model.version, parameters)
+
+    def precompute(self) -> None:
+        """Tomorrow's default lists (the API's and the inspectors' page's) for every city with an
+        inspection model, stored ahead; cheap when they already are."""
+        for city in sorted(self.cities.configs()):
+            try:
+                self.model_for(city)
+            except ServiceError:
+                continue
+            for limit in (API_DEFAULT_LIMIT, PAGE_DEFAULT_LIMIT):
+                issued = self.issue(DailyQuery(city, None, limit))
+                log.info(
+                    "daily list ready",
+                    extra={"city": city, "date": issued.list_date.isoformat(), "list_id": issued.id},
+                )
 
     def stored(self, list_id: int) -> IssuedList:
         issued = self.repository().get_list(list_id)
@@ -239,7 +351,10 @@ class DailyLists:
             }
             for outcome in outcomes
         ]
-        return self.repository().record_outcomes(city, records)
+        written = self.repository().record_outcomes(city, records)
+        if written.created:
+            self.ahead.soon()  # tomorrow's lists change with the new history
+        return written
 
 
 def _violation_problems(outcome: Any, config: Any) -> list[str]:
@@ -259,6 +374,16 @@ def _violation_problems(outcome: Any, config: Any) -> list[str]:
     return problems
 
 
+def _day_key(data: CityData, model: LoadedModel, list_date: date) -> tuple[Any, ...]:
+    return (data.config.city, list_date, model.fingerprint, _data_revision(data))
+
+
+def _data_revision(data: CityData) -> tuple[int, str, str]:
+    """What distinguishes versions of a city's data: rows (recorded outcomes add some) and range."""
+    first, last = data.date_range
+    return len(data.inspections), first.isoformat(), last.isoformat()
+
+
 def _matches(row: dict[str, Any], query: DailyQuery) -> bool:
     if TIER_ORDER[row["tier"]] < TIER_ORDER[query.min_tier]:
         return False
@@ -271,12 +396,17 @@ def _matches(row: dict[str, Any], query: DailyQuery) -> bool:
 
 def _plain_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """JSON-ready rows: dates as ISO text, missing values as None, numbers as Python floats."""
-    plain = frame.copy()
-    for column in plain.columns:
-        values = plain[column]
+    # Built column by column and zipped: DataFrame.to_dict("records") boxes every value again and
+    # took a sixth of a new date's list.
+    columns: dict[str, list[Any]] = {}
+    for column in frame.columns:
+        values = frame[column]
         if pd.api.types.is_datetime64_any_dtype(values):
-            plain[column] = values.dt.strftime("%Y-%m-%d").astype(object).where(values.notna(), None)
-        elif column != "reasons":
-            plain[column] = values.astype(object).where(values.notna(), None)
-    rows: list[dict[str, Any]] = plain.to_dict("records")
-    return rows
+            plain = values.dt.strftime("%Y-%m-%d").astype(object).where(values.notna(), None)
+        elif column == "reasons":
+            plain = values
+        else:
+            plain = values.astype(object).where(values.notna(), None)
+        columns[str(column)] = plain.tolist()
+    names = list(columns)
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]

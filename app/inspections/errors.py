@@ -18,3 +18,21 @@ class EstablishmentNotFound(ServiceError):
 class ListNotFound(ServiceError):
     status = 404
     code = "list_not_found"
+
+
+class ListsBusy(ServiceError):
+    """Every daily list computation slot stayed taken past the configured wait."""
+
+    status = 503
+    code = "daily_lists_busy"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ListComputationFailed(ServiceError):
+    """The child process computing a list ended without one (killed, out of memory, or an error)."""
+
+    status = 500
+    code = "list_computation_failed"

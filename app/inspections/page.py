@@ -13,7 +13,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse
 
 from app.inspections.citymap import load_city_map
-from app.inspections.daily import DailyLists, DailyQuery
+from app.inspections.daily import PAGE_DEFAULT_LIMIT, DailyLists, DailyQuery
 from app.inspections.routes import daily_lists, parse_date
 from app.platform.deps import INSPECTOR_SECURITY, InspectorDep
 from app.platform.errors import ServiceError
@@ -21,7 +21,7 @@ from app.platform.schemas import DATE_PATTERN, json_error
 
 router = APIRouter(tags=["inspections"])
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
-PAGE_LIMIT = 50
+PAGE_LIMIT = PAGE_DEFAULT_LIMIT
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,7 @@ def render_page(
     except ServiceError as error:
         details = "; ".join(problem.message for problem in error.problems)
         context["error"] = f"{error.message}" + (f" ({details})" if details else "")
+        context["retry_after"] = error.retry_after
         return context, error.status
     config = data.config
     context.update(
@@ -110,6 +111,11 @@ def render_page(
             "content": {"text/html": {}, **json_error("")["content"]},
             "description": "The page saying which field is wrong (a date); or, for a parameter past "
             "its documented bounds, the JSON error",
+        },
+        503: {
+            "content": {"text/html": {}},
+            "description": "The page saying why: no model for the city, the database is down, or list "
+            "computations busy past CIVICRISK_DAILY_MAX_WAIT_SECONDS",
         },
         401: json_error("CIVICRISK_INSPECTOR_AUTH=key: a missing or invalid key"),
         403: json_error("CIVICRISK_INSPECTOR_AUTH=key: the key lacks the inspections scope"),
@@ -151,4 +157,6 @@ async def inspector_page(
     )
     context, status = await anyio.to_thread.run_sync(render_page, lists, query, date, error)
     context["page_url"] = str(request.url_for("inspector_page"))
-    return templates.TemplateResponse(request, "inspector.html", context, status_code=status)
+    retry_after = context.get("retry_after")
+    headers = None if retry_after is None else {"Retry-After": str(retry_after)}
+    return templates.TemplateResponse(request, "inspector.html", context, status_code=status, headers=headers)

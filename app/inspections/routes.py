@@ -11,7 +11,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
-from app.inspections.daily import DailyLists, DailyQuery
+from app.inspections.daily import API_DEFAULT_LIMIT, DailyLists, DailyQuery
 from app.inspections.schemas import DailyList, OutcomesIn, OutcomesRecorded
 from app.platform.deps import INSPECTIONS, INSPECTOR_SECURITY, SECURITY, InspectorDep, check_partner
 from app.platform.errors import InvalidRequest, Problem
@@ -52,6 +52,18 @@ AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
         "model": ErrorResponse,
         "description": "CIVICRISK_INSPECTOR_AUTH=key: the key lacks the inspections scope",
     },
+}
+RETRY_AFTER = {
+    "Retry-After": {"description": "Seconds to wait before asking again", "schema": {"type": "integer"}}
+}
+# The daily list's own 503: besides the others, its computation may wait past the configured limit.
+DAILY_BUSY: dict[int | str, dict[str, Any]] = {
+    503: {
+        "model": ErrorResponse,
+        "description": "No model for the city, or the database is down; or `daily_lists_busy`: list "
+        "computations stayed busy past CIVICRISK_DAILY_MAX_WAIT_SECONDS (Retry-After says when to ask again)",
+        "headers": RETRY_AFTER,
+    }
 }
 CSV_CONTENT = {"text/csv": {"example": "rank,establishment_id,name,...\n1,2298459,SAIMAI THAI,...\n"}}
 
@@ -111,6 +123,7 @@ def parse_date(value: str | None) -> date | None:
     responses={
         **ERRORS,
         **AUTH_ERRORS,
+        **DAILY_BUSY,
         200: {"content": CSV_CONTENT, "description": "The list (JSON, or CSV when asked)"},
     },
 )
@@ -121,7 +134,7 @@ async def daily_list(
     date: Annotated[
         IsoDate | None, Query(description="YYYY-MM-DD; default: the day after the latest data")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=10_000, description="Rows to return")] = 100,
+    limit: Annotated[int, Query(ge=1, le=10_000, description="Rows to return")] = API_DEFAULT_LIMIT,
     facility_type: Annotated[str | None, Query(max_length=128, examples=["Restaurant"])] = None,
     zip: Annotated[str | None, Query(max_length=16, examples=["60614"])] = None,
     community_area: Annotated[str | None, Query(max_length=128, examples=["LINCOLN PARK"])] = None,
@@ -130,7 +143,9 @@ async def daily_list(
         Literal["json", "csv"] | None, Query(description="csv, or send Accept: text/csv")
     ] = None,
 ) -> Response:
-    """Issue today's prioritised list for a city: ranked, with reasons; stored so it can be retrieved."""
+    """Issue today's prioritised list for a city: ranked, with reasons; stored so it can be retrieved.
+    Each list is computed once, however many ask for it at once; a new date's list takes about a
+    second, and a 503 with Retry-After says when computations are busy past the configured wait."""
     query = DailyQuery(
         city=city,
         list_date=date,
@@ -175,8 +190,7 @@ _OUTCOME_ERRORS = {
     403: "The key lacks the `inspections` scope",
     413: "Over 8 MiB (refused as the body arrives, chunked or not)",
     415: "Content-Type is not application/json",
-    422: "More than 1,000 outcomes, or a field missing or invalid (named in details; dates "
-    "as YYYY-MM-DD)",
+    422: "More than 1,000 outcomes, or a field missing or invalid (named in details; dates as YYYY-MM-DD)",
 }
 
 

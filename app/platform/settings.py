@@ -64,6 +64,25 @@ class Settings(BaseSettings):
     # city's address table (~40 MB and ~1 s for Chicago's 56,000 sample points; 600,000 points measured
     # at ~260 MB and ~12 s per worker). Off: every home is placed and counted per request.
     lead_known_homes: bool = True
+    # Daily lists (app/inspections/daily.py): at most this many new dates ranked at once per worker;
+    # each holds a city's features for a day (~100-200 MB while it runs).
+    daily_concurrency: int = Field(default=1, ge=1, le=16)
+    # A request waits this long for a free computation slot (or for another process's computation of
+    # the same list), then gets 503 `daily_lists_busy` with Retry-After.
+    daily_max_wait_seconds: float = Field(default=20.0, gt=0, le=600)
+    # A claim on a list's computation older than this, with no list stored, belonged to a process
+    # that died: another takes it over. Must exceed the wait plus a computation.
+    daily_claim_timeout_seconds: float = Field(default=120.0, gt=0, le=86_400)
+    # Ranked days kept per worker (every establishment's score and reasons for a date, ~15-25 MB for
+    # Chicago each), so lists of the same day with other filters only filter: least recently used go.
+    daily_cache_days: int = Field(default=8, ge=1, le=366)
+    # Tomorrow's default lists computed in the background at start-up, after a reload and after new
+    # outcomes, so the first inspector of the morning does not wait.
+    daily_precompute: bool = True
+    # On: each new date is ranked in a child process forked for it, out of the server's GIL. Off (the
+    # default): in a thread of the server, which measured better here for scoring latency and memory
+    # while lists are computed (bench/README.md, "Daily lists under load").
+    daily_child_process: bool = False
     # State every worker and replica must agree on, kept in the database: the model set generation
     # (app/platform/generation.py) and the EHR tokens already used (CDS Hooks replay cache). Off, each
     # process keeps its own, and only the list and outcome endpoints and the partner keys (always in the
@@ -109,6 +128,13 @@ class Settings(BaseSettings):
         if url is not None and not url.startswith(("https://", "http://")):
             raise ValueError("cds_service_url must be the service's absolute http(s) URL")
         return url.rstrip("/") if url else None
+
+    @model_validator(mode="after")
+    def _claims_outlive_a_wait(self) -> Settings:
+        # A claim declared stale while its holder still waits for a slot would be computed twice.
+        if self.daily_claim_timeout_seconds <= self.daily_max_wait_seconds:
+            raise ValueError("daily_claim_timeout_seconds must exceed daily_max_wait_seconds")
+        return self
 
     @model_validator(mode="after")
     def _signing_key_present(self) -> Settings:

@@ -44,6 +44,9 @@ def make_settings(**overrides: Any) -> Settings:
         "api_keys": (PARTNER_KEY,),
         "admin_key": ADMIN_KEY,
         "access_log": True,
+        # Tomorrow's lists computed ahead at start-up would load Chicago in every app a test builds;
+        # tests of that ask for it (tests/app/test_daily_once.py).
+        "daily_precompute": False,
         **isolated_state(),
     }
     settings = Settings(**(values | overrides))

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from alembic import command
 
 from app.platform.keys import create_key
+from app.platform.storage.list_claims import ListKey
 from app.platform.storage.repository import Repository, create_database_engine
 from app.platform.storage.schema import SchemaError, alembic_config, current_revision, head_revision, migrate
 
@@ -131,6 +132,30 @@ def test_a_database_of_the_previous_revision_gains_the_partner_keys(database_url
     create_key(repository, "After the upgrade", ["lead"])
     assert [key.partner for key in repository.partner_keys(active_only=True)] == ["After the upgrade"]
     assert repository.partner_keys_stamp() == (1, 0)
+
+
+def test_a_database_of_revision_0005_gains_the_daily_list_claims(database_url: str) -> None:
+    """The database as revision 0005 left it (keys, no claims table) upgrades at start-up, keeping
+    its rows; a list's computation can be claimed, completed and found stored right after."""
+    engine = create_database_engine(database_url)
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0005_partner_keys")
+        assert not sa.inspect(connection).has_table("daily_list_claims")
+    engine.dispose()
+    repository = Repository.open(database_url)
+    create_key(repository, "Before the claims", ["inspections"])
+
+    key = ListKey("c" * 64, "chicago", date(2014, 9, 2), "v1", {"limit": 1})
+    assert repository.claim_list(key, "me", 60).mine
+    assert not repository.claim_list(key, "other", 60).mine  # live: the other waits
+    issued = repository.issue_list("chicago", date(2014, 9, 2), "m", "v1", {"limit": 1}, ROWS)
+    repository.complete_list_claim(key.sha256, issued.id)
+    assert repository.claim_list(key, "other", 60).list_id == issued.id
+    with repository.engine.connect() as connection:
+        assert current_revision(connection) == head_revision() == "0006_daily_list_claims"
+    assert [stored.partner for stored in repository.partner_keys()] == ["Before the claims"]
 
 
 def test_a_new_database_is_migrated_to_head_once(database_url: str) -> None:

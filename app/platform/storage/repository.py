@@ -1,5 +1,5 @@
-"""Reads and writes of issued lists, outcomes, the model set generation, spent EHR tokens and partner
-keys. No FastAPI here: the routes translate errors."""
+"""Reads and writes of issued lists and their claims, outcomes, the model set generation, spent EHR
+tokens and partner keys. No FastAPI here: the routes translate errors."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from app.platform.errors import ServiceError
+from app.platform.storage import list_claims
+from app.platform.storage.list_claims import Claim, ListKey
 from app.platform.storage.partner_keys import (
     KeysFileImport,
     StoredKey,
@@ -159,6 +161,24 @@ class Repository:
         return IssuedList(
             list_id, city, list_date, model_name, model_version, parameters, issued_at, list(rows)
         )
+
+    def claim_list(self, key: ListKey, holder: str, stale_after: float) -> Claim:
+        """Claim the computation of the list `key` names, or find who has it (list_claims.take)."""
+        with self._translate_errors():
+            for _ in range(10):  # a row released or taken over between our insert and our read
+                with self.engine.begin() as connection:
+                    claim = list_claims.take(connection, key, holder, stale_after)
+                if claim is not None:
+                    return claim
+        raise DatabaseUnavailable("could not claim the daily list's computation")
+
+    def complete_list_claim(self, key_sha256: str, list_id: int) -> None:
+        with self._translate_errors(), self.engine.begin() as connection:
+            list_claims.complete(connection, key_sha256, list_id)
+
+    def release_list_claim(self, key_sha256: str, holder: str) -> None:
+        with self._translate_errors(), self.engine.begin() as connection:
+            list_claims.release(connection, key_sha256, holder)
 
     def get_list(self, list_id: int) -> IssuedList | None:
         with self._translate_errors(), self.engine.connect() as connection:

@@ -88,3 +88,21 @@ keys_file_imports = sa.Table(
     sa.Column("imported_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("keys_added", sa.Integer, nullable=False),
 )
+
+# Daily list computations claimed (app/inspections/daily.py): one row per list key (sha256 of city,
+# date, model, parameters and the data's revision), taken before computing so that one process of
+# all the workers and replicas computes a list; `list_id` is set once it is stored, and then names
+# that list for every later request with the same key. A claim older than the configured timeout
+# with no list is its dead holder's, and is taken over.
+list_claims = sa.Table(
+    "daily_list_claims",
+    metadata,
+    sa.Column("key_sha256", sa.String(64), primary_key=True),
+    sa.Column("city", sa.String(64), nullable=False),
+    sa.Column("list_date", sa.Date, nullable=False),
+    sa.Column("model_version", sa.String(128), nullable=False),
+    sa.Column("parameters", sa.JSON, nullable=False),
+    sa.Column("holder", sa.String(128), nullable=False),
+    sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("list_id", sa.Integer, nullable=True),
+)
