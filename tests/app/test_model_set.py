@@ -11,6 +11,7 @@ from app_helpers import ADMIN, copy_bundle, make_settings
 from fastapi.testclient import TestClient
 
 from app.main import create_app
+from app.platform.settings import Settings
 from app.platform.storage.repository import Repository
 
 
@@ -28,7 +29,9 @@ def _wait_for(client: TestClient, generation: int, seconds: float = 5.0) -> None
         time.sleep(0.05)
 
 
-def test_a_reload_reaches_every_app_sharing_the_database(tmp_path: Path) -> None:
+def _shared_models(tmp_path: Path) -> tuple[Path, Settings]:
+    """A models directory with the committed bundle, and settings for apps that share it and a
+    database, polling the generation every 0.1 s."""
     models = tmp_path / "models"
     copy_bundle(models)
     settings = make_settings(
@@ -37,6 +40,11 @@ def test_a_reload_reaches_every_app_sharing_the_database(tmp_path: Path) -> None
         shared_state=True,
         model_set_poll_seconds=0.1,
     )
+    return models, settings
+
+
+def test_a_reload_reaches_every_app_sharing_the_database(tmp_path: Path) -> None:
+    models, settings = _shared_models(tmp_path)
     # Two apps standing for two workers (or replicas): the same database and models directory.
     with TestClient(create_app(settings)) as first, TestClient(create_app(settings)) as second:
         assert _generation(first) == _generation(second) == 0
@@ -80,14 +88,7 @@ def test_without_shared_state_a_process_reloads_only_itself(tmp_path: Path) -> N
 
 
 def test_a_tampered_generation_is_refused_by_every_app_for_the_same_reason(tmp_path: Path) -> None:
-    models = tmp_path / "models"
-    copy_bundle(models)
-    settings = make_settings(
-        models_dir=models,
-        database_url=f"sqlite:///{tmp_path / 'shared.sqlite3'}",
-        shared_state=True,
-        model_set_poll_seconds=0.1,
-    )
+    models, settings = _shared_models(tmp_path)
     with TestClient(create_app(settings)) as first, TestClient(create_app(settings)) as second:
         bad = copy_bundle(models, version="2099-01-01-feedbeef", created_at="2099-01-01T00:00:00+00:00")
         with (bad / "model.joblib").open("ab") as handle:
