@@ -121,7 +121,7 @@ def create_app(
             background.start_soon(partner_keys.follow)
             yield
             background.cancel_scope.cancel()
-        app.state.daily_lists.ahead.stop()  # daily lists: no more computed ahead
+        app.state.daily_lists.close()  # daily lists: no more computed ahead, list processes stopped
 
     app = ServiceApp(
         title="civicrisk",

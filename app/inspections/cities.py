@@ -57,6 +57,10 @@ class CityStore:
         self._recorded: dict[str, City] = {}  # per city: over its files and recorded outcomes
         self._lock = threading.Lock()
 
+    def after_fork(self) -> None:
+        """In a forked child: a lock of its own (another thread of the parent may have held it)."""
+        self._lock = threading.Lock()
+
     def configs(self) -> dict[str, Path]:
         if self._configs is None:
             found: dict[str, Path] = {}

@@ -3,9 +3,10 @@
 Blocking: callers run `issue` in a worker thread. Each list is computed once: concurrent requests
 for it share one computation (in this process), and a claim in the database makes one process of
 all workers and replicas compute it (app/inspections/claimed.py). Ranking a new date runs in a
-bounded pool (app/inspections/list_pool.py: in the calling thread, or a forked child process). A
-ranked day is cached per (city, date, model, data revision), least recently used out, so a second
-list for the same day (another filter, a CSV download) only filters and stores.
+bounded pool (app/inspections/list_pool.py: in the calling thread, or in long-lived list processes
+forked from this one, app/inspections/list_process.py). A ranked day is cached per (city, date,
+model, data revision), least recently used out, so a second list for the same day (another filter,
+a CSV download) only filters and stores.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from app.inspections.citymap import area_names
 from app.inspections.claimed import ClaimTimes, issue_once
 from app.inspections.errors import ListNotFound
 from app.inspections.list_pool import ListPool
+from app.inspections.list_process import RankerProcess, RankRequest
 from app.inspections.precompute import ListsAhead
 from app.inspections.single_flight import SingleFlight
 from app.platform.errors import InvalidRequest, ModelUnavailable, Problem, ServiceError
@@ -105,9 +107,12 @@ class DailyLists:
         self.registry = registry
         self.repository = repository
         self.options = options or DailyOptions()
-        self.pool = ListPool(
-            self.options.concurrency, self.options.max_wait_seconds, self.options.child_process
+        rankers = (
+            [RankerProcess(self._rank_request, self._after_fork) for _ in range(self.options.concurrency)]
+            if self.options.child_process
+            else None
         )
+        self.pool = ListPool(self.options.concurrency, self.options.max_wait_seconds, rankers)
         self.ahead = ListsAhead(self.precompute, self.options.precompute)
         self._ranked: OrderedDict[tuple[Any, ...], RankedDay] = OrderedDict()
         self._ranking: SingleFlight[RankedDay] = SingleFlight()
@@ -190,7 +195,8 @@ class DailyLists:
         with self._lock:  # a computation that finished just before this one began
             if key in self._ranked:
                 return self._ranked[key]
-        rows = self.pool.run(lambda: self._rank(data, model, list_date))
+        request = RankRequest(data.config.city, list_date, model.fingerprint, _data_revision(data))
+        rows = self.pool.run(lambda: self._rank(data, model, list_date), request)
         self._remember_areas(data, rows)
         ranked = RankedDay(model, list_date, rows)
         with self._lock:
@@ -198,6 +204,36 @@ class DailyLists:
             while len(self._ranked) > self.options.cache_days:
                 self._ranked.popitem(last=False)
         return ranked
+
+    def _rank_request(self, request: RankRequest) -> list[dict[str, Any]] | None:
+        """In a list process: the request's rows, or None when its model or data is not here."""
+        data = self.city_data(request.city)  # the recorded outcomes, read from the shared database
+        if _data_revision(data) != request.data_revision:
+            return None
+        # A model the server loaded after the fork: the server forks this process again. Not loaded
+        # here: loading checks a bundle's predictions, and OpenMP's threads do not survive a fork.
+        model = self._model_with(request.city, request.model_fingerprint)
+        if model is None:
+            return None
+        return self._rank(data, model, request.list_date)
+
+    def _model_with(self, city: str, fingerprint: str) -> LoadedModel | None:
+        return next(
+            (model for model in self.registry.snapshot.for_city(city) if model.fingerprint == fingerprint),
+            None,
+        )
+
+    def _after_fork(self) -> None:
+        """First thing in a list process: no lock or database connection of the server's threads."""
+        self._lock = threading.Lock()
+        self.cities.after_fork()
+        self.registry.after_fork()
+        self.repository().engine.dispose(close=False)
+
+    def close(self) -> None:
+        """No more lists computed ahead; the list processes stopped."""
+        self.ahead.stop()
+        self.pool.close()
 
     def _rank(self, data: CityData, model: LoadedModel, list_date: date) -> list[dict[str, Any]]:
         roster = build_roster(data, pd.Timestamp(list_date))

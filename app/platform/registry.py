@@ -241,6 +241,10 @@ class ModelRegistry:
     def snapshot(self) -> Snapshot:
         return self._snapshot
 
+    def after_fork(self) -> None:
+        """In a forked child: a lock of its own (another thread of the parent may have held it)."""
+        self._reload_lock = threading.Lock()
+
     @property
     def refusal(self) -> Refusal | None:
         """The last reload's refusal, or None when the last reload was served (or none happened)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,28 @@ def _first_start_per_establishment(
     return pairs.groupby(["establishment_id", "description"], as_index=False)["known_from"].min()
 
 
+_DERIVED_CACHE_SIZE = 8  # licence tables (cities x data versions) whose summaries are kept
+_derived: dict[int, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]] = {}
+_derived_lock = threading.Lock()  # the daily lists of several dates may be ranked in threads
+
+
+def _licence_summaries(licenses: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each establishment's earliest term start, and `_first_start_per_establishment(licenses, None)`.
+
+    They depend on the licence table alone, which a service keeps for days, while a daily list asks
+    for them per date: kept per table (the entry holds the table, so its id cannot be reused)."""
+    with _derived_lock:
+        entry = _derived.get(id(licenses))
+    if entry is None or entry[0] is not licenses:
+        own = licenses.groupby("establishment_id", as_index=False)["term_start"].min()
+        entry = (licenses, own, _first_start_per_establishment(licenses, None))
+        with _derived_lock:
+            while len(_derived) >= _DERIVED_CACHE_SIZE:
+                _derived.pop(next(iter(_derived)))
+            _derived[id(licenses)] = entry
+    return entry[1], entry[2]
+
+
 def license_features(queries: pd.DataFrame, licenses: pd.DataFrame, config: CityConfig) -> pd.DataFrame:
     """Years since the earliest licence term start, and flags for other licences held before the date."""
     keyed = pd.DataFrame(
@@ -43,14 +66,13 @@ def license_features(queries: pd.DataFrame, licenses: pd.DataFrame, config: City
             "date": queries["date"].to_numpy(),
         }
     )
-    own = licenses.groupby("establishment_id", as_index=False)["term_start"].min()
+    own, held = _licence_summaries(licenses)
     # The earliest term start may lie after the query date; then the licence is not yet known.
     merged = keyed.merge(own, on="establishment_id", how="left")
     known = merged["term_start"] < merged["date"]
     years = np.where(known, (merged["date"] - merged["term_start"]).dt.days / DAYS_PER_YEAR, np.nan)
     result = pd.DataFrame({"years_licensed": years}, index=merged["_row"].to_numpy())
 
-    held = _first_start_per_establishment(licenses, None)
     rows = keyed.merge(held, on="establishment_id", how="inner")
     rows = rows[rows["known_from"] < rows["date"]]
     result["license_types_held"] = rows.groupby("_row")["description"].nunique()

@@ -1,12 +1,15 @@
 """What happened near the establishment shortly before the date: complaints, crime, nearby inspections.
 
 Queries are grouped by date; for each date a k-d tree is built over only the rows dated inside the
-window before it, so a row on or after the date can never be counted.
+window before it, so a row on or after the date can never be counted. A date with a whole roster of
+queries (a daily list) counts within radii through a `RadiusIndex` instead, built once per city's
+data: the same counts, without a tree per window (training/inspections/features/radius_index.py).
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ from scipy.spatial import cKDTree
 from training.inspections.config import CityConfig
 from training.inspections.config_schema import Key, present
 from training.inspections.features.family import FeatureFamily, located
+from training.inspections.features.radius_index import RadiusIndex, count_unindexed
 from training.inspections.ingest import CityData, EventTable
 from training.points import to_day, to_xyz
 
@@ -41,23 +45,117 @@ def _window(days: np.ndarray, day: int, window_days: int) -> slice:
     )
 
 
-def event_density_features(queries: pd.DataFrame, events: tuple[EventTable, ...]) -> pd.DataFrame:
-    """Events per km² within each source's radius over its window before the date."""
+INDEX_MIN_QUERIES = 1_000  # a date with this many queries is a roster: counted through an index
+MAX_UNINDEXED = 5_000  # points added since an index was built, counted directly; beyond, rebuilt
+_INDEXES_KEPT = 6  # indexes kept (cities x sources), least recently built out
+_indexes: dict[tuple[Any, ...], tuple[Any, RadiusIndex, frozenset[str] | None]] = {}
+_indexes_lock = threading.Lock()  # the lists of several dates may be ranked in threads
+
+
+def _locations(inspections: pd.DataFrame) -> np.ndarray:
+    """Every distinct located place of the inspections: where roster queries stand."""
+    xyz = to_xyz(inspections["latitude"], inspections["longitude"])
+    return np.unique(xyz[~np.isnan(xyz).any(axis=1)], axis=0)
+
+
+def _stored(key: tuple[Any, ...]) -> tuple[Any, RadiusIndex, frozenset[str] | None] | None:
+    with _indexes_lock:
+        return _indexes.get(key)
+
+
+def _store(key: tuple[Any, ...], entry: tuple[Any, RadiusIndex, frozenset[str] | None]) -> None:
+    with _indexes_lock:
+        _indexes.pop(key, None)
+        while len(_indexes) >= _INDEXES_KEPT:
+            _indexes.pop(next(iter(_indexes)))
+        _indexes[key] = entry
+
+
+def _radius_counts(
+    index: RadiusIndex | None,
+    query_xyz: np.ndarray,
+    points: np.ndarray,
+    days: np.ndarray,
+    flags: np.ndarray | None,
+    window: slice,
+    first_day: int,
+    end_day: int,
+    radius: float,
+    unindexed: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Points, and flagged points, of `points[window]` within `radius` of each query: through the
+    index where it holds the query's place (plus `unindexed` points in the window, counted
+    directly), else from a k-d tree over the window."""
+    totals = np.zeros(len(query_xyz), dtype=np.int64)
+    hits = np.zeros(len(query_xyz), dtype=np.int64)
+    rows = index.rows_of(query_xyz) if index is not None else np.full(len(query_xyz), -1)  # ~1 ms
+    held = rows >= 0
+    if held.any():
+        assert index is not None
+        totals[held], hits[held] = index.count(rows[held], radius, first_day, end_day)
+        if unindexed is not None:
+            extra = window.start + np.flatnonzero(unindexed[window])
+            if len(extra):
+                more, more_hits = count_unindexed(
+                    query_xyz[held], points[extra], None if flags is None else flags[extra], radius
+                )
+                totals[held] += more
+                hits[held] += more_hits
+    if (~held).any():
+        in_window = points[window]
+        if len(in_window):
+            tree = cKDTree(in_window)
+            totals[~held] = tree.query_ball_point(query_xyz[~held], radius, return_length=True)
+        if flags is not None and flags[window].any():
+            flagged = cKDTree(in_window[flags[window]])
+            hits[~held] = flagged.query_ball_point(query_xyz[~held], radius, return_length=True)
+    return totals, hits
+
+
+def _event_index(table: EventTable, places: pd.DataFrame) -> RadiusIndex:
+    """The radius index of an event source (read once per city: the entry holds the table, so its
+    id cannot be reused by another)."""
+    key = ("events", table.name, id(table))
+    entry = _stored(key)
+    if entry is None or entry[0] is not table:
+        index = RadiusIndex(_locations(places), table.xyz, table.day, None, (table.radius_km,))
+        entry = (table, index, None)
+        _store(key, entry)
+    return entry[1]
+
+
+def event_density_features(
+    queries: pd.DataFrame, events: tuple[EventTable, ...], places: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Events per km² within each source's radius over its window before the date.
+
+    `places` (inspections with coordinates): where a roster's queries stand, for the index."""
     day, xyz, groups = _query_groups(queries)
     result = pd.DataFrame(index=queries.index)
     for table in events:
         density = np.full(len(queries), np.nan)
         area = math.pi * table.radius_km**2
         for rows in groups:
-            window = _window(table.day, int(day[rows[0]]), table.window_days)
-            points = table.xyz[window]
-            if len(points) == 0:
+            query_day = int(day[rows[0]])
+            window = _window(table.day, query_day, table.window_days)
+            if window.stop == window.start:
                 density[rows] = 0.0
                 continue
-            counts = cKDTree(points).query_ball_point(
-                xyz[rows], table.radius_km, return_length=True, workers=-1
+            index = None
+            if places is not None and len(rows) >= INDEX_MIN_QUERIES:
+                index = _event_index(table, places)
+            counts, _ = _radius_counts(
+                index,
+                xyz[rows],
+                table.xyz,
+                table.day,
+                None,
+                window,
+                query_day - table.window_days,
+                query_day,
+                table.radius_km,
             )
-            density[rows] = np.asarray(counts, dtype="float64") / area
+            density[rows] = counts.astype("float64") / area
         name = f"{table.name}_per_km2_{table.window_days}d_{table.radius_km:g}km"
         result[name] = density
     return result
@@ -72,6 +170,7 @@ def _located_history(inspections: pd.DataFrame) -> dict[str, np.ndarray]:
     order = np.argsort(day, kind="stable")
     violations = located[["n_critical", "n_serious", "n_minor"]].sum(axis=1).to_numpy(dtype="float64")
     return {
+        "id": located["inspection_id"].to_numpy(dtype=object)[order],
         "day": day[order],
         "xyz": to_xyz(located["latitude"], located["longitude"])[order],
         "label": located["label"].to_numpy(dtype="float64")[order],
@@ -95,28 +194,32 @@ def nearby_outcome_features(
     history = _located_history(inspections)
     day, xyz, groups = _query_groups(queries)
     columns: dict[str, np.ndarray] = {}
+    radius_index: RadiusIndex | None = None
+    unindexed: np.ndarray | None = None
+    if any(len(rows) >= INDEX_MIN_QUERIES for rows in groups):
+        radius_index, unindexed = _history_index(inspections, history, radii_km)
 
     def column(name: str) -> np.ndarray:
         return columns.setdefault(name, np.full(len(queries), np.nan))
 
     for rows in groups:
         query_day = int(day[rows[0]])
+        roster = len(rows) >= INDEX_MIN_QUERIES
         for window_days in windows_days:
             window = _window(history["day"], query_day, window_days)
-            points, labels = history["xyz"][window], history["label"][window]
-            all_tree = cKDTree(points) if len(points) else None
-            hit_tree = cKDTree(points[labels > 0]) if labels.sum() else None
             for radius in radii_km:
-                total = np.zeros(len(rows))
-                hits = np.zeros(len(rows))
-                if all_tree is not None:
-                    total = np.asarray(
-                        all_tree.query_ball_point(xyz[rows], radius, return_length=True, workers=-1)
-                    )
-                if hit_tree is not None:
-                    hits = np.asarray(
-                        hit_tree.query_ball_point(xyz[rows], radius, return_length=True, workers=-1)
-                    )
+                total, hits = _radius_counts(
+                    radius_index if roster else None,
+                    xyz[rows],
+                    history["xyz"],
+                    history["day"],
+                    history["label"] > 0,
+                    window,
+                    query_day - window_days,
+                    query_day,
+                    radius,
+                    unindexed,
+                )
                 with np.errstate(invalid="ignore", divide="ignore"):
                     share = np.where(total > 0, hits / np.maximum(total, 1), np.nan)
                 column(f"nearby_critical_share_{window_days}d_{radius:g}km")[rows] = share
@@ -142,6 +245,31 @@ def nearby_outcome_features(
             for name in ("critical_share", "fail_share", "mean_violations", "mean_km"):
                 column(f"nearest{k}_{window_days}d_{name}")
     return pd.DataFrame(columns, index=queries.index)
+
+
+def _history_index(
+    inspections: pd.DataFrame, history: dict[str, np.ndarray], radii_km: tuple[float, ...]
+) -> tuple[RadiusIndex, np.ndarray]:
+    """The radius index over located inspection outcomes, and which rows of `history` it lacks.
+
+    Outcomes recorded after the city's files were read only add rows (ingest.with_recorded_outcomes),
+    so the index of the data as first read stays valid: its rows are matched by inspection id and
+    the others counted directly, until there are too many of them. Kept per city: keyed by its
+    earliest inspection, which recorded outcomes never precede by much."""
+    ids = history["id"]
+    key = ("nearby", radii_km, ids[0] if len(ids) else None)
+    entry = _stored(key)
+    if entry is not None:
+        indexed = entry[2]
+        assert indexed is not None
+        unindexed = np.fromiter((each not in indexed for each in ids), dtype=bool, count=len(ids))
+        # Every indexed row still there (the same city's data) and few new ones: still valid.
+        if len(ids) - int(unindexed.sum()) == len(indexed) and unindexed.sum() <= MAX_UNINDEXED:
+            return entry[1], unindexed
+    flags = history["label"] > 0
+    index = RadiusIndex(_locations(inspections), history["xyz"], history["day"], flags, radii_km)
+    _store(key, (None, index, frozenset(ids)))
+    return index, np.zeros(len(ids), dtype=bool)
 
 
 AREA_PRIOR_WEIGHT = 5.0  # pseudo-inspections at the city-wide rate, so a quiet area is not 0 or 1
@@ -272,7 +400,7 @@ def _event_files(config: CityConfig) -> Sequence[Path]:
 
 ENVIRONMENT = FeatureFamily(
     name="environment",
-    build=lambda queries, data, config: event_density_features(queries, data.events),
+    build=lambda queries, data, config: event_density_features(queries, data.events, data.inspections),
     describe=_describe_density,
     keys=(
         Key("environment[].name", "string", False, "—", "event source name (feature names start with it)"),

@@ -1,0 +1,167 @@
+"""A long-lived child process that ranks daily lists, so the server's event loop keeps the GIL.
+
+Ranking a new date is a few hundred milliseconds of pandas and k-d tree work, most of it holding
+the GIL: in a thread of the server it holds up every scoring request for as long. The child is
+forked from the server the first time a list needs ranking, so it starts with the server's loaded
+models and city data (shared copy-on-write pages, nothing read twice), runs at a lower CPU priority
+(on a busy machine scoring gets the CPU first) and ranks one date at a time, sending the rows back.
+
+It answers "stale" rather than rank with other inputs than the server's: the request names the model
+by fingerprint and the city's data by revision. The child reads the recorded outcomes from the same
+database, so new outcomes need nothing more; a model loaded after the fork needs a new child, which
+the pool forks (app/inspections/list_pool.py), ranking in the server what that child cannot match
+either. A child that dies is forked again.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+import orjson
+from threadpoolctl import threadpool_limits
+
+from app.inspections.errors import ListComputationFailed
+
+log = logging.getLogger(__name__)
+
+Rows = list[dict[str, Any]]
+CHILD_NICENESS = 5  # below the server process: on a busy machine scoring gets the CPU first
+_ROWS, _STALE, _ERROR = b"R", b"S", b"E"
+
+
+@dataclass(frozen=True)
+class RankRequest:
+    """One date of a city to rank, with the model and data the server ranks it with."""
+
+    city: str
+    list_date: date
+    model_fingerprint: str
+    data_revision: tuple[int, str, str]
+
+    def encode(self) -> bytes:
+        return orjson.dumps(
+            [self.city, self.list_date.isoformat(), self.model_fingerprint, list(self.data_revision)]
+        )
+
+    @classmethod
+    def decode(cls, payload: bytes) -> RankRequest:
+        city, list_date, fingerprint, revision = orjson.loads(payload)
+        return cls(city, date.fromisoformat(list_date), fingerprint, tuple(revision))
+
+
+# In the child: the request's rows, or None when its model or data cannot be matched.
+RankInChild = Callable[[RankRequest], Rows | None]
+
+
+class RankerProcess:
+    """One child process ranking dates on request; forked on first use and again after it dies.
+
+    `after_fork` runs first in the child (fresh locks and database connections: neither survives a
+    fork); `rank` then answers each request there."""
+
+    def __init__(self, rank: RankInChild, after_fork: Callable[[], None]) -> None:
+        self._rank = rank
+        self._after_fork = after_fork
+        self._process: BaseProcess | None = None
+        self._connection: Connection | None = None
+        self._lock = threading.Lock()  # one request at a time on the pipe
+        self.forks = 0  # children started so far (tests and the log read it)
+
+    @property
+    def pid(self) -> int | None:
+        process = self._process
+        return process.pid if process is not None and process.is_alive() else None
+
+    def rank(self, request: RankRequest) -> Rows | None:
+        """The rows, or None when the child could not match the request's model or data."""
+        with self._lock:
+            for attempt in (1, 2):  # a child that died (killed, out of memory) is forked again once
+                connection = self._running()
+                try:
+                    connection.send_bytes(request.encode())
+                    payload = connection.recv_bytes()
+                except (EOFError, OSError) as error:
+                    self._forget()
+                    if attempt == 2:
+                        raise ListComputationFailed(
+                            f"the list process ended without a list ({type(error).__name__})"
+                        ) from error
+                    log.warning("daily list process ended; starting another")
+                    continue
+                if payload[:1] == _ERROR:
+                    raise ListComputationFailed(f"the list computation failed: {payload[1:].decode()}")
+                if payload[:1] == _STALE:
+                    return None
+                rows: Rows = orjson.loads(payload[1:])
+                return rows
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        with self._lock:
+            self._forget()
+
+    def _running(self) -> Connection:
+        if self._connection is not None and self._process is not None and self._process.is_alive():
+            return self._connection
+        self._forget()
+        # Forked, not spawned: the child needs the server's loaded models and data, and a spawned
+        # interpreter would read them all again.
+        context = multiprocessing.get_context("fork")
+        parent_end, child_end = context.Pipe(duplex=True)
+        process = context.Process(
+            target=_child_main,
+            args=(self._rank, self._after_fork, child_end, parent_end),
+            name="daily-list-ranker",
+            daemon=True,
+        )
+        process.start()
+        child_end.close()
+        self._process, self._connection = process, parent_end
+        self.forks += 1
+        log.info("daily list process started", extra={"pid": process.pid})
+        return parent_end
+
+    def _forget(self) -> None:
+        if self._connection is not None:
+            self._connection.close()  # the child reads end-of-file and exits
+        if self._process is not None:
+            self._process.join(timeout=5)
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join()
+        self._process, self._connection = None, None
+
+
+def _child_main(
+    rank: RankInChild, after_fork: Callable[[], None], connection: Connection, parent_end: Connection
+) -> None:
+    parent_end.close()  # else the child's own copy would keep the pipe open after the server exits
+    # Every object inherited stays out of the collector's sight: a collection would write to each
+    # one's header, copying the server's heap into this process page by page.
+    gc.freeze()
+    os.nice(CHILD_NICENESS)
+    # One thread for numeric libraries: the child is one of the machine's processes, and OpenMP's
+    # thread pool, inherited from the server without its threads, must not be waited on.
+    threadpool_limits(1)
+    after_fork()
+    while True:
+        try:
+            request = RankRequest.decode(connection.recv_bytes())
+        except (EOFError, OSError):  # the server closed the pipe or exited
+            return
+        try:
+            rows = rank(request)
+            payload = _STALE if rows is None else _ROWS + orjson.dumps(rows)
+        except Exception as error:  # reported to the server, which answers the request
+            payload = _ERROR + f"{type(error).__name__}: {error}".encode()
+        connection.send_bytes(payload)

@@ -1,0 +1,80 @@
+"""Daily lists ranked in a long-lived list process (CIVICRISK_DAILY_CHILD_PROCESS): ranked outside
+the server process, one process for many dates, forked again when it dies, never ranking with
+another model or other data than the server's, and stopped with the app."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+from app_helpers import MODELS_DIR
+
+from app.inspections.cities import CityStore
+from app.inspections.daily import DailyLists, DailyOptions, DailyQuery, _data_revision
+from app.inspections.list_process import RankRequest
+from app.platform.registry import ModelRegistry
+from app.platform.settings import Settings
+from app.platform.storage.repository import Repository
+
+
+@pytest.fixture
+def lists(tmp_path: Path) -> Iterator[DailyLists]:
+    registry = ModelRegistry(MODELS_DIR, None)
+    registry.reload()
+    repository = Repository.open(f"sqlite:///{tmp_path / 'lists.sqlite3'}")
+    options = DailyOptions(child_process=True, precompute=False)
+    daily = DailyLists(CityStore(Settings().data_dir), registry, lambda: repository, options)
+    yield daily
+    daily.close()
+
+
+def test_dates_are_ranked_in_one_other_process(lists: DailyLists) -> None:
+    ranker = lists.pool.rankers[0]  # type: ignore[index]
+    for day in ("2014-07-01", "2014-07-02", "2014-07-03"):
+        issued = lists.issue(DailyQuery("chicago", date.fromisoformat(day), 10))
+        assert len(issued.rows) == 10
+    assert ranker.forks == 1 and ranker.pid not in (None, os.getpid())
+    assert lists.pool.computations == 3
+
+
+def test_a_list_process_that_died_is_forked_again(lists: DailyLists) -> None:
+    ranker = lists.pool.rankers[0]  # type: ignore[index]
+    lists.issue(DailyQuery("chicago", date(2014, 7, 1), 10))
+    first = ranker.pid
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+    issued = lists.issue(DailyQuery("chicago", date(2014, 7, 2), 10))
+    assert len(issued.rows) == 10
+    assert ranker.forks == 2 and ranker.pid not in (None, first)
+
+
+def test_the_process_refuses_a_model_or_data_it_cannot_match(lists: DailyLists) -> None:
+    ranker = lists.pool.rankers[0]  # type: ignore[index]
+    data = lists.city_data("chicago")
+    model = lists.model_for("chicago")
+    good = RankRequest("chicago", date(2014, 7, 1), model.fingerprint, _data_revision(data))
+    rows = ranker.rank(good)
+    assert rows is not None and rows == lists._rank(data, model, date(2014, 7, 1))
+    other_model = RankRequest("chicago", date(2014, 7, 1), "0" * 64, _data_revision(data))
+    assert ranker.rank(other_model) is None  # not among the models it was forked with
+    other_data = RankRequest("chicago", date(2014, 7, 1), model.fingerprint, (1, "2011-01-01", "2011-01-02"))
+    assert ranker.rank(other_data) is None
+    # The pool forks the process again (with the server's models as they are now), and when that
+    # process cannot match the request either, ranks it in the server: the list is still answered.
+    assert lists.pool.run(lambda: [{"ranked": "here"}], other_model) == [{"ranked": "here"}]
+    assert ranker.forks == 2
+
+
+def test_closing_stops_the_process(lists: DailyLists) -> None:
+    ranker = lists.pool.rankers[0]  # type: ignore[index]
+    lists.issue(DailyQuery("chicago", date(2014, 7, 1), 10))
+    pid = ranker.pid
+    assert pid is not None
+    lists.close()
+    assert ranker.pid is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
