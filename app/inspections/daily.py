@@ -120,6 +120,7 @@ class DailyLists:
         self._data: dict[str, tuple[Any, CityData]] = {}
         self._area_memo: dict[str, dict[tuple[float, float], str | None]] = {}
         self._lock = threading.Lock()
+        self._data_lock = threading.Lock()
 
     def model_for(self, city: str) -> LoadedModel:
         candidates = [
@@ -139,13 +140,18 @@ class DailyLists:
         cached = self._data.get(city)
         if cached is not None and cached[0] == revision:
             return cached[1]
-        recorded = pd.DataFrame(repository.outcomes(city))
-        data = base
-        if not recorded.empty:
-            recorded = recorded.rename(columns={"inspection_date": "date"})
-            data = with_recorded_outcomes(base, recorded)
-        self._data[city] = (revision, data)
-        return data
+        # One rebuild at a time: requests arriving after an outcomes post would each build a copy.
+        with self._data_lock:
+            cached = self._data.get(city)
+            if cached is not None and cached[0] == revision:
+                return cached[1]
+            recorded = pd.DataFrame(repository.outcomes(city))
+            data = base
+            if not recorded.empty:
+                recorded = recorded.rename(columns={"inspection_date": "date"})
+                data = with_recorded_outcomes(base, recorded)
+            self._data[city] = (revision, data)
+            return data
 
     def date_range(self, data: CityData) -> tuple[date, date]:
         first, last = data.date_range
@@ -195,7 +201,8 @@ class DailyLists:
         with self._lock:  # a computation that finished just before this one began
             if key in self._ranked:
                 return self._ranked[key]
-        request = RankRequest(data.config.city, list_date, model.fingerprint, _data_revision(data))
+        revision = _data_revision(data, list_date)
+        request = RankRequest(data.config.city, list_date, model.fingerprint, revision)
         rows = self.pool.run(lambda: self._rank(data, model, list_date), request)
         self._remember_areas(data, rows)
         ranked = RankedDay(model, list_date, rows)
@@ -208,7 +215,7 @@ class DailyLists:
     def _rank_request(self, request: RankRequest) -> list[dict[str, Any]] | None:
         """In a list process: the request's rows, or None when its model or data is not here."""
         data = self.city_data(request.city)  # the recorded outcomes, read from the shared database
-        if _data_revision(data) != request.data_revision:
+        if _data_revision(data, request.list_date) != request.data_revision:
             return None
         # A model the server loaded after the fork: the server forks this process again. Not loaded
         # here: loading checks a bundle's predictions, and OpenMP's threads do not survive a fork.
@@ -226,6 +233,7 @@ class DailyLists:
     def _after_fork(self) -> None:
         """First thing in a list process: no lock or database connection of the server's threads."""
         self._lock = threading.Lock()
+        self._data_lock = threading.Lock()
         self.cities.after_fork()
         self.registry.after_fork()
         self.repository().engine.dispose(close=False)
@@ -328,7 +336,7 @@ class DailyLists:
             "city": query.city,
             "model": [model.name, model.version, model.fingerprint],
             "parameters": parameters,
-            "data": _data_revision(data),
+            "data": _data_revision(data, list_date),
         }
         digest = hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
         return ListKey(digest, query.city, list_date, model.version, parameters)
@@ -411,13 +419,19 @@ def _violation_problems(outcome: Any, config: Any) -> list[str]:
 
 
 def _day_key(data: CityData, model: LoadedModel, list_date: date) -> tuple[Any, ...]:
-    return (data.config.city, list_date, model.fingerprint, _data_revision(data))
+    return (data.config.city, list_date, model.fingerprint, _data_revision(data, list_date))
 
 
-def _data_revision(data: CityData) -> tuple[int, str, str]:
-    """What distinguishes versions of a city's data: rows (recorded outcomes add some) and range."""
-    first, last = data.date_range
-    return len(data.inspections), first.isoformat(), last.isoformat()
+def _data_revision(data: CityData, list_date: date) -> tuple[int, str]:
+    """What distinguishes versions of the city's data as a list for `list_date` sees it: the rows
+    dated before that day (recorded outcomes only ever add rows) and where the data starts.
+
+    A list for a day reads nothing dated on or after it (point-in-time features and roster), so an
+    outcome recorded for a later day leaves earlier days' lists, and their cached rankings, as
+    they were."""
+    first, _ = data.date_range
+    before = int((data.inspections["date"] < pd.Timestamp(list_date)).sum())
+    return before, first.isoformat()
 
 
 def _matches(row: dict[str, Any], query: DailyQuery) -> bool:

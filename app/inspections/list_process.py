@@ -46,7 +46,7 @@ class RankRequest:
     city: str
     list_date: date
     model_fingerprint: str
-    data_revision: tuple[int, str, str]
+    data_revision: tuple[int, str]
 
     def encode(self) -> bytes:
         return orjson.dumps(

@@ -241,3 +241,33 @@ def test_tomorrows_lists_are_computed_at_start_up_and_after_new_outcomes(tmp_pat
         again = client.get(DAILY)
         assert again.json()["list_id"] != morning.json()["list_id"]
         assert lists.pool.computations == computed + 1
+
+
+def test_an_outcome_changes_the_lists_of_later_days_only(
+    cities: CityStore, registry: ModelRegistry, database_url: str
+) -> None:
+    """A list for day D reads nothing dated on or after D: an outcome recorded for a later day keeps
+    D's ranking (cached, and its stored list); one recorded for an earlier day ranks D again."""
+    lists, _ = _lists(cities, registry, database_url, precompute=False)
+    july = DailyQuery("chicago", date(2014, 7, 10), 20)
+    first = lists.issue(july)
+    computed = lists.pool.computations
+
+    def record(inspection_id: str, day: str) -> None:
+        outcome = {
+            "inspection_id": inspection_id,
+            "establishment_id": first.rows[0]["establishment_id"],
+            "date": date.fromisoformat(day),
+            "inspection_type": "Canvass",
+            "result": "Fail",
+            "violations": None,
+        }
+        written = lists.record_outcomes("chicago", [type("Outcome", (), outcome)()])
+        assert written.created
+
+    record("later-day-1", "2014-08-20")
+    after_later = lists.issue(july)
+    assert lists.pool.computations == computed and after_later.id == first.id
+    record("earlier-day-1", "2014-07-01")
+    after_earlier = lists.issue(july)
+    assert lists.pool.computations == computed + 1 and after_earlier.id != first.id

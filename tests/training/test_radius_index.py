@@ -85,7 +85,8 @@ def test_a_roster_s_features_equal_the_trees_features(
     queries = _roster_queries(chicago, "2014-08-05")
     # One establishment moved to a place no inspection ever was: counted by the trees' path.
     queries.loc[queries.index[0], "latitude"] += 0.0001234
-    pd.testing.assert_frame_equal(_features(queries, chicago), _with_trees_only(queries, chicago, monkeypatch))
+    indexed = _features(queries, chicago)
+    pd.testing.assert_frame_equal(indexed, _with_trees_only(queries, chicago, monkeypatch))
 
 
 def test_outcomes_recorded_later_are_counted_without_rebuilding(
