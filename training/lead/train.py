@@ -34,6 +34,13 @@ SYNTHETIC_STATEMENT = (
     "housing strongest, poverty and renter occupancy next. Its metrics measure how well the pipeline "
     "recovers that documented model; they are not real-world accuracy."
 )
+AREA_STATEMENT = (
+    " The area structure is real: each birth year's area effect is fitted so that the areas' simulated "
+    "prevalence follows the real area-level outcome series' relative pattern (see 'Real area outcomes'); "
+    "the individuals are still synthetic. The series counts children classed as poisoned under the "
+    "agency's threshold of the time, not this label, so it sets relative levels only; the label's base "
+    "rate is the configured one."
+)
 
 
 @dataclass(frozen=True)
@@ -196,31 +203,67 @@ def _data_section(data: LeadData, examples: Examples, until: pd.Timestamp) -> di
     return section
 
 
-def train_lead(config_path: Path, until: date | None, out_dir: Path, command: str) -> Path:
-    """The `civicrisk train` entry point for task = "lead"; returns the bundle directory."""
-    started = time.perf_counter()
-    progress = stderr_progress
-    data = load_lead_data(config_path, progress)
+@dataclass(frozen=True)
+class Fitted:
+    """The grid validated on the last birth cohorts, the best candidate refitted on every child."""
+
+    examples: Examples
+    origins: list[CohortOrigin]
+    results: list[GridResult]
+    best: GridResult
+    model: Any
+
+
+def fit_lead(data: LeadData, until: pd.Timestamp, progress: Progress) -> Fitted:
+    """Examples with outcomes complete by `until` → validate the grid → refit the best on all of them."""
     config = data.config
-    last_test = data.outcomes.tests["test_date"].max()
-    until_ts = pd.Timestamp(until) if until is not None else last_test
-    progress(f"building point-in-time features for children with outcomes complete by {until_ts.date()}")
-    examples = build_examples(data, until_ts)
+    progress(f"building point-in-time features for children with outcomes complete by {until.date()}")
+    examples = build_examples(data, until)
     if len(examples.labels) == 0:
-        raise ValueError(f"no child's outcome window closed on or before {until_ts.date()}")
+        raise ValueError(f"no child's outcome window closed on or before {until.date()}")
     progress(f"{len(examples.labels)} children, base rate {examples.labels.mean():.4f}")
     origins = cohort_origins(examples.children, config.validation_cohorts)
     results = validate_grid(examples, origins, config.horizon_days, progress)
     best = max(results, key=lambda r: r.mean_metric)
     progress(f"selected {best.candidate.name} (highest mean validation {SELECTION_METRIC})")
+    progress(f"refitting {best.candidate.name} on all {len(examples.labels)} children")
+    return Fitted(examples, origins, results, best, _fit(best.candidate, examples))
 
+
+def _area_outcomes_section(data: LeadData) -> dict[str, Any] | None:
+    """The real area series the features read and, for a synthetic cohort, how well it follows it."""
+    outcomes = data.reference.area_outcomes
+    if outcomes is None:
+        return None
+    spec = outcomes.spec
+    return {
+        "file": spec.file.name,
+        "area_level": spec.area_level,
+        "years": list(spec.years),
+        "publication_lag_years": spec.publication_lag_years,
+        "imputed": outcomes.series.imputed,
+        "cohort_fit": data.outcomes.calibration,
+    }
+
+
+def train_lead(config_path: Path, until: date | None, out_dir: Path, command: str) -> Path:
+    """The `civicrisk train` entry point for task = "lead"; returns the bundle directory."""
+    started = time.perf_counter()
+    progress = stderr_progress
+    # With --until, a synthetic cohort follows real area outcomes of the years up to then only.
+    data = load_lead_data(config_path, progress, None if until is None else until.year)
+    config = data.config
+    last_test = data.outcomes.tests["test_date"].max()
+    until_ts = pd.Timestamp(until) if until is not None else last_test
+    fitted = fit_lead(data, until_ts, progress)
+    examples, origins, results, best, model = (
+        fitted.examples, fitted.origins, fitted.results, fitted.best, fitted.model
+    )
     train_mask, valid_mask = origins[-1].masks(examples.children, config.horizon_days)
     last_train, last_valid = examples.subset(train_mask), examples.subset(valid_mask)
     importance = permutation_importance_auc(
         _fit(best.candidate, last_train), last_valid.features, last_valid.labels, best.candidate.features
     )
-    progress(f"refitting {best.candidate.name} on all {len(examples.labels)} children")
-    model = _fit(best.candidate, examples)
 
     pooled = pd.concat(best.predictions, ignore_index=True)
     cut_points = tier_cut_points(pooled["score"].to_numpy())
@@ -268,8 +311,13 @@ def train_lead(config_path: Path, until: date | None, out_dir: Path, command: st
             "scores); medium: score >= cut_points.medium (next 20%); low: the rest",
         },
         "fairness": fairness,
+        "area_outcomes": _area_outcomes_section(data),
         "synthetic": config.synthetic is not None,
-        "synthetic_statement": SYNTHETIC_STATEMENT if config.synthetic is not None else None,
+        "synthetic_statement": (
+            SYNTHETIC_STATEMENT + (AREA_STATEMENT if data.reference.area_outcomes else "")
+            if config.synthetic is not None
+            else None
+        ),
         "command": command,
         "training_seconds": round(time.perf_counter() - started, 1),
         "libraries": current_versions(),
