@@ -14,7 +14,7 @@ from app.hospitals.lead_risk import Home, LeadEngine, LeadService
 from app.platform.registry import LoadedModel, ModelRegistry
 from app.scoring.types import RecordRows
 from training.lead.data import LeadData, load_lead_data
-from training.lead.features import FEATURES, build_features
+from training.lead.features import FEATURES, HISTORY_FEATURES, build_features
 
 DATA_DIR = REPO_ROOT / "data" / "sample"
 LEAD_CONFIG = DATA_DIR / "chicago" / "lead.toml"
@@ -110,9 +110,9 @@ def test_known_homes_answer_as_the_general_path_does(engine: LeadEngine) -> None
         day = (as_of - date(1970, 1, 1)).days
         counts = (*engine.known.address.before(point, day), *engine.known.block.before(point, day))
         assert counts == (general[0], general[1], general[3], general[4])
-        np.testing.assert_array_equal(
-            engine.feature_vector(as_of, as_of, Home(latitude=latitude, longitude=longitude))[-6:], general
-        )
+        vector = engine.feature_vector(as_of, as_of, Home(latitude=latitude, longitude=longitude))
+        start = FEATURES.index(HISTORY_FEATURES[0])
+        np.testing.assert_array_equal(vector[start : start + len(HISTORY_FEATURES)], general)
         compared += 1
         busy += general[3] > 64
     assert compared > 1900 and busy > 20

@@ -81,7 +81,9 @@ def correlations(
     if reference is not None:
         z = reference.to_numpy()
         other = np.array([spearmanr(z[d], y[d]).statistic for d in draws])
-        out["spearman_minus_last_rate_ci"] = [float(v) for v in np.nanpercentile(spearman - other, [2.5, 97.5])]
+        out["spearman_minus_last_rate_ci"] = [
+            float(v) for v in np.nanpercentile(spearman - other, [2.5, 97.5])
+        ]
     return out
 
 
@@ -92,7 +94,9 @@ def backtest_year(config: LeadConfig, year: int, progress: Progress) -> dict[str
     if outcomes is None:
         raise ConfigError(config.path, "area_outcomes", "the area backtest needs an [area_outcomes] series")
     if outcomes.spec.area_level != "community_area":
-        raise ConfigError(config.path, "area_outcomes.area_level", "the area backtest compares community areas")
+        raise ConfigError(
+            config.path, "area_outcomes.area_level", "the area backtest compares community areas"
+        )
     future = [y for y in range(year + 1, year + HORIZON_YEARS + 1) if y <= outcomes.spec.years[1]]
     if not future or year < outcomes.spec.years[0]:
         raise ValueError(f"no real rates after {year} (or none by {year}) to judge a backtest at {year}")
@@ -109,7 +113,11 @@ def backtest_year(config: LeadConfig, year: int, progress: Progress) -> dict[str
     by_area = pd.DataFrame(
         {
             "model": pd.Series(scores).groupby(area).mean(),
-            "last_observed_rate": outcomes.series.rate[year].reindex(area).set_axis(area.index).groupby(area).mean(),
+            "last_observed_rate": outcomes.series.rate[year]
+            .reindex(area)
+            .set_axis(area.index)
+            .groupby(area)
+            .mean(),
             # Lower income ranks higher, so the baseline's score is the negative income.
             "median_income": -features["ca_median_income"].groupby(area).mean(),
             "housing_age_index": features["tract_housing_risk_index"].groupby(area).mean(),
@@ -120,7 +128,9 @@ def backtest_year(config: LeadConfig, year: int, progress: Progress) -> dict[str
     by_area, real = by_area[known], real[known]
     rng = np.random.default_rng(BOOTSTRAP_SEED)
     methods = {
-        name: correlations(by_area[name], real, rng, by_area["last_observed_rate"] if name == "model" else None)
+        name: correlations(
+            by_area[name], real, rng, by_area["last_observed_rate"] if name == "model" else None
+        )
         for name in METHODS
     }
     return {
@@ -133,7 +143,8 @@ def backtest_year(config: LeadConfig, year: int, progress: Progress) -> dict[str
         "births": list(data.config.synthetic.birth_years) if data.config.synthetic else None,
         "methods": methods,
         "model_beats_last_rate": {
-            stat: methods["model"][stat] > methods["last_observed_rate"][stat] for stat in ("spearman", "pearson")
+            stat: methods["model"][stat] > methods["last_observed_rate"][stat]
+            for stat in ("spearman", "pearson")
         },
     }
 
@@ -155,7 +166,9 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         judged = f"{row['real_years'][0]}–{row['real_years'][-1]} ({row['areas']} areas)"
-        cells = [f"{_cell(row['methods'][m], 'spearman')} / {_cell(row['methods'][m], 'pearson')}" for m in METHODS]
+        cells = [
+            f"{_cell(row['methods'][m], 'spearman')} / {_cell(row['methods'][m], 'pearson')}" for m in METHODS
+        ]
         lines.append("| " + " | ".join([str(row["year"]), judged, *cells]) + " |")
     return lines
 
@@ -175,4 +188,15 @@ def evaluate_areas(
         "bootstrap_samples": BOOTSTRAP_SAMPLES,
         "rows": rows,
         "model_beats_last_rate_every_year": all(row["model_beats_last_rate"]["spearman"] for row in rows),
+    }
+
+
+def summary(results: dict[str, Any]) -> dict[str, Any]:
+    """The last line of `civicrisk evaluate-areas`: Spearman of the model and of each baseline by year."""
+    return {
+        "model_beats_last_rate_every_year": results["model_beats_last_rate_every_year"],
+        "spearman": {
+            str(row["year"]): {name: round(row["methods"][name]["spearman"], 4) for name in METHODS}
+            for row in results["rows"]
+        },
     }

@@ -59,6 +59,8 @@ class AreaOutcomesSpec:
     mean_years: int
     trend_years: int
     impute: bool  # False: a missing area, a year gap or a bad rate is a config error
+    # `civicrisk evaluate-areas --out` results that the model card shows, when the file exists.
+    backtest_file: Path | None = None
 
 
 @dataclass(frozen=True)

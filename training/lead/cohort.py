@@ -42,7 +42,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy.special import expit
-
 from scipy.stats import spearmanr
 
 from training.lead.area_outcomes import AreaOutcomes
@@ -87,10 +86,11 @@ def _group_offsets(linear: np.ndarray, codes: np.ndarray, targets: np.ndarray) -
     low, high = np.full(len(targets), -30.0), np.full(len(targets), 30.0)
     for _ in range(BISECTION_STEPS):
         middle = (low + high) / 2
-        means = np.bincount(codes, expit(middle[codes] + linear), minlength=len(targets)) / np.maximum(counts, 1)
-        below = means < targets
+        sums = np.bincount(codes, expit(middle[codes] + linear), minlength=len(targets))
+        below = sums / np.maximum(counts, 1) < targets
         low, high = np.where(below, middle, low), np.where(below, high, middle)
-    return (low + high) / 2
+    offsets: np.ndarray = (low + high) / 2
+    return offsets
 
 
 def pattern_year(birth_year: int, outcomes: AreaOutcomes, known_until: int | None) -> int | None:

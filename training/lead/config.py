@@ -119,7 +119,7 @@ def _synthetic(reader: ConfigReader) -> SyntheticSpec:
 
 
 def _year_column(reader: ConfigReader, key: str) -> str:
-    value = reader.get(key, str)
+    value = str(reader.get(key, str))
     if "{year}" not in value:
         raise reader.error(key, 'expected a column name containing "{year}", e.g. "RATE_{year}"')
     return value
@@ -147,7 +147,9 @@ def _area_outcomes(reader: ConfigReader) -> AreaOutcomesSpec | None:
             raise reader.error(f"area_outcomes.{name}", "expected 1 or more years")
     skip = reader.get("area_outcomes.skip_lines", list, [])
     if not all(isinstance(line, int) and line >= 2 for line in skip):
-        raise reader.error("area_outcomes.skip_lines", "expected file line numbers after the header (2 or more)")
+        raise reader.error(
+            "area_outcomes.skip_lines", "expected file line numbers after the header (2 or more)"
+        )
     bad_values = reader.get("area_outcomes.on_bad_value", str, "error")
     if bad_values not in ("error", "impute"):
         raise reader.error("area_outcomes.on_bad_value", 'expected "error" or "impute"')
@@ -164,6 +166,11 @@ def _area_outcomes(reader: ConfigReader) -> AreaOutcomesSpec | None:
         mean_years=spans["mean_years"],
         trend_years=spans["trend_years"],
         impute=bad_values == "impute",
+        backtest_file=(
+            (reader.path.parent / backtest).resolve()
+            if (backtest := reader.get("area_outcomes.backtest", str, None))
+            else None
+        ),
     )
 
 

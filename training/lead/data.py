@@ -30,13 +30,17 @@ def load_lead_data(
     return lead_data(load_lead_config(config_path), progress, known_until)
 
 
-def lead_data(config: LeadConfig, progress: Progress = stderr_progress, known_until: int | None = None) -> LeadData:
+def lead_data(
+    config: LeadConfig, progress: Progress = stderr_progress, known_until: int | None = None
+) -> LeadData:
     """load_lead_data for a config already read (e.g. with another synthetic birth range)."""
     progress(f"loading {config.display_name} reference data named in {config.path.name}")
     reference = load_reference(config)
     if reference.area_outcomes is not None:
         spec, imputed = reference.area_outcomes.spec, reference.area_outcomes.series.imputed
-        note = f"; imputed: {', '.join(f'{count} {what}' for what, count in imputed.items())}" if imputed else ""
+        note = (
+            f"; imputed: {', '.join(f'{count} {what}' for what, count in imputed.items())}" if imputed else ""
+        )
         progress(f"real area outcomes {spec.file.name}, {spec.years[0]}-{spec.years[1]}{note}")
     progress(
         "reading blood-test records" + (" (generating the synthetic cohort)" if config.synthetic else "")

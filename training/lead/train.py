@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -26,6 +27,10 @@ from training.progress import Progress, stderr_progress
 from training.selection import TIER_TOP_SHARES, Candidate, tier_cut_points
 
 SELECTION_METRIC = "auc"
+# Candidates within this much of the best mean AUC count as tied, and a tie goes to the earlier (simpler)
+# candidate of the grid: far below the AUC's standard error on a validation cohort of ~7,000 children
+# (about 0.01), and a linear model compiles to the service's exact, fast scorer where a forest does not.
+SELECTION_TIE = 0.002
 SYNTHETIC_STATEMENT = (
     "The outcomes this model was trained and validated on are SYNTHETIC: children, birth dates, blood "
     "tests and the race/ethnicity attribute were generated (training/lead/cohort.py) from real Chicago "
@@ -103,6 +108,19 @@ class GridResult:
     @property
     def mean_metric(self) -> float:
         return float(np.mean([m[SELECTION_METRIC] for m in self.metrics]))
+
+
+SELECTION_RULE = (
+    f"highest mean {SELECTION_METRIC} over the validation birth cohorts; candidates within {SELECTION_TIE} "
+    "of it are tied and the earliest (simplest) of the grid is chosen"
+)
+
+
+def select(results: list[GridResult]) -> GridResult:
+    """The earliest non-baseline candidate within SELECTION_TIE of the best mean metric."""
+    learners = [result for result in results if not result.candidate.baseline] or results
+    top = max(result.mean_metric for result in learners)
+    return next(result for result in learners if result.mean_metric >= top - SELECTION_TIE)
 
 
 def _fit(candidate: Candidate, train: Examples) -> Any:
@@ -224,8 +242,8 @@ def fit_lead(data: LeadData, until: pd.Timestamp, progress: Progress) -> Fitted:
     progress(f"{len(examples.labels)} children, base rate {examples.labels.mean():.4f}")
     origins = cohort_origins(examples.children, config.validation_cohorts)
     results = validate_grid(examples, origins, config.horizon_days, progress)
-    best = max(results, key=lambda r: r.mean_metric)
-    progress(f"selected {best.candidate.name} (highest mean validation {SELECTION_METRIC})")
+    best = select(results)
+    progress(f"selected {best.candidate.name} ({SELECTION_RULE})")
     progress(f"refitting {best.candidate.name} on all {len(examples.labels)} children")
     return Fitted(examples, origins, results, best, _fit(best.candidate, examples))
 
@@ -243,6 +261,21 @@ def _area_outcomes_section(data: LeadData) -> dict[str, Any] | None:
         "publication_lag_years": spec.publication_lag_years,
         "imputed": outcomes.series.imputed,
         "cohort_fit": data.outcomes.calibration,
+        "backtest": _recorded_backtest(spec.backtest_file),
+    }
+
+
+def _recorded_backtest(path: Path | None) -> dict[str, Any] | None:
+    """`civicrisk evaluate-areas --out` results named by the config, for the card (None if absent)."""
+    if path is None or not path.is_file():
+        return None
+    results = json.loads(path.read_text(encoding="utf-8"))
+    return {
+        "file": path.name,
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "command": results.get("command"),
+        "model_beats_last_rate_every_year": results.get("model_beats_last_rate_every_year"),
+        "rows": results.get("rows", []),
     }
 
 
@@ -257,7 +290,11 @@ def train_lead(config_path: Path, until: date | None, out_dir: Path, command: st
     until_ts = pd.Timestamp(until) if until is not None else last_test
     fitted = fit_lead(data, until_ts, progress)
     examples, origins, results, best, model = (
-        fitted.examples, fitted.origins, fitted.results, fitted.best, fitted.model
+        fitted.examples,
+        fitted.origins,
+        fitted.results,
+        fitted.best,
+        fitted.model,
     )
     train_mask, valid_mask = origins[-1].masks(examples.children, config.horizon_days)
     last_train, last_valid = examples.subset(train_mask), examples.subset(valid_mask)
@@ -289,7 +326,7 @@ def train_lead(config_path: Path, until: date | None, out_dir: Path, command: st
             "horizon_days": config.horizon_days,
         },  # fmt: skip
         "selected_model": {"name": best.candidate.name, "params": best.candidate.params},
-        "selection": f"highest mean {SELECTION_METRIC} over the validation birth cohorts",
+        "selection": SELECTION_RULE,
         "feature_schema": [
             {"name": name, "type": "number", "nullable": True, "description": FEATURE_DESCRIPTIONS[name]}
             for name in best.candidate.features
