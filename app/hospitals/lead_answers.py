@@ -81,14 +81,14 @@ def driver(result: LeadResult) -> str | None:
     if not result.reasons:
         return None
     top = result.reasons[0]
+    moved = "Raised" if top.contribution > 0 else "Lowered"
     area_reason = any(reason.feature in AREA_FACTS for reason in result.reasons)
     if not area_reason or result.area_rate is None:
-        return f"Driven mostly by {_plain_fact(top)}"
+        return f"{moved} mostly by {_plain_fact(top)}"
     year, rate = result.area_rate
-    area = AREA_RATE.format(rate=rate, year=year)
     if top.feature in AREA_FACTS:
-        return f"Driven mostly by {area}"
-    return f"Driven mostly by {_plain_fact(top)}, then {area}"
+        return f"{moved} mostly by {AREA_RATE.format(rate=rate, year=year)}"
+    return f"{moved} mostly by {_plain_fact(top)}, with {AREA_RATE.format(rate=rate, year=year)}"
 
 
 def notes(result: LeadResult, elevated_lab: bool, expected: bool) -> list[str]:

@@ -48,19 +48,19 @@ def test_one_clause_says_what_drove_the_score_with_the_areas_real_rate() -> None
     lines = notes(led_by_area, elevated_lab=False, expected=False)
     assert (
         lines[1]
-        == "Driven mostly by the home area's real lead-poisoning rate: 2.0% of tested children in 2016"
+        == "Raised mostly by the home area's real lead-poisoning rate: 2.0% of tested children in 2016"
     )
     assert lines[2] == (
         "raises risk: the home area's real lead-poisoning rate over recent published years is 2.5× the city's"
     )
     then_area = _result([("tract_pct_pre1940", 0.5), ("area_outcome_trend", -0.1)], (2016, 0.4))
     assert notes(then_area, elevated_lab=False, expected=False)[1] == (
-        "Driven mostly by tract_pct_pre1940, then the home area's real lead-poisoning rate: 0.4% of tested "
+        "Raised mostly by tract_pct_pre1940, with the home area's real lead-poisoning rate: 0.4% of tested "
         "children in 2016"
     )
     assert "-10% a year" in risk_score_notes(then_area, elevated_lab=False, expected=False)
     # No area feature among the reasons, or no published rate for the area: no rate is claimed.
     no_area = _result([("tract_pct_pre1940", 0.5)], (2016, 0.4))
-    assert notes(no_area, elevated_lab=False, expected=False)[1] == "Driven mostly by tract_pct_pre1940"
+    assert notes(no_area, elevated_lab=False, expected=False)[1] == "Raised mostly by tract_pct_pre1940"
     unknown = _result([("area_outcome_log_ratio", 0.2)], None)
     assert "%" not in notes(unknown, elevated_lab=False, expected=False)[1]

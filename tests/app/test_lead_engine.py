@@ -189,3 +189,24 @@ def test_known_homes_can_be_turned_off(
         columns=list(FEATURES),
     )
     pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-12)
+
+
+def test_the_answer_knows_the_home_areas_latest_published_rate(
+    service: LeadService, engine: LeadEngine, model: LoadedModel, lead_data: LeadData
+) -> None:
+    """The area's real rate the answer text quotes is the series' latest published year for the home's
+    community area (today: the series' last year), and none before the series was published."""
+    from app.hospitals.lead_answers import notes
+
+    today, home = date.today(), Home(address="1600 W Division St")
+    result = service.score(engine, model, today - timedelta(days=200), today, home)
+    outcomes = lead_data.reference.area_outcomes
+    assert outcomes is not None
+    latitude, longitude = engine.coordinates(home)
+    area = int(lead_data.reference.geo.locate_many([latitude], [longitude])["community_area"].iloc[0])
+    last = outcomes.spec.years[1]
+    assert result.area_rate == (last, pytest.approx(outcomes.series.rate.loc[area, last] * 100))
+    clause = notes(result, elevated_lab=False, expected=False)[1]
+    assert clause.startswith(("Raised mostly by", "Lowered mostly by"))
+    early = service.score(engine, model, date(1996, 1, 1), date(1996, 6, 1), home)
+    assert early.area_rate is None
