@@ -190,10 +190,11 @@ class AreaOutcomes:
         return found.set_axis(area.index).astype("float64")
 
     def row(self, area: object, as_of: date) -> list[float]:
-        """The same, for one child (the service's path): a dictionary lookup."""
+        """The same, for one child (the service's path): a dictionary lookup. The list is shared:
+        read it, never change it."""
         year = self.published_year(as_of.year)
         found = None if year is None else self.rows.get((area, year))
-        return list(found) if found is not None else [math.nan] * len(self.names)
+        return found if found is not None else [math.nan] * len(self.names)
 
     def relative(self, year: int) -> pd.Series:
         """Each area's smoothed rate relative to the city's in `year` (the cohort's target pattern)."""

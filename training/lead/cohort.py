@@ -157,11 +157,12 @@ def calibration_report(
                 "areas": len(by_area),
                 "spearman_expected": float(spearmanr(by_area["probability"], published).statistic),
                 "spearman_realised": float(spearmanr(by_area["elevated"], published).statistic),
-                "median_relative_error_expected": float(
-                    ((by_area["probability"] - fitted_to).abs() / fitted_to).median()
+                # Rounded: the expected error is 0 up to floating-point noise.
+                "median_relative_error_expected": round(
+                    float(((by_area["probability"] - fitted_to).abs() / fitted_to).median()), 4
                 ),
-                "median_relative_error_realised": float(
-                    ((by_area["elevated"] - fitted_to).abs() / fitted_to).median()
+                "median_relative_error_realised": round(
+                    float(((by_area["elevated"] - fitted_to).abs() / fitted_to).median()), 4
                 ),
             }
         )
