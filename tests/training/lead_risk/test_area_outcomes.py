@@ -178,3 +178,55 @@ def test_area_features_are_model_features(reference: Reference) -> None:
 
     assert set(AREA_OUTCOME_FEATURES) <= set(MODEL_FEATURES)
     assert "area_outcome_rate" not in MODEL_FEATURES and "area_outcome_year" not in MODEL_FEATURES
+
+
+def test_a_tract_level_series_is_configuration_only(
+    tmp_path: Path, lead_config_path: Path, reference: Reference
+) -> None:
+    """Another city's series by census tract: the same code reads it, keys features by the home's tract
+    and fits the cohort's pattern per tract."""
+    tracts = [str(tract) for tract in reference.geo.tract_ids]
+    rng = np.random.default_rng(3)
+    rates = {year: rng.uniform(0.5, 6.0, len(tracts)) for year in (2008, 2009, 2010)}
+    frame = pd.DataFrame({"tract_id": tracts})
+    for year, values in rates.items():
+        frame[f"r{year}"] = values
+        frame[f"r{year}_se"] = values / 5
+    frame.to_csv(tmp_path / "tracts.csv", index=False)
+
+    def by_tract(text: str) -> str:
+        start = text.index("[area_outcomes]")
+        end = text.index("[label]")
+        section = (
+            '[area_outcomes]\nfile = "tracts.csv"\narea_level = "tract"\narea_column = "tract_id"\n'
+            'rate_column = "r{year}"\nstandard_error_column = "r{year}_se"\nyears = [2008, 2010]\n'
+            'rate_unit = "percent"\n\n'
+        )
+        return text[:start] + section + text[end:]
+
+    path = _copy(tmp_path, lead_config_path, toml_edit=by_tract)
+    config = load_lead_config(path)
+    assert config.area_outcomes is not None and config.area_outcomes.area_level == "tract"
+    from training.lead.features import area_outcome_features
+    from training.lead.reference import load_reference
+
+    tract_reference = load_reference(config)
+    outcomes = tract_reference.area_outcomes
+    assert outcomes is not None
+    home = tracts[10]
+    queries = pd.DataFrame(
+        {
+            "tract": [home, home],
+            "community_area": [1.0, 1.0],
+            "as_of": pd.to_datetime(["2010-05-01", "2012-05-01"]),
+        }
+    )
+    rows = area_outcome_features(queries, tract_reference)
+    assert rows["area_outcome_year"].tolist() == [2009, 2010]
+    assert rows["area_outcome_rate"].iloc[1] == pytest.approx(rates[2010][10])
+    np.testing.assert_allclose(outcomes.row(home, pd.Timestamp("2012-05-01").date()), rows.iloc[1].to_numpy())
+    assert lead_config_path != path and config.synthetic is not None
+    spec = dataclasses.replace(config.synthetic, birth_years=(2008, 2008), children_per_year=3000)
+    cohort = generate_cohort(spec, tract_reference)
+    assert cohort.calibration[0]["pattern_year"] == 2010 and cohort.calibration[0]["areas"] > 500
+    assert cohort.calibration[0]["median_relative_error_expected"] < 0.01
