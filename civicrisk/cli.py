@@ -59,6 +59,16 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--start", required=True, type=_iso_date, metavar="YYYY-MM-DD")
     evaluate.add_argument("--end", required=True, type=_iso_date, metavar="YYYY-MM-DD")
 
+    areas = commands.add_parser(
+        "evaluate-areas",
+        help="lead: backtest against real area outcomes (train to each year, rank areas, compare)",
+    )
+    areas.add_argument("--city", required=True, type=Path, metavar="CONFIG", help="lead config (TOML)")
+    areas.add_argument(
+        "--year", type=int, action="append", metavar="Y", help="train to Y; repeat (default: 2010 2012 2013)"
+    )
+    areas.add_argument("--out", type=Path, metavar="JSON", help="also write the full results here")
+
     score = commands.add_parser("score", help="rank upcoming inspections with a bundle")
     score.add_argument("--city", required=True, type=Path, metavar="CONFIG")
     score.add_argument("--model", required=True, type=Path, metavar="BUNDLE")
@@ -148,6 +158,25 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise UsageError(f"--end {args.end} is before --start {args.start}")
     metrics = task_for(args.city).evaluate(args.city, args.model, args.start, args.end)
     print(json.dumps(_json_safe(metrics), sort_keys=True))
+    return 0
+
+
+def _evaluate_areas(args: argparse.Namespace) -> int:
+    from training.lead.area_backtest import BACKTEST_YEARS, evaluate_areas, markdown_table, summary
+    from training.tasks import config_task
+
+    if config_task(args.city) != "lead":
+        raise UsageError('evaluate-areas applies to lead configs (task = "lead") only')
+    years = args.year or list(BACKTEST_YEARS)
+    command = "civicrisk " + shlex.join(
+        ["evaluate-areas", "--city", str(args.city), *[f"--year={y}" for y in years]]
+        + _opt("--out", args.out)
+    )
+    results = evaluate_areas(args.city, years) | {"command": command}
+    if args.out is not None:
+        args.out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    print("\n".join(markdown_table(results["rows"])))
+    print(json.dumps(summary(results), sort_keys=True))
     return 0
 
 
@@ -268,6 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from app.platform.keys_file import KeysFileError
 
     handlers = {"train": _train, "evaluate": _evaluate, "score": _score, "run": _run, "serve": _serve}
+    handlers |= {"evaluate-areas": _evaluate_areas}
     handlers |= {"keys": cli_keys.run_keys, "verify": cli_keys.run_verify, "db": cli_db.run_db}
     handlers |= {"models": cli_models.run_models}
     try:

@@ -7,6 +7,7 @@ about the home and refer it for an inspection); the model adds who to act on fir
 
 from __future__ import annotations
 
+import math
 import uuid
 from functools import lru_cache
 
@@ -23,6 +24,14 @@ INDICATORS = {"high": "critical", "medium": "warning", "low": "info"}
 KNOWN_CASE = "A blood lead result at or above 5 µg/dL is already on record: follow up on that result"
 EXPECTED_CHILD = "Scored for the expected child at birth, from the home's place and history"
 SYNTHETIC = "Model validated on synthetic outcomes only: not for clinical decisions"
+AREA_RATE = "the home area's real lead-poisoning rate: {rate:.1f}% of tested children in {year}"
+# The area-outcome features in plain words: their values are logs of ratios to the city's rate.
+AREA_FACTS = {
+    "area_outcome_log_ratio": "the home area's real lead-poisoning rate in the latest published year",
+    "area_outcome_log_ratio_mean": "the home area's real lead-poisoning rate over recent published years",
+    "area_outcome_trend": "the yearly trend of the home area's real rate against the city's",
+    "area_outcome_se_ratio": "the uncertainty of the home area's latest real rate",
+}
 
 
 @lru_cache(maxsize=1024)
@@ -47,13 +56,39 @@ def _fact(description: str) -> str:
 def _value(reason: Reason) -> str:
     if reason.value is None:
         return "not known"
+    if reason.feature in ("area_outcome_log_ratio", "area_outcome_log_ratio_mean"):
+        return f"{math.exp(reason.value):.1f}× the city's"
+    if reason.feature == "area_outcome_trend":
+        return f"{math.exp(reason.value) - 1:+.0%} a year"
+    if reason.feature == "area_outcome_se_ratio":
+        return f"{reason.value:.2f}× the city's rate"
     return _value_layout(reason.feature).format(reason.value)
+
+
+def _plain_fact(reason: Reason) -> str:
+    return AREA_FACTS.get(reason.feature) or _fact(reason.description)
 
 
 def plain_reason(reason: Reason) -> str:
     """E.g. "raises risk: share of the tract's housing units built before 1940 is 44%"."""
     direction = "raises risk" if reason.contribution > 0 else "lowers risk"
-    return f"{direction}: {_fact(reason.description)} is {_value(reason)}"
+    return f"{direction}: {_plain_fact(reason)} is {_value(reason)}"
+
+
+def driver(result: LeadResult) -> str | None:
+    """One short clause on what drove the score: the largest reason, and the home area's recent real
+    rate (with its year) when an area-outcome feature is among the reasons."""
+    if not result.reasons:
+        return None
+    top = result.reasons[0]
+    moved = "Raised" if top.contribution > 0 else "Lowered"
+    area_reason = any(reason.feature in AREA_FACTS for reason in result.reasons)
+    if not area_reason or result.area_rate is None:
+        return f"{moved} mostly by {_plain_fact(top)}"
+    year, rate = result.area_rate
+    if top.feature in AREA_FACTS:
+        return f"{moved} mostly by {AREA_RATE.format(rate=rate, year=year)}"
+    return f"{moved} mostly by {_plain_fact(top)}, with {AREA_RATE.format(rate=rate, year=year)}"
 
 
 def notes(result: LeadResult, elevated_lab: bool, expected: bool) -> list[str]:
@@ -62,6 +97,9 @@ def notes(result: LeadResult, elevated_lab: bool, expected: bool) -> list[str]:
         lines.insert(0, KNOWN_CASE)
     if expected:
         lines.append(EXPECTED_CHILD)
+    clause = driver(result)
+    if clause is not None:
+        lines.append(clause)
     lines += [plain_reason(reason) for reason in result.reasons]
     if result.model.manifest.get("synthetic"):
         lines.append(SYNTHETIC)

@@ -45,6 +45,8 @@ from training.serving import LEAD_FEATURES as FEATURES
 
 LEAD_TASK = "lead_risk"
 EPOCH = date(1970, 1, 1)  # to_day counts days from here
+# The area's published rate and its year: computed with the features, shown in the answer text only.
+AREA_YEAR, AREA_RATE = FEATURES.index("area_outcome_year"), FEATURES.index("area_outcome_rate")
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class LeadResult:
     tier: str
     reasons: list[Reason]  # the largest contributions, largest first
     model: LoadedModel
+    area_rate: tuple[int, float] | None = None  # (year, % of tested children) of the home's area, if known
 
 
 class LeadEngine:
@@ -102,6 +105,11 @@ class LeadEngine:
             int(area): row.tolist() for area, row in zip(areas.index, areas.to_numpy(), strict=True)
         }
         self._nan_area = [math.nan] * len(AREA_FEATURES)
+        # The home area's real outcome history (training/lead/area_outcomes.py), when the city has it.
+        self._outcomes = data.reference.area_outcomes
+        self._by_tract = self._outcomes is not None and self._outcomes.spec.area_level == "tract"
+        self._tract_ids = [str(tract) for tract in geo.tract_ids]
+        self._nan_outcomes = [math.nan] * (len(FEATURES) - FEATURES.index("area_outcome_log_ratio"))
         # The city's earlier tests in date order, so "tested before the as-of date" is "at a position
         # before the as-of date's insertion point": one bisection, then integer comparisons.
         # (Sorted by to_day's numbers, which put a missing date first, as training's comparison does.)
@@ -172,7 +180,15 @@ class LeadEngine:
             *(self._tract_rows[tract] if tract >= 0 else self._nan_tract),
             *self._area_rows.get(area, self._nan_area),
             *history,
+            *self._area_outcomes(tract, area, as_of),
         ]
+
+    def _area_outcomes(self, tract: int, area: int, as_of: date) -> list[float]:
+        if self._outcomes is None:
+            return self._nan_outcomes
+        if self._by_tract:
+            return self._outcomes.row(self._tract_ids[tract], as_of) if tract >= 0 else self._nan_outcomes
+        return self._outcomes.row(area, as_of)
 
 
 def _history(tests_address: int, elevated_address: int, tests_block: int, elevated_block: int) -> list[float]:
@@ -303,6 +319,8 @@ class LeadService:
         """Score one child; raises OutsideArea (the caller checks eligibility by age first)."""
         order = self._order(model)
         vector = engine.feature_vector(birth, as_of, home)
+        year, rate = vector[AREA_YEAR], vector[AREA_RATE]
+        area_rate = None if math.isnan(rate) else (int(year), rate)
         vector.append(math.nan)  # what position -1 in `order` (a feature not computed here) reads
         row = tuple(map(vector.__getitem__, order))
         layout, scorer = model.layout, model.scorer
@@ -319,7 +337,7 @@ class LeadService:
                 )
                 for r in result["reasons"]
             ]
-            return LeadResult(float(result["score"]), str(result["tier"]), reasons, model)
+            return LeadResult(float(result["score"]), str(result["tier"]), reasons, model, area_rate)
         # The model's own compiled scorer, in plain Python for one row (exact contributions).
         scored = scorer.score_rows(RecordRows(numeric=[row], categorical=()))
         score, contributions = scored.scores[0], scored.contributions[0]
@@ -333,4 +351,4 @@ class LeadService:
             )
             for j in top
         ]
-        return LeadResult(score, model.tiers.label_one(score), reasons, model)
+        return LeadResult(score, model.tiers.label_one(score), reasons, model, area_rate)

@@ -27,3 +27,40 @@ def test_reasons_in_plain_words(
     )
     assert plain_reason(Reason(feature, value, contribution, description)) == expected
     assert plain_reason(Reason(feature, value, contribution, description)) == expected  # cached the same
+
+
+def _result(features: list[tuple[str, float]], area_rate: tuple[int, float] | None):  # noqa: ANN202
+    from types import SimpleNamespace
+
+    from app.hospitals.lead_risk import LeadResult
+
+    reasons = [
+        Reason(name, value, 0.5 - 0.1 * i, f"{name} (source)") for i, (name, value) in enumerate(features)
+    ]
+    model = SimpleNamespace(manifest={"synthetic": True})
+    return LeadResult(0.1, "high", reasons, model, area_rate)  # type: ignore[arg-type]
+
+
+def test_one_clause_says_what_drove_the_score_with_the_areas_real_rate() -> None:
+    from app.hospitals.lead_answers import notes, risk_score_notes
+
+    led_by_area = _result([("area_outcome_log_ratio_mean", 0.9), ("tract_pct_pre1940", 0.5)], (2016, 1.96))
+    lines = notes(led_by_area, elevated_lab=False, expected=False)
+    assert (
+        lines[1]
+        == "Raised mostly by the home area's real lead-poisoning rate: 2.0% of tested children in 2016"
+    )
+    assert lines[2] == (
+        "raises risk: the home area's real lead-poisoning rate over recent published years is 2.5× the city's"
+    )
+    then_area = _result([("tract_pct_pre1940", 0.5), ("area_outcome_trend", -0.1)], (2016, 0.4))
+    assert notes(then_area, elevated_lab=False, expected=False)[1] == (
+        "Raised mostly by tract_pct_pre1940, with the home area's real lead-poisoning rate: 0.4% of tested "
+        "children in 2016"
+    )
+    assert "-10% a year" in risk_score_notes(then_area, elevated_lab=False, expected=False)
+    # No area feature among the reasons, or no published rate for the area: no rate is claimed.
+    no_area = _result([("tract_pct_pre1940", 0.5)], (2016, 0.4))
+    assert notes(no_area, elevated_lab=False, expected=False)[1] == "Raised mostly by tract_pct_pre1940"
+    unknown = _result([("area_outcome_log_ratio", 0.2)], None)
+    assert "%" not in notes(unknown, elevated_lab=False, expected=False)[1]

@@ -14,7 +14,7 @@ from app.hospitals.lead_risk import Home, LeadEngine, LeadService
 from app.platform.registry import LoadedModel, ModelRegistry
 from app.scoring.types import RecordRows
 from training.lead.data import LeadData, load_lead_data
-from training.lead.features import FEATURES, build_features
+from training.lead.features import FEATURES, HISTORY_FEATURES, build_features
 
 DATA_DIR = REPO_ROOT / "data" / "sample"
 LEAD_CONFIG = DATA_DIR / "chicago" / "lead.toml"
@@ -110,9 +110,9 @@ def test_known_homes_answer_as_the_general_path_does(engine: LeadEngine) -> None
         day = (as_of - date(1970, 1, 1)).days
         counts = (*engine.known.address.before(point, day), *engine.known.block.before(point, day))
         assert counts == (general[0], general[1], general[3], general[4])
-        np.testing.assert_array_equal(
-            engine.feature_vector(as_of, as_of, Home(latitude=latitude, longitude=longitude))[-6:], general
-        )
+        vector = engine.feature_vector(as_of, as_of, Home(latitude=latitude, longitude=longitude))
+        start = FEATURES.index(HISTORY_FEATURES[0])
+        np.testing.assert_array_equal(vector[start : start + len(HISTORY_FEATURES)], general)
         compared += 1
         busy += general[3] > 64
     assert compared > 1900 and busy > 20
@@ -189,3 +189,24 @@ def test_known_homes_can_be_turned_off(
         columns=list(FEATURES),
     )
     pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-12)
+
+
+def test_the_answer_knows_the_home_areas_latest_published_rate(
+    service: LeadService, engine: LeadEngine, model: LoadedModel, lead_data: LeadData
+) -> None:
+    """The area's real rate the answer text quotes is the series' latest published year for the home's
+    community area (today: the series' last year), and none before the series was published."""
+    from app.hospitals.lead_answers import notes
+
+    today, home = date.today(), Home(address="1600 W Division St")
+    result = service.score(engine, model, today - timedelta(days=200), today, home)
+    outcomes = lead_data.reference.area_outcomes
+    assert outcomes is not None
+    latitude, longitude = engine.coordinates(home)
+    area = int(lead_data.reference.geo.locate_many([latitude], [longitude])["community_area"].iloc[0])
+    last = outcomes.spec.years[1]
+    assert result.area_rate == (last, pytest.approx(outcomes.series.rate.loc[area, last] * 100))
+    clause = notes(result, elevated_lab=False, expected=False)[1]
+    assert clause.startswith(("Raised mostly by", "Lowered mostly by"))
+    early = service.score(engine, model, date(1996, 1, 1), date(1996, 6, 1), home)
+    assert early.area_rate is None

@@ -206,6 +206,53 @@ def _fairness(manifest: Mapping[str, Any]) -> list[str]:
     return markdown_section("Fairness audit & limitations", body)
 
 
+def _area_outcomes(manifest: Mapping[str, Any]) -> list[str]:
+    section = manifest.get("area_outcomes")
+    if not section:
+        return []
+    years = section.get("years") or [None, None]
+    body = [
+        f"Real outcomes by area: `{section.get('file')}` ({section.get('area_level')}, "
+        f"{years[0]}–{years[1]}; a year's rates count as known {section.get('publication_lag_years')} "
+        "year(s) later). Features read only years published before the scoring date, relative to the "
+        "city's rate of the same year and smoothed by empirical Bayes; the series counts children classed "
+        "as poisoned under the agency's threshold of the time, not this model's label, so it sets relative "
+        "levels only and the label's base rate stays the configured one.",
+    ]
+    if section.get("imputed"):
+        body += ["", f"Imputed in the series: {format_value(section['imputed'])}."]
+    fit = section.get("cohort_fit") or []
+    if fit:
+        body += [
+            "",
+            "How the synthetic cohort follows the real series (individuals synthetic, area pattern real): "
+            "per birth year, the real year whose relative area pattern it was fitted to, the rank "
+            "correlation of the simulated area prevalence (expected, and realised in this one cohort) "
+            "with the real published rates, and the median relative error of the simulated relative "
+            "prevalence against the smoothed real relative rate it was fitted to.",
+            "",
+            *markdown_table(fit),
+        ]
+    backtest = section.get("backtest")
+    if backtest:
+        from training.lead.area_backtest import markdown_table as backtest_table
+
+        verdict = "yes" if backtest.get("model_beats_last_rate_every_year") else "no"
+        body += [
+            "",
+            "Area-level backtest against real outcomes (models trained the same way on data up to Y, a "
+            "6-month-old scored at every known address on 1 January Y+1, mean score per community area "
+            "against the area's real mean rate in Y+1..Y+3; 95% bootstrap intervals over areas), from "
+            f"`{backtest.get('file')}` (sha256 `{str(backtest.get('sha256'))[:16]}…`), made by "
+            f"`{backtest.get('command')}`:",
+            "",
+            *backtest_table(backtest.get("rows") or []),
+            "",
+            f"Model's Spearman above the last observed rate's in every year: **{verdict}**.",
+        ]
+    return markdown_section("Real area outcomes", body)
+
+
 def _plots() -> list[str]:
     body: list[str] = []
     for name, title in PLOT_FILES.items():
@@ -221,7 +268,7 @@ def render_lead_card(manifest: Mapping[str, Any]) -> str:
         "",
     ]
     lines += _synthetic(manifest)
-    for section in (_overview, _data, _features, _validation, tier_lines, _fairness):
+    for section in (_overview, _data, _features, _area_outcomes, _validation, tier_lines, _fairness):
         lines += section(manifest)
     lines += _plots()
     lines += reproduce_lines(manifest)

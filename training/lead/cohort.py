@@ -18,6 +18,15 @@ condition, shared by every child who lives there, so earlier elevated tests at a
 as they did in Chicago. Race/ethnicity is drawn from the community area's population shares and has
 no effect on the outcome beyond the place it is drawn in. None of this is real-world accuracy.
 
+With real area outcomes configured ([area_outcomes]), the place structure is real too: each birth
+year's area effect is fitted so that the areas' simulated prevalence, relative to the city's, equals
+the real series' (smoothed) relative rates of the year the cohort turns two (birth year +
+AREA_YEAR_OFFSET, when most elevated tests happen), using only years up to `known_until`; later birth
+years carry the last known year's pattern forward. The area effect then takes over the area-level part
+of every driver, so poverty and renting act through the real pattern; housing age and the home effect
+still vary children within an area. The cohort's base rate stays the configured one in every year: the
+series' threshold changed over the years, so only its relative pattern is used.
+
 Tests: a screening test near 12 months (80% of children), 24 months (55%) and 36 months (25%), at least
 one per child. An affected child's tests from an onset age (about 20 months, varying) on are >= 5; if
 no scheduled test follows the onset, a clinic test within two months of it does. The output has the
@@ -27,12 +36,15 @@ shape a city's own records would have (one row per test; see lead.toml [outcomes
 from __future__ import annotations
 
 import calendar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.special import expit
+from scipy.stats import spearmanr
 
+from training.lead.area_outcomes import AreaOutcomes
 from training.lead.config import SyntheticSpec
 from training.lead.reference import Reference
 
@@ -44,12 +56,15 @@ DRIVERS = {
     "low_income": "ca_low_income_share",
     "renter": "ca_renter_share",
 }
+AREA_YEAR_OFFSET = 2  # a birth cohort's area pattern is the real series' of the year it turns two
+BISECTION_STEPS = 80
 
 
 @dataclass(frozen=True)
 class SyntheticCohort:
     children: pd.DataFrame  # one row per child, with the latent probability and outcome
     tests: pd.DataFrame  # one row per test, in the real-data shape
+    calibration: list[dict[str, Any]] = field(default_factory=list)  # simulated vs real, by year
 
 
 def solve_intercept(linear: np.ndarray, base_rate: float) -> float:
@@ -62,6 +77,96 @@ def solve_intercept(linear: np.ndarray, base_rate: float) -> float:
         else:
             high = middle
     return (low + high) / 2
+
+
+def _group_offsets(linear: np.ndarray, codes: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Per group g, o[g] with mean(expit(o[g] + linear)) over the group equal to targets[g] (bisection,
+    all groups at once; the mean is monotone in o)."""
+    counts = np.bincount(codes, minlength=len(targets))
+    low, high = np.full(len(targets), -30.0), np.full(len(targets), 30.0)
+    for _ in range(BISECTION_STEPS):
+        middle = (low + high) / 2
+        sums = np.bincount(codes, expit(middle[codes] + linear), minlength=len(targets))
+        below = sums / np.maximum(counts, 1) < targets
+        low, high = np.where(below, middle, low), np.where(below, high, middle)
+    offsets: np.ndarray = (low + high) / 2
+    return offsets
+
+
+def pattern_year(birth_year: int, outcomes: AreaOutcomes, known_until: int | None) -> int | None:
+    """The real year whose area pattern a birth cohort follows: birth + AREA_YEAR_OFFSET, no later
+    than `known_until` or the series' end; None before the series starts."""
+    last = outcomes.spec.years[1] if known_until is None else min(known_until, outcomes.spec.years[1])
+    year = min(birth_year + AREA_YEAR_OFFSET, last)
+    return year if year >= outcomes.spec.years[0] else None
+
+
+def area_offsets(
+    linear: np.ndarray,
+    areas: pd.Series,
+    birth_years: np.ndarray,
+    outcomes: AreaOutcomes,
+    base_rate: float,
+    known_until: int | None,
+) -> np.ndarray:
+    """Each child's intercept: per birth year and area, so that the area's mean probability relative to
+    the year's is the real relative rate of the pattern year, and the year's mean is `base_rate`."""
+    offsets = np.empty(len(linear))
+    for birth_year in np.unique(birth_years):
+        members = np.flatnonzero(birth_years == birth_year)
+        year = pattern_year(int(birth_year), outcomes, known_until)
+        if year is None:
+            offsets[members] = solve_intercept(linear[members], base_rate)
+            continue
+        relative = outcomes.relative(year)
+        keys = areas.iloc[members]
+        ratio = relative.reindex(keys.to_numpy()).fillna(1.0).to_numpy()  # an unknown area: the city's
+        targets_by_child = np.minimum(base_rate * ratio / ratio.mean(), 0.95)
+        codes, _ = pd.factorize(keys.fillna(-1))
+        targets = np.bincount(codes, targets_by_child) / np.bincount(codes)
+        offsets[members] = _group_offsets(linear[members], codes, targets)[codes]
+    return offsets
+
+
+def calibration_report(
+    children: pd.DataFrame, outcomes: AreaOutcomes, known_until: int | None
+) -> list[dict[str, Any]]:
+    """Simulated vs real area rates by pattern year: rank correlation (Spearman) of the generator's
+    expected and realised area prevalence with the real published rates, and the median relative error
+    of the simulated relative prevalence against the real (smoothed) relative rate it was fitted to."""
+    rows = []
+    level = outcomes.spec.area_level
+    birth_year = children["birth_date"].dt.year.to_numpy()
+    for year_of_birth in np.unique(birth_year):
+        year = pattern_year(int(year_of_birth), outcomes, known_until)
+        if year is None:
+            continue
+        cohort = children[(birth_year == year_of_birth) & children[level].notna()]
+        by_area = cohort.groupby(level)[["probability", "elevated"]].mean()
+        by_area = by_area / cohort[["probability", "elevated"]].astype("float64").mean()
+        published = (outcomes.series.rate[year] / outcomes.city[year]).reindex(by_area.index)
+        # Relative to the cohort's own mean, as the fit normalises it (the city's rate weighs areas
+        # by children tested, the cohort by children born).
+        fitted_to = outcomes.relative(year).reindex(by_area.index)
+        fitted_to = fitted_to / np.average(fitted_to, weights=cohort[level].value_counts()[by_area.index])
+        rows.append(
+            {
+                "birth_year": int(year_of_birth),
+                "pattern_year": year,
+                "carried_forward": year < int(year_of_birth) + AREA_YEAR_OFFSET,
+                "areas": len(by_area),
+                "spearman_expected": float(spearmanr(by_area["probability"], published).statistic),
+                "spearman_realised": float(spearmanr(by_area["elevated"], published).statistic),
+                # Rounded: the expected error is 0 up to floating-point noise.
+                "median_relative_error_expected": round(
+                    float(((by_area["probability"] - fitted_to).abs() / fitted_to).median()), 4
+                ),
+                "median_relative_error_realised": round(
+                    float(((by_area["elevated"] - fitted_to).abs() / fitted_to).median()), 4
+                ),
+            }
+        )
+    return rows
 
 
 def _homes(reference: Reference, tracts: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
@@ -134,8 +239,11 @@ def _tests(children: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     )
 
 
-def generate_cohort(spec: SyntheticSpec, reference: Reference) -> SyntheticCohort:
-    """The seeded synthetic cohort: the same spec and reference files always give the same frames."""
+def generate_cohort(
+    spec: SyntheticSpec, reference: Reference, known_until: int | None = None
+) -> SyntheticCohort:
+    """The seeded synthetic cohort: the same spec, reference files and `known_until` (the last year of
+    real area outcomes it may follow) always give the same frames."""
     rng = np.random.default_rng(spec.seed)
     years = np.arange(spec.birth_years[0], spec.birth_years[1] + 1)
     starts = pd.to_datetime([f"{y}-01-01" for y in years]).to_numpy().astype("datetime64[D]")
@@ -163,7 +271,15 @@ def generate_cohort(spec: SyntheticSpec, reference: Reference) -> SyntheticCohor
     )
     home_codes, _ = pd.factorize(home_key)
     linear += rng.normal(0.0, spec.address_effect_sd, home_codes.max() + 1)[home_codes]
-    probability = expit(solve_intercept(linear, spec.base_rate) + linear)
+    outcomes = reference.area_outcomes
+    if outcomes is None:
+        offset = np.full(len(linear), solve_intercept(linear, spec.base_rate))
+    else:
+        level = "community_area" if outcomes.spec.area_level == "community_area" else "tract"
+        areas = place[level].reset_index(drop=True)
+        birth_years = birth.astype("datetime64[Y]").astype("int64") + 1970
+        offset = area_offsets(linear, areas, birth_years, outcomes, spec.base_rate, known_until)
+    probability = expit(offset + linear)
 
     children = pd.DataFrame(
         {
@@ -175,6 +291,7 @@ def generate_cohort(spec: SyntheticSpec, reference: Reference) -> SyntheticCohor
             "race_ethnicity": _groups(
                 reference, place["community_area"].to_numpy(dtype="float64"), spec, rng
             ),
+            "area_offset": offset,
             "probability": probability,
             "elevated": rng.random(len(birth)) < probability,
         }
@@ -198,4 +315,5 @@ def generate_cohort(spec: SyntheticSpec, reference: Reference) -> SyntheticCohor
         }
     )
     table = table.sort_values(["test_date", "child_id"], kind="stable").reset_index(drop=True)
-    return SyntheticCohort(children=children, tests=table)
+    calibration = [] if outcomes is None else calibration_report(children, outcomes, known_until)
+    return SyntheticCohort(children=children, tests=table, calibration=calibration)

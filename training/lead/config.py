@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from training.config import ConfigError, ConfigReader
+from training.lead.area_outcomes import AREA_LEVELS, RATE_UNITS, AreaOutcomesSpec
 
 OUTCOME_FIELDS = ("child_id", "birth_date", "test_date", "result")
 LOCATION_FIELDS = ("latitude", "longitude", "address")
@@ -73,10 +74,12 @@ class LeadConfig:
     audit_tau: float
     scoring_columns: dict[str, str]
     scoring_date_format: str
+    area_outcomes: AreaOutcomesSpec | None = None  # real rates by area and year, when the city has them
 
     @property
     def reference_files(self) -> list[Path]:
-        return [self.tracts, self.community_areas, self.housing_age, self.community_profiles, self.addresses]
+        files = [self.tracts, self.community_areas, self.housing_age, self.community_profiles, self.addresses]
+        return files + ([self.area_outcomes.file] if self.area_outcomes else [])
 
 
 def _columns(
@@ -112,6 +115,62 @@ def _synthetic(reader: ConfigReader) -> SyntheticSpec:
         address_effect_sd=float(reader.get("synthetic.address_effect_sd", (int, float))),
         address_only_share=float(reader.get("synthetic.address_only_share", (int, float), 0.0)),
         group_columns={str(k): str(v) for k, v in reader.get("synthetic.group_columns", dict).items()},
+    )
+
+
+def _year_column(reader: ConfigReader, key: str) -> str:
+    value = str(reader.get(key, str))
+    if "{year}" not in value:
+        raise reader.error(key, 'expected a column name containing "{year}", e.g. "RATE_{year}"')
+    return value
+
+
+def _area_outcomes(reader: ConfigReader) -> AreaOutcomesSpec | None:
+    if reader.get("area_outcomes", dict, None) is None:
+        return None
+    years = reader.get("area_outcomes.years", list)
+    if len(years) != 2 or not all(isinstance(y, int) for y in years) or years[0] > years[1]:
+        raise reader.error("area_outcomes.years", "expected [first_year, last_year]")
+    level = reader.get("area_outcomes.area_level", str, "community_area")
+    if level not in AREA_LEVELS:
+        raise reader.error("area_outcomes.area_level", f"expected one of {list(AREA_LEVELS)}")
+    unit = reader.get("area_outcomes.rate_unit", str)
+    if unit not in RATE_UNITS:
+        raise reader.error("area_outcomes.rate_unit", f"expected one of {list(RATE_UNITS)}")
+    lag = reader.get("area_outcomes.publication_lag_years", int, 1)
+    if lag < 0:
+        raise reader.error("area_outcomes.publication_lag_years", "expected 0 or more years")
+    spans = {}
+    for name, default in (("mean_years", 3), ("trend_years", 5)):
+        spans[name] = reader.get(f"area_outcomes.{name}", int, default)
+        if spans[name] < 1:
+            raise reader.error(f"area_outcomes.{name}", "expected 1 or more years")
+    skip = reader.get("area_outcomes.skip_lines", list, [])
+    if not all(isinstance(line, int) and line >= 2 for line in skip):
+        raise reader.error(
+            "area_outcomes.skip_lines", "expected file line numbers after the header (2 or more)"
+        )
+    bad_values = reader.get("area_outcomes.on_bad_value", str, "error")
+    if bad_values not in ("error", "impute"):
+        raise reader.error("area_outcomes.on_bad_value", 'expected "error" or "impute"')
+    return AreaOutcomesSpec(
+        file=reader.file("area_outcomes.file"),
+        area_level=level,
+        area_column=reader.get("area_outcomes.area_column", str),
+        rate_column=_year_column(reader, "area_outcomes.rate_column"),
+        standard_error_column=_year_column(reader, "area_outcomes.standard_error_column"),
+        years=(years[0], years[1]),
+        skip_lines=tuple(skip),
+        rate_unit=unit,
+        publication_lag_years=lag,
+        mean_years=spans["mean_years"],
+        trend_years=spans["trend_years"],
+        impute=bad_values == "impute",
+        backtest_file=(
+            (reader.path.parent / backtest).resolve()
+            if (backtest := reader.get("area_outcomes.backtest", str, None))
+            else None
+        ),
     )
 
 
@@ -179,4 +238,5 @@ def load_lead_config(path: Path | str) -> LeadConfig:
         audit_tau=float(reader.get("fairness.tau", float, 0.8)),
         scoring_columns=scoring_columns,
         scoring_date_format=reader.get("scoring.date_format", str),
+        area_outcomes=_area_outcomes(reader),
     )

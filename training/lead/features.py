@@ -1,8 +1,10 @@
-"""Lead-risk features for a child at an as-of date: age, the home's place, and earlier tests nearby.
+"""Lead-risk features for a child at an as-of date: age, the home's place, earlier tests nearby, and
+the home area's real outcome history.
 
 Place features (housing age by tract, demographics by community area) are static tables. Test-history
-features count only tests dated strictly before each query's as-of date, so a later test can never
-change an earlier score (see tests/training/lead/test_features.py).
+features count only tests dated strictly before each query's as-of date, and area-outcome features read
+only years published before it, so later data can never change an earlier score (see
+tests/training/lead_risk/test_lead_features.py).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
+from training.lead.area_outcomes import AREA_OUTCOME_CONTEXT, AREA_OUTCOME_FEATURES
 from training.lead.reference import AREA_FEATURES, TRACT_FEATURES, Reference
 from training.points import to_day, to_xyz
 
@@ -26,7 +29,10 @@ HISTORY_FEATURES = (
     "prior_elevated_block",
     "prior_elevated_share_block",
 )
-FEATURES = ("age_days", *TRACT_FEATURES, *AREA_FEATURES, *HISTORY_FEATURES)
+# What models learn from; FEATURES adds the area's published rate and its year, which only the answer
+# text shows (see training/lead/area_outcomes.py).
+MODEL_FEATURES = ("age_days", *TRACT_FEATURES, *AREA_FEATURES, *HISTORY_FEATURES, *AREA_OUTCOME_FEATURES)
+FEATURES = (*MODEL_FEATURES, *AREA_OUTCOME_CONTEXT)
 BASELINE_FEATURE = "tract_housing_risk_index"
 
 FEATURE_DESCRIPTIONS = {
@@ -52,6 +58,17 @@ FEATURE_DESCRIPTIONS = {
     "prior_elevated_block": "of those, tests at or above the threshold",
     "prior_elevated_share_block": "share of earlier tests within the block radius at or above the threshold "
     "(missing when there were none)",
+    "area_outcome_log_ratio": "log of the home area's real lead-poisoning rate relative to the city's, in "
+    "the latest year published before the scoring date (empirical-Bayes smoothed; [area_outcomes])",
+    "area_outcome_log_ratio_mean": "the same over the last published years pooled ([area_outcomes] "
+    "mean_years), smoothed likewise",
+    "area_outcome_trend": "trend of that log ratio per year over the last published years ([area_outcomes] "
+    "trend_years)",
+    "area_outcome_se_ratio": "standard error of the area's rate in the latest published year, relative to "
+    "the city's rate",
+    "area_outcome_year": "the latest year of real area rates published before the scoring date",
+    "area_outcome_rate": "the home area's real lead-poisoning rate in that year (% of tested children "
+    "aged 1-5, as published)",
 }
 
 
@@ -90,6 +107,16 @@ def history_features(
     return out
 
 
+def area_outcome_features(queries: pd.DataFrame, reference: Reference) -> pd.DataFrame:
+    """The home area's real outcome history as of each query (all missing when no series is configured)."""
+    outcomes = reference.area_outcomes
+    if outcomes is None:
+        names = [*AREA_OUTCOME_FEATURES, *AREA_OUTCOME_CONTEXT]
+        return pd.DataFrame(np.nan, index=queries.index, columns=names)
+    place = queries["community_area"] if outcomes.spec.area_level == "community_area" else queries["tract"]
+    return outcomes.features(place, queries["as_of"])
+
+
 def build_features(
     queries: pd.DataFrame, tests: pd.DataFrame, reference: Reference, threshold: float, block_radius_m: float
 ) -> pd.DataFrame:
@@ -106,5 +133,6 @@ def build_features(
         age.rename("age_days"),
         reference.place_features(queries["tract"], queries["community_area"]),
         history_features(queries, tests, threshold, block_radius_m),
+        area_outcome_features(queries, reference),
     ]
     return pd.concat(parts, axis=1)[list(FEATURES)].astype("float64")

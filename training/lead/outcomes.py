@@ -9,7 +9,8 @@ whose outcome was never observed.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,10 +28,15 @@ class Outcomes:
     tests: pd.DataFrame
     source: str  # "synthetic (seed N)" or the file name
     dropped: dict[str, int]  # rows left out, by reason
+    # The synthetic cohort's fit to the real area series, by year (empty for a city's own records).
+    calibration: list[dict[str, Any]] = field(default_factory=list)
 
 
-def read_outcome_table(config: LeadConfig, reference: Reference) -> tuple[pd.DataFrame, str]:
-    """The raw records in the city's own column names: the configured file, or the generator's output."""
+def read_outcome_table(
+    config: LeadConfig, reference: Reference, known_until: int | None = None
+) -> tuple[pd.DataFrame, str, list[dict[str, Any]]]:
+    """The raw records in the city's own column names: the configured file, or the generator's output
+    (whose area pattern follows real area outcomes up to `known_until`), and the generator's fit."""
     if config.outcome_file is not None:
         wanted = set(config.outcome_columns.values())
         table = pd.read_csv(config.outcome_file, dtype="string", usecols=lambda c: c in wanted)
@@ -39,10 +45,10 @@ def read_outcome_table(config: LeadConfig, reference: Reference) -> tuple[pd.Dat
             raise ConfigError(
                 config.outcome_file, "outcomes.columns", f"column {missing[0]!r} not in the file"
             )
-        return table, config.outcome_file.name
+        return table, config.outcome_file.name, []
     assert config.synthetic is not None  # the config guarantees one source
-    tests = generate_cohort(config.synthetic, reference).tests
-    return tests.astype("string"), f"synthetic (seed {config.synthetic.seed})"
+    cohort = generate_cohort(config.synthetic, reference, known_until)
+    return cohort.tests.astype("string"), f"synthetic (seed {config.synthetic.seed})", cohort.calibration
 
 
 def locate_rows(frame: pd.DataFrame, reference: Reference) -> pd.DataFrame:
@@ -70,9 +76,9 @@ def locate_rows(frame: pd.DataFrame, reference: Reference) -> pd.DataFrame:
     return frame
 
 
-def load_outcomes(config: LeadConfig, reference: Reference) -> Outcomes:
+def load_outcomes(config: LeadConfig, reference: Reference, known_until: int | None = None) -> Outcomes:
     """Canonical tests with valid dates and results, placed in the city (bad rows counted, not fatal)."""
-    raw, source = read_outcome_table(config, reference)
+    raw, source, calibration = read_outcome_table(config, reference, known_until)
     columns = config.outcome_columns
     tests = pd.DataFrame(index=raw.index)
     for name in ("birth_date", "test_date"):
@@ -95,7 +101,7 @@ def load_outcomes(config: LeadConfig, reference: Reference) -> Outcomes:
             dropped[str(reason)] = int(count)
     tests = tests[tests["location_problem"] == ""].drop(columns=["location_problem"])
     tests = tests.sort_values(["test_date", "child_id"], kind="stable").reset_index(drop=True)
-    return Outcomes(tests=tests, source=source, dropped=dropped)
+    return Outcomes(tests=tests, source=source, dropped=dropped, calibration=calibration)
 
 
 def children_from_tests(tests: pd.DataFrame) -> pd.DataFrame:

@@ -10,6 +10,7 @@ import pandas as pd
 from training.address import AddressIndex, load_address_index
 from training.config import ConfigError
 from training.geo import GeoIndex, load_geo_index
+from training.lead.area_outcomes import AreaOutcomes, load_area_outcomes
 from training.lead.config import LeadConfig
 
 # ACS table B25034 (year structure built), as columns of the tract file; these are the Census
@@ -88,6 +89,7 @@ class Reference:
     tracts: pd.DataFrame  # TRACT_FEATURES by tract id
     areas: pd.DataFrame  # AREA_FEATURES by community-area number
     profiles: pd.DataFrame  # the raw community profiles, indexed by community-area number
+    area_outcomes: AreaOutcomes | None = None  # real rates by area and year, when configured
 
     def addresses(self) -> AddressIndex:
         # Built on first use: training on coordinates alone never pays for it.
@@ -121,7 +123,13 @@ def load_reference(config: LeadConfig) -> Reference:
     absent = sorted(set(config.community_columns.values()) - set(profiles.columns))
     if absent:
         raise ConfigError(config.path, "reference.community_columns", f"column {absent[0]!r} not in the file")
+    area_outcomes = None
+    if config.area_outcomes is not None:
+        level = config.area_outcomes.area_level
+        ids = geo.area_ids if level == "community_area" else geo.tract_ids
+        area_outcomes = load_area_outcomes(config.area_outcomes, config.path, ids.tolist())
     return Reference(
+        area_outcomes=area_outcomes,
         config=config,
         geo=geo,
         tracts=housing_age_features(housing),

@@ -54,20 +54,41 @@ def test_mean_probability_is_the_stated_base_rate(spec: SyntheticSpec, cohort: S
     assert high.sum() == cohort.children["elevated"].sum()
 
 
-def test_older_housing_is_the_strongest_driver_then_poverty_then_renting(
-    spec: SyntheticSpec, reference: Reference, cohort: SyntheticCohort
-) -> None:
-    children = cohort.children
+def _driver_effects(children: pd.DataFrame, reference: Reference, target: np.ndarray) -> np.ndarray:
     place = reference.place_features(children["tract"], children["community_area"])
     drivers = place[["tract_housing_risk_index", "ca_low_income_share", "ca_renter_share"]]
     z = ((drivers - drivers.mean()) / drivers.std(ddof=0)).fillna(0).to_numpy()
-    # logit p is linear in the drivers plus an independent home effect, so least squares recovers
-    # the configured effects per standard deviation.
     design = np.column_stack((np.ones(len(z)), z))
-    coefficients = np.linalg.lstsq(design, logit(children["probability"].to_numpy()), rcond=None)[0][1:]
-    housing, poverty, renter = coefficients
+    effects: np.ndarray = np.linalg.lstsq(design, target, rcond=None)[0][1:]
+    return effects
+
+
+def test_older_housing_is_the_strongest_driver_then_poverty_then_renting(
+    spec: SyntheticSpec, reference: Reference
+) -> None:
+    """Without a real area series: logit p is linear in the drivers plus an independent home effect,
+    so least squares recovers the configured effects per standard deviation."""
+    children = generate_cohort(spec, replace(reference, area_outcomes=None)).children
+    housing, poverty, renter = _driver_effects(children, reference, logit(children["probability"].to_numpy()))
     assert housing > poverty > renter > 0
     assert housing == pytest.approx(spec.effects["housing_risk"], abs=0.1)
+
+
+def test_with_a_real_area_series_the_area_offset_carries_the_area_level(
+    spec: SyntheticSpec, reference: Reference, cohort: SyntheticCohort
+) -> None:
+    """With [area_outcomes], each area-year's intercept follows the real series, so the area-level
+    part of the drivers is the real pattern's; beyond that intercept, the drivers act as configured
+    (housing age varies children within an area)."""
+    children = cohort.children
+    beyond = logit(children["probability"].to_numpy()) - children["area_offset"].to_numpy()
+    housing, poverty, renter = _driver_effects(children, reference, beyond)
+    assert housing == pytest.approx(spec.effects["housing_risk"], abs=0.1)
+    assert housing > poverty > renter > 0
+    # The offsets differ between areas far more than within an area (one per area and birth year).
+    per_area_year = children.groupby([children["community_area"], children["birth_date"].dt.year])
+    assert per_area_year["area_offset"].nunique().max() == 1
+    assert children["area_offset"].std() > 0.3
 
 
 def test_homes_follow_housing_units(reference: Reference, cohort: SyntheticCohort) -> None:

@@ -96,3 +96,36 @@ def test_place_features_follow_the_home(reference: Reference, query: pd.DataFram
     assert row["tract_housing_risk_index"] == reference.tracts.loc[tract, "tract_housing_risk_index"]
     area = int(query["community_area"].iloc[0])
     assert row["ca_renter_share"] == reference.areas.loc[area, "ca_renter_share"]
+
+
+def test_unpublished_area_outcomes_change_nothing(reference: Reference, query: pd.DataFrame) -> None:
+    """The area-outcome features read only years published before the as-of date: rewriting every
+    later year (here 2012 on, for an as-of date in 2012 and a one-year lag) changes nothing, while a
+    query a year later does see the rewrite (proof the test can fail)."""
+    import dataclasses
+
+    from training.lead.area_outcomes import AREA_OUTCOME_CONTEXT, AREA_OUTCOME_FEATURES, feature_table
+
+    outcomes = reference.area_outcomes
+    assert outcomes is not None
+    series = outcomes.series
+    later = [year for year in series.rate.columns if year >= 2012]
+    rate = series.rate.copy()
+    rate[later] = rate[later].to_numpy()[::-1] * 3  # other areas' rates, tripled
+    rewritten_series = dataclasses.replace(series, rate=rate)
+    smoothed = outcomes.smoothed.copy()
+    smoothed[later] = smoothed[later].to_numpy()[::-1] * 3
+    table = feature_table(outcomes.spec, rewritten_series, smoothed, outcomes.city, outcomes.tested)
+    rewritten = dataclasses.replace(
+        reference,
+        area_outcomes=dataclasses.replace(outcomes, series=rewritten_series, smoothed=smoothed, table=table),
+    )
+    names = [*AREA_OUTCOME_FEATURES, *AREA_OUTCOME_CONTEXT]
+    before = build_features(query, _tests(PAST), reference, 5.0, 150)
+    after = build_features(query, _tests(PAST), rewritten, 5.0, 150)
+    assert before[names].notna().all(axis=None)
+    pd.testing.assert_frame_equal(before, after)
+    later_query = query.assign(as_of=query["as_of"] + pd.Timedelta(days=366))
+    changed = build_features(later_query, _tests(PAST), rewritten, 5.0, 150)[names]
+    unchanged = build_features(later_query, _tests(PAST), reference, 5.0, 150)[names]
+    assert not changed.equals(unchanged)

@@ -1,0 +1,268 @@
+"""Real outcomes by area and year (e.g. CDPH's lead-poisoning rate per community area): read, checked,
+smoothed, and turned into point-in-time features.
+
+A city's series is one row per area and one rate column per year, each with its standard error
+(`[area_outcomes]` in the lead config). Small areas' rates are noisy, so each year's rates are shrunk
+towards that year's city rate by empirical Bayes (Marshall's global moment estimator, 1991): an
+area's weight on its own rate grows with the number of children tested there, which the rate and its
+standard error imply (n = p(1 - p) / se^2). The series measures the share of tested children classed
+as poisoned under the agency's threshold of the time, not the model's label, so features are relative
+to the city's rate of the same year, never the rate itself. The area's recent level pools its last
+`mean_years` years before shrinking (judged on years before the backtest's, 2000-2009, pooling three
+years ranked areas' later rates better than the latest year alone, raw or smoothed).
+
+Point in time: a year's rates are known `publication_lag_years` after the year (1 January), so a child
+scored on date D sees years up to D.year - lag; before the series' first such year the features are
+missing, not invented.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from training.config import ConfigError
+
+AREA_OUTCOME_FEATURES = (
+    "area_outcome_log_ratio",
+    "area_outcome_log_ratio_mean",
+    "area_outcome_trend",
+    "area_outcome_se_ratio",
+)
+# Computed with the features (so training and the service share one definition) but never given to a
+# model: absolute rates fall over the years under changing thresholds, so only the answer text shows them.
+AREA_OUTCOME_CONTEXT = ("area_outcome_year", "area_outcome_rate")
+RATE_UNITS = {"percent": 100.0, "share": 1.0, "per_1000": 1000.0}
+AREA_LEVELS = ("community_area", "tract")
+# Earlier years whose implied number tested stands in for a year whose rate is 0 (no standard error).
+TESTED_LOOKBACK_YEARS = 3
+
+
+@dataclass(frozen=True)
+class AreaOutcomesSpec:
+    """`[area_outcomes]` of a lead config: where the series is and how to read it."""
+
+    file: Path
+    area_level: str  # "community_area" or "tract": which of the home's places the area key names
+    area_column: str
+    rate_column: str  # with "{year}", e.g. "LDPPH_{year}"
+    standard_error_column: str  # with "{year}"
+    years: tuple[int, int]
+    skip_lines: tuple[int, ...]  # 1-based file lines that are not data (e.g. a second header of labels)
+    rate_unit: str
+    publication_lag_years: int
+    mean_years: int
+    trend_years: int
+    impute: bool  # False: a missing area, a year gap or a bad rate is a config error
+    # `civicrisk evaluate-areas --out` results that the model card shows, when the file exists.
+    backtest_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class Series:
+    """Rates as shares, by area (rows) and year (columns); NaN where nothing is known."""
+
+    rate: pd.DataFrame
+    standard_error: pd.DataFrame
+    imputed: dict[str, int] = field(default_factory=dict)
+
+
+def _problem(spec: AreaOutcomesSpec, config_path: Path, problems: list[str]) -> ConfigError:
+    more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+    return ConfigError(config_path, "area_outcomes", f"{spec.file.name}: {problems[0]}{more}")
+
+
+def read_series(spec: AreaOutcomesSpec, config_path: Path, area_ids: list[object]) -> Series:
+    """The file's rates and standard errors for `area_ids`, checked; problems raise one ConfigError,
+    or, with `impute`, are filled (interpolated over the area's years; a missing area: unknown, so
+    its smoothed rate is the city's) and counted."""
+    skip = [line - 1 for line in spec.skip_lines]
+    raw = pd.read_csv(spec.file, dtype="string", keep_default_na=False, skiprows=skip)
+    if spec.area_column not in raw.columns:
+        raise ConfigError(
+            config_path, "area_outcomes.area_column", f"column {spec.area_column!r} not in {spec.file.name}"
+        )
+    keys = raw[spec.area_column].str.strip()
+    if spec.area_level == "community_area":
+        numbers = pd.to_numeric(keys, errors="coerce")
+        bad = numbers.isna() | (numbers != numbers.round())
+        if bad.any():
+            first = int(np.flatnonzero(bad.to_numpy())[0])
+            raise _problem(spec, config_path, [f"area {keys.iloc[first]!r} is not a community-area number"])
+        index: pd.Index = pd.Index(numbers.astype("int64"))
+    else:
+        index = pd.Index(keys.astype(str))
+    duplicated = index[index.duplicated()]
+    if len(duplicated):
+        raise _problem(spec, config_path, [f"area {duplicated[0]} appears more than once"])
+
+    years = list(range(spec.years[0], spec.years[1] + 1))
+    problems: list[str] = []
+    counts = {"missing areas": 0, "missing years": 0, "non-numeric or impossible rates": 0}
+    scale = RATE_UNITS[spec.rate_unit]
+    rate = pd.DataFrame(np.nan, index=index, columns=years)
+    error = pd.DataFrame(np.nan, index=index, columns=years)
+    for year in years:
+        column = spec.rate_column.format(year=year)
+        if column not in raw.columns:
+            problems.append(f"year {year} missing (no column {column!r})")
+            counts["missing years"] += 1
+            continue
+        values = pd.to_numeric(raw[column].str.strip(), errors="coerce") / scale
+        bad = values.isna() | (values < 0) | (values > 1)
+        for position in np.flatnonzero(bad.to_numpy()):
+            problems.append(
+                f"area {index[position]} year {year}: rate {raw[column].iloc[position]!r} is not a number "
+                f"between 0 and {scale:g}"
+            )
+        counts["non-numeric or impossible rates"] += int(bad.sum())
+        rate[year] = values.where(~bad).to_numpy()
+        se_column = spec.standard_error_column.format(year=year)
+        if se_column in raw.columns:
+            error[year] = (pd.to_numeric(raw[se_column].str.strip(), errors="coerce") / scale).to_numpy()
+    missing = [area for area in area_ids if area not in index]
+    for area in missing:
+        problems.append(f"area {area} has no row")
+    counts["missing areas"] = len(missing)
+    if problems and not spec.impute:
+        raise _problem(spec, config_path, problems)
+    wanted = pd.Index(area_ids)
+    rate, error = rate.reindex(wanted), error.reindex(wanted)
+    if problems:
+        # Along each area's years; a missing area stays unknown (its smoothed rate is the city's).
+        rate = rate.T.interpolate(limit_direction="both").T
+    return Series(rate=rate, standard_error=error, imputed={k: v for k, v in counts.items() if v})
+
+
+def _tested(series: Series) -> pd.DataFrame:
+    """Children tested per area and year, as the rate and its standard error imply; for a rate of 0
+    (no standard error) the median of the area's earlier years, else that year's median area."""
+    p, se = series.rate, series.standard_error
+    implied = (p * (1 - p) / se.pow(2)).where((p > 0) & (se > 0))
+    earlier = implied.T.rolling(TESTED_LOOKBACK_YEARS, min_periods=1).median().shift(1).T
+    tested = implied.fillna(earlier)
+    return tested.fillna(implied.median(axis=0), axis=0).where(p.notna())
+
+
+def smooth(series: Series) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
+    """Empirical-Bayes rates by area and year (Marshall 1991), the city's rate by year, and the
+    children tested per area and year as the series implies."""
+    p, n = series.rate, _tested(series)
+    city = (p * n).sum() / n.sum()
+    spread = (n * (p - city).pow(2)).sum() / n.sum()
+    between = (spread - city / n.mean()).clip(lower=0)
+    weight = (between / (between + city / n)).fillna(0.0)  # no children known: all the city's rate
+    return city + weight * (p.fillna(0) - city), city, n
+
+
+@dataclass(frozen=True)
+class AreaOutcomes:
+    """Point-in-time area features, one row per (area, latest published year)."""
+
+    spec: AreaOutcomesSpec
+    series: Series
+    smoothed: pd.DataFrame  # shares, by area and year
+    city: pd.Series  # shares, by year
+    tested: pd.DataFrame  # children tested, by area and year, as the rates and errors imply
+    table: pd.DataFrame  # AREA_OUTCOME_FEATURES + AREA_OUTCOME_CONTEXT by (area, year)
+    rows: dict[tuple[object, int], list[float]]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (*AREA_OUTCOME_FEATURES, *AREA_OUTCOME_CONTEXT)
+
+    def published_year(self, as_of_year: int) -> int | None:
+        """The latest year whose rates are known on any day of `as_of_year`, if any."""
+        year = min(as_of_year - self.spec.publication_lag_years, self.spec.years[1])
+        return year if year >= self.spec.years[0] else None
+
+    def features(self, area: pd.Series, as_of: pd.Series) -> pd.DataFrame:
+        """The features of each row's area at its as-of date (NaN before the series or off its areas)."""
+        year = (as_of.dt.year - self.spec.publication_lag_years).clip(upper=self.spec.years[1])
+        year = year.where(year >= self.spec.years[0])
+        keys = pd.MultiIndex.from_arrays([_area_keys(area, self.spec.area_level), year.astype("float64")])
+        found = self.table.reindex(keys)
+        return found.set_axis(area.index).astype("float64")
+
+    def row(self, area: object, as_of: date) -> list[float]:
+        """The same, for one child (the service's path): a dictionary lookup. The list is shared:
+        read it, never change it."""
+        year = self.published_year(as_of.year)
+        found = None if year is None else self.rows.get((area, year))
+        return found if found is not None else [math.nan] * len(self.names)
+
+    def relative(self, year: int) -> pd.Series:
+        """Each area's smoothed rate relative to the city's in `year` (the cohort's target pattern)."""
+        return self.smoothed[year] / self.city[year]
+
+
+def _area_keys(area: pd.Series, level: str) -> np.ndarray:
+    if level == "community_area":
+        return np.asarray(area.astype("float64").to_numpy(), dtype="float64")
+    return np.asarray(area.astype("string").to_numpy(), dtype=object)
+
+
+def _slope(values: np.ndarray) -> float:
+    known = ~np.isnan(values)
+    if known.sum() < 2:
+        return math.nan
+    x = np.arange(len(values))[known].astype("float64")
+    y = values[known]
+    return float(np.polyfit(x, y, 1)[0])
+
+
+def pooled_relative(series: Series, tested: pd.DataFrame, city: pd.Series, years: int) -> pd.DataFrame:
+    """Each area's relative rate over the `years` years up to each year (cases over the cases the city's
+    rates would give), shrunk by the same estimator: pooling years makes small areas less noisy."""
+    cases = (series.rate * tested).T.rolling(years, min_periods=1).sum().T
+    expected = tested.mul(city, axis=1).T.rolling(years, min_periods=1).sum().T
+    ratio = cases / expected
+    spread = (expected * (ratio - 1).pow(2)).sum() / expected.sum()
+    between = (spread - 1 / expected.mean()).clip(lower=0)
+    weight = (between / (between + 1 / expected)).fillna(0.0)
+    return 1 + weight * (ratio.fillna(1.0) - 1)
+
+
+def feature_table(
+    spec: AreaOutcomesSpec, series: Series, smoothed: pd.DataFrame, city: pd.Series, tested: pd.DataFrame
+) -> pd.DataFrame:
+    """AREA_OUTCOME_FEATURES and the context columns by (area, year), each from years <= that year."""
+    log_ratio = np.log(smoothed.div(city, axis=1))
+    level = np.log(pooled_relative(series, tested, city, spec.mean_years))
+    # A rate of 0 has no published error: the binomial one at the city's rate for the children tested.
+    error = series.standard_error.fillna(np.sqrt(city * (1 - city) / tested))
+    trend = log_ratio.T.rolling(spec.trend_years, min_periods=2).apply(_slope, raw=True).T
+    frames = {
+        "area_outcome_log_ratio": log_ratio,
+        "area_outcome_log_ratio_mean": level,
+        "area_outcome_trend": trend,
+        "area_outcome_se_ratio": error.div(city, axis=1),
+        "area_outcome_year": pd.DataFrame(
+            np.broadcast_to(np.asarray(smoothed.columns, dtype="float64"), smoothed.shape),
+            index=smoothed.index,
+            columns=smoothed.columns,
+        ),
+        "area_outcome_rate": series.rate * 100,  # the published rate, in percent, for the answer text
+    }
+    stacked = {name: frame.stack(future_stack=True) for name, frame in frames.items()}
+    table = pd.DataFrame(stacked)
+    index = table.index.set_levels(table.index.levels[1].astype("float64"), level=1)
+    if spec.area_level == "community_area":
+        index = index.set_levels(index.levels[0].astype("float64"), level=0)
+    return table.set_axis(index)[[*AREA_OUTCOME_FEATURES, *AREA_OUTCOME_CONTEXT]]
+
+
+def load_area_outcomes(spec: AreaOutcomesSpec, config_path: Path, area_ids: list[object]) -> AreaOutcomes:
+    series = read_series(spec, config_path, area_ids)
+    smoothed, city, tested = smooth(series)
+    table = feature_table(spec, series, smoothed, city, tested)
+    rows = {
+        (int(area) if spec.area_level == "community_area" else area, int(year)): values
+        for (area, year), values in zip(table.index, table.to_numpy().tolist(), strict=True)
+    }
+    return AreaOutcomes(spec, series, smoothed, city, tested, table, rows)
