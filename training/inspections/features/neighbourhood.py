@@ -231,7 +231,7 @@ def nearby_outcome_features(
                 column(f"{prefix}_{name}")
             if window.stop - window.start < k:
                 continue
-            distance, index = cKDTree(history["xyz"][window]).query(xyz[rows], k=k, workers=-1)
+            distance, index = cKDTree(history["xyz"][window]).query(xyz[rows], k=k)
             column(f"{prefix}_critical_share")[rows] = history["label"][window][index].mean(axis=1)
             column(f"{prefix}_fail_share")[rows] = history["failed"][window][index].mean(axis=1)
             column(f"{prefix}_mean_violations")[rows] = history["violations"][window][index].mean(axis=1)

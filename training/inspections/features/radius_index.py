@@ -92,11 +92,14 @@ class RadiusIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Points, and flagged points, within `radius` of each indexed location row, dated in
         [first_day, end_day)."""
-        base = rows.astype(np.int64) * self._span
+        # Each place once, in increasing order: numpy's search then starts each needle where the
+        # previous one ended, where needles in random order cost a cache miss per step (~4x).
+        places, inverse = np.unique(rows, return_inverse=True)
+        base = places.astype(np.int64) * self._span
         low = base + min(max(first_day - self._day0, 0), self._span - 1)
         high = base + min(max(end_day - self._day0, 0), self._span - 1)
-        totals = _between(self._keys[radius], low, high)
-        return totals, _between(self._flagged[radius], low, high)
+        totals = _between(self._keys[radius], low, high)[inverse]
+        return totals, _between(self._flagged[radius], low, high)[inverse]
 
 
 def count_unindexed(
@@ -127,11 +130,8 @@ def _sorted(parts: list[np.ndarray], key_type: type) -> np.ndarray:
 
 
 def _between(keys: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """How many keys lie in [low, high), for increasing bounds."""
     # Bounds in the keys' own type: searchsorted would otherwise convert the whole key array.
-    # Needles in increasing order, so that each search starts where the last one ended (numpy does
-    # so for sorted needles): random order cost a cache miss per step, ~4x the time.
-    order = np.argsort(low, kind="stable")
-    low, high = low[order].astype(keys.dtype), high[order].astype(keys.dtype)
-    counts = np.empty(len(order), dtype=np.int64)
-    counts[order] = np.searchsorted(keys, high, side="left") - np.searchsorted(keys, low, side="left")
+    low, high = low.astype(keys.dtype), high.astype(keys.dtype)
+    counts: np.ndarray = np.searchsorted(keys, high) - np.searchsorted(keys, low)
     return counts
