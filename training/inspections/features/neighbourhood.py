@@ -75,41 +75,44 @@ def _radius_counts(
     index: RadiusIndex | None,
     query_xyz: np.ndarray,
     points: np.ndarray,
-    days: np.ndarray,
     flags: np.ndarray | None,
     window: slice,
     first_day: int,
     end_day: int,
-    radius: float,
+    radii: tuple[float, ...],
     unindexed: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Points, and flagged points, of `points[window]` within `radius` of each query: through the
-    index where it holds the query's place (plus `unindexed` points in the window, counted
-    directly), else from a k-d tree over the window."""
-    totals = np.zeros(len(query_xyz), dtype=np.int64)
-    hits = np.zeros(len(query_xyz), dtype=np.int64)
+) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+    """Per radius: points, and flagged points, of `points[window]` within it of each query. Through
+    the index where it holds the query's place (plus `unindexed` points in the window, counted
+    directly), else from k-d trees over the window."""
     rows = index.rows_of(query_xyz) if index is not None else np.full(len(query_xyz), -1)  # ~1 ms
     held = rows >= 0
-    if held.any():
-        assert index is not None
-        totals[held], hits[held] = index.count(rows[held], radius, first_day, end_day)
-        if unindexed is not None:
-            extra = window.start + np.flatnonzero(unindexed[window])
+    indexed = index.count(rows[held], first_day, end_day) if index is not None and held.any() else {}
+    extra = np.empty(0, dtype=np.int64)
+    if unindexed is not None and indexed:
+        extra = window.start + np.flatnonzero(unindexed[window])
+    in_window = points[window]
+    tree = cKDTree(in_window) if (~held).any() and len(in_window) else None
+    flagged = flags is not None and (~held).any() and flags[window].any()
+    flagged_tree = cKDTree(in_window[flags[window]]) if flagged and flags is not None else None
+    result: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+    for radius in radii:
+        totals = np.zeros(len(query_xyz), dtype=np.int64)
+        hits = np.zeros(len(query_xyz), dtype=np.int64)
+        if indexed:
+            totals[held], hits[held] = indexed[radius]
             if len(extra):
                 more, more_hits = count_unindexed(
                     query_xyz[held], points[extra], None if flags is None else flags[extra], radius
                 )
                 totals[held] += more
                 hits[held] += more_hits
-    if (~held).any():
-        in_window = points[window]
-        if len(in_window):
-            tree = cKDTree(in_window)
+        if tree is not None:
             totals[~held] = tree.query_ball_point(query_xyz[~held], radius, return_length=True)
-        if flags is not None and flags[window].any():
-            flagged = cKDTree(in_window[flags[window]])
-            hits[~held] = flagged.query_ball_point(query_xyz[~held], radius, return_length=True)
-    return totals, hits
+        if flagged_tree is not None:
+            hits[~held] = flagged_tree.query_ball_point(query_xyz[~held], radius, return_length=True)
+        result[radius] = (totals, hits)
+    return result
 
 
 def _event_index(table: EventTable, places: pd.DataFrame) -> RadiusIndex:
@@ -148,13 +151,12 @@ def event_density_features(
                 index,
                 xyz[rows],
                 table.xyz,
-                table.day,
                 None,
                 window,
                 query_day - table.window_days,
                 query_day,
-                table.radius_km,
-            )
+                (table.radius_km,),
+            )[table.radius_km]
             density[rows] = counts.astype("float64") / area
         name = f"{table.name}_per_km2_{table.window_days}d_{table.radius_km:g}km"
         result[name] = density
@@ -207,19 +209,19 @@ def nearby_outcome_features(
         roster = len(rows) >= INDEX_MIN_QUERIES
         for window_days in windows_days:
             window = _window(history["day"], query_day, window_days)
+            counted = _radius_counts(
+                radius_index if roster else None,
+                xyz[rows],
+                history["xyz"],
+                history["label"] > 0,
+                window,
+                query_day - window_days,
+                query_day,
+                radii_km,
+                unindexed,
+            )
             for radius in radii_km:
-                total, hits = _radius_counts(
-                    radius_index if roster else None,
-                    xyz[rows],
-                    history["xyz"],
-                    history["day"],
-                    history["label"] > 0,
-                    window,
-                    query_day - window_days,
-                    query_day,
-                    radius,
-                    unindexed,
-                )
+                total, hits = counted[radius]
                 with np.errstate(invalid="ignore", divide="ignore"):
                     share = np.where(total > 0, hits / np.maximum(total, 1), np.nan)
                 column(f"nearby_critical_share_{window_days}d_{radius:g}km")[rows] = share
