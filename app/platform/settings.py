@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     # a token's `aud` must name (the base URL or the lead-risk service URL under it).
     cds_issuers_file: Path | None = None
     cds_service_url: str | None = None
+    # The service's public base URL (https://risk.example.org): the Lead Safe drop-in's token endpoint
+    # is this + /oauth/token, the `aud` a SMART backend client's assertion must name. Unset, the CDS
+    # service URL stands in; with neither, SMART assertions are refused (client secrets still work).
+    public_url: str | None = None
     # Signed bundles: the city's Ed25519 public key (PEM); with require_signed_bundles, a bundle
     # without a valid manifest.sig is refused and listed as a failure.
     bundle_public_key: Path | None = None
@@ -122,11 +126,11 @@ class Settings(BaseSettings):
             raise ValueError("the admin key must be at least 16 characters")
         return key or None
 
-    @field_validator("cds_service_url")
+    @field_validator("cds_service_url", "public_url")
     @classmethod
     def _service_url(cls, url: str | None) -> str | None:
         if url is not None and not url.startswith(("https://", "http://")):
-            raise ValueError("cds_service_url must be the service's absolute http(s) URL")
+            raise ValueError("cds_service_url and public_url must be the service's absolute http(s) URL")
         return url.rstrip("/") if url else None
 
     @model_validator(mode="after")
