@@ -22,7 +22,7 @@ from starlette.responses import Response
 from app.hospitals.lead_routes import Refused, contract_errors, lead_route, score_submission
 from app.hospitals.oauth_clients import TOKEN_PREFIX, OAuthClients
 from app.platform.bodies import BodyTooLarge, read_limited_body
-from app.platform.deps import LEAD, check_partner
+from app.platform.deps import LEAD, SECURITY, check_partner
 from app.platform.errors import ServiceError, Unauthorized
 from app.platform.handlers import JSONBytes
 from app.platform.partner_context import CURRENT_PARTNER
@@ -110,7 +110,7 @@ async def _not_retained(request: Request) -> dict[str, Any]:
 
 _ERROR = {"content": {"application/json": {"example": {"errors": [{"message": INVALID_TOKEN, "code": 401}]}}}}
 _ERRORS = {status: answer for status, answer in (lead_route.responses or {}).items() if status != 200}
-_SECURITY: list[dict[str, list[str]]] = [{"Bearer": []}, {"ApiKey": []}]
+_SECURITY = SECURITY  # the partner key schemes; an OAuth access token is sent as Bearer
 _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing, invalid or expired access token", **_ERROR},
     403: {"description": "The token (or key) lacks the `lead` scope", **_ERROR},

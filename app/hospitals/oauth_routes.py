@@ -315,20 +315,13 @@ async def token(request: Request) -> Response:
         return oauth_error(500, "server_error", "internal error")
 
 
-# Lead Safe's documented call is a GET (its parameters in the query, or a form body, which is read
-# too); OAuth's is a POST with a form body. One endpoint, documented as two operations.
+# Lead Safe's documented call is a GET with a form body (`GET --user ID:SECRET --data
+# "grant_type=client_credentials"`); OAuth's is a POST with one. One route for both, so the body is
+# documented (and read) for both.
 router.add_api_route(
     TOKEN_PATH,
     token,
-    methods=["GET"],
-    responses=_RESPONSES,
-    summary="OAuth 2.0 token (Lead Safe's GET form)",
-    openapi_extra={"security": _SECURITY, "parameters": _QUERY},
-)
-router.add_api_route(
-    TOKEN_PATH,
-    token,
-    methods=["POST"],
+    methods=["GET", "POST"],
     responses=_RESPONSES,
     summary="OAuth 2.0 token",
     openapi_extra={
