@@ -213,8 +213,10 @@ lead {lead_cpu_rounds}, between {between_cpu_rounds}, insert {insert_cpu_rounds}
 {insert_between_cpu_rounds}. Errors: floor {floor_errors:.0f}, lead {lead_errors:.0f}, between
 {between_errors:.0f}, insert {insert_errors:.0f}, insert between {insert_between_errors:.0f}. The load cycles through {scored} of {sampled} homes drawn (seeded)
 from the city's address points, each resolved afresh; the second row's {between} homes (house numbers moved
-by 2 between two known ones) are placed and counted per request, not read from the known-homes table. The first request after
-start-up took {first:.1f} s (it waits for the engine's start-up build).
+by 2 between two known ones) are not in the known-homes table: each is placed per request and its earlier tests nearby
+counted from its prepared 40 m cell (`app/hospitals/nearby_tests.py`; the k-d tree for a cell holding no known
+address). The drop-in rows send the same homes to `/upload/insert/` with `Authorization: Bearer` and a token from
+`/oauth/token`. The first request after start-up took {first:.1f} s (it waits for the engine's start-up build).
 """
 
 

@@ -4,8 +4,9 @@ The same features as `training/lead/features.build_features` (tests compare the 
 child in well under a millisecond: everything that does not depend on the child (the city's earlier
 blood tests in a k-d tree, tract and community-area feature rows, the address and boundary indexes,
 and each known address's place and nearby tests) is built once per lead config and reused by every
-request. Nothing about a child is kept: the inputs
-live only in this call's local variables.
+request (and, for any other home near a known address, its 40 m cell's nearby tests:
+app/hospitals/nearby_tests.py). Nothing about a child is kept: the inputs live only in this call's
+local variables.
 """
 
 from __future__ import annotations

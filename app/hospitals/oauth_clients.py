@@ -182,8 +182,10 @@ class OAuthClients:
                     stored.id, stored.partner, frozenset(stored.scopes), stored.secret_sha256, keys
                 )
             self._clients, self._stamp = clients, stamp
-            # A revoked client's tokens go with it (kept ones would be refused below anyway).
-            self._tokens = {k: v for k, v in self._tokens.items() if v[0] in clients}
+            # A revoked client's tokens go with it (kept ones would be refused below anyway). This
+            # runs in a thread while the event loop adds tokens: filter a copy (copied atomically).
+            known = self._tokens.copy()
+            self._tokens = {k: v for k, v in known.items() if v[0] in clients}
 
     def _active(self) -> dict[str, Client]:
         if self._read_at is None and self._down is None:  # an app used without its lifespan

@@ -62,7 +62,9 @@ class Settings(BaseSettings):
     # The lead engine's table of every known address's place and nearby tests (app/hospitals/known_homes.py):
     # faster answers for homes at those addresses, at a memory and start-up cost that grows with the
     # city's address table (~40 MB and ~1 s for Chicago's 56,000 sample points; 600,000 points measured
-    # at ~260 MB and ~12 s per worker). Off: every home is placed and counted per request.
+    # at ~260 MB and ~12 s per worker), and with it the earlier tests near each 40 m cell around those
+    # addresses (app/hospitals/nearby_tests.py: ~9 MB and ~1 s for Chicago's sample), for homes off the
+    # table. Off: every home is placed and counted per request.
     lead_known_homes: bool = True
     # Daily lists (app/inspections/daily.py): at most this many new dates ranked at once per worker;
     # each holds a city's features for a day (~100-200 MB while it runs).
