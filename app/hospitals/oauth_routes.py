@@ -316,17 +316,20 @@ async def token(request: Request) -> Response:
 
 
 # Lead Safe's documented call is a GET with a form body (`GET --user ID:SECRET --data
-# "grant_type=client_credentials"`); OAuth's is a POST with one. One route for both, so the body is
-# documented (and read) for both.
-router.add_api_route(
-    TOKEN_PATH,
-    token,
-    methods=["GET", "POST"],
-    responses=_RESPONSES,
-    summary="OAuth 2.0 token",
-    openapi_extra={
-        "security": _SECURITY,
-        "parameters": _QUERY,
-        "requestBody": {"required": False, "content": {FORM: {"schema": _PARAMETERS}}},
-    },
-)
+# "grant_type=client_credentials"`); OAuth's is a POST with one. One route serves both (so a 405
+# lists both in `Allow`); OpenAPI needs one operation id per method, so two routes that never match
+# (the first always does) document the two operations.
+router.add_api_route(TOKEN_PATH, token, methods=["GET", "POST"], include_in_schema=False)
+for method in ("GET", "POST"):
+    router.add_api_route(
+        TOKEN_PATH,
+        token,
+        methods=[method],
+        responses=_RESPONSES,
+        summary="OAuth 2.0 token" + (" (Lead Safe's GET form)" if method == "GET" else ""),
+        openapi_extra={
+            "security": _SECURITY,
+            "parameters": _QUERY,
+            "requestBody": {"required": False, "content": {FORM: {"schema": _PARAMETERS}}},
+        },
+    )
