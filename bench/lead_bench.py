@@ -174,11 +174,12 @@ def measure(
             bearer = {"Authorization": f"Bearer {bearer_token(base, database_url)}"}
             insert = f"{base}/upload/insert/"
             assert httpx.post(insert, content=bodies[0], headers=headers | bearer).status_code == 200
+            # Each drop-in run right after the /v1/lead/risk run of the same homes: the pairs compare.
             runs = {
                 "floor": run(floor_url, b"{}", floor),
                 "lead": run(url, bodies, service),
-                "lead_between": run(url, between, service),
                 "insert": run(insert, bodies, service, bearer),
+                "lead_between": run(url, between, service),
                 "insert_between": run(insert, between, service, bearer),
             }
             results |= interleaved(runs, args.rounds)

@@ -31,7 +31,14 @@ from app.hospitals.oauth_assertions import (
     claimed_client,
     verify_assertion,
 )
-from app.hospitals.oauth_clients import CLIENT_SCOPES, TOKEN_SECONDS, Client, OAuthClients, digest
+from app.hospitals.oauth_clients import (
+    ASSERTION_ALGORITHMS,
+    CLIENT_SCOPES,
+    TOKEN_SECONDS,
+    Client,
+    OAuthClients,
+    digest,
+)
 from app.platform.bodies import BodyTooLarge, read_limited_body
 from app.platform.errors import ServiceError
 from app.platform.handlers import JSONBytes
@@ -332,4 +339,39 @@ for method in ("GET", "POST"):
             "parameters": _QUERY,
             "requestBody": {"required": False, "content": {FORM: {"schema": _PARAMETERS}}},
         },
+    )
+
+
+SMART_SCOPES = ["lead", "system/RiskAssessment.rs", "system/*.rs"]
+
+
+class NotConfigured(ServiceError):
+    status = 404
+    code = "not_configured"
+
+
+@router.get(
+    "/.well-known/smart-configuration",
+    summary="SMART configuration (Backend Services: the token endpoint and how to authenticate)",
+    responses={404: {"description": "No public URL is configured (CIVICRISK_PUBLIC_URL)"}},
+)
+async def smart_configuration(request: Request) -> Response:
+    """Where a SMART backend client gets its token, and what it may use: the token endpoint, client
+    credentials, private_key_jwt with RS384 or ES384 (or a client secret), the scopes granted."""
+    token_url = _token_url(request.app.state.settings)
+    if token_url is None:
+        raise NotConfigured("no public URL is configured (CIVICRISK_PUBLIC_URL)")
+    return JSONBytes(
+        {
+            "token_endpoint": token_url,
+            "grant_types_supported": [GRANT],
+            "token_endpoint_auth_methods_supported": [
+                "private_key_jwt",
+                "client_secret_basic",
+                "client_secret_post",
+            ],
+            "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
+            "scopes_supported": SMART_SCOPES,
+            "capabilities": ["client-confidential-asymmetric", "client-confidential-symmetric"],
+        }
     )

@@ -323,3 +323,16 @@ def test_an_expired_token_is_refused(drop_in: Any, monkeypatch: pytest.MonkeyPat
     real = time.time
     monkeypatch.setattr(time, "time", lambda: real() + 3601)
     contract_errors(client.get("/get/", headers=bearer), 401)
+
+
+def test_smart_configuration_names_the_token_endpoint(drop_in: Any, tmp_path: Path) -> None:
+    client, _, _, _ = drop_in
+    found = client.get("/.well-known/smart-configuration")
+    assert found.status_code == 200
+    document = found.json()
+    assert document["token_endpoint"] == TOKEN_URL and document["grant_types_supported"] == ["client_credentials"]
+    assert "private_key_jwt" in document["token_endpoint_auth_methods_supported"]
+    assert document["token_endpoint_auth_signing_alg_values_supported"] == ["RS384", "ES384"]
+    settings, _ = lead_settings(tmp_path, ehr_key(), cds_service_url=None, cds_issuers_file=None)
+    with TestClient(create_app(settings, load_models=False)) as unconfigured:
+        assert unconfigured.get("/.well-known/smart-configuration").status_code == 404
