@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import logging
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
@@ -167,9 +168,8 @@ async def _authenticate(request: Request, parameters: dict[str, str]) -> Client:
     if "client_id" in parameters and parameters["client_id"] != client_id:
         raise _invalid_request("client_id does not match the authenticated client")
     client = await clients.client_now(client_id) if client_id else None
-    if client is None or client.secret_sha256 is None or digest(secret) != client.secret_sha256:
-        # A secret's sha256 against a stored one: comparing digests of long random secrets leaks
-        # nothing an attacker can steer (as for partner keys).
+    stored = None if client is None else client.secret_sha256
+    if client is None or stored is None or not hmac.compare_digest(digest(secret), stored):
         raise _invalid_client("unknown client or wrong secret", None if client is None else client.id)
     return client
 

@@ -330,7 +330,8 @@ def test_smart_configuration_names_the_token_endpoint(drop_in: Any, tmp_path: Pa
     found = client.get("/.well-known/smart-configuration")
     assert found.status_code == 200
     document = found.json()
-    assert document["token_endpoint"] == TOKEN_URL and document["grant_types_supported"] == ["client_credentials"]
+    assert document["token_endpoint"] == TOKEN_URL
+    assert document["grant_types_supported"] == ["client_credentials"]
     assert "private_key_jwt" in document["token_endpoint_auth_methods_supported"]
     assert document["token_endpoint_auth_signing_alg_values_supported"] == ["RS384", "ES384"]
     settings, _ = lead_settings(tmp_path, ehr_key(), cds_service_url=None, cds_issuers_file=None)
