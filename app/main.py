@@ -13,9 +13,10 @@ from typing import Any
 import anyio.to_thread
 from fastapi import FastAPI
 
-from app.hospitals import cds_routes, lead_routes
+from app.hospitals import cds_routes, lead_routes, lead_safe_routes, oauth_routes
 from app.hospitals.ehr_tokens import EhrTokenVerifier
 from app.hospitals.lead_risk import LeadService
+from app.hospitals.oauth_clients import OAuthClients
 from app.hospitals.replay import SpentTokens
 from app.inspections import establishments
 from app.inspections import page as inspector_page
@@ -72,6 +73,10 @@ def create_app(
         settings.keys_grace_seconds,
         settings.keys_file,
     )
+    # The Lead Safe drop-in's OAuth clients: in the database, read again every second like the keys.
+    oauth_clients = OAuthClients(
+        repository, lambda: nothing_stored(settings.database_url), settings.keys_grace_seconds
+    )
     watcher = ModelSetWatcher(
         registry,
         repository if settings.shared_state else None,
@@ -117,8 +122,10 @@ def create_app(
         # Partner keys first (the bootstrap keys named, a keys file imported, the keys read), then
         # read again every second, whether or not models are loaded.
         await anyio.to_thread.run_sync(partner_keys.start)
+        await anyio.to_thread.run_sync(oauth_clients.refresh)
         async with models_lifespan(app), anyio.create_task_group() as background:
             background.start_soon(partner_keys.follow)
+            background.start_soon(oauth_clients.follow)
             yield
             background.cancel_scope.cancel()
         app.state.daily_lists.close()  # daily lists: no more computed ahead, list processes stopped
@@ -140,6 +147,7 @@ def create_app(
     app.state.spent_tokens = SpentTokens(repository if settings.shared_state else None)
     app.state.model_set = watcher
     app.state.partner_keys = partner_keys
+    app.state.oauth_clients = oauth_clients
     app.state.lead = lead
     app.state.freeze_heap = freeze_heap
     app.state.preloaded = None  # a Preloaded once `load_before_fork` has run
@@ -149,7 +157,7 @@ def create_app(
     # The partner scoring routes are the hot ones: POSTs to them take the fast lane
     # (app/platform/fast_lane.py).
     # They are declared on the app too, first, for OpenAPI and for any request the lane passes on.
-    app.fast_routes = (scoring.score_route, lead_routes.lead_route)
+    app.fast_routes = (scoring.score_route, lead_routes.lead_route, lead_safe_routes.insert_route)
     app.router.routes[0:0] = list(app.fast_routes)
     for router in (
         establishments.router,
@@ -160,6 +168,8 @@ def create_app(
         inspection_routes.router,
         inspector_page.router,
         cds_routes.router,
+        oauth_routes.router,  # the Lead Safe drop-in: /oauth/token, /get/ (insert is a fast route)
+        lead_safe_routes.router,
     ):
         app.include_router(router)
     _document_security(app)
@@ -252,6 +262,11 @@ def _document_security(app: FastAPI) -> None:
                     "scheme": "basic",
                     "description": "The inspectors' routes, with CIVICRISK_INSPECTOR_AUTH=key: "
                     "the key as the password",
+                },
+                "OAuthClient": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "/oauth/token: the OAuth client id and secret",
                 },
             }
             app.openapi_schema = schema

@@ -1,5 +1,6 @@
 # ruff: noqa: E501  (the wrk script and the Markdown table template have long lines)
-"""Hospital lead endpoint benchmark: floor (empty FastAPI endpoint) vs POST /v1/lead/risk, same client.
+"""Hospital lead endpoint benchmark: floor (empty FastAPI endpoint) vs POST /v1/lead/risk and the Lead
+Safe drop-in's POST /upload/insert/ with an OAuth bearer token, same client.
 
     .venv/bin/python bench/lead_bench.py [--duration 10] [--connections 16] [--write-readme]
 
@@ -9,8 +10,10 @@ loopback, pinned to core 0 with the client on core 1 (--no-pin turns that off), 
 resolves an address with the offline resolver, finds its tract and community area, counts earlier
 tests nearby as of the visit, scores and writes the notes. The homes are the city's own address points;
 a second run sends homes between two known addresses (the resolver interpolates them), which miss the
-engine's table of known homes and take the slower path. With --write-readme the table is written to
-bench/README.md, section "Hospital lead endpoint".
+engine's table of known homes and take the slower path. Both are sent again to the drop-in's
+`/upload/insert/` with `Authorization: Bearer TOKEN`, the token from `/oauth/token` for an OAuth client
+made in the server's database as a hospital's (`civicrisk keys create --client`). With --write-readme
+the table is written to bench/README.md, section "Hospital lead endpoint".
 """
 
 from __future__ import annotations
@@ -109,6 +112,23 @@ def between_bodies(count: int = ADDRESSES, seed: int = 0) -> list[bytes]:
     return bodies
 
 
+def bearer_token(base: str, database_url: str) -> str:
+    """An OAuth client in the server's database (as `civicrisk keys create --client` makes one), and
+    an access token for it from the server's /oauth/token, as a Lead Safe client gets one."""
+    sys.path.insert(0, str(ROOT))
+    from app.hospitals.oauth_clients import create_client
+    from app.platform.storage.repository import Repository
+
+    entry, secret = create_client(Repository.open(database_url), "bench hospital", ["lead"])
+    assert secret is not None
+    answer = httpx.post(
+        f"{base}/oauth/token", data={"grant_type": "client_credentials"}, auth=(entry.id, secret), timeout=30
+    )
+    assert answer.status_code == 200, answer.text
+    token: str = answer.json()["access_token"]
+    return token
+
+
 def measure(
     args: argparse.Namespace, wrk: str | None, cpus: tuple[set[int], set[int]] | None
 ) -> dict[str, Any]:
@@ -117,13 +137,18 @@ def measure(
     server_cpus, client_cpus = cpus if cpus is not None else (None, None)
 
     def run(
-        url: str, body: bytes | list[bytes], server: subprocess.Popen[bytes]
+        url: str,
+        body: bytes | list[bytes],
+        server: subprocess.Popen[bytes],
+        headers: dict[str, str] | None = None,
     ) -> Callable[[], dict[str, float]]:
-        return lambda: load(url, body, args.connections, args.duration, wrk, client_cpus, server.pid)
+        return lambda: load(url, body, args.connections, args.duration, wrk, client_cpus, server.pid, headers)
 
     port = free_port()
     command = [sys.executable, "-m", "civicrisk.cli", "serve", "--port", str(port), "--workers", "1"]
     with tempfile.TemporaryDirectory() as tmp:
+        database_url = f"sqlite:///{tmp}/civicrisk.sqlite3"
+        env |= {"CIVICRISK_DATABASE_URL": database_url, "CIVICRISK_KEYS_FILE": f"{tmp}/keys.json"}
         floor_url, floor = start_floor(tmp, env, server_cpus)
         service = start(command, env, server_cpus)
         try:
@@ -145,16 +170,25 @@ def measure(
                 b for b in between_bodies() if httpx.post(url, content=b, headers=headers).status_code == 200
             ]
             results["addresses"] = {"sampled": ADDRESSES, "scored": len(bodies), "between": len(between)}
+            base = f"http://127.0.0.1:{port}"
+            bearer = {"Authorization": f"Bearer {bearer_token(base, database_url)}"}
+            insert = f"{base}/upload/insert/"
+            assert httpx.post(insert, content=bodies[0], headers=headers | bearer).status_code == 200
+            # Each drop-in run right after the /v1/lead/risk run of the same homes: the pairs compare.
             runs = {
                 "floor": run(floor_url, b"{}", floor),
                 "lead": run(url, bodies, service),
+                "insert": run(insert, bodies, service, bearer),
                 "lead_between": run(url, between, service),
+                "insert_between": run(insert, between, service, bearer),
             }
             results |= interleaved(runs, args.rounds)
         finally:
             stop(floor, service)
     results["ratio"] = ratios(results, "lead")
     results["ratio_between"] = ratios(results, "lead_between")
+    results["ratio_insert"] = ratios(results, "insert")
+    results["ratio_insert_between"] = ratios(results, "insert_between")
     return results
 
 
@@ -170,21 +204,38 @@ round, "vs floor" with the lowest and highest round's ratio; civicrisk with its 
 |---|---|---|---|---|---|---|---|
 | empty FastAPI endpoint (floor) | {floor_rps:,.0f} req/s | {floor_p50:.2f} ms | {floor_p99:.2f} ms | 1.00 | {floor_cpu:.0f} µs | 1.00 | |
 | `POST /v1/lead/risk`: address → tract → features → score → notes, homes at known addresses | {lead_rps:,.0f} req/s | {lead_p50:.2f} ms | {lead_p99:.2f} ms | {ratio:.3f} ({low:.2f}–{high:.2f}) | {lead_cpu:.0f} µs | {cpu_ratio:.3f} | ≥ 0.50, p99 ≤ 30 ms |
-| the same, homes between known addresses (interpolated) | {between_rps:,.0f} req/s | {between_p50:.2f} ms | {between_p99:.2f} ms | {between_ratio:.3f} ({between_low:.2f}–{between_high:.2f}) | {between_cpu:.0f} µs | {between_cpu_ratio:.3f} | |
+| the same, homes between known addresses (interpolated) | {between_rps:,.0f} req/s | {between_p50:.2f} ms | {between_p99:.2f} ms | {between_ratio:.3f} ({between_low:.2f}–{between_high:.2f}) | {between_cpu:.0f} µs | {between_cpu_ratio:.3f} | ≥ 0.50 (issue #20) |
+| Lead Safe drop-in `POST /upload/insert/` with `Authorization: Bearer` (an OAuth token), homes at known addresses | {insert_rps:,.0f} req/s | {insert_p50:.2f} ms | {insert_p99:.2f} ms | {insert_ratio:.3f} ({insert_low:.2f}–{insert_high:.2f}) | {insert_cpu:.0f} µs | {insert_cpu_ratio:.3f} | ≥ 0.50 (issue #20) |
+| the same, homes between known addresses | {insert_between_rps:,.0f} req/s | {insert_between_p50:.2f} ms | {insert_between_p99:.2f} ms | {insert_between_ratio:.3f} ({insert_between_low:.2f}–{insert_between_high:.2f}) | {insert_between_cpu:.0f} µs | {insert_between_cpu_ratio:.3f} | ≥ 0.50 (issue #20) |
 
-Per round, req/s: floor {floor_rounds}, lead {lead_rounds}, between {between_rounds}; server CPU µs a
-request: floor {floor_cpu_rounds}, lead {lead_cpu_rounds}, between {between_cpu_rounds}. Errors: floor
-{floor_errors:.0f}, lead {lead_errors:.0f}, between {between_errors:.0f}. The load cycles through {scored} of {sampled} homes drawn (seeded)
+Per round, req/s: floor {floor_rounds}, lead {lead_rounds}, between {between_rounds}, insert
+{insert_rounds}, insert between {insert_between_rounds}; server CPU µs a request: floor {floor_cpu_rounds},
+lead {lead_cpu_rounds}, between {between_cpu_rounds}, insert {insert_cpu_rounds}, insert between
+{insert_between_cpu_rounds}. Errors: floor {floor_errors:.0f}, lead {lead_errors:.0f}, between
+{between_errors:.0f}, insert {insert_errors:.0f}, insert between {insert_between_errors:.0f}. The load cycles through {scored} of {sampled} homes drawn (seeded)
 from the city's address points, each resolved afresh; the second row's {between} homes (house numbers moved
-by 2 between two known ones) are placed and counted per request, not read from the known-homes table. The first request after
-start-up took {first:.1f} s (it waits for the engine's start-up build).
+by 2 between two known ones) are not in the known-homes table: each is placed per request and its earlier tests nearby
+counted from its prepared 40 m cell (`app/hospitals/nearby_tests.py`; the k-d tree for a cell holding no known
+address). The drop-in rows send the same homes to `/upload/insert/` with `Authorization: Bearer` and a token from
+`/oauth/token`. The first request after start-up took {first:.1f} s (it waits for the engine's start-up build).
 """
 
 
 def write_readme(results: dict[str, Any], args: argparse.Namespace) -> None:
     floor, lead, ratio = results["floor"], results["lead"], results["ratio"]
     between = results["lead_between"]
+    rows = {}
+    for name in ("insert", "insert_between"):
+        run, ratio_of = results[name], results[f"ratio_{name}"]
+        rows |= {
+            f"{name}_rps": run["rps"], f"{name}_p50": run["p50_ms"], f"{name}_p99": run["p99_ms"],
+            f"{name}_ratio": ratio_of["median"], f"{name}_low": ratio_of["low"], f"{name}_high": ratio_of["high"],
+            f"{name}_cpu_ratio": ratio_of["cpu"], f"{name}_cpu": statistics.median(run["rounds_cpu_us"]),
+            f"{name}_rounds": run["rounds_rps"], f"{name}_cpu_rounds": run["rounds_cpu_us"],
+            f"{name}_errors": run["errors"],
+        }  # fmt: skip
     text = SECTION.format(
+        **rows,
         client=results["client"], pinned="yes" if results["pinned"] else "no", connections=args.connections,
         duration=args.duration, rounds=args.rounds,
         floor_rps=floor["rps"], floor_p50=floor["p50_ms"], floor_p99=floor["p99_ms"],

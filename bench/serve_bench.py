@@ -91,16 +91,24 @@ def ensure_wrk() -> str | None:
 
 
 def run_wrk(
-    wrk: str, url: str, bodies: list[bytes], connections: int, duration: int, cpus: set[int] | None
+    wrk: str,
+    url: str,
+    bodies: list[bytes],
+    connections: int,
+    duration: int,
+    cpus: set[int] | None,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, float]:
-    """wrk with one body, or cycling through several (each wrk thread starts at its own first)."""
+    """wrk with one body, or cycling through several (each wrk thread starts at its own first);
+    `headers` replace the partner key header (a bearer token, say)."""
+    sent = headers if headers is not None else {"X-API-Key": KEY}
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         listed = ", ".join(json.dumps(body.decode()) for body in bodies)
         script.write(
             'wrk.method = "POST"\n'
             f"wrk.body = {json.dumps(bodies[0].decode())}\n"
             'wrk.headers["Content-Type"] = "application/json"\n'
-            f'wrk.headers["X-API-Key"] = "{KEY}"\n'
+            + "".join(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}\n" for k, v in sent.items())
             + (
                 f"local bodies = {{{listed}}}\n"
                 "local next_body = 0\n"
@@ -161,10 +169,12 @@ def wrk_results(
     }  # fmt: skip
 
 
-async def run_httpx(url: str, bodies: list[bytes], connections: int, duration: float) -> dict[str, float]:
+async def run_httpx(
+    url: str, bodies: list[bytes], connections: int, duration: float, sent: dict[str, str] | None = None
+) -> dict[str, float]:
     latencies: list[float] = []
     errors = 0
-    headers = {"Content-Type": "application/json", "X-API-Key": KEY}
+    headers = {"Content-Type": "application/json"} | (sent if sent is not None else {"X-API-Key": KEY})
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     async with httpx.AsyncClient(limits=limits, timeout=60) as client:
         end = time.perf_counter() + duration
@@ -228,17 +238,19 @@ def load(
     wrk: str | None,
     cpus: set[int] | None,
     server: int | None = None,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, float]:
-    """Load `url` with POSTs of `body` (or of each of several bodies in turn). With the server's
+    """Load `url` with POSTs of `body` (or of each of several bodies in turn), with the partner key
+    or the given `headers` instead. With the server's
     pid, also the server's CPU time per request (`cpu_us`): throughput on this shared host moves
     with its neighbours' load, CPU time per request much less, so the two ratios are reported side
     by side."""
     bodies = body if isinstance(body, list) else [body]
     before = cpu_seconds(server) if server is not None else None
     if wrk:
-        result = run_wrk(wrk, url, bodies, connections, duration, cpus)
+        result = run_wrk(wrk, url, bodies, connections, duration, cpus, headers)
     else:
-        result = asyncio.run(run_httpx(url, bodies, connections, duration))
+        result = asyncio.run(run_httpx(url, bodies, connections, duration, headers))
     after = cpu_seconds(server) if server is not None else None
     if before is not None and after is not None and result["requests"]:
         result["cpu_us"] = (after - before) / result["requests"] * 1e6

@@ -25,7 +25,22 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     create.add_argument(
         "--scope", required=True, action="append", choices=["lead", "inspections", "admin"], help="repeatable"
     )
-    revoke = actions.add_parser("revoke", help="revoke a partner key by its id")
+    create.add_argument(
+        "--client",
+        action="store_true",
+        help="an OAuth client of the Lead Safe drop-in (/oauth/token) instead of a key: prints its client "
+        "id and secret, the secret once (scope lead only)",
+    )
+    create.add_argument(
+        "--jwks",
+        type=Path,
+        metavar="FILE",
+        help="with --client: the client's public JWKS (SMART Backend Services); it signs its token requests "
+        "with those keys and gets no secret",
+    )
+    revoke = actions.add_parser(
+        "revoke", help="revoke a partner key or an OAuth client (and its tokens) by id"
+    )
     revoke.add_argument("key_id", metavar="KEY_ID")
     actions.add_parser("list", help="list partner keys (ids, partners, scopes; never the keys)")
     for action in (create, revoke, actions.choices["list"]):
@@ -67,8 +82,10 @@ def _partner_keys(args: argparse.Namespace) -> int:
     import sqlalchemy as sa
     from pydantic import ValidationError
 
+    from app.hospitals.oauth_clients import CLIENT_PREFIX
     from app.platform.keys import create_key
     from app.platform.settings import Settings
+    from app.platform.storage.oauth import OAuthStore
     from app.platform.storage.repository import DatabaseUnavailable, Repository, nothing_stored
     from app.platform.storage.schema import SchemaError
 
@@ -86,13 +103,21 @@ def _partner_keys(args: argparse.Namespace) -> int:
         shown = sa.engine.make_url(url).render_as_string(hide_password=True)
         repository = Repository.open(url)
         _import(repository, keys_file)
-        if args.keys_command == "create":
+        if args.keys_command == "create" and (args.client or args.jwks is not None):
+            _create_client(repository, args, shown)
+        elif args.keys_command == "create":
             entry, key = create_key(repository, args.partner, list(args.scope))
             print(
                 f"key id {entry.id} for partner {entry.partner} (scopes {', '.join(entry.scopes)}) in {shown}"
             )
             print("the key is shown once, below; only its sha256 is stored")
             print(key)
+        elif args.keys_command == "revoke" and args.key_id.startswith(CLIENT_PREFIX):
+            client = OAuthStore(repository).revoke_client(args.key_id)
+            if client is None or client.revoked_at is None:
+                raise UsageError(f"no client with id {args.key_id!r} in {shown}")
+            when = client.revoked_at.isoformat(timespec="seconds")
+            print(f"client {client.id} of partner {client.partner} revoked at {when}, with its access tokens")
         elif args.keys_command == "revoke":
             revoked = repository.revoke_partner_key(args.key_id)
             if revoked is None or revoked.revoked_at is None:
@@ -108,11 +133,48 @@ def _partner_keys(args: argparse.Namespace) -> int:
                 )
                 created = stored.created_at.isoformat(timespec="seconds")
                 print(f"{stored.id}\t{stored.partner}\t{','.join(stored.scopes)}\t{created}\t{state}")
+            for client in OAuthStore(repository).clients():
+                state = (
+                    f"revoked {client.revoked_at.isoformat(timespec='seconds')}"
+                    if client.revoked_at
+                    else "active"
+                )
+                created = client.created_at.isoformat(timespec="seconds")
+                kind = "client (JWKS)" if client.jwks is not None else "client (secret)"
+                print(f"{client.id}\t{client.partner}\t{','.join(client.scopes)}\t{created}\t{state}\t{kind}")
     except (sa.exc.ArgumentError, ImportError):  # not a URL, or a driver that is not installed
         raise UsageError("CIVICRISK_DATABASE_URL is not a usable database URL") from None
     except (DatabaseUnavailable, SchemaError) as error:
         raise UsageError(str(error).strip().splitlines()[0]) from None
     return 0
+
+
+def _create_client(repository: Repository, args: argparse.Namespace, shown: str) -> None:
+    """An OAuth client: a secret (shown once), or a registered public JWKS (SMART Backend Services)."""
+    import json
+
+    from app.hospitals.oauth_clients import JwksError, create_client
+
+    jwks = None
+    if args.jwks is not None:
+        try:
+            jwks = json.loads(args.jwks.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise UsageError(f"{args.jwks}: not a readable JSON file ({error})") from None
+    try:
+        entry, secret = create_client(repository, args.partner, list(args.scope), jwks)
+    except JwksError as error:
+        raise UsageError(f"{args.jwks}: {error}") from None
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    print(f"OAuth client for partner {entry.partner} (scopes {', '.join(entry.scopes)}) in {shown}")
+    if secret is None:
+        print("it authenticates with JWTs signed by a key of its JWKS; its client id:")
+        print(entry.id)
+        return
+    print("the client id, then the secret (shown once; only its sha256 is stored):")
+    print(entry.id)
+    print(secret)
 
 
 def _import(repository: Repository, keys_file: Path) -> None:

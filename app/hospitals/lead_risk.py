@@ -4,8 +4,9 @@ The same features as `training/lead/features.build_features` (tests compare the 
 child in well under a millisecond: everything that does not depend on the child (the city's earlier
 blood tests in a k-d tree, tract and community-area feature rows, the address and boundary indexes,
 and each known address's place and nearby tests) is built once per lead config and reused by every
-request. Nothing about a child is kept: the inputs
-live only in this call's local variables.
+request (and, for any other home near a known address, its 40 m cell's nearby tests:
+app/hospitals/nearby_tests.py). Nothing about a child is kept: the inputs live only in this call's
+local variables.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from scipy.spatial import cKDTree
 
 from app.hospitals.errors import OutsideArea
 from app.hospitals.known_homes import KnownHomes
+from app.hospitals.nearby_tests import NearbyTests
 from app.platform.errors import ModelUnavailable
 from app.platform.registry import LoadedModel, ModelRegistry, Snapshot
 from app.scoring.explain import TOP_REASONS, largest
@@ -132,6 +134,14 @@ class LeadEngine:
             days,
             elevated,
         )
+        # Any other home near a known address: its cell's tests, worked out once (nearby_tests.py).
+        self.nearby = NearbyTests(
+            self._addresses.points() if known_homes else [],
+            self._tree,
+            (self.radius_km, SAME_ADDRESS_KM),
+            days,
+            elevated,
+        )
 
     def coordinates(self, home: Home) -> tuple[float, float]:
         """Where a home is: its coordinates, or its address resolved; raises OutsideArea."""
@@ -154,14 +164,21 @@ class LeadEngine:
             EARTH_RADIUS_KM * math.cos(lat) * math.sin(lon),
             EARTH_RADIUS_KM * math.sin(lat),
         )
-        earlier = bisect.bisect_left(self._test_days, (as_of - EPOCH).days)
+        day = (as_of - EPOCH).days
+        counted = self.nearby.counts(latitude, longitude, point, day)
+        return _history(*(counted if counted is not None else self.tree_counts(point, day)))
+
+    def tree_counts(self, point: tuple[float, float, float], day: int) -> tuple[int, int, int, int]:
+        """(tests, elevated) at the address and within the block before `day`, from the tree: for a
+        point whose cell `self.nearby` has not prepared."""
+        earlier = bisect.bisect_left(self._test_days, day)
         elevated = self._test_elevated.__getitem__
         # The same distance test as training's sparse_distance_matrix (the tree's), both radii in
         # one query.
         near_block, near_address = self._tree.query_ball_point(np.array((point, point)), self._radii)
         block = [i for i in near_block if i < earlier]
         address = [i for i in near_address if i < earlier]
-        return _history(len(address), sum(map(elevated, address)), len(block), sum(map(elevated, block)))
+        return len(address), sum(map(elevated, address)), len(block), sum(map(elevated, block))
 
     def feature_vector(self, birth: date, as_of: date, home: Home) -> list[float]:
         """FEATURES (training/lead/features.py), in that order, for one child; raises OutsideArea."""

@@ -37,7 +37,8 @@ STATES = frozenset({"IL", "ILLINOIS"})
 CLOCK = MillisecondClock(sep=" ")  # the contract's "2018-03-23 09:59:14.237+00:00"
 
 
-def _errors(status: int, *messages: str, retry_after: int | None = None) -> JSONBytes:
+def contract_errors(status: int, *messages: str, retry_after: int | None = None) -> JSONBytes:
+    """An error in the contract's shape: `{"errors": [{"message", "code"}]}`, the status as code."""
     headers = {"WWW-Authenticate": 'Bearer realm="civicrisk"'} if status == 401 else {}
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
@@ -45,7 +46,9 @@ def _errors(status: int, *messages: str, retry_after: int | None = None) -> JSON
     return JSONBytes(body, status, headers or None)
 
 
-class _Refused(Exception):
+class Refused(Exception):
+    """Refused in the contract's shape (status and messages)."""
+
     def __init__(self, status: int, *messages: str) -> None:
         super().__init__(messages[0] if messages else "")
         self.status = status
@@ -55,18 +58,18 @@ class _Refused(Exception):
 async def _read_body(request: Request) -> bytes:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json":
-        raise _Refused(415, "Content-Type must be application/json")
+        raise Refused(415, "Content-Type must be application/json")
     try:
         return await read_limited_body(request, LEAD_SAFE_MAX_BODY_BYTES)
     except BodyTooLarge:
-        raise _Refused(413, f"body over {LEAD_SAFE_MAX_BODY_BYTES} bytes") from None
+        raise Refused(413, f"body over {LEAD_SAFE_MAX_BODY_BYTES} bytes") from None
 
 
 def _json(raw: bytes) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise _Refused(400, "Invalid JSON: the body is not a complete JSON object") from None
+        raise Refused(400, "Invalid JSON: the body is not a complete JSON object") from None
 
 
 async def ready_engine(service: LeadService, model: LoadedModel) -> LeadEngine:
@@ -77,27 +80,32 @@ async def ready_engine(service: LeadService, model: LoadedModel) -> LeadEngine:
     return engine
 
 
-def _outside(service_area: str) -> _Refused:
-    return _Refused(412, f"Address outside of {service_area}")
+def _outside(service_area: str) -> Refused:
+    return Refused(412, f"Address outside of {service_area}")
 
 
 async def lead_risk(request: Request) -> Response:
     """Lead exposure risk of one child at a visit (Chicago Lead Safe API contract); nothing is kept."""
     try:
         return JSONBytes(await _answer(request))
-    except _Refused as refused:
-        return _errors(refused.status, *refused.messages)
+    except Refused as refused:
+        return contract_errors(refused.status, *refused.messages)
     except ServiceError as error:  # 401, 403, 503 from the key check or the model lookup
-        return _errors(error.status, error.message, retry_after=error.retry_after)
+        return contract_errors(error.status, error.message, retry_after=error.retry_after)
     except Exception as error:
         # Only the type: a message or traceback could quote the request's values.
         log.error("lead risk failed", extra={"error": type(error).__name__})
-        return _errors(500, "internal error")
+        return contract_errors(500, "internal error")
 
 
 async def _answer(request: Request) -> dict[str, Any]:
     check_partner(request, LEAD)
-    raw = await _read_body(request)
+    return await score_submission(request, await _read_body(request))
+
+
+async def score_submission(request: Request, raw: bytes) -> dict[str, Any]:
+    """The contract's answer to a submission's raw body (the caller checked who sent it and read
+    the body within its limit)."""
     # The usual request decodes against the contract's types (lead_safe_typed); any other is read as
     # JSON here, so a body that is not JSON is refused before the model is looked up, as ever.
     typed = lead_safe_typed.decode(raw)
@@ -110,11 +118,11 @@ async def _answer(request: Request) -> dict[str, Any]:
     if parsed is None:  # a problem, or a form the typed path leaves to the full check
         checked = parse_request(body if typed is None else _json(raw), engine.threshold, today)
         if isinstance(checked, list):
-            raise _Refused(400, *(problem.message for problem in checked if isinstance(problem, FieldError)))
+            raise Refused(400, *(problem.message for problem in checked if isinstance(problem, FieldError)))
         parsed = checked
     if not parsed.expected and (parsed.as_of - parsed.birth).days >= engine.horizon_days:
         # The contract's wording; eligibility itself is the model's: under label.horizon_days.
-        raise _Refused(412, TOO_OLD)
+        raise Refused(412, TOO_OLD)
     _check_city(parsed, engine.config.display_name)
     try:
         result = service.score(engine, model, parsed.birth, max(parsed.as_of, parsed.birth), _home(parsed))

@@ -62,7 +62,9 @@ class Settings(BaseSettings):
     # The lead engine's table of every known address's place and nearby tests (app/hospitals/known_homes.py):
     # faster answers for homes at those addresses, at a memory and start-up cost that grows with the
     # city's address table (~40 MB and ~1 s for Chicago's 56,000 sample points; 600,000 points measured
-    # at ~260 MB and ~12 s per worker). Off: every home is placed and counted per request.
+    # at ~260 MB and ~12 s per worker), and with it the earlier tests near each 40 m cell around those
+    # addresses (app/hospitals/nearby_tests.py: ~9 MB and ~1 s for Chicago's sample), for homes off the
+    # table. Off: every home is placed and counted per request.
     lead_known_homes: bool = True
     # Daily lists (app/inspections/daily.py): at most this many new dates ranked at once per worker;
     # each holds a city's features for a day (~100-200 MB while it runs).
@@ -95,6 +97,10 @@ class Settings(BaseSettings):
     # a token's `aud` must name (the base URL or the lead-risk service URL under it).
     cds_issuers_file: Path | None = None
     cds_service_url: str | None = None
+    # The service's public base URL (https://risk.example.org): the Lead Safe drop-in's token endpoint
+    # is this + /oauth/token, the `aud` a SMART backend client's assertion must name. Unset, the CDS
+    # service URL stands in; with neither, SMART assertions are refused (client secrets still work).
+    public_url: str | None = None
     # Signed bundles: the city's Ed25519 public key (PEM); with require_signed_bundles, a bundle
     # without a valid manifest.sig is refused and listed as a failure.
     bundle_public_key: Path | None = None
@@ -122,11 +128,11 @@ class Settings(BaseSettings):
             raise ValueError("the admin key must be at least 16 characters")
         return key or None
 
-    @field_validator("cds_service_url")
+    @field_validator("cds_service_url", "public_url")
     @classmethod
     def _service_url(cls, url: str | None) -> str | None:
         if url is not None and not url.startswith(("https://", "http://")):
-            raise ValueError("cds_service_url must be the service's absolute http(s) URL")
+            raise ValueError("cds_service_url and public_url must be the service's absolute http(s) URL")
         return url.rstrip("/") if url else None
 
     @model_validator(mode="after")

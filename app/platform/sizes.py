@@ -20,6 +20,11 @@ OUTCOMES_MAX_BODY_BYTES = 8 * 1024 * 1024
 # A Lead Safe request: the contract allows 20,000 characters; a little headroom for long visit and
 # lab arrays.
 LEAD_SAFE_MAX_BODY_BYTES = 64 * 1024
+# The Lead Safe drop-in (`POST /upload/insert/`) holds to the contract's own limit, in characters:
+# refused by Content-Length or while reading past 4 bytes a character (UTF-8's most), then counted.
+LEAD_SAFE_MAX_CHARACTERS = 20_000
+# A token request (`/oauth/token`): form parameters, a SMART client assertion (a JWT of ~1-2 KB).
+OAUTH_MAX_BODY_BYTES = 16 * 1024
 
 # Where the same work is done, by size. Up to FEW_RECORDS records take the per-record path (plain
 # Python: numpy's per-call overhead costs more than the arithmetic of a few records).

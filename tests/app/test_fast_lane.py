@@ -83,11 +83,12 @@ def test_score_answers_match_the_full_stack(
     [{}, {"date_of_birth": ""}, {"zip": "6062"}, {"city": "Evanston"}, {"address1": "1 Nowhere Rd"}],
     ids=["scored", "missing birth date", "bad zip", "outside the city", "unknown address"],
 )
-def test_lead_answers_match_the_full_stack(clients: Clients, change: dict[str, str]) -> None:
+@pytest.mark.parametrize("path", ["/v1/lead/risk", "/upload/insert/"])
+def test_lead_answers_match_the_full_stack(clients: Clients, change: dict[str, str], path: str) -> None:
     with_lane, without_lane, keys = clients
     body, headers = child_body(**change), {"X-API-Key": keys.lead}
-    laned = with_lane.post("/v1/lead/risk", json=body, headers=headers)
-    full = without_lane.post("/v1/lead/risk", json=body, headers=headers)
+    laned = with_lane.post(path, json=body, headers=headers)
+    full = without_lane.post(path, json=body, headers=headers)
     assert laned.status_code == full.status_code
     answer, expected = laned.json(), full.json()
     answer.pop("timestamp", None)  # the time of the answer
@@ -161,7 +162,7 @@ def test_the_framework_still_offers_what_the_lane_uses(monkeypatch: pytest.Monke
     """ServiceApp and FastLane lean on Starlette's and FastAPI's internals: an upgrade that changes
     one of them must fail here, not quietly change what the partner routes answer."""
     app = create_app(make_settings(), load_models=False)
-    assert isinstance(app, ServiceApp) and len(app.fast_routes) == 2
+    assert isinstance(app, ServiceApp) and len(app.fast_routes) == 3
     # The app's own middleware, which the lane rebuilds: entries unpack as (cls, args, kwargs).
     entries = [tuple(entry) for entry in app.user_middleware]
     assert [len(entry) for entry in entries] == [3]
@@ -199,7 +200,7 @@ def test_the_framework_still_offers_what_the_lane_uses(monkeypatch: pytest.Monke
         raise AssertionError("a lane path went to the full stack")
 
     dispatch = FastLane(full, lane, app.fast_routes)
-    for route, path in zip(app.fast_routes, (SCORE_URL, "/v1/lead/risk"), strict=True):
+    for route, path in zip(app.fast_routes, (SCORE_URL, "/v1/lead/risk", "/upload/insert/"), strict=True):
         scope: Scope = {"type": "http", "method": "POST", "path": path, "root_path": "", "path_params": {}}
         match, child = route.matches(dict(scope))
         assert match is Match.FULL and child["route"] is route

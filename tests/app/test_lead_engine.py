@@ -210,3 +210,32 @@ def test_the_answer_knows_the_home_areas_latest_published_rate(
     assert clause.startswith(("Raised mostly by", "Lowered mostly by"))
     early = service.score(engine, model, date(1996, 1, 1), date(1996, 6, 1), home)
     assert early.area_rate is None
+
+
+def test_nearby_cells_count_as_the_tree_does(engine: LeadEngine) -> None:
+    """Homes off the table of known homes (address points moved up to 40 m in any direction, as an
+    interpolated house number or a clinic's own coordinates are): the prepared cells give, for every
+    date, exactly the tree's counts, on busy blocks and at repeat-test addresses alike."""
+    import math
+
+    rng = np.random.default_rng(13)
+    points = engine._addresses.points()
+    chosen = [points[i] for i in rng.choice(len(points), 4000, replace=False)]
+    offsets = rng.uniform(-0.00036, 0.00036, (len(chosen), 2))
+    days = rng.integers(date(2005, 1, 1).toordinal(), date(2017, 6, 1).toordinal(), len(chosen))
+    prepared = busy = at_address = 0
+    for (latitude, longitude), (north, east), ordinal in zip(chosen, offsets, days.tolist(), strict=True):
+        latitude, longitude = latitude + float(north), longitude + float(east)
+        lat, lon = math.radians(latitude), math.radians(longitude)
+        radius = 6371.0088
+        point = (radius * math.cos(lat) * math.cos(lon), radius * math.cos(lat) * math.sin(lon),
+                 radius * math.sin(lat))  # fmt: skip
+        day = ordinal - date(1970, 1, 1).toordinal()
+        counted = engine.nearby.counts(latitude, longitude, point, day)
+        if counted is None:
+            continue
+        assert counted == engine.tree_counts(point, day)
+        prepared += 1
+        busy += counted[2] > 64
+        at_address += counted[0] > 0
+    assert prepared > 500 and busy > 10 and at_address > 5, (prepared, busy, at_address)

@@ -11,15 +11,17 @@ import multiprocessing
 import os
 import subprocess
 import sys
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from alembic import command
 
+from app.hospitals.oauth_clients import create_client
 from app.platform.keys import create_key
 from app.platform.storage.list_claims import ListKey
+from app.platform.storage.oauth import OAuthStore, StoredToken
 from app.platform.storage.repository import Repository, create_database_engine
 from app.platform.storage.schema import SchemaError, alembic_config, current_revision, head_revision, migrate
 
@@ -154,8 +156,31 @@ def test_a_database_of_revision_0005_gains_the_daily_list_claims(database_url: s
     repository.complete_list_claim(key.sha256, issued.id)
     assert repository.claim_list(key, "other", 60).list_id == issued.id
     with repository.engine.connect() as connection:
-        assert current_revision(connection) == head_revision() == "0006_daily_list_claims"
+        assert current_revision(connection) == head_revision() == "0007_oauth_clients"
     assert [stored.partner for stored in repository.partner_keys()] == ["Before the claims"]
+
+
+def test_a_database_of_revision_0006_gains_the_oauth_tables(database_url: str) -> None:
+    """The database as revision 0006 left it upgrades at start-up, keeping its keys; an OAuth client
+    and a token can be stored right after."""
+    engine = create_database_engine(database_url)
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0006_daily_list_claims")
+        assert not sa.inspect(connection).has_table("oauth_clients")
+    engine.dispose()
+    repository = Repository.open(database_url)
+    create_key(repository, "Before the clients", ["lead"])
+    client, secret = create_client(repository, "After the upgrade", ["lead"])
+    store = OAuthStore(repository)
+    expires = datetime.now(UTC) + timedelta(hours=1)
+    store.add_token("d" * 64, StoredToken(client.id, ("lead",), expires))
+    assert store.token("d" * 64) == StoredToken(client.id, ("lead",), expires)
+    assert [stored.id for stored in store.clients(active_only=True)] == [client.id] and secret is not None
+    assert store.revoke_client(client.id) is not None and store.token("d" * 64) is None
+    assert store.clients_stamp() == (1, 1)
+    assert [stored.partner for stored in repository.partner_keys()] == ["Before the clients"]
 
 
 def test_a_new_database_is_migrated_to_head_once(database_url: str) -> None:

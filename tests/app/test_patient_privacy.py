@@ -1,7 +1,8 @@
-"""Nothing of the patient is kept: hundreds of requests carrying unique markers in every field, then a
-search of every log line, the database and the data and models directories. And the on-premises
-configuration: the same app with no city database (its keys in its own SQLite file) and no outbound
-connection at all."""
+"""Nothing of the patient is kept: hundreds of requests carrying unique markers in every field (on
+/v1/lead/risk, the Lead Safe drop-in's /upload/insert/ with an OAuth token, and CDS Hooks), then a
+search of every log line, the database (its OAuth tables too) and the data and models directories.
+And the on-premises configuration: the same app with no city database (its keys in its own SQLite
+file) and no outbound connection at all."""
 
 from __future__ import annotations
 
@@ -19,8 +20,10 @@ from app_helpers import MODELS_DIR, REPO_ROOT
 from fastapi.testclient import TestClient
 from lead_helpers import child_body, ehr_key, ehr_token, lead_settings, marked_body
 
+from app.hospitals.oauth_clients import create_client
 from app.main import create_app
 from app.platform.logs import JsonFormatter
+from app.platform.storage.repository import Repository
 
 DATA_DIR = REPO_ROOT / "data" / "sample"
 
@@ -66,9 +69,23 @@ def test_no_marker_is_kept_anywhere(tmp_path: Path, all_logs: Lines) -> None:
     marker = f"ZQX{uuid.uuid4().hex[:10].upper()}"
     signer = ehr_key()
     settings, keys = lead_settings(tmp_path, signer)
+    repository = Repository.open(settings.database_url)
+    client_record, secret = create_client(repository, "Lurie Children's", ["lead"])  # the Lead Safe drop-in
+    repository.engine.dispose()
     before = _files(DATA_DIR, MODELS_DIR)
     statuses: dict[int, int] = {}
+    inserted: dict[int, int] = {}
     with TestClient(create_app(settings)) as client:
+        issued = client.post(
+            "/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_record.id, str(secret))
+        )
+        bearer = {"Authorization": f"Bearer {issued.json()['access_token']}"}
+        for index in range(100):
+            response = client.post("/upload/insert/", json=marked_body(marker, index), headers=bearer)
+            inserted[response.status_code] = inserted.get(response.status_code, 0) + 1
+            if response.status_code != 200:
+                assert marker not in response.text
+        assert client.get("/get/406", headers=bearer).status_code == 404
         for index in range(300):
             response = client.post(
                 "/v1/lead/risk", json=marked_body(marker, index), headers={"X-API-Key": keys.lead}
@@ -96,13 +113,17 @@ def test_no_marker_is_kept_anywhere(tmp_path: Path, all_logs: Lines) -> None:
             )
             assert response.status_code == 200
     assert statuses[200] >= 50 and statuses[400] >= 50 and statuses[412] >= 50, statuses
+    assert inserted[200] >= 20 and inserted[400] >= 20 and inserted[412] >= 20, inserted
     access = [orjson.loads(line) for line in all_logs.lines if '"civicrisk.access"' in line]
     lead_lines = [entry for entry in access if entry["route"] == "/v1/lead/risk"]
     assert len(lead_lines) == 300
     assert {entry["partner"] for entry in lead_lines} == {"Lurie Children's"}
+    insert_lines = [entry for entry in access if entry["route"] == "/upload/insert/"]
+    assert len(insert_lines) == 100 and {entry["partner"] for entry in insert_lines} == {"Lurie Children's"}
     assert set(lead_lines[0]) <= {"ts", "level", "logger", "message", "method", "route", "status", "model",
                                   "duration_ms", "partner"}  # fmt: skip
-    assert all(marker not in line for line in all_logs.lines)
+    leaked = [line for line in all_logs.lines if marker in line]
+    assert not leaked, leaked[:3]
     database = tmp_path / "db.sqlite3"
     assert not database.exists() or marker.encode() not in database.read_bytes()
     assert _files(DATA_DIR, MODELS_DIR) == before  # nothing written to the data or models directories

@@ -26,8 +26,10 @@ app.state.registry.reload()  # schemathesis calls the ASGI app without running i
 # Where a schema-valid request may still be refused, and why (each a documented gap, not a shortcut):
 # - a daily list's date must fall in the range the city's data allows (422 naming it), which no
 #   static schema can state;
-# - the Lead Safe route answers as Chicago's contract does: 400 for a rule beyond types (a birth
-#   date in the future, an address or coordinates required), 412 for a child over one year old.
+# - the Lead Safe routes answer as Chicago's contract does: 400 for a rule beyond types (a birth
+#   date in the future, an address or coordinates required), 412 for a child over one year old;
+# - a token request names no real client (none exists here): 400 or 401 in RFC 6749's shape;
+# - `GET /get/{id}` is always 404: civicrisk retains no result.
 CONFIG = SchemathesisConfig.from_str(
     """
 [generation]
@@ -38,8 +40,16 @@ include-path-regex = "^/(inspector|v1/inspections/.city./daily)$"
 checks.positive_data_acceptance.expected-statuses = [200, 401, 403, 404, 422]
 
 [[operations]]
-include-path = "/v1/lead/risk"
+include-path-regex = "^/(v1/lead/risk|upload/insert/)$"
 checks.positive_data_acceptance.expected-statuses = [200, 400, 401, 403, 412]
+
+[[operations]]
+include-path = "/oauth/token"
+checks.positive_data_acceptance.expected-statuses = [200, 400, 401]
+
+[[operations]]
+include-path = "/get/{submission_id}"
+checks.positive_data_acceptance.expected-statuses = [401, 404]
 """
 )
 schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=CONFIG)

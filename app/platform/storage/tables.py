@@ -106,3 +106,33 @@ list_claims = sa.Table(
     sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("list_id", sa.Integer, nullable=True),
 )
+
+# OAuth 2.0 clients of the Lead Safe drop-in (app/hospitals/oauth_clients.py): who may ask
+# `/oauth/token` for an access token. A client proves itself with a secret (only its sha256 is kept)
+# or, for SMART Backend Services, with a JWT signed by a key of its registered public JWKS. Rows are
+# never deleted and a revocation is never undone: (rows, revoked rows) is the stamp workers poll.
+oauth_clients = sa.Table(
+    "oauth_clients",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # the client_id
+    sa.Column("partner", sa.String(200), nullable=False),
+    sa.Column("scopes", sa.String(200), nullable=False),  # comma-separated, sorted
+    sa.Column("secret_sha256", sa.String(64), nullable=True),  # None: a JWKS client
+    sa.Column("jwks", sa.JSON, nullable=True),  # the public keys of a SMART backend client
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+# Access tokens issued by `/oauth/token`: the sha256 of each token (never the token), its client and
+# scopes, until it expires. Revoking a client deletes its tokens; expired ones are deleted as new
+# ones are issued.
+oauth_tokens = sa.Table(
+    "oauth_tokens",
+    metadata,
+    sa.Column("token_sha256", sa.String(64), primary_key=True),
+    sa.Column("client_id", sa.String(64), nullable=False),
+    sa.Column("scopes", sa.String(200), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_oauth_tokens_client", "client_id"),
+    sa.Index("ix_oauth_tokens_expires", "expires_at"),
+)
