@@ -14,7 +14,11 @@ import anyio.to_thread
 from fastapi import FastAPI
 
 from app.hospitals import cds_routes, lead_routes
+from app.hospitals.cds_cors import CdsCors
+from app.hospitals.cds_feedback import ModelTags
+from app.hospitals.ehr_keys import IssuersFile
 from app.hospitals.ehr_tokens import EhrTokenVerifier
+from app.hospitals.fhir_fetch import FhirFetcher
 from app.hospitals.lead_risk import LeadService
 from app.hospitals.replay import SpentTokens
 from app.inspections import establishments
@@ -122,6 +126,7 @@ def create_app(
             yield
             background.cancel_scope.cancel()
         app.state.daily_lists.ahead.stop()  # daily lists: no more computed ahead
+        await _close_clients(app)
 
     app = ServiceApp(
         title="civicrisk",
@@ -144,6 +149,8 @@ def create_app(
     app.state.freeze_heap = freeze_heap
     app.state.preloaded = None  # a Preloaded once `load_before_fork` has run
     app.state.ehr_tokens = _ehr_tokens(settings)
+    app.state.fhir = FhirFetcher(settings.cds_fhir_servers)  # CDS Hooks: allowlisted FHIR servers only
+    app.state.model_tags = ModelTags()
     install_partner_filter()
     install_error_handlers(app)
     # The partner scoring routes are the hot ones: POSTs to them take the fast lane
@@ -160,9 +167,11 @@ def create_app(
         inspection_routes.router,
         inspector_page.router,
         cds_routes.router,
+        cds_routes.summary_router,
     ):
         app.include_router(router)
     _document_security(app)
+    app.add_middleware(CdsCors, origins=settings.cds_allowed_origins)  # inside the metrics and access log
     app.add_middleware(
         ObserveRequests, metrics=service_metrics, registry=registry, log_requests=settings.access_log
     )
@@ -211,7 +220,19 @@ def _ehr_tokens(settings: Settings) -> EhrTokenVerifier | None:
     base = settings.cds_service_url
     if base is None:
         raise ValueError("cds_issuers_file needs cds_service_url (the `aud` EHR tokens must carry)")
-    return EhrTokenVerifier.from_file(settings.cds_issuers_file, (base, f"{base}/cds-services/lead-risk"))
+    return EhrTokenVerifier(
+        IssuersFile(settings.cds_issuers_file),
+        settings.cds_token_max_lifetime_seconds,
+        settings.cds_clock_skew_seconds,
+    )
+
+
+async def _close_clients(app: FastAPI) -> None:
+    """The HTTP clients of the opt-in CDS Hooks fetches (JWKS, FHIR), if one was ever made."""
+    verifier: EhrTokenVerifier | None = app.state.ehr_tokens
+    if verifier is not None:
+        await verifier.jwks.aclose()
+    await app.state.fhir.aclose()
 
 
 class RepositoryOpener:

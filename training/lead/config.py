@@ -73,6 +73,8 @@ class LeadConfig:
     audit_tau: float
     scoring_columns: dict[str, str]
     scoring_date_format: str
+    # The city's lead programme page (label, absolute https URL), linked from every CDS Hooks card.
+    programme: tuple[str, str] | None = None
 
     @property
     def reference_files(self) -> list[Path]:
@@ -179,4 +181,14 @@ def load_lead_config(path: Path | str) -> LeadConfig:
         audit_tau=float(reader.get("fairness.tau", float, 0.8)),
         scoring_columns=scoring_columns,
         scoring_date_format=reader.get("scoring.date_format", str),
+        programme=_programme(reader),
     )
+
+
+def _programme(reader: ConfigReader) -> tuple[str, str] | None:
+    url = reader.get("programme.url", str, None)
+    if url is None:
+        return None
+    if not url.startswith("https://"):
+        raise reader.error("programme.url", "expected an absolute https:// URL")
+    return reader.get("programme.label", str, "Lead poisoning prevention programme"), url
