@@ -234,13 +234,13 @@ async def lead_risk_hook(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     body = _fields(await read_json(request, settings))
     patient_id: str = body["context"]["patientId"]
-    service: LeadService = request.app.state.lead
-    model = service.model()
-    engine = await ready_engine(service, model)
     patient, labs_value = await _resources(request, body, patient_id)
     home = patient_home(patient)
     if home.id != patient_id:
         raise wrong_patient(("body", "prefetch", "patient", "id"))
+    service: LeadService = request.app.state.lead
+    model = service.model()
+    engine = await ready_engine(service, model)
     today = date.today()
     labs = NOT_SENT if labs_value is ABSENT else blood_lead(labs_value, patient_id, engine.threshold, today)
     if not _eligible(engine, home.birth, home.line, home.city, home.state, today):

@@ -50,8 +50,16 @@ def blood_lead(
         "resourceType": "Observation",
         "id": obs_id,
         "status": status,
-        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                                  "code": "laboratory"}]}],  # fmt: skip
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "laboratory",
+                    }
+                ]
+            }
+        ],  # fmt: skip
         "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
         "subject": {"reference": f"Patient/{patient_id}"},
         "effectiveDateTime": (date.today() - timedelta(days=days_ago)).isoformat(),

@@ -68,7 +68,9 @@ def ehr_key() -> ec.EllipticCurvePrivateKey:
 
 def public_jwk(key: Any, kid: str = KID, alg: str | None = "ES384") -> dict[str, Any]:
     """The public half of an EC or RSA private key as a JWK, as an EHR publishes it in its JWK Set."""
-    algorithm = jwt.algorithms.RSAAlgorithm if isinstance(key, rsa.RSAPrivateKey) else jwt.algorithms.ECAlgorithm
+    algorithm = (
+        jwt.algorithms.RSAAlgorithm if isinstance(key, rsa.RSAPrivateKey) else jwt.algorithms.ECAlgorithm
+    )
     jwk: dict[str, Any] = json.loads(algorithm.to_jwk(key.public_key()))
     jwk |= {"kid": kid, "use": "sig"}
     if alg is not None:
@@ -82,7 +84,9 @@ def write_issuers(path: Path, key: Any, **issuer: Any) -> Path:
     return path
 
 
-def ehr_token(key: Any, algorithm: str = "ES384", headers: dict[str, Any] | None = None, **claims: Any) -> str:
+def ehr_token(
+    key: Any, algorithm: str = "ES384", headers: dict[str, Any] | None = None, **claims: Any
+) -> str:
     """A token as an EHR signs it (PyJWT): header alg, typ JWT, kid; claims iss, aud (the hook's
     URL), iat, exp (5 minutes), jti. `headers` and `claims` override; a None value drops the field."""
     now = int(time.time())

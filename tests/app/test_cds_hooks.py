@@ -110,9 +110,13 @@ def test_card_for_an_eligible_child(cds: TestClient, signer: ec.EllipticCurvePri
     assert "Why:" in card["detail"] and "blood lead test" in card["detail"]
     assert KNOWN_CASE not in card["detail"]
     # Links: absolute, to the model card and the city's lead programme page (from the lead config).
-    assert all(link["type"] == "absolute" and urlsplit(link["url"]).scheme == "https" for link in card["links"])
+    assert all(
+        link["type"] == "absolute" and urlsplit(link["url"]).scheme == "https" for link in card["links"]
+    )
     assert [link["url"] for link in card["links"]] == [source["url"], LEAD_CONFIG.programme[1]]  # type: ignore[index]
-    assert card["overrideReasons"] and all(r["display"] and r["code"] and r["system"] for r in card["overrideReasons"])
+    assert card["overrideReasons"] and all(
+        r["display"] and r["code"] and r["system"] for r in card["overrideReasons"]
+    )
     # The model card the card links to is served.
     assert cds.get(urlsplit(source["url"]).path, params={"version": model.version}).status_code == 200
 
@@ -231,8 +235,12 @@ def test_ineligible_child_gets_no_cards(
 
 @pytest.mark.parametrize(
     "prefetch",
-    [None, {"bloodLead": searchset()}, {"patient": None},
-     {"patient": {"resourceType": "OperationOutcome", "issue": []}}],  # fmt: skip
+    [
+        None,
+        {"bloodLead": searchset()},
+        {"patient": None},
+        {"patient": {"resourceType": "OperationOutcome", "issue": []}},
+    ],  # fmt: skip
 )
 def test_missing_patient_is_412(cds: TestClient, signer: ec.EllipticCurvePrivateKey, prefetch: Any) -> None:
     texts = valid_outcome(call_as_ehr(cds, signer, prefetch), 412)

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from alembic import command
 
 from app.platform.keys import create_key
+from app.platform.storage.feedback import CardFeedback
 from app.platform.storage.list_claims import ListKey
 from app.platform.storage.repository import Repository, create_database_engine
 from app.platform.storage.schema import SchemaError, alembic_config, current_revision, head_revision, migrate
@@ -154,8 +155,28 @@ def test_a_database_of_revision_0005_gains_the_daily_list_claims(database_url: s
     repository.complete_list_claim(key.sha256, issued.id)
     assert repository.claim_list(key, "other", 60).list_id == issued.id
     with repository.engine.connect() as connection:
-        assert current_revision(connection) == head_revision() == "0006_daily_list_claims"
+        assert current_revision(connection) == head_revision()
     assert [stored.partner for stored in repository.partner_keys()] == ["Before the claims"]
+
+
+def test_a_database_of_revision_0006_gains_the_cds_feedback(database_url: str) -> None:
+    """The database as revision 0006 left it upgrades at start-up; feedback is then stored once per
+    card and outcome and counted by model."""
+    engine = create_database_engine(database_url)
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0006_daily_list_claims")
+        assert not sa.inspect(connection).has_table("cds_feedback")
+    engine.dispose()
+    repository = Repository.open(database_url)
+    entry = CardFeedback("0f", "chicago-lead-risk", "v1", "high", "accepted", None)
+    assert repository.record_feedback([entry, entry]) == [entry]
+    assert repository.record_feedback([entry]) == []
+    (count,) = repository.feedback_counts("chicago-lead-risk")
+    assert (count.tier, count.outcome, count.count) == ("high", "accepted", 1)
+    with repository.engine.connect() as connection:
+        assert current_revision(connection) == head_revision()
 
 
 def test_a_new_database_is_migrated_to_head_once(database_url: str) -> None:
