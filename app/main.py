@@ -156,7 +156,7 @@ def create_app(
     # The partner scoring routes are the hot ones: POSTs to them take the fast lane
     # (app/platform/fast_lane.py).
     # They are declared on the app too, first, for OpenAPI and for any request the lane passes on.
-    app.fast_routes = (scoring.score_route, lead_routes.lead_route)
+    app.fast_routes = (scoring.score_route, lead_routes.lead_route, cds_routes.hook_route)
     app.router.routes[0:0] = list(app.fast_routes)
     for router in (
         establishments.router,

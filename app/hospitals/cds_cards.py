@@ -8,6 +8,7 @@ on it can be counted by tier without the service keeping any record of the cards
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import uuid
@@ -64,6 +65,7 @@ class CardContext:
         return f"{self.base_url}/v1/models/{self.model_name}/card?version={self.model_version}"
 
 
+@functools.lru_cache(maxsize=64)
 def model_tag(name: str, version: str) -> bytes:
     """Five bytes naming a model version inside a card uuid."""
     return hashlib.sha256(f"{name}\0{version}".encode()).digest()[:5]

@@ -18,11 +18,12 @@ from typing import Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Request
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.responses import Response
 
 from app.hospitals.cds_cards import CardContext, answer
-from app.hospitals.cds_errors import CdsRoute, outcome_doc
+from app.hospitals.cds_errors import CdsRoute, outcome_doc, refusals_as_outcomes
 from app.hospitals.cds_feedback import ModelTags, parse, summary
 from app.hospitals.ehr_tokens import EhrTokenVerifier, TokenRejected, VerifiedToken
 from app.hospitals.errors import OutsideArea
@@ -223,11 +224,6 @@ def _context(
     )
 
 
-@router.post(
-    HOOK_PATH,
-    responses=_HOOK_ERRORS,
-    openapi_extra={"security": [{"Bearer": []}]},
-)
 async def lead_risk_hook(request: Request) -> Response:
     """The lead-risk card for the patient in view (or no card when the child is not eligible)."""
     await _verify(request, HOOK_PATH)
@@ -253,6 +249,18 @@ async def lead_risk_hook(request: Request) -> Response:
     metrics: ServiceMetrics = request.app.state.metrics
     metrics.cds_cards.labels(model.name, result.tier).inc()
     return JSONBytes(answer(result, _context(settings, engine, model, patient_id, home.birth, labs)))
+
+
+# Not in the router: like the partner scoring routes, app.main serves it through the fast lane
+# (app/platform/fast_lane.py) and declares it on the app itself for OpenAPI.
+hook_route = APIRoute(
+    HOOK_PATH,
+    refusals_as_outcomes(lead_risk_hook),
+    methods=["POST"],
+    tags=["hospitals"],
+    responses=_HOOK_ERRORS,
+    openapi_extra={"security": [{"Bearer": []}]},
+)
 
 
 @router.post(

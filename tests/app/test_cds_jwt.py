@@ -89,7 +89,12 @@ def _hs256(signer: Any, _: Any) -> str:
         (lambda k, r: ehr_token(k, exp=int(time.time()) + 10 * 365 * 86400), "lifetime"),  # ten years
         (lambda k, r: ehr_token(k, exp=int(time.time()) + 301), "lifetime"),  # just over 5 minutes
         (lambda k, r: ehr_token(k, iss="https://evil.example.org"), "issuer is not trusted"),
+        (lambda k, r: ehr_token(k, headers={"crit": ["exp"]}), "extensions"),
+        (lambda k, r: ehr_token(k, nbf=int(time.time()) + 600), "future"),
+        (lambda k, r: ehr_token(k, exp=str(int(time.time()) + 60)), "must be numbers"),
+        (lambda k, r: ehr_token(k, aud=[SERVICE_URL, "https://other.example.org"]), "audience"),
         (lambda k, r: ehr_token(k, jti=None), "'jti'"),
+        (lambda k, r: ehr_token(k, jti=""), "'jti'"),
         (lambda k, r: ehr_token(k, iat=None), "'iat'"),
         (lambda k, r: ehr_token(k, exp=None), "'exp'"),
         (lambda k, r: ehr_token(ehr_key()), "signature"),  # a key the service does not trust, same kid
