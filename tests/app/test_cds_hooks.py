@@ -263,3 +263,37 @@ def test_not_json_is_400_operation_outcome(cds: TestClient, signer: ec.EllipticC
         headers={"Authorization": f"Bearer {ehr_token(signer)}", "Content-Type": "application/json"},
     )
     valid_outcome(response, 400)
+
+
+JUNK: list[Any] = [
+    [],
+    "Patient/example",
+    {"resourceType": "Bundle", "entry": "x"},
+    {"resourceType": "Bundle", "entry": [None, 1, {"resource": []}, {"resource": {"resourceType": "Observation"}}]},
+    searchset({**blood_lead(9.0), "valueQuantity": {"value": "9", "unit": "ug/dL"}}),
+    searchset({**blood_lead(9.0), "valueQuantity": {"value": 9, "unit": []}}),
+    searchset({**blood_lead(9.0), "effectiveDateTime": 20260101, "code": {"coding": "77307-7"}}),
+    searchset({**blood_lead(9.0), "valueQuantity": None, "valueString": "<3.3 ug/dL"}),
+    searchset({**blood_lead(9.0), "subject": "Patient/example"}),
+]
+
+
+@pytest.mark.parametrize("labs", JUNK)
+def test_odd_blood_lead_prefetch_is_never_a_server_error(
+    cds: TestClient, signer: ec.EllipticCurvePrivateKey, labs: Any
+) -> None:
+    response = call_as_ehr(cds, signer, {"patient": patient(), "bloodLead": labs})
+    assert response.status_code in (200, 422), response.text
+    if response.status_code == 422:
+        valid_outcome(response, 422)
+
+
+@pytest.mark.parametrize("odd", [[], "x", 7, {"resourceType": "Patient", "id": PATIENT_ID, "address": "home"},
+                                 {"resourceType": "Patient", "id": 7}])  # fmt: skip
+def test_odd_patient_prefetch_is_refused_not_a_server_error(
+    cds: TestClient, signer: ec.EllipticCurvePrivateKey, odd: Any
+) -> None:
+    response = call_as_ehr(cds, signer, {"patient": odd})
+    assert response.status_code in (200, 412, 422), response.text
+    if response.status_code != 200:
+        valid_outcome(response, response.status_code)
