@@ -80,8 +80,15 @@ def card_uuid(name: str, version: str, tier: str) -> str:
     return str(uuid.UUID(bytes=bytes(raw)))
 
 
-def card_origin(value: str) -> tuple[bytes, str | None] | None:
-    """(model tag, tier) of a card uuid this service made; None for any other string."""
+@dataclass(frozen=True)
+class CardOrigin:
+    uuid: str  # the card's uuid in its canonical form
+    tag: bytes  # the model version's tag (model_tag)
+    tier: str | None
+
+
+def card_origin(value: str) -> CardOrigin | None:
+    """Where a card uuid this service made came from; None for any other string."""
     try:
         parsed = uuid.UUID(value)
     except (ValueError, TypeError, AttributeError):
@@ -89,7 +96,7 @@ def card_origin(value: str) -> tuple[bytes, str | None] | None:
     if parsed.version != 8 or parsed.variant != uuid.RFC_4122:
         return None
     raw = parsed.bytes
-    return raw[:5], TIERS[raw[5]] if raw[5] < len(TIERS) else None
+    return CardOrigin(str(parsed), raw[:5], TIERS[raw[5]] if raw[5] < len(TIERS) else None)
 
 
 def _detail(result: LeadResult, context: CardContext) -> str:

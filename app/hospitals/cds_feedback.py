@@ -95,9 +95,8 @@ def parse(body: Any, models: dict[bytes, tuple[str, str]]) -> ParsedFeedback:
         if origin is None:
             unknown += 1
             continue
-        tag, tier = origin
-        name, version = models.get(tag, (None, None))
-        entries.append(CardFeedback(card.lower(), name, version, tier or "unknown", outcome, reason))
+        name, version = models.get(origin.tag, (None, None))
+        entries.append(CardFeedback(origin.uuid, name, version, origin.tier or "unknown", outcome, reason))
     if problems:
         raise InvalidRequest("the feedback is not valid CDS Hooks feedback", tuple(problems))
     return ParsedFeedback(entries, unknown)

@@ -185,7 +185,9 @@ class JwksCache:
         self._client: httpx.AsyncClient | None = None
 
     async def key(self, url: str, kid: str) -> Jwk | None:
-        entry = self._sets.setdefault(url, _Fetched())
+        entry = self._sets.get(url)
+        if entry is None:
+            entry = self._sets[url] = _Fetched()
         now = time.monotonic()
         if kid in entry.keys and now < entry.expires:
             return entry.keys[kid]

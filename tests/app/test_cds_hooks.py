@@ -102,7 +102,8 @@ def test_card_for_an_eligible_child(cds: TestClient, signer: ec.EllipticCurvePri
     tier = card["summary"].split(":")[1].split()[0]
     assert card["indicator"] == {"high": "critical", "medium": "warning", "low": "info"}[tier]
     model = cds.app.state.lead.model()
-    assert card_origin(card["uuid"]) is not None and card_origin(card["uuid"])[1] == tier  # type: ignore[index]
+    origin = card_origin(card["uuid"])
+    assert origin is not None and (origin.uuid, origin.tier) == (card["uuid"], tier)
     source = card["source"]
     assert source["label"] == f"civicrisk Chicago lead-risk model {model.version}"
     assert source["url"] == f"{SERVICE_URL}/v1/models/{model.name}/card?version={model.version}"
@@ -269,7 +270,8 @@ JUNK: list[Any] = [
     [],
     "Patient/example",
     {"resourceType": "Bundle", "entry": "x"},
-    {"resourceType": "Bundle", "entry": [None, 1, {"resource": []}, {"resource": {"resourceType": "Observation"}}]},
+    {"resourceType": "Bundle", "entry": [None, 1, {"resource": []}, {"resource": {"resourceType": "X"}}]},
+    searchset({"resourceType": "Observation", "id": "o", "subject": {"reference": "Patient/example"}}),
     searchset({**blood_lead(9.0), "valueQuantity": {"value": "9", "unit": "ug/dL"}}),
     searchset({**blood_lead(9.0), "valueQuantity": {"value": 9, "unit": []}}),
     searchset({**blood_lead(9.0), "effectiveDateTime": 20260101, "code": {"coding": "77307-7"}}),

@@ -73,6 +73,8 @@ def _hs256(signer: Any, _: Any) -> str:
     [
         (lambda k, r: None, "missing bearer token"),
         (lambda k, r: "not.a.jwt", "not a well-formed JWT"),
+        (lambda k, r: ehr_token(k) + "=", "not a well-formed JWT"),  # padded: not the one canonical form
+        (lambda k, r: ehr_token(k) + ".x", "not a well-formed JWT"),
         (lambda k, r: ehr_token(None, algorithm="none"), "algorithm is not allowed"),
         (_hs256, "algorithm is not allowed"),
         (lambda k, r: ehr_token(k, headers={"kid": None}), "'kid'"),
