@@ -49,7 +49,7 @@ SERVICE_URL = "https://lead.hospital.example"
 HOOK_PATH = "/cds-services/lead-risk"
 ISSUER = "https://ehr.hospital.example"
 HOMES = 300
-TOKENS_PER_SECOND = 3000  # more than either run answers a second: no request goes without a fresh token
+TOKENS_PER_SECOND = 7000  # more than either run answers a second: no request goes without a fresh token
 THREADS = 2
 
 
