@@ -186,5 +186,24 @@ def test_on_premises_no_outbound_calls_no_city_database(
             "/cds-services/lead-risk", json=hook, headers={"Authorization": f"Bearer {ehr_token(signer)}"}
         )
         assert cards.status_code == 200
+        # With the defaults, neither a FHIR server named in the request nor a token's `jku` (with a
+        # kid the service does not hold) makes it connect: the opt-in options are off.
+        fetch = {"fhirServer": "https://ehr.example.org/fhir",
+                 "fhirAuthorization": {"access_token": "t", "token_type": "Bearer", "expires_in": 300,
+                                       "scope": "user/Patient.read", "subject": "civicrisk"}}  # fmt: skip
+        del hook["prefetch"]
+        unfetched = client.post(
+            "/cds-services/lead-risk",
+            json=hook | fetch,
+            headers={"Authorization": f"Bearer {ehr_token(signer)}"},
+        )
+        assert unfetched.status_code == 412
+        jku = ehr_token(signer, headers={"kid": "unknown", "jku": "https://ehr.example.org/jwks"})
+        assert (
+            client.post(
+                "/cds-services/lead-risk", json=hook, headers={"Authorization": f"Bearer {jku}"}
+            ).status_code
+            == 401
+        )
         assert client.get("/health/ready").status_code == 200
     assert attempts == []
