@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+import pytest
 from cds_helpers import (
     KNOWN_CASE,
     PATIENT_ID,
@@ -20,8 +21,10 @@ from cds_helpers import (
 )
 from fastapi.testclient import TestClient
 from lead_helpers import ehr_key, ehr_token, lead_settings
+from pydantic import ValidationError
 
 from app.main import create_app
+from app.platform.settings import Settings
 
 ACCESS = {"access_token": "opaque-fhir-token", "token_type": "Bearer", "expires_in": 300,
           "scope": "user/Patient.read user/Observation.read", "subject": "civicrisk"}  # fmt: skip
@@ -89,3 +92,9 @@ def test_an_unreachable_fhir_server_is_412(tmp_path: Path) -> None:
     with TestClient(create_app(settings, load_models=False)) as client:
         response = call(client, ehr_token(signer), fhirServer=f"{gone}/fhir", fhirAuthorization=ACCESS)
         assert "could not be read" in valid_outcome(response, 412)[0]
+
+
+@pytest.mark.parametrize("servers", ["http://ehr.example.org/fhir", "ftp://127.0.0.1/fhir"])
+def test_a_fhir_server_must_be_https_or_loopback(servers: str) -> None:
+    with pytest.raises(ValidationError, match="cds_fhir_servers"):
+        Settings(cds_fhir_servers=servers)

@@ -220,3 +220,25 @@ def test_a_jwks_url_must_be_https(tmp_path: Path) -> None:
     )
     with pytest.raises(ehr_keys.IssuersFileError, match="must be https"):
         ehr_keys.read_issuers(path)
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        ({"kty": "oct", "k": "c2VjcmV0", "kid": "s"}, "unusable"),  # a shared secret
+        ({"kty": "EC", "crv": "P-384", "x": "AA", "y": "AA"}, "needs a 'kid'"),
+    ],
+)
+def test_unusable_keys_are_refused_at_start(tmp_path: Path, key: dict[str, Any], problem: str) -> None:
+    path = tmp_path / "issuers.json"
+    path.write_text(json.dumps({"issuers": {ISSUER: {"keys": [key]}}}))
+    with pytest.raises(ehr_keys.IssuersFileError, match=problem):
+        ehr_keys.read_issuers(path)
+
+
+def test_a_private_key_in_the_issuers_file_is_refused(tmp_path: Path) -> None:
+    private = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(ehr_key())) | {"kid": "oops"}
+    path = tmp_path / "issuers.json"
+    path.write_text(json.dumps({"issuers": {ISSUER: {"keys": [private]}}}))
+    with pytest.raises(ehr_keys.IssuersFileError, match="private key"):
+        ehr_keys.read_issuers(path)
