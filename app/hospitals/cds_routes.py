@@ -29,7 +29,7 @@ from app.hospitals.ehr_tokens import EhrTokenVerifier, TokenRejected, VerifiedTo
 from app.hospitals.errors import OutsideArea
 from app.hospitals.fhir_fetch import FhirFetcher
 from app.hospitals.fhir_labs import NOT_SENT, SEARCH, BloodLead, blood_lead, wrong_patient
-from app.hospitals.fhir_patient import patient_home
+from app.hospitals.fhir_patient import PatientHome, patient_home
 from app.hospitals.lead_risk import Home, LeadEngine, LeadService
 from app.hospitals.lead_routes import STATES, ready_engine
 from app.hospitals.replay import SpentTokens
@@ -198,13 +198,14 @@ async def _resources(request: Request, body: dict[str, Any], patient_id: str) ->
     return patient, labs if _satisfied(labs) else ABSENT
 
 
-def _eligible(engine: LeadEngine, birth: date | None, line: str | None, city: str | None, state: str | None,
-              today: date) -> bool:  # fmt: skip
-    if birth is None or line is None or birth > today or (today - birth).days >= engine.horizon_days:
+def _eligible(engine: LeadEngine, home: PatientHome, today: date) -> bool:
+    """A child the model covers: a full birth date, younger than its horizon, a home in the city."""
+    if home.birth is None or home.line is None or home.birth > today:
         return False
-    return (city or "").strip().upper() == engine.config.display_name.upper() and (
-        (state or "").strip().upper() in STATES
-    )
+    if (today - home.birth).days >= engine.horizon_days:
+        return False
+    city, state = (home.city or "").strip().upper(), (home.state or "").strip().upper()
+    return city == engine.config.display_name.upper() and state in STATES
 
 
 def _context(
@@ -239,7 +240,7 @@ async def lead_risk_hook(request: Request) -> Response:
     engine = await ready_engine(service, model)
     today = date.today()
     labs = NOT_SENT if labs_value is ABSENT else blood_lead(labs_value, patient_id, engine.threshold, today)
-    if not _eligible(engine, home.birth, home.line, home.city, home.state, today):
+    if not _eligible(engine, home, today):
         return JSONBytes(NO_CARDS)
     assert home.birth is not None and home.line is not None  # _eligible checked both
     try:
