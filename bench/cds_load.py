@@ -240,7 +240,7 @@ SECTION = """## CDS Hooks call
 signed before the round; the service checks signature, `kid`, `typ`, `aud`, lifetime and spends the
 `jti`) and the prefetch (a Patient at one of {homes} homes drawn from the city's address points, {with_card}
 of which get a card, and one earlier blood lead Observation); the answer is the card and the FHIR
-RiskAssessment. One uvicorn worker pinned to core 0 ({pinned}), wrk on core 1 at {connections} connections,
+RiskAssessment. One uvicorn worker, wrk, pinned to cores 0 and 1: {pinned}, at {connections} connections,
 {rounds} rounds of {duration} s, the floor between; each row its median round:
 
     python bench/lead_bench.py --cds --duration {duration} --rounds {rounds} --write-readme
