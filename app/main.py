@@ -14,7 +14,11 @@ import anyio.to_thread
 from fastapi import FastAPI
 
 from app.hospitals import cds_routes, lead_routes, lead_safe_routes, oauth_routes
+from app.hospitals.cds_cors import CdsCors
+from app.hospitals.cds_feedback import ModelTags
+from app.hospitals.ehr_keys import IssuersFile
 from app.hospitals.ehr_tokens import EhrTokenVerifier
+from app.hospitals.fhir_fetch import FhirFetcher
 from app.hospitals.lead_risk import LeadService
 from app.hospitals.oauth_clients import OAuthClients
 from app.hospitals.replay import SpentTokens
@@ -129,6 +133,7 @@ def create_app(
             yield
             background.cancel_scope.cancel()
         app.state.daily_lists.close()  # daily lists: no more computed ahead, list processes stopped
+        await _close_clients(app)
 
     app = ServiceApp(
         title="civicrisk",
@@ -152,12 +157,19 @@ def create_app(
     app.state.freeze_heap = freeze_heap
     app.state.preloaded = None  # a Preloaded once `load_before_fork` has run
     app.state.ehr_tokens = _ehr_tokens(settings)
+    app.state.fhir = FhirFetcher(settings.cds_fhir_servers)  # CDS Hooks: allowlisted FHIR servers only
+    app.state.model_tags = ModelTags()
     install_partner_filter()
     install_error_handlers(app)
     # The partner scoring routes are the hot ones: POSTs to them take the fast lane
     # (app/platform/fast_lane.py).
     # They are declared on the app too, first, for OpenAPI and for any request the lane passes on.
-    app.fast_routes = (scoring.score_route, lead_routes.lead_route, lead_safe_routes.insert_route)
+    app.fast_routes = (
+        scoring.score_route,
+        lead_routes.lead_route,
+        lead_safe_routes.insert_route,
+        cds_routes.hook_route,
+    )
     app.router.routes[0:0] = list(app.fast_routes)
     for router in (
         establishments.router,
@@ -170,9 +182,11 @@ def create_app(
         cds_routes.router,
         oauth_routes.router,  # the Lead Safe drop-in: /oauth/token, /get/ (insert is a fast route)
         lead_safe_routes.router,
+        cds_routes.summary_router,
     ):
         app.include_router(router)
     _document_security(app)
+    app.add_middleware(CdsCors, origins=settings.cds_allowed_origins)  # inside the metrics and access log
     app.add_middleware(
         ObserveRequests, metrics=service_metrics, registry=registry, log_requests=settings.access_log
     )
@@ -221,7 +235,19 @@ def _ehr_tokens(settings: Settings) -> EhrTokenVerifier | None:
     base = settings.cds_service_url
     if base is None:
         raise ValueError("cds_issuers_file needs cds_service_url (the `aud` EHR tokens must carry)")
-    return EhrTokenVerifier.from_file(settings.cds_issuers_file, (base, f"{base}/cds-services/lead-risk"))
+    return EhrTokenVerifier(
+        IssuersFile(settings.cds_issuers_file),
+        settings.cds_token_max_lifetime_seconds,
+        settings.cds_clock_skew_seconds,
+    )
+
+
+async def _close_clients(app: FastAPI) -> None:
+    """The HTTP clients of the opt-in CDS Hooks fetches (JWKS, FHIR), if one was ever made."""
+    verifier: EhrTokenVerifier | None = app.state.ehr_tokens
+    if verifier is not None:
+        await verifier.jwks.aclose()
+    await app.state.fhir.aclose()
 
 
 class RepositoryOpener:

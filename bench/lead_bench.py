@@ -267,12 +267,21 @@ def main() -> None:
     parser.add_argument("--client", choices=["auto", "httpx"], default="auto")
     parser.add_argument("--write-readme", action="store_true")
     parser.add_argument("--no-pin", action="store_true", help="do not pin servers and clients to cores")
+    parser.add_argument("--cds", action="store_true", help="the CDS Hooks case instead (bench/cds_load.py)")
     args = parser.parse_args()
     cpus = None
     if not args.no_pin and len(os.sched_getaffinity(0)) >= 2:
         cpus = (SERVER_CPUS, CLIENT_CPUS)
         os.sched_setaffinity(0, CLIENT_CPUS)  # this process sends the first request
     wrk = ensure_wrk() if args.client == "auto" else None
+    if args.cds:
+        from cds_load import measure_cds, write_cds_readme
+
+        results = measure_cds(args, wrk, cpus)
+        print(json.dumps(results, indent=2))
+        if args.write_readme:
+            write_cds_readme(results, args)
+        return
     results = measure(args, wrk, cpus)
     print(json.dumps(results, indent=2))
     if args.write_readme:

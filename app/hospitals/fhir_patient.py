@@ -11,6 +11,7 @@ from app.platform.errors import InvalidRequest, Problem
 
 @dataclass(frozen=True)
 class PatientHome:
+    id: str | None  # the resource's logical id, compared with the hook's context.patientId
     birth: date | None  # None when absent or only a year / year-month (FHIR allows both)
     line: str | None
     city: str | None
@@ -47,13 +48,16 @@ def patient_home(patient: Any) -> PatientHome:
             birth = date.fromisoformat(text)
         except ValueError:
             birth = None
+    found = patient.get("id")
+    resource_id = found if isinstance(found, str) and found else None
     address = _home_address(patient.get("address"))
     if address is None:
-        return PatientHome(birth, None, None, None)
+        return PatientHome(resource_id, birth, None, None, None)
     lines = address.get("line")
     line = lines[0] if isinstance(lines, list) and lines and isinstance(lines[0], str) else None
     city, state = address.get("city"), address.get("state")
     return PatientHome(
+        resource_id,
         birth,
         line,
         city if isinstance(city, str) else None,

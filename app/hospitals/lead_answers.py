@@ -1,5 +1,5 @@
 """What a clinician reads: the tier's recommended action and the reasons in plain words, for the
-Lead Safe `risk_score_notes` and the CDS Hooks card.
+Lead Safe `risk_score_notes` and the CDS Hooks card (app/hospitals/cds_cards.py).
 
 The actions restate the CDC/Illinois practice a clinic already follows (test, and for a high risk ask
 about the home and refer it for an inspection); the model adds who to act on first, not new medicine.
@@ -8,7 +8,6 @@ about the home and refer it for an inspection); the model adds who to act on fir
 from __future__ import annotations
 
 import math
-import uuid
 from functools import lru_cache
 
 from app.hospitals.lead_risk import LeadResult, Reason
@@ -20,7 +19,6 @@ ACTIONS = {
     "peeling paint and renovation at home",
     "low": "Low risk: follow the routine blood lead testing schedule (ages 1 and 2)",
 }
-INDICATORS = {"high": "critical", "medium": "warning", "low": "info"}
 KNOWN_CASE = "A blood lead result at or above 5 µg/dL is already on record: follow up on that result"
 EXPECTED_CHILD = "Scored for the expected child at birth, from the home's place and history"
 SYNTHETIC = "Model validated on synthetic outcomes only: not for clinical decisions"
@@ -109,28 +107,3 @@ def notes(result: LeadResult, elevated_lab: bool, expected: bool) -> list[str]:
 def risk_score_notes(result: LeadResult, elevated_lab: bool, expected: bool) -> str:
     """The contract's notes: one line per note, semicolon-separated (so no semicolons inside)."""
     return "; ".join(line.replace(";", ",") for line in notes(result, elevated_lab, expected))
-
-
-def card(result: LeadResult, label: str) -> dict[str, object]:
-    """One CDS Hooks card: summary under 140 characters, indicator by tier, Markdown detail."""
-    summary = f"Lead exposure risk: {result.tier} ({result.score:.1%} chance of an elevated test by age 3)"
-    lines = notes(result, elevated_lab=False, expected=False)
-    action, reasons = lines[0], lines[1:]
-    detail = "\n".join(
-        [
-            f"**{action}.**",
-            "",
-            f"Estimated chance of a blood lead test ≥ 5 µg/dL before age 3: **{result.score:.1%}** "
-            f"(tier: {result.tier}).",
-            "",
-            "Why:",
-            *[f"- {line}" for line in reasons],
-        ]
-    )
-    return {
-        "uuid": str(uuid.uuid4()),
-        "summary": summary[:139],
-        "indicator": INDICATORS.get(result.tier, "info"),
-        "detail": detail,
-        "source": {"label": label},
-    }

@@ -56,6 +56,26 @@ class ServiceMetrics:
             registry=self.registry,
             multiprocess_mode="livemax",
         )
+        # CDS Hooks: cards given and clinicians' feedback on them (by the card's model and tier), and
+        # EHR tokens refused as security events (a replay, a wrong audience), by reason.
+        self.cds_cards = Counter(
+            "civicrisk_cds_cards",
+            "CDS Hooks cards given, by model and tier",
+            ["model", "tier"],
+            registry=self.registry,
+        )
+        self.cds_feedback = Counter(
+            "civicrisk_cds_feedback",
+            "CDS Hooks card outcomes received, by model, tier and outcome",
+            ["model", "tier", "outcome"],
+            registry=self.registry,
+        )
+        self.security_events = Counter(
+            "civicrisk_security_events",
+            "EHR tokens refused as security events, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
         self._children: dict[tuple[str, str, int, str], tuple[Counter, Histogram]] = {}
         self._scored: dict[str, Counter] = {}
 

@@ -6,6 +6,7 @@ import hashlib
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -15,6 +16,13 @@ from app.platform.sizes import MAX_BODY_BYTES, MAX_RECORDS
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+def is_loopback_http(url: str) -> bool:
+    """http:// to this machine only (a local test server or a sidecar): the one case where an outbound
+    call of the CDS Hooks options may skip TLS."""
+    host = urlsplit(url).hostname if url.startswith("http://") else None
+    return host in ("127.0.0.1", "localhost", "::1")
 
 
 def key_digest(key: str) -> bytes:
@@ -101,6 +109,15 @@ class Settings(BaseSettings):
     # is this + /oauth/token, the `aud` a SMART backend client's assertion must name. Unset, the CDS
     # service URL stands in; with neither, SMART assertions are refused (client secrets still work).
     public_url: str | None = None
+    # CDS Hooks in browsers (CORS): the exact origins (scheme://host[:port]) whose pages may call
+    # /cds-services*, comma-separated; none by default. No wildcard, and never with credentials.
+    cds_allowed_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    # An EHR token's lifetime (exp - iat) may not exceed this; its clock may differ from ours by the skew.
+    cds_token_max_lifetime_seconds: int = Field(default=300, ge=10, le=3600)
+    cds_clock_skew_seconds: int = Field(default=30, ge=0, le=300)
+    # FHIR servers (base URLs, comma-separated) the service may call with a request's fhirAuthorization
+    # token when the prefetch is absent; none by default, so no outbound connection is made.
+    cds_fhir_servers: Annotated[tuple[str, ...], NoDecode] = ()
     # Signed bundles: the city's Ed25519 public key (PEM); with require_signed_bundles, a bundle
     # without a valid manifest.sig is refused and listed as a failure.
     bundle_public_key: Path | None = None
@@ -120,6 +137,32 @@ class Settings(BaseSettings):
             if len(key) < 16:
                 raise ValueError("every API key must be at least 16 characters")
         return keys
+
+    @field_validator("cds_allowed_origins", "cds_fhir_servers", mode="before")
+    @classmethod
+    def _split_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("cds_allowed_origins")
+    @classmethod
+    def _exact_origins(cls, origins: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in origins:
+            scheme, _, rest = origin.partition("://")
+            if scheme not in ("https", "http") or not rest or "/" in rest or "*" in origin:
+                raise ValueError(
+                    f"cds_allowed_origins: {origin!r} is not an exact scheme://host[:port] origin"
+                )
+        return origins
+
+    @field_validator("cds_fhir_servers")
+    @classmethod
+    def _fhir_servers(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
+        for url in urls:
+            if not url.startswith("https://") and not is_loopback_http(url):
+                raise ValueError(f"cds_fhir_servers: {url!r} must be https (plain http only on loopback)")
+        return tuple(url.rstrip("/") for url in urls)
 
     @field_validator("admin_key")
     @classmethod

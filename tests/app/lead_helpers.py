@@ -11,7 +11,7 @@ from typing import Any
 
 import jwt
 from app_helpers import make_settings
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from app.platform.keys import create_key
 from app.platform.settings import Settings
@@ -62,23 +62,42 @@ class Keys:
 
 
 def ehr_key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
+    """An EHR's signing key as CDS Hooks 2.0 recommends it: ES384 (P-384)."""
+    return ec.generate_private_key(ec.SECP384R1())
 
 
-def write_issuers(path: Path, key: ec.EllipticCurvePrivateKey) -> Path:
-    jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
-    jwk |= {"kid": KID, "use": "sig", "alg": "ES256"}
-    path.write_text(json.dumps({"issuers": {ISSUER: {"keys": [jwk]}}}))
+def public_jwk(key: Any, kid: str = KID, alg: str | None = "ES384") -> dict[str, Any]:
+    """The public half of an EC or RSA private key as a JWK, as an EHR publishes it in its JWK Set."""
+    algorithm = (
+        jwt.algorithms.RSAAlgorithm if isinstance(key, rsa.RSAPrivateKey) else jwt.algorithms.ECAlgorithm
+    )
+    jwk: dict[str, Any] = json.loads(algorithm.to_jwk(key.public_key()))
+    jwk |= {"kid": kid, "use": "sig"}
+    if alg is not None:
+        jwk["alg"] = alg
+    return jwk
+
+
+def write_issuers(path: Path, key: Any, **issuer: Any) -> Path:
+    """The trusted-issuers file with ISSUER and `key` (kid KID), plus any other issuer fields."""
+    path.write_text(json.dumps({"issuers": {ISSUER: {"keys": [public_jwk(key)], **issuer}}}))
     return path
 
 
-def ehr_token(key: Any, algorithm: str = "ES256", **claims: Any) -> str:
+def ehr_token(
+    key: Any, algorithm: str = "ES384", headers: dict[str, Any] | None = None, **claims: Any
+) -> str:
+    """A token as an EHR signs it (PyJWT): header alg, typ JWT, kid; claims iss, aud (the hook's
+    URL), iat, exp (5 minutes), jti. `headers` and `claims` override; a None value drops the field."""
     now = int(time.time())
     payload = {"iss": ISSUER, "aud": HOOK_URL, "iat": now, "exp": now + 300, "jti": str(uuid.uuid4())}
     payload |= claims
-    headers = {"kid": KID} if algorithm != "none" else None
+    header = {"kid": KID, "typ": "JWT"} | (headers or {}) if algorithm != "none" else None
+    if header is not None:
+        header = {k: v for k, v in header.items() if v is not None}
+        header.setdefault("typ", "")  # PyJWT adds typ JWT unless told "" (then it leaves it out)
     return jwt.encode({k: v for k, v in payload.items() if v is not None}, key, algorithm=algorithm,
-                      headers=headers)  # fmt: skip
+                      headers=header)  # fmt: skip
 
 
 def lead_settings(tmp: Path, key: ec.EllipticCurvePrivateKey, **overrides: Any) -> tuple[Settings, Keys]:

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -16,11 +17,12 @@ import pytest
 from app_helpers import PARTNER, SCORE_URL, make_settings
 from fastapi.exceptions import RequestValidationError
 from fastapi.testclient import TestClient
-from lead_helpers import Keys, child_body, ehr_key, lead_settings
+from lead_helpers import Keys, child_body, ehr_key, ehr_token, lead_settings
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
+from app.hospitals.cds_cors import CdsCors
 from app.main import create_app
 from app.platform.errors import ServiceError
 from app.platform.fast_lane import FastLane, ServiceApp
@@ -165,9 +167,10 @@ def test_the_framework_still_offers_what_the_lane_uses(monkeypatch: pytest.Monke
     assert isinstance(app, ServiceApp) and len(app.fast_routes) == 3
     # The app's own middleware, which the lane rebuilds: entries unpack as (cls, args, kwargs).
     entries = [tuple(entry) for entry in app.user_middleware]
-    assert [len(entry) for entry in entries] == [3]
-    [(cls, args, kwargs)] = entries
+    assert [len(entry) for entry in entries] == [3, 3]
+    [(cls, args, kwargs), (inner, _, _)] = entries
     assert cls is ObserveRequests and isinstance(args, tuple | list) and isinstance(kwargs, dict)
+    assert inner is CdsCors  # inside the metrics and the access log, as in the full stack
     # Exception handlers: a mapping of exception class to handler, looked up along the error's MRO.
     handlers = app.exception_handlers
     assert isinstance(handlers, dict)
@@ -200,10 +203,56 @@ def test_the_framework_still_offers_what_the_lane_uses(monkeypatch: pytest.Monke
         raise AssertionError("a lane path went to the full stack")
 
     dispatch = FastLane(full, lane, app.fast_routes)
-    for route, path in zip(app.fast_routes, (SCORE_URL, "/v1/lead/risk", "/upload/insert/"), strict=True):
+    paths = (SCORE_URL, "/v1/lead/risk", "/upload/insert/", "/cds-services/lead-risk")
+    for route, path in zip(app.fast_routes, paths, strict=True):
         scope: Scope = {"type": "http", "method": "POST", "path": path, "root_path": "", "path_params": {}}
         match, child = route.matches(dict(scope))
         assert match is Match.FULL and child["route"] is route
         anyio.run(dispatch, dict(scope), None, None)
         assert seen[-1]["route"] is route and seen[-1]["route"].endpoint is child["endpoint"]
         assert seen[-1]["path_params"] == child["path_params"]
+
+
+def _without_ids(answer: dict[str, Any]) -> dict[str, Any]:
+    """A CDS Hooks answer less what differs between two calls (uuids, the assessment's time)."""
+    text = json.dumps(answer)
+    for card in answer.get("cards", []):
+        text = text.replace(card["uuid"], "")
+        for suggestion in card.get("suggestions", []):
+            text = text.replace(suggestion["uuid"], "")
+    for action in answer.get("systemActions", []):
+        text = text.replace(action["resource"]["occurrenceDateTime"], "")
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+def test_the_cds_hook_answers_alike_on_the_lane(tmp_path: Path) -> None:
+    signer = ehr_key()
+    settings, _ = lead_settings(tmp_path, signer)
+    laned, full = create_app(settings), create_app(settings)
+    full.fast_routes = ()
+    home = {"line": ["1600 W Division St"], "city": "Chicago", "state": "IL"}
+    patient = {"resourceType": "Patient", "id": "example", "birthDate": "2026-05-01", "address": [home]}
+    hook = {
+        "hook": "patient-view",
+        "hookInstance": "lane",
+        "context": {"patientId": "example"},
+        "prefetch": {"patient": patient},
+    }
+    with TestClient(laned) as with_lane, TestClient(full) as without_lane:
+        answers = [
+            client.post(
+                "/cds-services/lead-risk", json=hook, headers={"Authorization": f"Bearer {ehr_token(signer)}"}
+            )
+            for client in (with_lane, without_lane)
+        ]
+        assert [answer.status_code for answer in answers] == [200, 200], answers[0].text
+        assert _without_ids(answers[0].json()) == _without_ids(answers[1].json())
+        assert answers[0].json()["cards"]
+        refusals = [client.post("/cds-services/lead-risk", json=hook) for client in (with_lane, without_lane)]
+        assert [r.status_code for r in refusals] == [401, 401]
+        assert (
+            refusals[0].json() == refusals[1].json()
+            and refusals[0].json()["resourceType"] == "OperationOutcome"
+        )
+        assert refusals[0].headers["www-authenticate"] == refusals[1].headers["www-authenticate"]

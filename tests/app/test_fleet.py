@@ -228,7 +228,7 @@ HOOK = {
     "hook": "patient-view",
     "hookInstance": "fleet-replay",
     "context": {"patientId": "p"},
-    "prefetch": {"patient": {"resourceType": "Patient", "birthDate": "2026-05-01"}},
+    "prefetch": {"patient": {"resourceType": "Patient", "id": "p", "birthDate": "2026-05-01"}},
 }
 
 

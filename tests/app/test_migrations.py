@@ -20,6 +20,7 @@ from alembic import command
 
 from app.hospitals.oauth_clients import create_client
 from app.platform.keys import create_key
+from app.platform.storage.feedback import CardFeedback
 from app.platform.storage.list_claims import ListKey
 from app.platform.storage.oauth import OAuthStore, StoredToken
 from app.platform.storage.repository import Repository, create_database_engine
@@ -156,20 +157,24 @@ def test_a_database_of_revision_0005_gains_the_daily_list_claims(database_url: s
     repository.complete_list_claim(key.sha256, issued.id)
     assert repository.claim_list(key, "other", 60).list_id == issued.id
     with repository.engine.connect() as connection:
-        assert current_revision(connection) == head_revision() == "0007_oauth_clients"
+        assert current_revision(connection) == head_revision() == "0008_cds_feedback"
     assert [stored.partner for stored in repository.partner_keys()] == ["Before the claims"]
 
 
-def test_a_database_of_revision_0006_gains_the_oauth_tables(database_url: str) -> None:
-    """The database as revision 0006 left it upgrades at start-up, keeping its keys; an OAuth client
-    and a token can be stored right after."""
+def _database_at_0006(database_url: str, absent_table: str) -> None:
     engine = create_database_engine(database_url)
     config = alembic_config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "0006_daily_list_claims")
-        assert not sa.inspect(connection).has_table("oauth_clients")
+        assert not sa.inspect(connection).has_table(absent_table)
     engine.dispose()
+
+
+def test_a_database_of_revision_0006_gains_the_oauth_tables(database_url: str) -> None:
+    """The database as revision 0006 left it upgrades at start-up, keeping its keys; an OAuth client
+    and a token can be stored right after."""
+    _database_at_0006(database_url, "oauth_clients")
     repository = Repository.open(database_url)
     create_key(repository, "Before the clients", ["lead"])
     client, secret = create_client(repository, "After the upgrade", ["lead"])
@@ -181,6 +186,20 @@ def test_a_database_of_revision_0006_gains_the_oauth_tables(database_url: str) -
     assert store.revoke_client(client.id) is not None and store.token("d" * 64) is None
     assert store.clients_stamp() == (1, 1)
     assert [stored.partner for stored in repository.partner_keys()] == ["Before the clients"]
+
+
+def test_a_database_of_revision_0006_gains_the_cds_feedback(database_url: str) -> None:
+    """The database as revision 0006 left it upgrades at start-up; feedback is then stored once per
+    card and outcome and counted by model."""
+    _database_at_0006(database_url, "cds_feedback")
+    repository = Repository.open(database_url)
+    entry = CardFeedback("0f", "chicago-lead-risk", "v1", "high", "accepted", None)
+    assert repository.record_feedback([entry, entry]) == [entry]
+    assert repository.record_feedback([entry]) == []
+    (count,) = repository.feedback_counts("chicago-lead-risk")
+    assert (count.tier, count.outcome, count.count) == ("high", "accepted", 1)
+    with repository.engine.connect() as connection:
+        assert current_revision(connection) == head_revision()
 
 
 def test_a_new_database_is_migrated_to_head_once(database_url: str) -> None:

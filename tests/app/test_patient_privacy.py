@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import logging
 import socket
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +18,9 @@ from typing import Any
 import orjson
 import pytest
 from app_helpers import MODELS_DIR, REPO_ROOT
+from cds_helpers import blood_lead, searchset
 from fastapi.testclient import TestClient
-from lead_helpers import child_body, ehr_key, ehr_token, lead_settings, marked_body
+from lead_helpers import SERVICE_URL, child_body, ehr_key, ehr_token, lead_settings, marked_body
 
 from app.hospitals.oauth_clients import create_client
 from app.main import create_app
@@ -75,6 +77,7 @@ def test_no_marker_is_kept_anywhere(tmp_path: Path, all_logs: Lines) -> None:
     before = _files(DATA_DIR, MODELS_DIR)
     statuses: dict[int, int] = {}
     inserted: dict[int, int] = {}
+    cards: list[str] = []
     with TestClient(create_app(settings)) as client:
         issued = client.post(
             "/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_record.id, str(secret))
@@ -94,7 +97,8 @@ def test_no_marker_is_kept_anywhere(tmp_path: Path, all_logs: Lines) -> None:
             if response.status_code != 200:
                 assert marker not in response.text  # errors never echo a value
         for index in range(50):
-            home = {"use": "home", "line": [f"1600 W Division St {marker}"], "city": "Chicago", "state": "IL"}
+            line = f"1600 W Division St {marker}" if index % 2 else "1600 W Division St"  # half get cards
+            home = {"use": "home", "line": [line, f"Apt {marker}"], "city": "Chicago", "state": "IL"}
             resource = {
                 "resourceType": "Patient",
                 "id": f"p-{marker}{index}",
@@ -102,16 +106,49 @@ def test_no_marker_is_kept_anywhere(tmp_path: Path, all_logs: Lines) -> None:
                 "name": [{"family": f"Fam{marker}{index}"}],
                 "address": [home],
             }
+            labs = searchset(
+                blood_lead(6.0 + index % 3, patient_id=f"p-{marker}{index}", obs_id=f"o-{marker}{index}")
+            )
             hook = {
                 "hook": "patient-view",
                 "hookInstance": f"{marker}-{index}",
-                "context": {"patientId": f"p-{marker}{index}"},
-                "prefetch": {"patient": resource},
+                "context": {"patientId": f"p-{marker}{index}", "userId": f"Practitioner/{marker}"},
+                "prefetch": {"patient": resource, "bloodLead": labs},
             }
             response = client.post(
                 "/cds-services/lead-risk", json=hook, headers={"Authorization": f"Bearer {ehr_token(signer)}"}
             )
             assert response.status_code == 200
+            cards.extend(card["uuid"] for card in response.json()["cards"])
+        # Feedback on those cards, with the marker in every field a clinician or EHR could fill.
+        feedback = [
+            {
+                "card": card,
+                "outcome": "overridden",
+                "outcomeTimestamp": "2026-12-06T10:00:00Z",
+                "overrideReason": {
+                    "reason": {"system": f"urn:{marker}", "code": f"{marker}{i}"},
+                    "userComment": f"Mother {marker} says the flat was repainted",
+                },
+            }
+            for i, card in enumerate(cards)
+        ] + [
+            {
+                "card": f"{marker}-not-a-card",
+                "outcome": "overridden",
+                "outcomeTimestamp": "2026-12-06T10:00:00Z",
+            }
+        ]
+        token = ehr_token(signer, aud=f"{SERVICE_URL}/cds-services/lead-risk/feedback")
+        response = client.post("/cds-services/lead-risk/feedback", json={"feedback": feedback},
+                               headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+        assert response.status_code == 200 and response.json()["stored"] == len(cards) >= 20, response.text
+        bad = {"feedback": [{"card": marker, "outcome": f"{marker}", "outcomeTimestamp": marker}]}
+        token = ehr_token(signer, aud=f"{SERVICE_URL}/cds-services/lead-risk/feedback")
+        refused = client.post(
+            "/cds-services/lead-risk/feedback", json=bad, headers={"Authorization": f"Bearer {token}"}
+        )
+        assert refused.status_code == 422 and marker not in refused.text
     assert statuses[200] >= 50 and statuses[400] >= 50 and statuses[412] >= 50, statuses
     assert inserted[200] >= 20 and inserted[400] >= 20 and inserted[412] >= 20, inserted
     access = [orjson.loads(line) for line in all_logs.lines if '"civicrisk.access"' in line]
@@ -126,6 +163,11 @@ def test_no_marker_is_kept_anywhere(tmp_path: Path, all_logs: Lines) -> None:
     assert not leaked, leaked[:3]
     database = tmp_path / "db.sqlite3"
     assert not database.exists() or marker.encode() not in database.read_bytes()
+    with sqlite3.connect(database) as connection:  # the feedback is kept, by card, model and tier only
+        rows = connection.execute(
+            "SELECT card_uuid, tier, outcome, override_reason FROM cds_feedback"
+        ).fetchall()
+    assert len(rows) == len(cards) and {row[3] for row in rows} == {"other"}
     assert _files(DATA_DIR, MODELS_DIR) == before  # nothing written to the data or models directories
     for path in before:
         assert marker.encode() not in _text(path)
@@ -158,12 +200,31 @@ def test_on_premises_no_outbound_calls_no_city_database(
         answer = client.post("/v1/lead/risk", json=child_body(), headers={"X-API-Key": keys.lead})
         assert answer.status_code == 200, answer.text
         hook = {"hook": "patient-view", "hookInstance": "x", "context": {"patientId": "p"},
-                "prefetch": {"patient": {"resourceType": "Patient", "birthDate": "2026-05-01",
+                "prefetch": {"patient": {"resourceType": "Patient", "id": "p", "birthDate": "2026-05-01",
                                          "address": [{"use": "home", "line": ["1600 W Division St"],
                                                       "city": "Chicago", "state": "IL"}]}}}  # fmt: skip
         cards = client.post(
             "/cds-services/lead-risk", json=hook, headers={"Authorization": f"Bearer {ehr_token(signer)}"}
         )
         assert cards.status_code == 200
+        # With the defaults, neither a FHIR server named in the request nor a token's `jku` (with a
+        # kid the service does not hold) makes it connect: the opt-in options are off.
+        fetch = {"fhirServer": "https://ehr.example.org/fhir",
+                 "fhirAuthorization": {"access_token": "t", "token_type": "Bearer", "expires_in": 300,
+                                       "scope": "user/Patient.read", "subject": "civicrisk"}}  # fmt: skip
+        del hook["prefetch"]
+        unfetched = client.post(
+            "/cds-services/lead-risk",
+            json=hook | fetch,
+            headers={"Authorization": f"Bearer {ehr_token(signer)}"},
+        )
+        assert unfetched.status_code == 412
+        jku = ehr_token(signer, headers={"kid": "unknown", "jku": "https://ehr.example.org/jwks"})
+        assert (
+            client.post(
+                "/cds-services/lead-risk", json=hook, headers={"Authorization": f"Bearer {jku}"}
+            ).status_code
+            == 401
+        )
         assert client.get("/health/ready").status_code == 200
     assert attempts == []

@@ -15,7 +15,7 @@ HOOK: dict[str, Any] = {
     "hook": "patient-view",
     "hookInstance": "replay-test",
     "context": {"patientId": "p"},
-    "prefetch": {"patient": {"resourceType": "Patient", "birthDate": "2026-05-01"}},
+    "prefetch": {"patient": {"resourceType": "Patient", "id": "p", "birthDate": "2026-05-01"}},
 }
 
 

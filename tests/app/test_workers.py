@@ -135,7 +135,7 @@ HOOK = {
     "hook": "patient-view",
     "hookInstance": "replay",
     "context": {"patientId": "p"},
-    "prefetch": {"patient": {"resourceType": "Patient", "birthDate": "2026-05-01"}},
+    "prefetch": {"patient": {"resourceType": "Patient", "id": "p", "birthDate": "2026-05-01"}},
 }
 
 

@@ -75,6 +75,8 @@ class LeadConfig:
     scoring_columns: dict[str, str]
     scoring_date_format: str
     area_outcomes: AreaOutcomesSpec | None = None  # real rates by area and year, when the city has them
+    # The city's lead programme page (label, absolute https URL), linked from every CDS Hooks card.
+    programme: tuple[str, str] | None = None
 
     @property
     def reference_files(self) -> list[Path]:
@@ -239,4 +241,14 @@ def load_lead_config(path: Path | str) -> LeadConfig:
         scoring_columns=scoring_columns,
         scoring_date_format=reader.get("scoring.date_format", str),
         area_outcomes=_area_outcomes(reader),
+        programme=_programme(reader),
     )
+
+
+def _programme(reader: ConfigReader) -> tuple[str, str] | None:
+    url = reader.get("programme.url", str, None)
+    if url is None:
+        return None
+    if not url.startswith("https://"):
+        raise reader.error("programme.url", "expected an absolute https:// URL")
+    return reader.get("programme.label", str, "Lead poisoning prevention programme"), url

@@ -16,7 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from app.platform.errors import ServiceError
-from app.platform.storage import list_claims
+from app.platform.storage import feedback, list_claims
+from app.platform.storage.feedback import CardFeedback, FeedbackCount
 from app.platform.storage.list_claims import Claim, ListKey
 from app.platform.storage.partner_keys import (
     KeysFileImport,
@@ -270,6 +271,15 @@ class Repository:
                 return True
             except IntegrityError:
                 return False
+
+    def record_feedback(self, entries: Sequence[CardFeedback]) -> list[CardFeedback]:
+        """Store CDS Hooks card outcomes (those already stored for their card are left): the new ones."""
+        with self._translate_errors(), self.engine.begin() as connection:
+            return feedback.insert(connection, entries)
+
+    def feedback_counts(self, model_name: str) -> list[FeedbackCount]:
+        with self._translate_errors(), self.engine.connect() as connection:
+            return feedback.counts(connection, model_name)
 
     def add_partner_key(self, key: StoredKey) -> bool:
         """Store a new key; False (nothing stored) when its id or digest is taken."""

@@ -136,3 +136,21 @@ oauth_tokens = sa.Table(
     sa.Index("ix_oauth_tokens_client", "client_id"),
     sa.Index("ix_oauth_tokens_expires", "expires_at"),
 )
+
+# CDS Hooks feedback (app/hospitals/cds_feedback.py): what clinicians did with lead-risk cards, by the
+# card's model and tier, for the city's model team. Nothing of the patient: no patient id, no time
+# (a time of care is a date of the patient's), no free-text comment; the override reason only when
+# it is one of the codes the card offered. A card's outcome is counted once however often it is sent.
+cds_feedback = sa.Table(
+    "cds_feedback",
+    metadata,
+    sa.Column("id", sa.Integer, sa.Identity(), primary_key=True),
+    sa.Column("card_uuid", sa.String(36), nullable=False),
+    sa.Column("model_name", sa.String(128), nullable=True),  # NULL: the card's model is not loaded
+    sa.Column("model_version", sa.String(128), nullable=True),
+    sa.Column("tier", sa.String(16), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),  # accepted | overridden
+    sa.Column("override_reason", sa.String(64), nullable=True),
+    sa.Index("ux_cds_feedback_card_outcome", "card_uuid", "outcome", unique=True),
+    sa.Index("ix_cds_feedback_model", "model_name"),
+)
