@@ -164,7 +164,7 @@ def test_the_framework_still_offers_what_the_lane_uses(monkeypatch: pytest.Monke
     """ServiceApp and FastLane lean on Starlette's and FastAPI's internals: an upgrade that changes
     one of them must fail here, not quietly change what the partner routes answer."""
     app = create_app(make_settings(), load_models=False)
-    assert isinstance(app, ServiceApp) and len(app.fast_routes) == 3
+    assert isinstance(app, ServiceApp) and len(app.fast_routes) == 4
     # The app's own middleware, which the lane rebuilds: entries unpack as (cls, args, kwargs).
     entries = [tuple(entry) for entry in app.user_middleware]
     assert [len(entry) for entry in entries] == [3, 3]
