@@ -22,6 +22,7 @@ from training.config import ConfigError
 from training.geo import PointLocator
 from training.inspections.config import load_city_config
 from training.inspections.features import build_features, describe_feature
+from training.inspections.features.neighbourhood import prepare_indexes
 from training.inspections.ingest import CityData, load_city, parse_violation_codes, with_recorded_outcomes
 from training.inspections.roster import build_roster
 from training.lead.config import LeadConfig
@@ -52,6 +53,7 @@ __all__ = [
     "load_city",
     "load_city_config",
     "parse_violation_codes",
+    "prepare_indexes",
     "with_recorded_outcomes",
     # Lead: the config, reference data and feature definitions of the hospital endpoint.
     "AREA_FEATURES",

@@ -36,7 +36,13 @@ from app.platform.registry import LoadedModel, ModelRegistry
 from app.platform.storage.list_claims import ListKey
 from app.platform.storage.repository import IssuedList, OutcomeWrite, Repository
 from app.scoring.types import MISSING_CATEGORY, RecordBatch
-from training.serving import CityData, build_roster, parse_violation_codes, with_recorded_outcomes
+from training.serving import (
+    CityData,
+    build_roster,
+    parse_violation_codes,
+    prepare_indexes,
+    with_recorded_outcomes,
+)
 
 TIER_ORDER = {"low": 0, "medium": 1, "high": 2}
 MAX_DAYS_AFTER_DATA = 14  # a list further ahead would rest on stale neighbourhood features
@@ -108,7 +114,10 @@ class DailyLists:
         self.repository = repository
         self.options = options or DailyOptions()
         rankers = (
-            [RankerProcess(self._rank_request, self._after_fork) for _ in range(self.options.concurrency)]
+            [
+                RankerProcess(self._rank_request, self._after_fork, self._before_fork)
+                for _ in range(self.options.concurrency)
+            ]
             if self.options.child_process
             else None
         )
@@ -229,6 +238,11 @@ class DailyLists:
             (model for model in self.registry.snapshot.for_city(city) if model.fingerprint == fingerprint),
             None,
         )
+
+    def _before_fork(self, request: RankRequest) -> None:
+        """Before forking a list process: the city's radius indexes built here, so that every list
+        process shares one copy of them (~80 MB for Chicago) rather than building its own."""
+        prepare_indexes(self.city_data(request.city))
 
     def _after_fork(self) -> None:
         """First thing in a list process: no lock or database connection of the server's threads."""

@@ -66,12 +66,19 @@ RankInChild = Callable[[RankRequest], Rows | None]
 class RankerProcess:
     """One child process ranking dates on request; forked on first use and again after it dies.
 
-    `after_fork` runs first in the child (fresh locks and database connections: neither survives a
-    fork); `rank` then answers each request there."""
+    `before_fork` runs here just before (what the child would otherwise build for itself, built once
+    and shared); `after_fork` runs first in the child (fresh locks and database connections: neither
+    survives a fork); `rank` then answers each request there."""
 
-    def __init__(self, rank: RankInChild, after_fork: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        rank: RankInChild,
+        after_fork: Callable[[], None],
+        before_fork: Callable[[RankRequest], None] | None = None,
+    ) -> None:
         self._rank = rank
         self._after_fork = after_fork
+        self._before_fork = before_fork
         self._process: BaseProcess | None = None
         self._connection: Connection | None = None
         self._lock = threading.Lock()  # one request at a time on the pipe
@@ -86,7 +93,7 @@ class RankerProcess:
         """The rows, or None when the child could not match the request's model or data."""
         with self._lock:
             for attempt in (1, 2):  # a child that died (killed, out of memory) is forked again once
-                connection = self._running()
+                connection = self._running(request)
                 try:
                     connection.send_bytes(request.encode())
                     payload = connection.recv_bytes()
@@ -110,10 +117,12 @@ class RankerProcess:
         with self._lock:
             self._forget()
 
-    def _running(self) -> Connection:
+    def _running(self, request: RankRequest) -> Connection:
         if self._connection is not None and self._process is not None and self._process.is_alive():
             return self._connection
         self._forget()
+        if self._before_fork is not None:
+            self._before_fork(request)
         # Forked, not spawned: the child needs the server's loaded models and data, and a spawned
         # interpreter would read them all again.
         context = multiprocessing.get_context("fork")

@@ -19,6 +19,7 @@ from app.inspections.list_process import RankRequest
 from app.platform.registry import ModelRegistry
 from app.platform.settings import Settings
 from app.platform.storage.repository import Repository
+from training.inspections.features import neighbourhood
 
 
 @pytest.fixture
@@ -78,3 +79,14 @@ def test_closing_stops_the_process(lists: DailyLists) -> None:
     assert ranker.pid is None
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_the_radius_indexes_are_built_before_the_fork(
+    lists: DailyLists, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server builds the city's radius indexes before forking, so that its list processes share
+    one copy instead of each building its own (the server itself never ranks here)."""
+    monkeypatch.setattr(neighbourhood, "_indexes", {})
+    lists.issue(DailyQuery("chicago", date(2014, 7, 1), 10))
+    kinds = sorted(key[0] for key in neighbourhood._indexes)
+    assert kinds == ["events", "events", "nearby"]

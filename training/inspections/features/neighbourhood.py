@@ -226,6 +226,12 @@ def nearby_outcome_features(
                     share = np.where(total > 0, hits / np.maximum(total, 1), np.nan)
                 column(f"nearby_critical_share_{window_days}d_{radius:g}km")[rows] = share
                 column(f"nearby_inspections_{window_days}d_{radius:g}km")[rows] = total
+        # A roster's establishments share places (a mall, a food court): each place asked once, the
+        # same answer for every establishment there (a query's neighbours do not depend on the others).
+        places, same_place = xyz[rows], np.arange(len(rows))
+        if roster:
+            places, inverse = np.unique(xyz[rows], axis=0, return_inverse=True)
+            same_place = inverse.reshape(-1)
         for window_days, k in nearest:
             window = _window(history["day"], query_day, window_days)
             prefix = f"nearest{k}_{window_days}d"
@@ -233,11 +239,14 @@ def nearby_outcome_features(
                 column(f"{prefix}_{name}")
             if window.stop - window.start < k:
                 continue
-            distance, index = cKDTree(history["xyz"][window]).query(xyz[rows], k=k)
-            column(f"{prefix}_critical_share")[rows] = history["label"][window][index].mean(axis=1)
-            column(f"{prefix}_fail_share")[rows] = history["failed"][window][index].mean(axis=1)
-            column(f"{prefix}_mean_violations")[rows] = history["violations"][window][index].mean(axis=1)
-            column(f"{prefix}_mean_km")[rows] = distance.mean(axis=1)
+            distance, index = cKDTree(history["xyz"][window]).query(places, k=k)
+            critical = history["label"][window][index].mean(axis=1)
+            failed = history["failed"][window][index].mean(axis=1)
+            violations = history["violations"][window][index].mean(axis=1)
+            column(f"{prefix}_critical_share")[rows] = critical[same_place]
+            column(f"{prefix}_fail_share")[rows] = failed[same_place]
+            column(f"{prefix}_mean_violations")[rows] = violations[same_place]
+            column(f"{prefix}_mean_km")[rows] = distance.mean(axis=1)[same_place]
     if not groups:  # no located query: still return every column
         for window_days in windows_days:
             for radius in radii_km:
@@ -272,6 +281,18 @@ def _history_index(
     index = RadiusIndex(_locations(inspections), history["xyz"], history["day"], flags, radii_km)
     _store(key, (None, index, frozenset(ids)))
     return index, np.zeros(len(ids), dtype=bool)
+
+
+def prepare_indexes(data: CityData) -> None:
+    """Build the radius indexes a daily list of this city's data uses, now (e.g. in a server before
+    it forks its list processes, which then share them instead of building one each)."""
+    config = data.config
+    if "neighbourhood" in config.families and config.neighbourhood_radii_km:
+        history = _located_history(data.inspections)
+        _history_index(data.inspections, history, config.neighbourhood_radii_km)
+    if "environment" in config.families:
+        for table in data.events:
+            _event_index(table, data.inspections)
 
 
 AREA_PRIOR_WEIGHT = 5.0  # pseudo-inspections at the city-wide rate, so a quiet area is not 0 or 1
