@@ -30,7 +30,7 @@ app.state.registry.reload()  # schemathesis calls the ASGI app without running i
 #   date in the future, an address or coordinates required), 412 for a child over one year old;
 # - an outcome's result, violation codes and date are checked against the city's data (a result the
 #   city records, codes in its severity map, not in the future): 422 naming the field, which no
-#   static schema can state for every city (seen when hypothesis drew a valid date, 2026-12-06);
+#   static schema can state for every city (an unknown result, seen in a fresh-clone run);
 # - a token request names no real client (none exists here): 400 or 401 in RFC 6749's shape;
 # - `GET /get/{id}` is always 404: civicrisk retains no result.
 CONFIG = SchemathesisConfig.from_str(
