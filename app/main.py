@@ -212,6 +212,7 @@ def _daily_options(settings: Settings) -> DailyOptions:
         cache_days=settings.daily_cache_days,
         child_process=settings.daily_child_process,
         precompute=settings.daily_precompute,
+        precompute_min_interval_seconds=settings.daily_precompute_min_interval_seconds,
     )
 
 

@@ -24,6 +24,7 @@ import orjson
 import pandas as pd
 
 from app.inspections.cities import CityStore
+from app.inspections.city_data import CityDataVersions
 from app.inspections.citymap import area_names
 from app.inspections.claimed import ClaimTimes, issue_once
 from app.inspections.errors import ListNotFound
@@ -41,7 +42,6 @@ from training.serving import (
     build_roster,
     parse_violation_codes,
     prepare_indexes,
-    with_recorded_outcomes,
 )
 
 TIER_ORDER = {"low": 0, "medium": 1, "high": 2}
@@ -66,6 +66,7 @@ class DailyOptions:
     cache_days: int = 8
     child_process: bool = False
     precompute: bool = True
+    precompute_min_interval_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -122,14 +123,15 @@ class DailyLists:
             else None
         )
         self.pool = ListPool(self.options.concurrency, self.options.max_wait_seconds, rankers)
-        self.ahead = ListsAhead(self.precompute, self.options.precompute)
+        self.ahead = ListsAhead(
+            self.precompute, self.options.precompute, self.options.precompute_min_interval_seconds
+        )
         self._ranked: OrderedDict[tuple[Any, ...], RankedDay] = OrderedDict()
         self._ranking: SingleFlight[RankedDay] = SingleFlight()
         self._issuing: SingleFlight[IssuedList] = SingleFlight()
-        self._data: dict[str, tuple[Any, CityData]] = {}
+        self._versions = CityDataVersions(lambda city: self.cities.city(city).data, repository)
         self._area_memo: dict[str, dict[tuple[float, float], str | None]] = {}
         self._lock = threading.Lock()
-        self._data_lock = threading.Lock()
 
     def model_for(self, city: str) -> LoadedModel:
         candidates = [
@@ -141,26 +143,10 @@ class DailyLists:
             raise ModelUnavailable(f"no inspection model is loaded for city {city!r}")
         return candidates[0]
 
-    def city_data(self, city: str) -> CityData:
-        """The city's files plus the outcomes recorded through the API, rebuilt when those change."""
-        base = self.cities.city(city).data
-        repository = self.repository()
-        revision = repository.outcomes_revision(city)
-        cached = self._data.get(city)
-        if cached is not None and cached[0] == revision:
-            return cached[1]
-        # One rebuild at a time: requests arriving after an outcomes post would each build a copy.
-        with self._data_lock:
-            cached = self._data.get(city)
-            if cached is not None and cached[0] == revision:
-                return cached[1]
-            recorded = pd.DataFrame(repository.outcomes(city))
-            data = base
-            if not recorded.empty:
-                recorded = recorded.rename(columns={"inspection_date": "date"})
-                data = with_recorded_outcomes(base, recorded)
-            self._data[city] = (revision, data)
-            return data
+    def city_data(self, city: str, list_date: date | None = None) -> CityData:
+        """The city's files plus the outcomes recorded through the API: current, or for a list of
+        `list_date`, a build that holds the same rows before that day (app/inspections/city_data.py)."""
+        return self._versions.data(city, list_date)
 
     def date_range(self, data: CityData) -> tuple[date, date]:
         first, last = data.date_range
@@ -184,10 +170,21 @@ class DailyLists:
             )
         return chosen
 
+    def data_for_day(self, city: str, requested: date | None) -> tuple[CityData, date]:
+        """The data a list of `requested` (default: the day after the data) is drawn from, and the
+        day, checked. For a given day, outcomes recorded for that day or later need no rebuild."""
+        if requested is not None:
+            data = self.city_data(city, requested)
+            earliest, latest = self.date_range(data)
+            if earliest <= requested <= latest:  # else: newer outcomes may widen the range
+                return data, requested
+        data = self.city_data(city)
+        return data, self.resolve_date(data, requested)
+
     def ranked_day(self, city: str, requested: date | None) -> RankedDay:
-        data = self.city_data(city)  # first: an unknown city is a 404, not a missing model
+        data, list_date = self.data_for_day(city, requested)  # first: an unknown city is a 404
         model = self.model_for(city)
-        return self._ranked_day(data, model, self.resolve_date(data, requested))
+        return self._ranked_day(data, model, list_date)
 
     def _ranked_day(self, data: CityData, model: LoadedModel, list_date: date) -> RankedDay:
         cached = self._cached_day(data, model, list_date)
@@ -223,7 +220,7 @@ class DailyLists:
 
     def _rank_request(self, request: RankRequest) -> list[dict[str, Any]] | None:
         """In a list process: the request's rows, or None when its model or data is not here."""
-        data = self.city_data(request.city)  # the recorded outcomes, read from the shared database
+        data = self.city_data(request.city, request.list_date)  # recorded outcomes from the shared database
         if _data_revision(data, request.list_date) != request.data_revision:
             return None
         # A model the server loaded after the fork: the server forks this process again. Not loaded
@@ -247,7 +244,7 @@ class DailyLists:
     def _after_fork(self) -> None:
         """First thing in a list process: no lock or database connection of the server's threads."""
         self._lock = threading.Lock()
-        self._data_lock = threading.Lock()
+        self._versions.after_fork()
         self.cities.after_fork()
         self.registry.after_fork()
         self.repository().engine.dispose(close=False)
@@ -314,9 +311,8 @@ class DailyLists:
     def issue(self, query: DailyQuery) -> IssuedList:
         """Rank, filter, keep the top `limit`, store the list and return it as stored; or the list
         stored before for the same inputs, or the one another request is computing meanwhile."""
-        data = self.city_data(query.city)
+        data, list_date = self.data_for_day(query.city, query.list_date)
         model = self.model_for(query.city)
-        list_date = self.resolve_date(data, query.list_date)
         ranked = self._cached_day(data, model, list_date)
         if ranked is not None:  # ranked here already: filtering and storing costs less than a claim
             return self._issue_from(ranked, query)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 log = logging.getLogger(__name__)
@@ -12,11 +13,16 @@ log = logging.getLogger(__name__)
 
 class ListsAhead:
     """Runs `precompute` in one background thread whenever asked; asks made while it runs coalesce
-    into one more run, so a burst of outcome posts costs at most two."""
+    into one more run, and runs start at least `min_interval` seconds apart. Inspectors post outcomes
+    all day, each changing tomorrow's lists: in the soak (bench/soak.py, several posts a second) every
+    worker re-ranked tomorrow back to back, a core's worth of CPU taken from the requests."""
 
-    def __init__(self, precompute: Callable[[], None], enabled: bool = True) -> None:
+    def __init__(
+        self, precompute: Callable[[], None], enabled: bool = True, min_interval: float = 0.0
+    ) -> None:
         self.precompute = precompute
         self.enabled = enabled
+        self.min_interval = min_interval
         self.runs = 0  # finished runs (tests wait for them)
         self._asked = threading.Event()
         self._stopping = threading.Event()
@@ -46,11 +52,15 @@ class ListsAhead:
             return self._idle.wait_for(lambda: self.runs >= runs, timeout)
 
     def _loop(self) -> None:
+        last_start: float | None = None
         while True:
             self._asked.wait()
+            if last_start is not None:  # the asks of the interval's rest coalesce into this run
+                self._stopping.wait(max(0.0, last_start + self.min_interval - time.monotonic()))
             if self._stopping.is_set():
                 return
             self._asked.clear()
+            last_start = time.monotonic()
             try:
                 self.precompute()
             except Exception as error:  # logged; the lists are then computed on first request

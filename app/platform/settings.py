@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     # Tomorrow's default lists computed in the background at start-up, after a reload and after new
     # outcomes, so the first inspector of the morning does not wait.
     daily_precompute: bool = True
+    # Computations ahead start at least this far apart: outcomes posted all day each change tomorrow's
+    # lists, and one re-ranking per interval keeps them current without a core spent re-ranking.
+    daily_precompute_min_interval_seconds: float = Field(default=30.0, ge=0, le=3_600)
     # On: each new date is ranked in a child process forked for it, out of the server's GIL. Off (the
     # default): in a thread of the server, which measured better here for scoring latency and memory
     # while lists are computed (bench/README.md, "Daily lists under load").

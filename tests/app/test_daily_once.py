@@ -23,6 +23,7 @@ from app.inspections.cities import CityStore
 from app.inspections.claimed import holder
 from app.inspections.daily import DailyLists, DailyOptions, DailyQuery
 from app.main import create_app
+from app.platform.errors import InvalidRequest
 from app.platform.registry import ModelRegistry
 from app.platform.settings import Settings
 from app.platform.storage.repository import Repository
@@ -210,7 +211,11 @@ def _stored(client: TestClient) -> list[tuple[str, int]]:
 
 
 def test_tomorrows_lists_are_computed_at_start_up_and_after_new_outcomes(tmp_path: Any) -> None:
-    settings = make_settings(database_url=f"sqlite:///{tmp_path / 'ahead.sqlite3'}", daily_precompute=True)
+    settings = make_settings(
+        database_url=f"sqlite:///{tmp_path / 'ahead.sqlite3'}",
+        daily_precompute=True,
+        daily_precompute_min_interval_seconds=0,
+    )
     with TestClient(create_app(settings)) as client:
         lists: DailyLists = client.app.state.daily_lists  # type: ignore[attr-defined]
         assert lists.ahead.wait_for_runs(1, timeout=240)
@@ -265,9 +270,34 @@ def test_an_outcome_changes_the_lists_of_later_days_only(
         written = lists.record_outcomes("chicago", [type("Outcome", (), outcome)()])
         assert written.created
 
+    july_data = lists.city_data("chicago", july.list_date)
     record("later-day-1", "2014-08-20")
     after_later = lists.issue(july)
     assert lists.pool.computations == computed and after_later.id == first.id
+    # Nor is the city's data rebuilt for July's list; the current data (tomorrow's list) has the outcome.
+    assert lists.city_data("chicago", july.list_date) is july_data
+    assert "later-day-1" in set(lists.city_data("chicago").inspections["inspection_id"])
     record("earlier-day-1", "2014-07-01")
     after_earlier = lists.issue(july)
     assert lists.pool.computations == computed + 1 and after_earlier.id != first.id
+    assert "earlier-day-1" in set(lists.city_data("chicago", july.list_date).inspections["inspection_id"])
+
+
+def test_an_outcome_past_the_data_widens_the_dates_a_list_can_be_drawn_for(
+    cities: CityStore, registry: ModelRegistry, database_url: str
+) -> None:
+    """The data runs to 2014-08-29, so lists reach 2014-09-12; an outcome of 2014-09-05 moves that to
+    09-19, though a list of 09-15 reads nothing of that outcome's day."""
+    lists, _ = _lists(cities, registry, database_url, precompute=False)
+    with pytest.raises(InvalidRequest):
+        lists.issue(DailyQuery("chicago", date(2014, 9, 15), 5))
+    outcome = {
+        "inspection_id": "widen-1",
+        "establishment_id": "2298459",
+        "date": date(2014, 9, 5),
+        "inspection_type": "Canvass",
+        "result": "Pass",
+        "violations": None,
+    }
+    assert lists.record_outcomes("chicago", [type("Outcome", (), outcome)()]).created
+    assert lists.issue(DailyQuery("chicago", date(2014, 9, 15), 5)).list_date == date(2014, 9, 15)

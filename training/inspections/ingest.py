@@ -293,9 +293,17 @@ def with_recorded_outcomes(data: CityData, recorded: pd.DataFrame) -> CityData:
     optionally inspection_type. An inspection id already in the data is not added twice. Location and
     descriptive fields come from the establishment's latest known inspection.
     """
-    known = set(data.inspections["inspection_id"])
-    new = recorded[~recorded["inspection_id"].astype("string").isin(known)]
-    new = new[~new["result"].isin(data.config.drop_results)]
+    # Membership tested in Python over the (few) recorded ids: pandas' isin against a set of the
+    # city's ~25,000 ids turned the set into an Arrow array on every call (0.17 s of a 0.25 s rebuild).
+    known = set(data.inspections["inspection_id"].tolist())
+    drop_results = set(data.config.drop_results)
+    keep = [
+        inspection_id not in known and result not in drop_results
+        for inspection_id, result in zip(
+            recorded["inspection_id"].astype("string").tolist(), recorded["result"].tolist(), strict=True
+        )
+    ]
+    new = recorded[np.array(keep, dtype=bool)]
     if new.empty:
         return data
     frame = pd.DataFrame(

@@ -221,11 +221,15 @@ class Repository:
             ).mappings()
             return [dict(row) for row in rows]
 
-    def outcomes_revision(self, city: str) -> tuple[int, datetime | None]:
-        """A cheap fingerprint of a city's outcomes (count, latest receipt), for cache invalidation."""
+    def outcomes_revision(self, city: str, before: date | None = None) -> tuple[int, datetime | None]:
+        """A cheap fingerprint of a city's outcomes (count, latest receipt), for cache invalidation;
+        with `before`, of those dated before that day only."""
+        condition = outcomes.c.city == city
+        if before is not None:
+            condition = condition & (outcomes.c.inspection_date < before)
         with self._translate_errors(), self.engine.connect() as connection:
             count, latest = connection.execute(
-                sa.select(sa.func.count(), sa.func.max(outcomes.c.received_at)).where(outcomes.c.city == city)
+                sa.select(sa.func.count(), sa.func.max(outcomes.c.received_at)).where(condition)
             ).one()
             return int(count), latest
 
