@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ import anyio
 import anyio.to_thread
 import jwt
 
-from app.platform.errors import KeyStoreUnavailable
+from app.platform.stamped import StampedTable
 from app.platform.storage.oauth import OAuthStore, StoredClient, StoredToken
 from app.platform.storage.repository import DatabaseUnavailable, Repository
 
@@ -133,69 +132,51 @@ class OAuthClients:
         self.nothing_stored = nothing_stored
         self.grace_seconds = grace_seconds
         self.clock = clock
-        self._clients: dict[str, Client] = {}
-        self._stamp: tuple[int, int] | None = None
-        self._read_at: float | None = None
-        self._down: str | None = None
         self._tokens: dict[str, tuple[str, frozenset[str], float]] = {}  # digest -> client, scopes, expiry
-        self._lock = threading.Lock()
+        self._table: StampedTable[dict[str, Client]] = StampedTable(
+            "OAuth client",
+            lambda: self.store().clients_stamp(),
+            self._read_clients,
+            {},
+            nothing_stored,
+            grace_seconds,
+            "OAuth clients cannot be checked: the service's database is unreachable; retry later",
+            lambda: self.clock(),
+            on_change=self._forget_tokens_of_others,
+            logger=log,
+        )
 
     def store(self) -> OAuthStore:
         return OAuthStore(self.repository())
 
     async def follow(self, interval: float = REFRESH_SECONDS) -> None:
         """Read the clients every `interval` seconds until cancelled."""
-        while True:
-            await anyio.sleep(interval)
-            await anyio.to_thread.run_sync(self.refresh)
+        await self._table.follow(interval)
 
     def refresh(self) -> None:
         """Read the clients if they changed; on failure keep the last ones for the grace period."""
-        with self._lock:
-            try:
-                self._read()
-            except Exception as error:  # whatever stops the read, the last clients stand a while
-                reason = str(error) if isinstance(error, DatabaseUnavailable) else type(error).__name__
-                if self._down is None:
-                    log.warning(
-                        "OAuth client store unreachable", extra={"error": reason.splitlines()[0][:300]}
-                    )
-                self._down = reason
-                return
-            self._down = None
-            self._read_at = self.clock()
+        self._table.refresh()
 
-    def _read(self) -> None:
-        if self.nothing_stored():
-            self._clients, self._stamp = {}, None
-            return
-        store = self.store()
-        stamp = store.clients_stamp()
-        if stamp != self._stamp:
-            clients = {}
-            for stored in store.clients(active_only=True):
-                try:
-                    keys = public_keys(stored.jwks) if stored.jwks is not None else {}
-                except JwksError:
-                    keys = {}  # stored by hand, not by `keys create`: the client cannot sign
-                clients[stored.id] = Client(
-                    stored.id, stored.partner, frozenset(stored.scopes), stored.secret_sha256, keys
-                )
-            self._clients, self._stamp = clients, stamp
-            # A revoked client's tokens go with it (kept ones would be refused below anyway). This
-            # runs in a thread while the event loop adds tokens: filter a copy (copied atomically).
-            known = self._tokens.copy()
-            self._tokens = {k: v for k, v in known.items() if v[0] in clients}
+    def _forget_tokens_of_others(self, clients: dict[str, Client]) -> None:
+        """A revoked client's tokens go with it (kept ones would be refused anyway). This runs in a
+        thread while the event loop adds tokens: filter a copy (copied atomically)."""
+        known = self._tokens.copy()
+        self._tokens = {k: v for k, v in known.items() if v[0] in clients}
+
+    def _read_clients(self) -> dict[str, Client]:
+        clients = {}
+        for stored in self.store().clients(active_only=True):
+            try:
+                keys = public_keys(stored.jwks) if stored.jwks is not None else {}
+            except JwksError:
+                keys = {}  # stored by hand, not by `keys create`: the client cannot sign
+            clients[stored.id] = Client(
+                stored.id, stored.partner, frozenset(stored.scopes), stored.secret_sha256, keys
+            )
+        return clients
 
     def _active(self) -> dict[str, Client]:
-        if self._read_at is None and self._down is None:  # an app used without its lifespan
-            self.refresh()
-        read_at = self._read_at
-        if read_at is None or self.clock() - read_at > self.grace_seconds:
-            raise KeyStoreUnavailable(
-                "OAuth clients cannot be checked: the service's database is unreachable; retry later"
-            )
-        return self._clients
+        return self._table.current()
 
     def client(self, client_id: str) -> Client | None:
         return self._active().get(client_id)

@@ -23,19 +23,15 @@ from __future__ import annotations
 
 import logging
 import secrets
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import anyio
-import anyio.to_thread
-
-from app.platform.errors import KeyStoreUnavailable
 from app.platform.keys_file import KeysFileError, import_keys_file, import_message
 from app.platform.settings import key_digest
+from app.platform.stamped import StampedTable
 from app.platform.storage.partner_keys import StoredKey
 from app.platform.storage.repository import DatabaseUnavailable, Repository
 
@@ -95,14 +91,20 @@ class PartnerKeys:
         self._legacy = {
             value: Partner(f"env-key-{value.hex()[:8]}", LEGACY_SCOPES) for value in legacy_digests
         }
-        self._managed: dict[bytes, Partner] = {}
-        self._stamp: tuple[int, int] | None = None
-        self._read_at: float | None = None  # clock time of the last successful read
-        self._attempted = False
-        self._down: str | None = None  # why reading failed, while it fails
-        self._closed_logged = False
         self._keys_file = keys_file  # None once imported, found ignored, or absent
-        self._lock = threading.Lock()
+        self._table: StampedTable[dict[bytes, Partner]] = StampedTable(
+            "partner key",
+            lambda: self.repository().partner_keys_stamp(),
+            self._read_keys,
+            {},
+            nothing_stored,
+            grace_seconds,
+            "partner keys cannot be checked: the key store (the service's database) is unreachable;"
+            " retry later",
+            lambda: self.clock(),  # read through: tests replace the clock
+            before_read=self._import_once,
+            logger=log,
+        )
 
     def start(self) -> None:
         """At start-up: name the bootstrap keys, import a keys file, read the keys."""
@@ -117,84 +119,37 @@ class PartnerKeys:
 
     async def follow(self, interval: float = REFRESH_SECONDS) -> None:
         """Read the keys every `interval` seconds until cancelled."""
-        while True:
-            await anyio.sleep(interval)
-            await anyio.to_thread.run_sync(self.refresh)
+        await self._table.follow(interval)
 
     def refresh(self) -> None:
         """Read the database's keys if they changed; on failure keep the last ones (see `find`)."""
-        with self._lock:
-            self._attempted = True
-            try:
-                self._read()
-            except Exception as error:  # whatever stops the read, the last keys stand for the grace period
-                self._failed(error)
-                return
-            if self._down is not None:
-                log.warning("partner key store reachable again; keys re-read")
-            self._down, self._closed_logged = None, False
-            self._read_at = self.clock()
+        self._table.refresh()
 
-    def _read(self) -> None:
-        if self._keys_file is not None:
-            self._import(self._keys_file)
-            self._keys_file = None
-        if self.nothing_stored():
-            self._managed, self._stamp = {}, None
-            return
-        repository = self.repository()
-        stamp = repository.partner_keys_stamp()
-        if stamp != self._stamp:
-            active = repository.partner_keys(active_only=True)
-            self._managed = {
-                bytes.fromhex(key.sha256): Partner(key.partner, frozenset(key.scopes)) for key in active
-            }
-            self._stamp = stamp
+    def _read_keys(self) -> dict[bytes, Partner]:
+        active = self.repository().partner_keys(active_only=True)
+        return {bytes.fromhex(key.sha256): Partner(key.partner, frozenset(key.scopes)) for key in active}
 
-    def _import(self, path: Path) -> None:
+    def _import_once(self) -> None:
         """A keys file of an earlier release: imported once (a database it needs is created then)."""
+        path = self._keys_file
+        if path is None:
+            return
         if not path.exists():
+            self._keys_file = None
             return
         try:
-            done = import_keys_file(self.repository(), path)
+            done = import_keys_file(self.repository(), path)  # a database error: tried again next read
         except KeysFileError as error:  # not retried: the file is no longer the source of keys
             log.error("keys file not imported", extra={"error": str(error)})
+            self._keys_file = None
             return
+        self._keys_file = None
         if done is not None:
             log.warning(import_message(done, path), extra={"path": str(path), "keys_added": done.keys_added})
 
-    def _failed(self, error: Exception) -> None:
-        reason = str(error) if isinstance(error, DatabaseUnavailable) else type(error).__name__
-        reason = (reason.strip().splitlines() or ["unknown"])[0][:300]
-        if self._down is None:  # once per outage, not once per read or request
-            log.warning(
-                "partner key store unreachable; the keys last read stay valid for %s s after the last read",
-                self.grace_seconds,
-                extra={"error": reason},
-            )
-        self._down = reason
-        if not self._closed_logged and not self._vouched_for():
-            log.error("partner keys refused (503) until the key store is reachable again")
-            self._closed_logged = True
-
-    def _vouched_for(self) -> bool:
-        read_at = self._read_at
-        return read_at is not None and self.clock() - read_at <= self.grace_seconds
-
-    def _managed_keys(self) -> dict[bytes, Partner]:
-        """The managed keys, while the last read is recent enough to vouch for them."""
-        if not self._attempted:  # an app used without its lifespan (start-up reads first)
-            self.refresh()
-        if not self._vouched_for():
-            raise KeyStoreUnavailable(
-                "partner keys cannot be checked: the key store (the service's database) is unreachable;"
-                " retry later"
-            )
-        return self._managed
-
     @property
     def configured(self) -> bool:
-        return bool(self._legacy) or bool(self._managed_keys())
+        return bool(self._legacy) or bool(self._table.current())
 
     def find(self, key: str | None) -> Partner | None:
         """The partner holding `key`, or None; KeyStoreUnavailable when the managed keys cannot be
@@ -204,13 +159,13 @@ class PartnerKeys:
             return None
         presented = key_digest(key)
         bootstrap = self._legacy.get(presented)  # works without the database, by design
-        return bootstrap if bootstrap is not None else self._managed_keys().get(presented)
+        return bootstrap if bootstrap is not None else self._table.current().get(presented)
 
     def database_status(self) -> str:
         """The database as the partner keys see it, for /health/ready: "ok" or "unreachable: <reason>"."""
-        if self._down is not None:
-            return f"unreachable: {self._down}"
-        read_at = self._read_at
+        if self._table.down is not None:
+            return f"unreachable: {self._table.down}"
+        read_at = self._table.read_at
         if read_at is not None and self.clock() - read_at > STALE_SECONDS:
             return f"unreachable: no answer for {self.clock() - read_at:.0f} s"
         return "ok"
