@@ -18,6 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from itertools import islice
 from typing import Any
 
 import orjson
@@ -97,7 +98,7 @@ class RankedDay:
 
     model: LoadedModel
     list_date: date
-    rows: list[dict[str, Any]]
+    rows: Sequence[dict[str, Any]]  # a list, or EncodedRows from a list process (decoded when read)
 
 
 class DailyLists:
@@ -210,7 +211,6 @@ class DailyLists:
         revision = _data_revision(data, list_date)
         request = RankRequest(data.config.city, list_date, model.fingerprint, revision)
         rows = self.pool.run(lambda: self._rank(data, model, list_date), request)
-        self._remember_areas(data, rows)
         ranked = RankedDay(model, list_date, rows)
         with self._lock:
             self._ranked[key] = ranked
@@ -299,15 +299,6 @@ class DailyLists:
             known.update(zip(new, names, strict=True))
         return [None if point is None else known[point] for point in points]
 
-    def _remember_areas(self, data: CityData, rows: list[dict[str, Any]]) -> None:
-        """When a child process looked the areas up, keep them here too, for the next child to inherit."""
-        if data.config.map_boundaries is None:
-            return
-        known = self._area_memo.setdefault(data.config.city, {})
-        for row in rows:
-            if row["latitude"] is not None and row["longitude"] is not None:
-                known[(row["latitude"], row["longitude"])] = row["community_area"]
-
     def issue(self, query: DailyQuery) -> IssuedList:
         """Rank, filter, keep the top `limit`, store the list and return it as stored; or the list
         stored before for the same inputs, or the one another request is computing meanwhile."""
@@ -327,8 +318,9 @@ class DailyLists:
         )
 
     def _issue_from(self, ranked: RankedDay, query: DailyQuery) -> IssuedList:
-        rows = [row for row in ranked.rows if _matches(row, query)][: query.limit]
-        rows = [{"rank": rank, **row} for rank, row in enumerate(rows, start=1)]
+        # Stops at `limit`: rows from a list process are decoded only as far as the list reads.
+        matching = islice((row for row in ranked.rows if _matches(row, query)), query.limit)
+        rows = [{"rank": rank, **row} for rank, row in enumerate(matching, start=1)]
         return self.repository().issue_list(
             city=query.city,
             list_date=ranked.list_date,

@@ -7,7 +7,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from app.inspections.errors import ListsBusy
@@ -15,7 +15,7 @@ from app.inspections.list_process import RankerProcess, RankRequest
 
 log = logging.getLogger(__name__)
 
-Rows = list[dict[str, Any]]
+Rows = Sequence[dict[str, Any]]
 
 
 class ListPool:

@@ -20,7 +20,7 @@ import logging
 import multiprocessing
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from multiprocessing.connection import Connection
@@ -30,11 +30,12 @@ from typing import Any
 import orjson
 from threadpoolctl import threadpool_limits
 
+from app.inspections.encoded_rows import EncodedRows
 from app.inspections.errors import ListComputationFailed
 
 log = logging.getLogger(__name__)
 
-Rows = list[dict[str, Any]]
+Rows = Sequence[dict[str, Any]]
 CHILD_NICENESS = 5  # below the server process: on a busy machine scoring gets the CPU first
 _ROWS, _STALE, _ERROR = b"R", b"S", b"E"
 
@@ -109,8 +110,7 @@ class RankerProcess:
                     raise ListComputationFailed(f"the list computation failed: {payload[1:].decode()}")
                 if payload[:1] == _STALE:
                     return None
-                rows: Rows = orjson.loads(payload[1:])
-                return rows
+                return EncodedRows.decode(payload[1:])
         raise AssertionError("unreachable")
 
     def close(self) -> None:
@@ -170,7 +170,7 @@ def _child_main(
             return
         try:
             rows = rank(request)
-            payload = _STALE if rows is None else _ROWS + orjson.dumps(rows)
+            payload = _STALE if rows is None else _ROWS + EncodedRows.encode(rows)
         except Exception as error:  # reported to the server, which answers the request
             payload = _ERROR + f"{type(error).__name__}: {error}".encode()
         connection.send_bytes(payload)

@@ -43,7 +43,7 @@ def test_ranked_rows_and_stored_list_are_unchanged(lists: DailyLists, name: str)
     assert ranked.model.version == expected["model_version"]
     assert len(ranked.rows) == expected["in_scope"]
     assert ranked.rows[:3] == expected["first_rows"]
-    digest = hashlib.sha256(orjson.dumps(ranked.rows, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    digest = hashlib.sha256(orjson.dumps(list(ranked.rows), option=orjson.OPT_SORT_KEYS)).hexdigest()
     assert digest == expected["rows_sha256"]
     issued = lists.issue(DailyQuery(expected["city"], ranked.list_date, 100))
     with lists.repository().engine.connect() as connection:
