@@ -11,9 +11,11 @@ from training.inspections.features.establishment import ESTABLISHMENT
 from training.inspections.features.family import FeatureFamily
 from training.inspections.features.history import HISTORY
 from training.inspections.features.neighbourhood import AREA, ENVIRONMENT, NEIGHBOURHOOD
+from training.inspections.features.score import SCORE
 
 REGISTRY: tuple[FeatureFamily, ...] = (
     HISTORY,
+    SCORE,
     ESTABLISHMENT,
     NEIGHBOURHOOD,
     ENVIRONMENT,
