@@ -48,10 +48,12 @@ class EstablishmentFeatures:
 
 
 class CityStore:
-    """Finds `<data_dir>/*/city.toml` by `[city].name` and loads each city once."""
+    """Finds the city configs (the `CIVICRISK_CITIES` paths, else `<data_dir>/*/city.toml`) by
+    `[city].name` and loads each city once."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, config_paths: tuple[Path, ...] = ()) -> None:
         self.data_dir = Path(data_dir)
+        self.config_paths = tuple(Path(path) for path in config_paths)
         self._configs: dict[str, Path] | None = None
         self._cities: dict[str, City] = {}
         self._recorded: dict[str, City] = {}  # per city: over its files and recorded outcomes
@@ -64,7 +66,7 @@ class CityStore:
     def configs(self) -> dict[str, Path]:
         if self._configs is None:
             found: dict[str, Path] = {}
-            for path in sorted(self.data_dir.glob("*/city.toml")):
+            for path in self.config_paths or tuple(sorted(self.data_dir.glob("*/city.toml"))):
                 try:
                     found[load_city_config(path).city] = path
                 except ConfigError as error:
@@ -72,13 +74,22 @@ class CityStore:
             self._configs = found
         return self._configs
 
+    def where(self) -> str:
+        """Where the configs were looked for, for a 404 a city's operator can act on."""
+        if self.config_paths:
+            return "CIVICRISK_CITIES: " + ", ".join(str(path) for path in self.config_paths)
+        return f"{self.data_dir}/*/city.toml (set CIVICRISK_CITIES to serve configs elsewhere)"
+
     def city(self, name: str) -> City:
         """The loaded city (blocking: seconds on first use)."""
         if name in self._cities:
             return self._cities[name]
         path = self.configs().get(name)
         if path is None:
-            raise CityNotFound(f"no city named {name!r}; known: {sorted(self.configs()) or 'none'}")
+            raise CityNotFound(
+                f"no city named {name!r}; known: {sorted(self.configs()) or 'none'} "
+                f"(looked in {self.where()})"
+            )
         with self._lock:  # one load per city even when many first requests arrive together
             if name not in self._cities:
                 data = load_city(load_city_config(path))

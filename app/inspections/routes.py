@@ -11,6 +11,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
+from app.inspections.areas import LIST_PARAMETERS
 from app.inspections.daily import API_DEFAULT_LIMIT, DailyLists, DailyQuery
 from app.inspections.schemas import DailyList, OutcomesIn, OutcomesRecorded
 from app.platform.deps import INSPECTIONS, INSPECTOR_SECURITY, SECURITY, InspectorDep, check_partner
@@ -85,9 +86,19 @@ def as_json(issued: IssuedList) -> dict[str, Any]:
     }
 
 
+def area_filters(request: Request) -> tuple[tuple[str, str], ...]:
+    """Query parameters beyond the list's own: the city's `[areas]` filters (borough=Queens);
+    the list keeps those its city declares."""
+    return tuple(
+        (name, value) for name, value in request.query_params.items() if name not in LIST_PARAMETERS
+    )
+
+
 def as_csv(issued: IssuedList) -> Response:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    areas = [key for key in (issued.rows[0] if issued.rows else {}) if key.startswith("area_")]
+    fieldnames = [*CSV_COLUMNS, *areas]  # a city's [areas] columns after the common ones
+    writer = csv.DictWriter(buffer, fieldnames=fieldnames, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in issued.rows:
         writer.writerow(row | {"reasons": "; ".join(reason["text"] for reason in row.get("reasons", []))})
@@ -154,6 +165,7 @@ async def daily_list(
         zip=zip or None,
         community_area=community_area or None,
         min_tier=min_tier,
+        areas=area_filters(request),
     )
     issued = await anyio.to_thread.run_sync(daily_lists(request).issue, query)
     if wants_csv(request, format):

@@ -19,6 +19,7 @@ from training.bundle import content_hash, current_versions, write_bundle
 from training.evaluate import evaluate_scores, permutation_importance_auc, simulate_reordering
 from training.inspections.card import render_model_card, render_plots
 from training.inspections.config import CityConfig
+from training.inspections.coverage import empty_families
 from training.inspections.fairness import group_metrics
 from training.inspections.features import CATEGORICAL_FEATURES, build_features, describe_feature
 from training.inspections.ingest import CityData, data_files
@@ -174,6 +175,8 @@ def train_city(
     if len(examples.labels) == 0:
         raise ValueError(f"no in-scope inspections on or before {until.date()}")
     progress(f"{len(examples.labels)} examples, base rate {examples.labels.mean():.3f}")
+    if empty := empty_families(examples.features, config):
+        raise ValueError("\n".join(empty))
     origins = rolling_origins(until)
     results = validate_grid(examples, origins, progress)
     best = max(results, key=lambda r: r.mean_metric)

@@ -33,10 +33,21 @@ BOROUGHS = {  # name: (latitude, longitude, first ZIP code)
     "Staten Island": (40.5795, -74.1502, 10301),
 }
 CUISINES = ("American", "Chinese", "Pizza", "Italian", "Mexican", "Coffee/Tea", "Bakery", "Caribbean")
-CRITICAL = {"02B": "Hot food not held at 140F", "04L": "Evidence of mice", "04M": "Live roaches",
-            "04N": "Filth flies", "06C": "Food not protected", "06D": "Food contact surface not sanitized"}  # fmt: skip
-NOT_CRITICAL = {"08A": "Not vermin proof", "10B": "Plumbing not maintained", "10F": "Surface not cleanable",
-                "09C": "Thermometer missing", "20-06": "Calorie labelling missing"}  # fmt: skip
+CRITICAL = {
+    "02B": "Hot food not held at 140F",
+    "04L": "Evidence of mice",
+    "04M": "Live roaches",
+    "04N": "Filth flies",
+    "06C": "Food not protected",
+    "06D": "Food contact surface not sanitized",
+}
+NOT_CRITICAL = {
+    "08A": "Not vermin proof",
+    "10B": "Plumbing not maintained",
+    "10F": "Surface not cleanable",
+    "09C": "Thermometer missing",
+    "20-06": "Calorie labelling missing",
+}
 INITIAL = "Cycle Inspection / Initial Inspection"
 REINSPECTION = "Cycle Inspection / Re-inspection"
 ADMINISTRATIVE = "Administrative Miscellaneous / Initial Inspection"
