@@ -58,6 +58,12 @@ class CityStore:
         self._cities: dict[str, City] = {}
         self._recorded: dict[str, City] = {}  # per city: over its files and recorded outcomes
         self._lock = threading.Lock()
+        self._display_names: dict[str, str] = {}
+
+    def display_name(self, name: str) -> str:
+        """The config's `[city].display_name` ("New York City"), without loading the city's data."""
+        self.configs()
+        return self._display_names.get(name, name.replace("_", " ").title())
 
     def after_fork(self) -> None:
         """In a forked child: a lock of its own (another thread of the parent may have held it)."""
@@ -68,7 +74,9 @@ class CityStore:
             found: dict[str, Path] = {}
             for path in self.config_paths or tuple(sorted(self.data_dir.glob("*/city.toml"))):
                 try:
-                    found[load_city_config(path).city] = path
+                    config = load_city_config(path)
+                    found[config.city] = path
+                    self._display_names[config.city] = config.display_name
                 except ConfigError as error:
                     log.error("city config refused", extra={"config": str(path), "reason": str(error)})
             self._configs = found

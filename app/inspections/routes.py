@@ -74,10 +74,11 @@ def daily_lists(request: Request) -> DailyLists:
     return lists
 
 
-def as_json(issued: IssuedList) -> dict[str, Any]:
+def as_json(issued: IssuedList, display_name: str | None = None) -> dict[str, Any]:
     return {
         "list_id": issued.id,
         "city": issued.city,
+        "city_display_name": display_name,
         "date": issued.list_date.isoformat(),
         "model": {"name": issued.model_name, "version": issued.model_version},
         "parameters": issued.parameters,
@@ -170,7 +171,8 @@ async def daily_list(
     issued = await anyio.to_thread.run_sync(daily_lists(request).issue, query)
     if wants_csv(request, format):
         return as_csv(issued)
-    return JSONBytes(as_json(issued), headers={"X-List-Id": str(issued.id)})
+    display_name = daily_lists(request).cities.display_name(issued.city)
+    return JSONBytes(as_json(issued, display_name), headers={"X-List-Id": str(issued.id)})
 
 
 @router.get(
@@ -193,7 +195,7 @@ async def issued_list(
     issued = await anyio.to_thread.run_sync(daily_lists(request).stored, list_id)
     if wants_csv(request, format):
         return as_csv(issued)
-    return JSONBytes(as_json(issued))
+    return JSONBytes(as_json(issued, daily_lists(request).cities.display_name(issued.city)))
 
 
 _OUTCOME_ERRORS = {
