@@ -10,12 +10,8 @@ from pathlib import Path
 
 from app.inspections.citymap import _area_rings
 from app.platform.errors import InvalidRequest, Problem
-from training.serving import CityData
+from training.serving import LIST_PARAMETERS, CityData
 
-# Query parameters of the daily list itself: an `[areas]` name may not take one of these.
-LIST_PARAMETERS = frozenset(
-    {"date", "limit", "facility_type", "zip", "community_area", "min_tier", "format", "city", "list_id"}
-)
 MAX_LISTED = 60  # known values named in a 422; a city with more says how many were left out
 
 

@@ -11,7 +11,6 @@ import anyio.to_thread
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
-from app.inspections.areas import LIST_PARAMETERS
 from app.inspections.daily import API_DEFAULT_LIMIT, DailyLists, DailyQuery
 from app.inspections.schemas import DailyList, OutcomesIn, OutcomesRecorded
 from app.platform.deps import INSPECTIONS, INSPECTOR_SECURITY, SECURITY, InspectorDep, check_partner
@@ -21,6 +20,7 @@ from app.platform.key_first import key_first_route
 from app.platform.schemas import ErrorResponse, IsoDate
 from app.platform.sizes import OUTCOMES_MAX_BODY_BYTES
 from app.platform.storage.repository import IssuedList
+from training.serving import LIST_PARAMETERS
 
 router = APIRouter(prefix="/v1/inspections", tags=["inspections"])
 CSV_COLUMNS = (

@@ -15,6 +15,10 @@ REQUIRED_FIELDS = tuple(name for name, (required, _) in INSPECTION_FIELDS.items(
 
 
 SEVERITIES = ("critical", "serious", "minor")
+# The daily list's own query parameters: an `[areas]` filter may not take one of these names.
+LIST_PARAMETERS = frozenset(
+    {"date", "limit", "facility_type", "zip", "community_area", "min_tier", "format", "city", "list_id"}
+)
 
 
 @dataclass(frozen=True)
@@ -205,6 +209,18 @@ def _exclude_rules(reader: ConfigReader) -> tuple[ExcludeRule, ...]:
     return tuple(rules)
 
 
+def _areas(reader: ConfigReader) -> dict[str, str]:
+    areas: dict[str, Any] = reader.get("areas", dict, {})
+    for name in areas:
+        if name in LIST_PARAMETERS or not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+            raise reader.error(
+                f"areas.{name}",
+                "an area filter's name is a lower-case query parameter that is not one of the list's own "
+                f"({', '.join(sorted(LIST_PARAMETERS))})",
+            )
+    return {name: str(column) for name, column in areas.items()}
+
+
 def _timezone(reader: ConfigReader) -> str:
     name: str = reader.get("city.timezone", str, "UTC")
     try:
@@ -367,6 +383,6 @@ def load_city_config(path: Path | str) -> CityConfig:
         exclude=_exclude_rules(reader),
         label_score_at_least=None if score_at_least is None else float(score_at_least),
         label_grades=grades,
-        areas={name: str(column) for name, column in reader.get("areas", dict, {}).items()},
+        areas=_areas(reader),
         glm_features=reader.strings("baselines.glm_features") if "baselines" in document else None,
     )

@@ -15,13 +15,13 @@ from training.inspections.features.score import SCORE
 
 REGISTRY: tuple[FeatureFamily, ...] = (
     HISTORY,
-    SCORE,
     ESTABLISHMENT,
     NEIGHBOURHOOD,
     ENVIRONMENT,
     AREA,
     CALENDAR,
     WEATHER,
+    SCORE,
 )
 
 
