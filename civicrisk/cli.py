@@ -89,6 +89,14 @@ def _parser() -> argparse.ArgumentParser:
         "serve", help="serve the verified bundles under the models directory over HTTP"
     )
     serve.add_argument("--models", type=Path, metavar="DIR", help="models directory (default: ./models)")
+    serve.add_argument(
+        "--city",
+        dest="cities",
+        type=Path,
+        action="append",
+        metavar="CONFIG",
+        help="a city config to serve (repeatable; default: CIVICRISK_CITIES, else DATA_DIR/*/city.toml)",
+    )
     _serve_options(serve)
     cli_keys.add_parsers(commands)
     cli_models.add_parsers(commands)
@@ -232,6 +240,8 @@ def _serve(args: argparse.Namespace) -> int:
         )
         if value is not None
     }
+    if getattr(args, "cities", None):  # `serve --city`: read by every worker's settings, as the rest
+        os.environ["CIVICRISK_CITIES"] = ",".join(str(path.resolve()) for path in args.cities)
     try:
         settings = Settings(**overrides)
     except ValidationError as error:

@@ -24,7 +24,7 @@ KEY = "nyclike-partner-key-0123456789"
 def test_the_row_per_violation_example_trains_evaluates_and_is_served(tmp_path: Path) -> None:
     city_dir, models = tmp_path / "elsewhere" / "nyc", tmp_path / "models"
     city_dir.mkdir(parents=True)
-    generator().generate(city_dir / "inspections.csv")
+    generator().generate(city_dir / "inspections.csv", establishments=240)  # ~6,500 rows: CI-fast
     shutil.copy(EXAMPLE / "city.toml", city_dir / "city.toml")
     config = city_dir / "city.toml"
 
@@ -103,6 +103,19 @@ def test_the_row_per_violation_example_trains_evaluates_and_is_served(tmp_path: 
 
         page = client.get("/inspector", params={"city": "nyclike"})
         assert page.status_code == 200 and "New York City (made-up example data)" in page.text
+
+        outcome = {
+            "inspection_id": "NEW-1",
+            "establishment_id": body["rows"][0]["establishment_id"],
+            "date": "2024-06-28",
+            "result": "Violations were cited in the following area(s).",
+        }
+        posted = client.post(
+            "/v1/inspections/nyclike/outcomes", json={"outcomes": [outcome]}, headers={"X-API-Key": KEY}
+        )
+        assert posted.status_code == 201, posted.text
+        after = client.get("/v1/inspections/nyclike/daily", params={"date": "2024-06-29", "borough": "Bronx"})
+        assert after.status_code == 200, after.text  # a posted outcome (no score) joins the history
 
         missing = client.get("/v1/inspections/gotham/daily")
         assert missing.status_code == 404 and f"CIVICRISK_CITIES: {config}" in missing.text

@@ -457,13 +457,18 @@ def with_recorded_outcomes(data: CityData, recorded: pd.DataFrame) -> CityData:
         }
     )
     descriptive = ["name", "address", "zip", "latitude", "longitude", "facility_type", "risk_category"]
+    descriptive += [f"area_{name}" for name in data.config.areas]
     latest = data.inspections.groupby("establishment_id").tail(1).set_index("establishment_id")
     for column in descriptive:
         frame[column] = frame["establishment_id"].map(latest[column]) if column in latest else pd.NA
+    for absent in ("grade", "violation_code", "violation_flag"):
+        frame[absent] = pd.NA  # an outcome posted to the service carries no score or grade
+    frame["score"] = np.nan
     frame = pd.concat([frame, severity_counts(frame["violations"], data.config)], axis=1)
-    frame["label"] = (frame[f"n_{data.config.label_severity}"] >= data.config.label_min_count).astype("int8")
+    frame["label"] = _labels(frame, data.config)
     frame["failed"] = frame["result"].isin(data.config.fail_results).astype("int8")
-    frame["has_outcome"] = True
+    # A city labelled by score or grade cannot label a posted outcome: it is not an example then.
+    frame["has_outcome"] = _label_known(frame, data.config, None)
     inspections = pd.concat([data.inspections, frame[data.inspections.columns]], ignore_index=True)
     inspections = inspections.sort_values(["date", "inspection_id"], kind="stable").reset_index(drop=True)
     return dataclasses.replace(data, inspections=inspections)
