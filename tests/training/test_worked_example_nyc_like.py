@@ -36,6 +36,7 @@ def test_the_row_per_violation_example_trains_evaluates_and_is_served(tmp_path: 
     assert "New York City (made-up example data)" in card and "score of the previous inspection" in card
     assert "serious" not in card.lower()  # a class this city does not have
     assert "not critical violations found at the previous inspection" in card
+    assert "earlier inspections where the inspection scored 28 points or more" in card
 
     evaluated = cli(
         "evaluate",

@@ -1,4 +1,6 @@
-"""Refuse, in one line per family, a feature family that carries nothing for any example: a model
+"""Words and checks that keep a city's features honest about its own data.
+
+Refuse, in one line per family, a feature family that carries nothing for any example: a model
 trained on it learns nothing from it, and numpy deep inside a learner fails with a message that names
 neither the family nor the config key that emptied it."""
 
@@ -37,3 +39,15 @@ def empty_families(features: pd.DataFrame, config: CityConfig) -> list[str]:
             hint = HINTS.get(family.name, "its inputs are empty for every inspection")
             lines.append(f"features: {family.name}: {hint} (or remove it from features.families)")
     return lines
+
+
+def label_feature_words(config: CityConfig) -> dict[str, str]:
+    """Descriptions of the history columns that count earlier *labelled* inspections, for a city whose
+    label is a score or a grade: theirs are not "critical violations" (the severity label's words)."""
+    if config.label_score_at_least is None and not config.label_grades:
+        return {}
+    outcome = config.label_description or config.label_name.replace("_", " ")
+    return {
+        "past_critical_inspections": f"number of earlier inspections where {outcome}",
+        "critical_decayed": f"earlier inspections where {outcome}, weighted by recency (1-year decay)",
+    }
