@@ -170,3 +170,29 @@ def test_score_features_see_only_earlier_scores() -> None:
     assert features["prev_score"].isna().tolist() == [True, False, False, False, True]
     assert features["score_trend"].iloc[2] == 20.0 and features["score_trend"].isna().sum() == 4
     assert features["past_score_mean"].iloc[2] == 20.0
+
+
+def test_a_city_with_only_a_score_needs_no_violation_columns(tmp_path: Path) -> None:
+    pd.DataFrame(
+        {
+            "id": ["a", "b", "c"],
+            "place": ["p", "p", "q"],
+            "day": ["2020-01-01", "2020-02-01", "2020-02-01"],
+            "pts": ["10", "30", ""],
+        }  # fmt: skip
+    ).to_csv(tmp_path / "scores.csv", index=False)
+    (tmp_path / "city.toml").write_text(
+        '[city]\nname = "scored"\n[model]\nname = "scored-model"\n'
+        '[inspections]\nfile = "scores.csv"\ndate_format = "%Y-%m-%d"\n'
+        '[inspections.columns]\ninspection_id = "id"\nestablishment_id = "place"\n'
+        'date = "day"\nscore = "pts"\n'
+        '[label]\nname = "high_score"\nscore_at_least = 28\n'
+    )
+    config = load_city_config(tmp_path / "city.toml")
+    inspections, _ = load_inspections(config)
+    assert config.severity_classes == ()
+    assert inspections["label"].tolist() == [0, 1, 0] and inspections["has_outcome"].tolist() == [
+        True,
+        True,
+        False,
+    ]

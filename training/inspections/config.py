@@ -293,7 +293,10 @@ def load_city_config(path: Path | str) -> CityConfig:
         raise reader.error("inspections.columns.inspection_id", "missing: map it or set inspections.key")
     violation_counts: dict[str, str] = dict(reader.get("violations.counts", dict, {}))
     row_mode = "violation_code" in columns or "violation_flag" in columns
-    if not violation_counts and "violations" not in columns and not row_mode:
+    by_score = reader.get("label.score_at_least", (int, float), None) is not None or "grades" in reader.get(
+        "label", dict, {}
+    )
+    if not violation_counts and "violations" not in columns and not row_mode and not by_score:
         raise reader.error(
             "violations",
             "map inspections.columns.violations (text), violation_code / violation_flag (one row per "
