@@ -220,8 +220,20 @@ def _run(args: argparse.Namespace) -> int:
         print(f"  mean validation AUC {name:<24} {value:.4f}")
     if args.no_serve:
         return 0
+    _serve_run_city(args.city)
     sys.stdout.flush()
     return _serve(args)
+
+
+def _serve_run_city(config: Path) -> None:
+    """`run --city` with a config outside the data dir: serve it beside the cities found there."""
+    from app.platform.settings import Settings
+
+    if os.environ.get("CIVICRISK_CITIES"):
+        return  # the operator's list
+    found = sorted(path.resolve() for path in Settings().data_dir.glob("*/city.toml"))
+    if config.resolve() not in found:
+        os.environ["CIVICRISK_CITIES"] = ",".join(str(path) for path in [*found, config.resolve()])
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -196,3 +196,20 @@ def test_a_city_with_only_a_score_needs_no_violation_columns(tmp_path: Path) -> 
         True,
         False,
     ]
+
+
+def test_the_glm_baseline_reads_the_configured_features(tmp_path: Path) -> None:
+    from training.inspections.baselines import baseline_candidates
+
+    config = load_city_config(example_city(tmp_path / "a", 5))
+    columns = ["prev_critical", "prev_minor", "first_inspection", "days_since_last", "prev_score", "month"]
+    features = pd.DataFrame(columns=columns)
+    names = {candidate.name: candidate.features for candidate in baseline_candidates(features, config)}
+    assert names == {
+        "previous_critical_rule": ["prev_critical"],
+        "city_logistic": columns[:-1],
+    }
+    text = (EXAMPLE / "city.toml").read_text().replace('"prev_score"]', '"prev_score", "garbage_carts"]')
+    config = load_city_config(example_city(tmp_path / "b", 5, text))
+    with pytest.raises(ConfigError, match=r"baselines.glm_features: \['garbage_carts'\] are not features"):
+        baseline_candidates(features, config)

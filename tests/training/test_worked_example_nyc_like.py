@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -131,3 +132,22 @@ def test_a_city_day_is_its_own_not_utc() -> None:
 def test_civicrisk_cities_lists_config_paths(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CIVICRISK_CITIES", "/srv/nyc/city.toml, /srv/boston/city.toml")
     assert Settings().cities == (Path("/srv/nyc/city.toml"), Path("/srv/boston/city.toml"))
+
+
+def test_run_serves_its_city_from_outside_the_data_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from civicrisk.cli import _serve_run_city
+
+    (tmp_path / "data" / "boston").mkdir(parents=True)
+    (tmp_path / "data" / "boston" / "city.toml").write_text("")
+    monkeypatch.setenv("CIVICRISK_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CIVICRISK_CITIES", "")  # recorded, so the value the code sets is undone after
+    monkeypatch.delenv("CIVICRISK_CITIES")
+    _serve_run_city(tmp_path / "data" / "boston" / "city.toml")  # found there: discovery as before
+    assert "CIVICRISK_CITIES" not in os.environ
+    _serve_run_city(tmp_path / "nyc.toml")
+    assert Settings().cities == (
+        (tmp_path / "data" / "boston" / "city.toml").resolve(),
+        (tmp_path / "nyc.toml").resolve(),
+    )

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from training.config import ConfigError
 from training.evaluate import evaluate_scores
 from training.inspections.config import CityConfig
 from training.inspections.ingest import CityData
@@ -34,6 +35,14 @@ def baseline_candidates(features: pd.DataFrame, config: CityConfig) -> list[Cand
     candidates = []
     if "prev_critical" in features.columns:
         candidates.append(Candidate(PREVIOUS_RULE, PreviousCriticalRule(), ["prev_critical"], baseline=True))
+    if config.glm_features is not None:
+        unknown = [column for column in config.glm_features if column not in features.columns]
+        if unknown:
+            raise ConfigError(
+                config.path,
+                "baselines.glm_features",
+                f"{unknown} are not features this city builds; it has {list(features.columns)}",
+            )
     wanted = CHICAGO_GLM_FEATURES if config.glm_features is None else config.glm_features
     glm = [column for column in wanted if column in features.columns]
     if glm:
