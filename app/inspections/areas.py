@@ -4,7 +4,7 @@ have is a 422 listing the ones it has, never a silently empty list."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,9 +15,7 @@ from training.serving import LIST_PARAMETERS, CityData
 MAX_LISTED = 60  # known values named in a 422; a city with more says how many were left out
 
 
-def declared(
-    config_areas: Mapping[str, str], query: Iterable[tuple[str, str]]
-) -> tuple[tuple[str, str], ...]:
+def declared(config_areas: Iterable[str], query: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
     """The (name, value) pairs of the query that are area filters the city declares."""
     return tuple(
         (name, value.strip())
@@ -50,7 +48,7 @@ def resolve(
     config = data.config
     problems = []
     resolved = []
-    for name, value in declared(config.areas, areas):
+    for name, value in declared(config.area_filters, areas):
         known = _values(data, name)
         match = next((each for each in known if each.casefold() == value.casefold()), None)
         if match is None:
@@ -59,7 +57,7 @@ def resolve(
             resolved.append((name, match))
     if community_area is not None:
         if config.map_boundaries is None:
-            others = ", ".join(config.areas) or "zip, facility_type"
+            others = ", ".join(config.area_filters) or "zip, facility_type"
             problems.append(
                 Problem(
                     ("query", "community_area"),

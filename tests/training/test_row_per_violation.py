@@ -5,6 +5,7 @@ one clear line (exit 2) for an id that is not an inspection id or a family with 
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 import subprocess
 import sys
@@ -17,7 +18,8 @@ import pytest
 from training.config import ConfigError
 from training.inspections.config import load_city_config
 from training.inspections.features.score import score_features
-from training.inspections.ingest import load_inspections
+from training.inspections.ingest import load_city, load_inspections
+from training.inspections.roster import establishments_in_scope
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "docs" / "examples" / "nyc-like"
@@ -213,3 +215,29 @@ def test_the_glm_baseline_reads_the_configured_features(tmp_path: Path) -> None:
     config = load_city_config(example_city(tmp_path / "b", 5, text))
     with pytest.raises(ConfigError, match=r"baselines.glm_features: \['garbage_carts'\] are not features"):
         baseline_candidates(features, config)
+
+
+def test_an_area_filter_from_a_polygon_layer(tmp_path: Path) -> None:
+    def box(name: str, south: float, north: float) -> dict[str, object]:
+        ring = [[-74.4, south], [-73.5, south], [-73.5, north], [-74.4, north], [-74.4, south]]
+        return {
+            "type": "Feature",
+            "properties": {"half": name},
+            "geometry": {"type": "Polygon", "coordinates": [ring]},
+        }
+
+    folder = tmp_path / "city"
+    folder.mkdir()
+    layer = {"type": "FeatureCollection", "features": [box("North", 40.75, 41.2), box("South", 40.3, 40.75)]}
+    (folder / "halves.geojson").write_text(json.dumps(layer))
+    text = (
+        EXAMPLE / "city.toml"
+    ).read_text() + '\n[areas.half]\nboundaries = "halves.geojson"\nname_property = "half"\n'
+    config = load_city_config(example_city(folder, 30, text))
+    assert config.area_filters == ("borough", "half")
+    inspections, _ = load_inspections(config)
+    north = inspections["latitude"] >= 40.75
+    assert (inspections.loc[north, "area_half"] == "North").all()
+    assert (inspections.loc[~north, "area_half"] == "South").all()
+    roster = establishments_in_scope(load_city(config), pd.Timestamp("2024-06-28"))
+    assert {"area_borough", "area_half"} <= set(roster.columns) and roster["area_half"].notna().all()

@@ -105,7 +105,13 @@ class CityConfig:
     label_score_at_least: float | None = None
     label_grades: tuple[str, ...] = ()
     areas: dict[str, str] = field(default_factory=dict)  # daily-list filter name -> column
+    area_layers: dict[str, tuple[Path, str]] = field(default_factory=dict)  # name -> (GeoJSON, property)
     glm_features: tuple[str, ...] | None = None
+
+    @property
+    def area_filters(self) -> tuple[str, ...]:
+        """Every `[areas]` filter's name, from a column or a polygon layer."""
+        return (*self.areas, *self.area_layers)
 
     @property
     def row_per_violation(self) -> bool:
@@ -209,7 +215,7 @@ def _exclude_rules(reader: ConfigReader) -> tuple[ExcludeRule, ...]:
     return tuple(rules)
 
 
-def _areas(reader: ConfigReader) -> dict[str, str]:
+def _area_names(reader: ConfigReader) -> dict[str, Any]:
     areas: dict[str, Any] = reader.get("areas", dict, {})
     for name in areas:
         if name in LIST_PARAMETERS or not re.fullmatch(r"[a-z][a-z0-9_]*", name):
@@ -218,7 +224,34 @@ def _areas(reader: ConfigReader) -> dict[str, str]:
                 "an area filter's name is a lower-case query parameter that is not one of the list's own "
                 f"({', '.join(sorted(LIST_PARAMETERS))})",
             )
-    return {name: str(column) for name, column in areas.items()}
+    return areas
+
+
+def _areas(reader: ConfigReader) -> dict[str, str]:
+    """Filters read from a column: `borough = "BORO"`."""
+    return {name: value for name, value in _area_names(reader).items() if isinstance(value, str)}
+
+
+def _area_layers(reader: ConfigReader) -> dict[str, tuple[Path, str]]:
+    """Filters drawn from a polygon layer: `[areas.ward] boundaries = "wards.geojson"`,
+    `name_property = "ward"` (the inspections need latitude and longitude)."""
+    layers = {}
+    for name, value in _area_names(reader).items():
+        if isinstance(value, str):
+            continue
+        if not isinstance(value, dict) or "boundaries" not in value:
+            raise reader.error(f"areas.{name}", 'expected a column name, or a table with boundaries = "file"')
+        if "latitude" not in reader.get("inspections.columns", dict) or "longitude" not in reader.get(
+            "inspections.columns", dict
+        ):
+            raise reader.error(
+                f"areas.{name}", "a polygon layer needs inspections.columns.latitude and .longitude"
+            )
+        layers[name] = (
+            reader.file(f"areas.{name}.boundaries"),
+            reader.get(f"areas.{name}.name_property", str, "name"),
+        )
+    return layers
 
 
 def _timezone(reader: ConfigReader) -> str:
@@ -387,5 +420,6 @@ def load_city_config(path: Path | str) -> CityConfig:
         label_score_at_least=None if score_at_least is None else float(score_at_least),
         label_grades=grades,
         areas=_areas(reader),
+        area_layers=_area_layers(reader),
         glm_features=reader.strings("baselines.glm_features") if "baselines" in document else None,
     )

@@ -234,8 +234,9 @@ _KEYS_AFTER_FAMILIES: tuple[Key, ...] = (
         "string (column)",
         False,
         "none",
-        'daily-list filters: `borough = "BORO"` lets `?borough=Queens` filter the list; an unknown '
-        "value is a 422 listing the known ones",
+        'daily-list filters: `borough = "BORO"` lets `?borough=Queens` filter the list; or a polygon '
+        'layer, `[areas.ward]` with `boundaries = "wards.geojson"` and `name_property = "ward"` (needs '
+        "coordinates); an unknown value is a 422 listing the known ones",
     ),
     Key(
         "baselines.glm_features",

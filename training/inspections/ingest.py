@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from training.config import ConfigError, TableSource
+from training.inspections.area_layers import area_of_points
 from training.inspections.config import CityConfig, EventSource
 from training.inspections.config_schema import INSPECTION_FIELDS
 from training.points import to_day, to_xyz
@@ -147,6 +148,10 @@ def _fields(raw: pd.DataFrame, config: CityConfig) -> pd.DataFrame:
     frame["date"] = parse_dates(frame["date"].astype("string"), config.inspections.date_format)
     for number in ("latitude", "longitude", "score"):
         frame[number] = pd.to_numeric(frame[number], errors="coerce")
+    for name, (boundaries, name_property) in config.area_layers.items():
+        frame[f"area_{name}"] = area_of_points(
+            boundaries, name_property, frame["latitude"], frame["longitude"]
+        )
     for text_field in ("result", "inspection_type", "facility_type", "risk_category", "zip", "grade"):
         frame[text_field] = frame[text_field].astype("string").str.strip()
     return frame
@@ -457,7 +462,7 @@ def with_recorded_outcomes(data: CityData, recorded: pd.DataFrame) -> CityData:
         }
     )
     descriptive = ["name", "address", "zip", "latitude", "longitude", "facility_type", "risk_category"]
-    descriptive += [f"area_{name}" for name in data.config.areas]
+    descriptive += [f"area_{name}" for name in data.config.area_filters]
     latest = data.inspections.groupby("establishment_id").tail(1).set_index("establishment_id")
     for column in descriptive:
         frame[column] = frame["establishment_id"].map(latest[column]) if column in latest else pd.NA

@@ -58,7 +58,7 @@ def establishments_in_scope(data: CityData, date: pd.Timestamp) -> pd.DataFrame:
         # A set of plain strings: pandas' isin on Arrow-backed strings took 40 ms a list.
         licensed = set(active["establishment_id"].tolist())
         latest_keys = latest_keys[[each in licensed for each in latest_keys["establishment_id"].tolist()]]
-    areas = [f"area_{name}" for name in config.areas if f"area_{name}" in inspections.columns]
+    areas = [f"area_{name}" for name in config.area_filters if f"area_{name}" in inspections.columns]
     present_columns = [
         column for column in (*ROSTER_COLUMNS, *areas, "date", "result") if column in inspections.columns
     ]
