@@ -145,7 +145,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.registry = registry
-    app.state.cities = CityStore(settings.data_dir)
+    app.state.cities = CityStore(settings.data_dir, settings.cities)
     app.state.metrics = service_metrics
     app.state.daily_lists = DailyLists(app.state.cities, registry, repository, _daily_options(settings))
     app.state.repository = repository

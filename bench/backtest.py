@@ -1,4 +1,4 @@
-"""Backtest and training-time benchmark for the Chicago inspection model.
+"""Backtest and training-time benchmark for a city's inspection model (default: Chicago's sample).
 
 For each window: `civicrisk train --until U` (timed, as a user runs it), `civicrisk evaluate` on the
 window after U, and the two baselines (fitted on the same examples up to U) on the same window.
@@ -27,12 +27,9 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from training.evaluate import evaluate_scores  # noqa: E402
+from training.inspections.baselines import evaluate_baselines  # noqa: E402
 from training.inspections.config import load_city_config  # noqa: E402
-from training.inspections.features import CATEGORICAL_FEATURES  # noqa: E402
 from training.inspections.ingest import load_city  # noqa: E402
-from training.inspections.models import model_grid  # noqa: E402
-from training.inspections.train import build_examples, score_frame  # noqa: E402
 
 WINDOWS = (
     ("2014-05-31", "2014-06-01", "2014-08-31"),  # the issue's window
@@ -59,18 +56,9 @@ def civicrisk(*args: str) -> tuple[str, float]:
 
 
 def baselines(city: Path, until: str, start: str, end: str) -> dict[str, dict[str, object]]:
+    # The same baselines `civicrisk evaluate` prints (training/inspections/baselines.py).
     data = load_city(load_city_config(city))
-    train = build_examples(data, end=pd.Timestamp(until))
-    window = build_examples(data, pd.Timestamp(start), pd.Timestamp(end))
-    metrics = {}
-    for candidate in model_grid(train.features, CATEGORICAL_FEATURES):
-        if candidate.name not in BASELINES:
-            continue
-        model = candidate.fresh().fit(train.features[candidate.features], train.labels)
-        scores = model.predict_proba(window.features[candidate.features])[:, 1]
-        frame = score_frame(window.rows, window.labels, scores)
-        metrics[candidate.name] = evaluate_scores(frame, pd.Timestamp(start).date(), pd.Timestamp(end).date())
-    return metrics
+    return dict(evaluate_baselines(data, pd.Timestamp(until), pd.Timestamp(start), pd.Timestamp(end)))
 
 
 def markdown(rows: list[dict[str, object]]) -> str:

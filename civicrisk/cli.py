@@ -89,6 +89,14 @@ def _parser() -> argparse.ArgumentParser:
         "serve", help="serve the verified bundles under the models directory over HTTP"
     )
     serve.add_argument("--models", type=Path, metavar="DIR", help="models directory (default: ./models)")
+    serve.add_argument(
+        "--city",
+        dest="cities",
+        type=Path,
+        action="append",
+        metavar="CONFIG",
+        help="a city config to serve (repeatable; default: CIVICRISK_CITIES, else DATA_DIR/*/city.toml)",
+    )
     _serve_options(serve)
     cli_keys.add_parsers(commands)
     cli_models.add_parsers(commands)
@@ -212,8 +220,20 @@ def _run(args: argparse.Namespace) -> int:
         print(f"  mean validation AUC {name:<24} {value:.4f}")
     if args.no_serve:
         return 0
+    _serve_run_city(args.city)
     sys.stdout.flush()
     return _serve(args)
+
+
+def _serve_run_city(config: Path) -> None:
+    """`run --city` with a config outside the data dir: serve it beside the cities found there."""
+    from app.platform.settings import Settings
+
+    if os.environ.get("CIVICRISK_CITIES"):
+        return  # the operator's list
+    found = sorted(path.resolve() for path in Settings().data_dir.glob("*/city.toml"))
+    if config.resolve() not in found:
+        os.environ["CIVICRISK_CITIES"] = ",".join(str(path) for path in [*found, config.resolve()])
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -232,6 +252,8 @@ def _serve(args: argparse.Namespace) -> int:
         )
         if value is not None
     }
+    if getattr(args, "cities", None):  # `serve --city`: read by every worker's settings, as the rest
+        os.environ["CIVICRISK_CITIES"] = ",".join(str(path.resolve()) for path in args.cities)
     try:
         settings = Settings(**overrides)
     except ValidationError as error:

@@ -20,7 +20,7 @@ from training.bundle import (
 )
 from training.config import ConfigError
 from training.geo import PointLocator
-from training.inspections.config import load_city_config
+from training.inspections.config import LIST_PARAMETERS, load_city_config
 from training.inspections.features import build_features, describe_feature
 from training.inspections.features.neighbourhood import prepare_indexes
 from training.inspections.ingest import CityData, load_city, parse_violation_codes, with_recorded_outcomes
@@ -47,6 +47,7 @@ __all__ = [
     # Inspections: the city config and data, and the features and roster of a daily list.
     "CityData",
     "ConfigError",
+    "LIST_PARAMETERS",
     "build_features",
     "build_roster",
     "describe_feature",

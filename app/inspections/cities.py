@@ -48,14 +48,22 @@ class EstablishmentFeatures:
 
 
 class CityStore:
-    """Finds `<data_dir>/*/city.toml` by `[city].name` and loads each city once."""
+    """Finds the city configs (the `CIVICRISK_CITIES` paths, else `<data_dir>/*/city.toml`) by
+    `[city].name` and loads each city once."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, config_paths: tuple[Path, ...] = ()) -> None:
         self.data_dir = Path(data_dir)
+        self.config_paths = tuple(Path(path) for path in config_paths)
         self._configs: dict[str, Path] | None = None
         self._cities: dict[str, City] = {}
         self._recorded: dict[str, City] = {}  # per city: over its files and recorded outcomes
         self._lock = threading.Lock()
+        self._display_names: dict[str, str] = {}
+
+    def display_name(self, name: str) -> str:
+        """The config's `[city].display_name` ("New York City"), without loading the city's data."""
+        self.configs()
+        return self._display_names.get(name, name.replace("_", " ").title())
 
     def after_fork(self) -> None:
         """In a forked child: a lock of its own (another thread of the parent may have held it)."""
@@ -64,13 +72,21 @@ class CityStore:
     def configs(self) -> dict[str, Path]:
         if self._configs is None:
             found: dict[str, Path] = {}
-            for path in sorted(self.data_dir.glob("*/city.toml")):
+            for path in self.config_paths or tuple(sorted(self.data_dir.glob("*/city.toml"))):
                 try:
-                    found[load_city_config(path).city] = path
+                    config = load_city_config(path)
+                    found[config.city] = path
+                    self._display_names[config.city] = config.display_name
                 except ConfigError as error:
                     log.error("city config refused", extra={"config": str(path), "reason": str(error)})
             self._configs = found
         return self._configs
+
+    def where(self) -> str:
+        """Where the configs were looked for, for a 404 a city's operator can act on."""
+        if self.config_paths:
+            return "CIVICRISK_CITIES: " + ", ".join(str(path) for path in self.config_paths)
+        return f"{self.data_dir}/*/city.toml (set CIVICRISK_CITIES to serve configs elsewhere)"
 
     def city(self, name: str) -> City:
         """The loaded city (blocking: seconds on first use)."""
@@ -78,7 +94,10 @@ class CityStore:
             return self._cities[name]
         path = self.configs().get(name)
         if path is None:
-            raise CityNotFound(f"no city named {name!r}; known: {sorted(self.configs()) or 'none'}")
+            raise CityNotFound(
+                f"no city named {name!r}; known: {sorted(self.configs()) or 'none'} "
+                f"(looked in {self.where()})"
+            )
         with self._lock:  # one load per city even when many first requests arrive together
             if name not in self._cities:
                 data = load_city(load_city_config(path))

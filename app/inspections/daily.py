@@ -11,19 +11,21 @@ a CSV download) only filters and stores.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from itertools import islice
 from typing import Any
 
 import orjson
 import pandas as pd
 
+from app.inspections.areas import resolve as resolve_areas
 from app.inspections.cities import CityStore
 from app.inspections.city_data import CityDataVersions
 from app.inspections.citymap import area_names
@@ -33,6 +35,7 @@ from app.inspections.list_pool import ListPool
 from app.inspections.list_process import RankerProcess, RankRequest
 from app.inspections.precompute import ListsAhead
 from app.inspections.single_flight import SingleFlight
+from app.platform.clock import today_in
 from app.platform.errors import InvalidRequest, ModelUnavailable, Problem, ServiceError
 from app.platform.registry import LoadedModel, ModelRegistry
 from app.platform.storage.list_claims import ListKey
@@ -79,8 +82,10 @@ class DailyQuery:
     zip: str | None = None
     community_area: str | None = None
     min_tier: str = "low"
+    areas: tuple[tuple[str, str], ...] = ()  # (name, value) filters the city's [areas] declares
 
     def parameters(self, resolved_date: date) -> dict[str, Any]:
+        areas = {"areas": dict(self.areas)} if self.areas else {}  # absent: lists keyed as before
         return {
             "date": resolved_date.isoformat(),
             "limit": self.limit,
@@ -89,7 +94,7 @@ class DailyQuery:
             "community_area": self.community_area,
             "min_tier": self.min_tier,
             "tie_rule": TIE_RULE,
-        }
+        } | areas
 
 
 @dataclass(frozen=True)
@@ -303,6 +308,9 @@ class DailyLists:
         """Rank, filter, keep the top `limit`, store the list and return it as stored; or the list
         stored before for the same inputs, or the one another request is computing meanwhile."""
         data, list_date = self.data_for_day(query.city, query.list_date)
+        if query.community_area or query.areas:
+            community_area, areas = resolve_areas(data, query.community_area, query.areas)
+            query = dataclasses.replace(query, community_area=community_area, areas=areas)
         model = self.model_for(query.city)
         ranked = self._cached_day(data, model, list_date)
         if ranked is not None:  # ranked here already: filtering and storing costs less than a claim
@@ -369,7 +377,7 @@ class DailyLists:
         data = self.cities.city(city).data  # 404 for an unknown city
         config = data.config
         known_results = set(data.inspections["result"].dropna()) | set(config.drop_results)
-        today = datetime.now(UTC).date()
+        today = today_in(config.timezone)  # the city's date: 23:30 in New York is tomorrow in UTC
         problems: list[Problem] = []
         for index, outcome in enumerate(outcomes):
             where = ("body", "outcomes", index)
@@ -442,6 +450,8 @@ def _matches(row: dict[str, Any], query: DailyQuery) -> bool:
     if query.facility_type and row["facility_type"] != query.facility_type:
         return False
     if query.zip and str(row["zip"] or "") != query.zip:
+        return False
+    if any(row.get(f"area_{name}") != value for name, value in query.areas):
         return False
     return not (query.community_area and row["community_area"] != query.community_area)
 

@@ -38,7 +38,7 @@ def city_options(lists: DailyLists) -> list[CityOption]:
             lists.model_for(name)
         except ServiceError:
             continue
-        options.append(CityOption(name, name.replace("_", " ").title()))
+        options.append(CityOption(name, lists.cities.display_name(name)))
     return options
 
 
@@ -50,7 +50,7 @@ def render_page(
     context: dict[str, Any] = {
         "cities": cities,
         "city": query.city,
-        "city_display": query.city.title(),
+        "city_display": lists.cities.display_name(query.city),
         "filters": query,
         "limit": query.limit,
         "max_limit": 1000,

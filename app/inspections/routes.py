@@ -20,6 +20,7 @@ from app.platform.key_first import key_first_route
 from app.platform.schemas import ErrorResponse, IsoDate
 from app.platform.sizes import OUTCOMES_MAX_BODY_BYTES
 from app.platform.storage.repository import IssuedList
+from training.serving import LIST_PARAMETERS
 
 router = APIRouter(prefix="/v1/inspections", tags=["inspections"])
 CSV_COLUMNS = (
@@ -73,10 +74,11 @@ def daily_lists(request: Request) -> DailyLists:
     return lists
 
 
-def as_json(issued: IssuedList) -> dict[str, Any]:
+def as_json(issued: IssuedList, display_name: str | None = None) -> dict[str, Any]:
     return {
         "list_id": issued.id,
         "city": issued.city,
+        "city_display_name": display_name,
         "date": issued.list_date.isoformat(),
         "model": {"name": issued.model_name, "version": issued.model_version},
         "parameters": issued.parameters,
@@ -85,9 +87,19 @@ def as_json(issued: IssuedList) -> dict[str, Any]:
     }
 
 
+def area_filters(request: Request) -> tuple[tuple[str, str], ...]:
+    """Query parameters beyond the list's own: the city's `[areas]` filters (borough=Queens);
+    the list keeps those its city declares."""
+    return tuple(
+        (name, value) for name, value in request.query_params.items() if name not in LIST_PARAMETERS
+    )
+
+
 def as_csv(issued: IssuedList) -> Response:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    areas = [key for key in (issued.rows[0] if issued.rows else {}) if key.startswith("area_")]
+    fieldnames = [*CSV_COLUMNS, *areas]  # a city's [areas] columns after the common ones
+    writer = csv.DictWriter(buffer, fieldnames=fieldnames, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in issued.rows:
         writer.writerow(row | {"reasons": "; ".join(reason["text"] for reason in row.get("reasons", []))})
@@ -154,11 +166,13 @@ async def daily_list(
         zip=zip or None,
         community_area=community_area or None,
         min_tier=min_tier,
+        areas=area_filters(request),
     )
     issued = await anyio.to_thread.run_sync(daily_lists(request).issue, query)
     if wants_csv(request, format):
         return as_csv(issued)
-    return JSONBytes(as_json(issued), headers={"X-List-Id": str(issued.id)})
+    display_name = daily_lists(request).cities.display_name(issued.city)
+    return JSONBytes(as_json(issued, display_name), headers={"X-List-Id": str(issued.id)})
 
 
 @router.get(
@@ -181,7 +195,7 @@ async def issued_list(
     issued = await anyio.to_thread.run_sync(daily_lists(request).stored, list_id)
     if wants_csv(request, format):
         return as_csv(issued)
-    return JSONBytes(as_json(issued))
+    return JSONBytes(as_json(issued, daily_lists(request).cities.display_name(issued.city)))
 
 
 _OUTCOME_ERRORS = {

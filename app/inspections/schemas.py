@@ -68,6 +68,7 @@ class DailyList(BaseModel):
 
     list_id: int = Field(examples=[17])
     city: str = Field(examples=["chicago"])
+    city_display_name: str | None = Field(default=None, examples=["Chicago"])  # [city].display_name
     date: str = Field(examples=["2014-08-30"])
     model: dict[str, str] = Field(
         examples=[{"name": "chicago-food-inspections", "version": "2014-08-29-6e338ca4"}]

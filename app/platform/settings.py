@@ -125,6 +125,16 @@ class Settings(BaseSettings):
     # without a valid manifest.sig is refused and listed as a failure.
     bundle_public_key: Path | None = None
     require_signed_bundles: bool = False
+    # The city configs the service serves, comma-separated paths (CIVICRISK_CITIES); empty (the
+    # default): every `<data_dir>/*/city.toml`.
+    cities: Annotated[tuple[Path, ...], NoDecode] = ()
+
+    @field_validator("cities", mode="before")
+    @classmethod
+    def _split_cities(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(Path(part.strip()) for part in value.split(",") if part.strip())
+        return value
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -24,8 +24,9 @@ _issuers = write_issuers(Path(tempfile.mkdtemp()) / "issuers.json", ehr_key())
 app = create_app(make_settings(cds_issuers_file=_issuers, cds_service_url=SERVICE_URL))
 app.state.registry.reload()  # schemathesis calls the ASGI app without running its lifespan
 # Where a schema-valid request may still be refused, and why (each a documented gap, not a shortcut):
-# - a daily list's date must fall in the range the city's data allows (422 naming it), which no
-#   static schema can state;
+# - a daily list's date must fall in the range the city's data allows, and its area filter
+#   (community_area, a city's [areas]) must name one of the city's areas (422 naming it and the known
+#   ones), which no static schema can state;
 # - the Lead Safe routes answer as Chicago's contract does: 400 for a rule beyond types (a birth
 #   date in the future, an address or coordinates required), 412 for a child over one year old;
 # - an outcome's result, violation codes and date are checked against the city's data (a result the

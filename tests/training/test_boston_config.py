@@ -65,7 +65,7 @@ def test_bad_dates_and_repeated_ids_are_counted_not_dropped_silently(tmp_path: P
     rows = pd.read_csv(BOSTON.parent / "inspections.csv.gz", dtype=str).head(200)
     rows.loc[5, "date"] = "2013-02-30"
     rows.loc[9, "date"] = "yesterday"
-    rows.loc[20, "inspection_id"] = rows.loc[21, "inspection_id"]
+    rows.loc[20] = rows.loc[21]  # an exact repeat; a repeat naming another place is a config error (#24)
     data = load_city(load_city_config(_boston_copy(tmp_path, BOSTON.read_text(), rows)))
     assert len(data.inspections) == 197
     assert any(

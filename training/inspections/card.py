@@ -66,7 +66,7 @@ def _precision_plot(ordered: pd.DataFrame) -> bytes:
         axes.plot(curve["k"], curve["precision"], label="model")
         axes.axhline(base_rate, color="grey", linestyle="--", label=f"base rate ({base_rate:.2f})")
         axes.set_xlabel("top k% of inspections by score")
-        axes.set_ylabel("precision (share with a critical violation)")
+        axes.set_ylabel("precision (share of inspections with the label)")
         axes.set_ylim(0, 1.02)
         axes.set_xlim(0, 100)
         axes.legend(loc="upper right")
@@ -150,8 +150,8 @@ def _overview(manifest: Mapping[str, Any]) -> list[str]:
         [
             f"- **City:** {_city(manifest)}",
             f"- **Predicts:** {description or 'not recorded'}",
-            "- **Intended use:** prioritising routine food inspections, so establishments likely to have a "
-            "critical violation are visited sooner.",
+            "- **Intended use:** prioritising routine food inspections, so the establishments most likely "
+            "to have the outcome above are visited sooner.",
             "- **Not for:** replacing inspections, or any punitive use (fines, licensing decisions, "
             "public ranking of businesses). A high score is not evidence of a violation.",
         ],
@@ -235,8 +235,8 @@ def _backtest(manifest: Mapping[str, Any]) -> list[str]:
     window = f" ({start} to {end})" if start and end else ""
     body = [
         f"Metrics on the held-out backtest window{window}, which was not used for training or model "
-        "selection. `days_earlier` is the mean number of days earlier an inspection with a critical "
-        "violation would have happened had that window's inspections been reordered by score.",
+        "selection. `days_earlier` is the mean number of days earlier an inspection with the predicted "
+        "outcome would have happened had that window's inspections been reordered by score.",
         "",
         *markdown_table(
             [{"metric": key, "value": value} for key, value in backtest.items()], ["metric", "value"]

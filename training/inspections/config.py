@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from training.config import ConfigError, ConfigErrors, ConfigReader, TableSource, read_document
 from training.inspections.config_schema import DEFAULT_FAMILIES, INSPECTION_FIELDS, validate_document
@@ -14,6 +15,10 @@ REQUIRED_FIELDS = tuple(name for name, (required, _) in INSPECTION_FIELDS.items(
 
 
 SEVERITIES = ("critical", "serious", "minor")
+# The daily list's own query parameters: an `[areas]` filter may not take one of these names.
+LIST_PARAMETERS = frozenset(
+    {"date", "limit", "facility_type", "zip", "community_area", "min_tier", "format", "city", "list_id"}
+)
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,15 @@ class EventSource:
     radius_km: float
     exclude_column: str | None = None
     exclude_values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExcludeRule:
+    """Rows whose `column` holds one of `values` are not inspections (e.g. a 1900-01-01 placeholder)."""
+
+    column: str
+    values: tuple[str, ...]
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -83,6 +97,41 @@ class CityConfig:
     map_name_property: str = "name"
     roster_require_active_license: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    timezone: str = "UTC"
+    inspection_key: tuple[str, ...] = ()  # columns that together identify one inspection
+    flag_classes: dict[str, str] = field(default_factory=dict)  # row mode: flag value -> class
+    code_patterns: tuple[tuple[str, re.Pattern[str]], ...] = ()  # (class, regex on the whole code)
+    exclude: tuple[ExcludeRule, ...] = ()
+    label_score_at_least: float | None = None
+    label_grades: tuple[str, ...] = ()
+    areas: dict[str, str] = field(default_factory=dict)  # daily-list filter name -> column
+    area_layers: dict[str, tuple[Path, str]] = field(default_factory=dict)  # name -> (GeoJSON, property)
+    glm_features: tuple[str, ...] | None = None
+
+    @property
+    def area_filters(self) -> tuple[str, ...]:
+        """Every `[areas]` filter's name, from a column or a polygon layer."""
+        return (*self.areas, *self.area_layers)
+
+    @property
+    def row_per_violation(self) -> bool:
+        """Each row is one violation (of an inspection named by `inspection_key` or its id)."""
+        return "violation_code" in self.columns or "violation_flag" in self.columns
+
+    @property
+    def severity_classes(self) -> tuple[str, ...]:
+        """The classes this city's data can hold, most severe first: a class it does not have is never
+        a feature or a word in its outputs."""
+        if self.violation_counts:
+            have = set(self.violation_counts)
+        else:
+            have = set(self.severity_by_code.values()) | set(self.flag_classes.values())
+            have |= {name for name, _ in self.code_patterns}
+        return tuple(name for name in SEVERITIES if name in have)
+
+    def severity_word(self, name: str) -> str:
+        """The city's word for a class (`[violations.names]`), else the class name."""
+        return self.severity_names.get(name, name)
 
 
 def parse_code_ranges(reader: ConfigReader, key: str, specs: tuple[str, ...]) -> list[int]:
@@ -124,6 +173,96 @@ def _severity_names(reader: ConfigReader) -> dict[str, str]:
         if not isinstance(word, str) or not word.strip():
             raise reader.error(f"violations.names.{name}", "must be a non-empty string")
     return {name: word.strip() for name, word in names.items()}
+
+
+def _flag_classes(reader: ConfigReader) -> dict[str, str]:
+    classes: dict[str, Any] = reader.get("violations.flag_classes", dict, {})
+    for value, name in classes.items():
+        if name not in SEVERITIES:
+            raise reader.error(
+                f"violations.flag_classes.{value}", f"unknown class {name!r}; use one of {SEVERITIES}"
+            )
+    return {str(value).strip(): str(name) for value, name in classes.items()}
+
+
+def _code_patterns(reader: ConfigReader) -> tuple[tuple[str, re.Pattern[str]], ...]:
+    patterns: dict[str, Any] = reader.get("violations.code_patterns", dict, {})
+    compiled = []
+    for name in SEVERITIES:  # most severe first: a code matching two classes takes the worse
+        key = f"violations.code_patterns.{name}"
+        for text in reader.strings(key, []) if name in patterns else ():
+            try:
+                compiled.append((name, re.compile(text)))
+            except re.error as error:
+                raise reader.error(key, f"invalid regular expression {text!r}: {error}") from None
+    return tuple(compiled)
+
+
+def _exclude_rules(reader: ConfigReader) -> tuple[ExcludeRule, ...]:
+    rules = []
+    for index, item in enumerate(reader.get("exclude", list, [])):
+        sub = ConfigReader(reader.path, item if isinstance(item, dict) else {})
+        try:
+            rules.append(
+                ExcludeRule(
+                    column=sub.get("column", str),
+                    values=sub.strings("values"),
+                    reason=sub.get("reason", str, ""),
+                )
+            )
+        except ConfigError as error:
+            raise reader.error(f"exclude[{index}].{error.key}", error.problem) from None
+    return tuple(rules)
+
+
+def _area_names(reader: ConfigReader) -> dict[str, Any]:
+    areas: dict[str, Any] = reader.get("areas", dict, {})
+    for name in areas:
+        if name in LIST_PARAMETERS or not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+            raise reader.error(
+                f"areas.{name}",
+                "an area filter's name is a lower-case query parameter that is not one of the list's own "
+                f"({', '.join(sorted(LIST_PARAMETERS))})",
+            )
+    return areas
+
+
+def _areas(reader: ConfigReader) -> dict[str, str]:
+    """Filters read from a column: `borough = "BORO"`."""
+    return {name: value for name, value in _area_names(reader).items() if isinstance(value, str)}
+
+
+def _area_layers(reader: ConfigReader) -> dict[str, tuple[Path, str]]:
+    """Filters drawn from a polygon layer: `[areas.ward] boundaries = "wards.geojson"`,
+    `name_property = "ward"` (the inspections need latitude and longitude)."""
+    layers = {}
+    for name, value in _area_names(reader).items():
+        if isinstance(value, str):
+            continue
+        if not isinstance(value, dict) or "boundaries" not in value:
+            raise reader.error(f"areas.{name}", 'expected a column name, or a table with boundaries = "file"')
+        if "latitude" not in reader.get("inspections.columns", dict) or "longitude" not in reader.get(
+            "inspections.columns", dict
+        ):
+            raise reader.error(
+                f"areas.{name}", "a polygon layer needs inspections.columns.latitude and .longitude"
+            )
+        layers[name] = (
+            reader.file(f"areas.{name}.boundaries"),
+            reader.get(f"areas.{name}.name_property", str, "name"),
+        )
+    return layers
+
+
+def _timezone(reader: ConfigReader) -> str:
+    name: str = reader.get("city.timezone", str, "UTC")
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise reader.error(
+            "city.timezone", f"unknown IANA time zone {name!r} (e.g. America/New_York)"
+        ) from None
+    return name
 
 
 def _event_sources(reader: ConfigReader) -> tuple[EventSource, ...]:
@@ -182,9 +321,20 @@ def load_city_config(path: Path | str) -> CityConfig:
     for name in REQUIRED_FIELDS:
         if not isinstance(columns.get(name), str):
             raise reader.error(f"inspections.columns.{name}", "missing mapping to a column name")
+    inspection_key = reader.strings("inspections.key", [])
+    if not inspection_key and not isinstance(columns.get("inspection_id"), str):
+        raise reader.error("inspections.columns.inspection_id", "missing: map it or set inspections.key")
     violation_counts: dict[str, str] = dict(reader.get("violations.counts", dict, {}))
-    if not violation_counts and "violations" not in columns:
-        raise reader.error("violations", "map inspections.columns.violations (text) or set violations.counts")
+    row_mode = "violation_code" in columns or "violation_flag" in columns
+    by_score = reader.get("label.score_at_least", (int, float), None) is not None or "grades" in reader.get(
+        "label", dict, {}
+    )
+    if not violation_counts and "violations" not in columns and not row_mode and not by_score:
+        raise reader.error(
+            "violations",
+            "map inspections.columns.violations (text), violation_code / violation_flag (one row per "
+            "violation), or set violations.counts",
+        )
 
     pattern_text = reader.get("violations.code_pattern", str, r"^\s*(\d+)\.")
     try:
@@ -194,7 +344,13 @@ def load_city_config(path: Path | str) -> CityConfig:
     if code_pattern.groups < 1:
         raise reader.error("violations.code_pattern", "needs one group capturing the code number")
 
-    label_severity = reader.get("label.severity", str)
+    score_at_least = reader.get("label.score_at_least", (int, float), None)
+    grades = reader.strings("label.grades", [])
+    if score_at_least is not None and "score" not in columns:
+        raise reader.error("label.score_at_least", "needs inspections.columns.score")
+    if grades and "grade" not in columns:
+        raise reader.error("label.grades", "needs inspections.columns.grade")
+    label_severity = reader.get("label.severity", str, "critical")
     if label_severity not in SEVERITIES:
         raise reader.error("label.severity", f"unknown class {label_severity!r}; use one of {SEVERITIES}")
 
@@ -256,4 +412,14 @@ def load_city_config(path: Path | str) -> CityConfig:
         roster_require_active_license=_require_license(reader, licenses),
         area_field=area_field,
         area_windows_days=tuple(int(w) for w in reader.get("neighbourhood.area_window_days", list, [])),
+        timezone=_timezone(reader),
+        inspection_key=inspection_key,
+        flag_classes=_flag_classes(reader),
+        code_patterns=_code_patterns(reader),
+        exclude=_exclude_rules(reader),
+        label_score_at_least=None if score_at_least is None else float(score_at_least),
+        label_grades=grades,
+        areas=_areas(reader),
+        area_layers=_area_layers(reader),
+        glm_features=reader.strings("baselines.glm_features") if "baselines" in document else None,
     )

@@ -40,7 +40,10 @@ def _columns(section: str, fields: dict[str, tuple[bool, str]]) -> list[Key]:
 
 
 INSPECTION_FIELDS: dict[str, tuple[bool, str]] = {
-    "inspection_id": (True, "unique id of an inspection"),
+    "inspection_id": (
+        False,
+        "unique id of an inspection; required unless `inspections.key` groups rows into inspections",
+    ),
     "establishment_id": (True, "stable id of the inspected establishment (licence number, anonymised id)"),
     "date": (True, "inspection date, in `inspections.date_format`"),
     "inspection_type": (
@@ -56,6 +59,10 @@ INSPECTION_FIELDS: dict[str, tuple[bool, str]] = {
     "name": (False, "establishment name, shown on the daily list"),
     "address": (False, "street address, shown on the daily list"),
     "zip": (False, "ZIP or postal code: a daily-list filter and a possible `neighbourhood.area_field`"),
+    "score": (False, "numeric inspection score (points); the score family and `label.score_at_least`"),
+    "grade": (False, "the inspection's grade (A, B, ...); `label.grades`"),
+    "violation_code": (False, "row mode: the code of the one violation on this row (e.g. `04L`)"),
+    "violation_flag": (False, "row mode: per-row severity flag, classed by `violations.flag_classes`"),
 }
 
 _KEYS_BEFORE_FAMILIES: tuple[Key, ...] = (
@@ -68,9 +75,24 @@ _KEYS_BEFORE_FAMILIES: tuple[Key, ...] = (
         "short lower-case city id used in URLs (`/v1/inspections/{city}/...`)",
     ),
     Key("city.display_name", "string", False, "city.name", "name shown to people"),
+    Key(
+        "city.timezone",
+        "string",
+        False,
+        "UTC",
+        "IANA time zone of the city's days (`America/New_York`): today, tomorrow, staleness, future dates",
+    ),
     Key("model.name", "string", True, "—", "bundle name: bundles go to `models/<name>/<version>/`"),
     Key("inspections.file", "path", True, "—", "the inspections CSV (plain or .gz), relative to this file"),
     Key("inspections.date_format", "string", True, "—", "strptime format of its dates, e.g. `%m/%d/%Y`"),
+    Key(
+        "inspections.key",
+        "list of strings",
+        False,
+        "not used",
+        "columns that together identify one inspection (row per violation: establishment, date, type); "
+        "rows sharing them are grouped into one inspection before anything else",
+    ),
     *_columns("inspections.columns", INSPECTION_FIELDS),
     Key("violations.entry_separator", "string", False, "|", "text mode: separator between violation entries"),
     Key(
@@ -89,6 +111,24 @@ _KEYS_BEFORE_FAMILIES: tuple[Key, ...] = (
     ),
     Key("violations.severity.serious", "list of strings", False, "[]", "text mode: codes classed serious"),
     Key("violations.severity.minor", "list of strings", False, "[]", "text mode: codes classed minor"),
+    Key(
+        "violations.flag_classes.*",
+        "string",
+        False,
+        "not used",
+        'row mode: a `violation_flag` value → class, e.g. `"Not Critical" = "minor"`; '
+        "unlisted values (Not Applicable) are not violations",
+    ),
+    Key(
+        "violations.code_patterns.critical",
+        "list of strings",
+        False,
+        "[]",
+        'regexes a whole violation code matches to be critical, e.g. `["^0[2-6]"]` (row or text mode; '
+        "used where no flag or numeric range classes the code)",
+    ),
+    Key("violations.code_patterns.serious", "list of strings", False, "[]", "regexes of serious codes"),
+    Key("violations.code_patterns.minor", "list of strings", False, "[]", "regexes of minor codes"),
     Key(
         "violations.counts.critical",
         "string (column)",
@@ -121,12 +161,40 @@ _KEYS_BEFORE_FAMILIES: tuple[Key, ...] = (
     Key("violations.names.minor", "string", False, "minor", "the city's word for the least severe class"),
     Key("label.name", "string", True, "—", "name of the predicted outcome"),
     Key(
-        "label.severity", "string", True, "—", "`critical`, `serious` or `minor`: the class the label counts"
+        "label.severity",
+        "string",
+        False,
+        "—",
+        "`critical`, `serious` or `minor`: the class the label counts (one of severity, "
+        "score_at_least, grades is required)",
     ),
     Key(
         "label.min_count", "integer", False, "1", "label is 1 when at least this many violations of the class"
     ),
+    Key(
+        "label.score_at_least",
+        "number",
+        False,
+        "not used",
+        "label is 1 when the inspection's `score` is at least this (e.g. 28: a C in New York)",
+    ),
+    Key("label.grades", "list of strings", False, "not used", "label is 1 when the grade is one of these"),
     Key("label.description", "string", False, '""', "the label in words, for the model card"),
+    Key(
+        "exclude[].column",
+        "string (column)",
+        False,
+        "no rule",
+        "an inspections column; rows holding one of `values` there are set aside and counted",
+    ),
+    Key(
+        "exclude[].values",
+        "list of strings",
+        False,
+        "—",
+        'values meaning "not a real row", e.g. the placeholder date `["01/01/1900"]`',
+    ),
+    Key("exclude[].reason", "string", False, '""', "why, in the training progress (placeholder date)"),
     Key(
         "scope.inspection_types",
         "list of strings",
@@ -161,6 +229,22 @@ _KEYS_AFTER_FAMILIES: tuple[Key, ...] = (
     ),
     Key("map.boundaries", "path", False, "no map", "GeoJSON polygons drawn behind the daily list's map"),
     Key("map.name_property", "string", False, "name", "the polygons' property naming each area"),
+    Key(
+        "areas.*",
+        "string (column)",
+        False,
+        "none",
+        'daily-list filters: `borough = "BORO"` lets `?borough=Queens` filter the list; or a polygon '
+        'layer, `[areas.ward]` with `boundaries = "wards.geojson"` and `name_property = "ward"` (needs '
+        "coordinates); an unknown value is a 422 listing the known ones",
+    ),
+    Key(
+        "baselines.glm_features",
+        "list of strings",
+        False,
+        "Chicago's 2014 glm features",
+        "feature columns of the logistic baseline `civicrisk evaluate` prints beside the model",
+    ),
 )
 
 
@@ -299,6 +383,7 @@ def validate_document(path: Path, document: dict[str, Any]) -> list[Problem]:
         if key.required and not present(document, key.path):
             problems.append(Problem(key.path, "missing (required)"))
     problems.extend(_family_problems(document))
+    problems.extend(_layout_problems(document))
     inspections = document.get("inspections", {})
     if isinstance(inspections, dict):
         columns = inspections.get("columns", {})
@@ -312,6 +397,7 @@ def validate_document(path: Path, document: dict[str, Any]) -> list[Problem]:
         )
         if isinstance(counts, dict):
             mapped |= {f"violations.counts.{k}": v for k, v in counts.items()}
+        mapped |= _row_layout_columns(document)
         problems.extend(_check_columns(base, "inspections", inspections, mapped))
     licenses = document.get("licenses")
     if isinstance(licenses, dict) and isinstance(licenses.get("columns"), dict):
@@ -326,6 +412,51 @@ def validate_document(path: Path, document: dict[str, Any]) -> list[Problem]:
             keys = ("date_column", "latitude", "longitude", "exclude_column")
             mapped = {f"environment[{index}].{k}": source.get(k) for k in keys if k in source}
             problems.extend(_check_columns(base, f"environment[{index}]", source, mapped))
+    return problems
+
+
+def _row_layout_columns(document: dict[str, Any]) -> dict[str, Any]:
+    """Columns named by the inspection key, the exclude rules and the area filters (checked like
+    `inspections.columns`)."""
+    mapped: dict[str, Any] = {}
+    inspections = document.get("inspections", {})
+    key = inspections.get("key") if isinstance(inspections, dict) else None
+    if isinstance(key, list):
+        mapped |= {f"inspections.key[{index}]": column for index, column in enumerate(key)}
+    for index, rule in enumerate(document.get("exclude", []) or []):
+        if isinstance(rule, dict) and "column" in rule:
+            mapped[f"exclude[{index}].column"] = rule["column"]
+    areas = document.get("areas")
+    if isinstance(areas, dict):
+        mapped |= {f"areas.{name}": column for name, column in areas.items()}
+    return mapped
+
+
+def _layout_problems(document: dict[str, Any]) -> list[Problem]:
+    """An inspection needs an id or a key, and the label one rule."""
+    problems = []
+    inspections = document.get("inspections")
+    if isinstance(inspections, dict):
+        columns = inspections.get("columns")
+        has_id = isinstance(columns, dict) and "inspection_id" in columns
+        if not has_id and "key" not in inspections:
+            problems.append(
+                Problem(
+                    "inspections.columns.inspection_id",
+                    "missing: map an inspection id, or set `inspections.key` to the columns that together "
+                    "identify one inspection",
+                )
+            )
+    label = document.get("label")
+    if isinstance(label, dict):
+        rules = [name for name in ("severity", "score_at_least", "grades") if name in label]
+        if len(rules) != 1:
+            problems.append(
+                Problem(
+                    "label",
+                    f"set exactly one of label.severity, label.score_at_least, label.grades (found {rules})",
+                )
+            )
     return problems
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from training.config import ConfigError, TableSource
+from training.inspections.area_layers import area_of_points
 from training.inspections.config import CityConfig, EventSource
 from training.inspections.config_schema import INSPECTION_FIELDS
 from training.points import to_day, to_xyz
@@ -70,15 +71,28 @@ def parse_dates(values: pd.Series, date_format: str) -> pd.Series:
 
 
 def parse_violation_codes(text: object, separator: str, pattern: re.Pattern[str]) -> list[int]:
-    """Codes in the portal's `N. TITLE - Comments: ... | N. ...` text, in order of appearance."""
+    """Numeric codes in the portal's `N. TITLE - Comments: ... | N. ...` text, in order of appearance."""
+    return [int(code) for code in violation_code_texts(text, separator, pattern) if code.isdigit()]
+
+
+def violation_code_texts(text: object, separator: str, pattern: re.Pattern[str]) -> list[str]:
+    """Codes as written (`4`, `04L`, `20-06`) in a violations text, in order of appearance."""
     if not isinstance(text, str) or not text.strip():
         return []
     codes = []
     for entry in text.split(separator):
         match = pattern.match(entry)
         if match:
-            codes.append(int(match.group(1)))
+            codes.append(match.group(1).strip())
     return codes
+
+
+def code_class(code: str, config: CityConfig) -> str | None:
+    """A violation code's class: a numeric range (`violations.severity`) first, then the first
+    matching `violations.code_patterns` regex, else None (not counted)."""
+    if code.isdigit() and (by_range := config.severity_by_code.get(int(code))) is not None:
+        return by_range
+    return next((name for name, pattern in config.code_patterns if pattern.search(code)), None)
 
 
 def severity_counts(violations: pd.Series, config: CityConfig) -> pd.DataFrame:
@@ -86,39 +100,114 @@ def severity_counts(violations: pd.Series, config: CityConfig) -> pd.DataFrame:
     counts = np.zeros((len(violations), 3), dtype="int64")
     classes = {"critical": 0, "serious": 1, "minor": 2}
     for row, text in enumerate(violations.to_numpy()):
-        for code in parse_violation_codes(text, config.entry_separator, config.code_pattern):
-            severity = config.severity_by_code.get(code)
+        for code in violation_code_texts(text, config.entry_separator, config.code_pattern):
+            severity = code_class(code, config)
             if severity is not None:
                 counts[row, classes[severity]] += 1
     return pd.DataFrame(counts, columns=["n_critical", "n_serious", "n_minor"], index=violations.index)
+
+
+def row_classes(frame: pd.DataFrame, config: CityConfig) -> pd.DataFrame:
+    """Row mode: 0/1 per class for the one violation on each row; the flag decides where the city
+    maps its value, else the code's range or pattern. A row with neither (no violation) counts 0."""
+    flags = frame["violation_flag"].astype("string").str.strip()
+    by_flag = flags.map(config.flag_classes).astype("object")
+    codes = frame["violation_code"].astype("string").str.strip()
+    unique = {code: code_class(code, config) for code in codes.dropna().unique()}
+    by_code = codes.map(unique).astype("object")
+    severity = by_flag.where(by_flag.notna(), by_code)
+    return pd.DataFrame(
+        {f"n_{name}": (severity == name).astype("int64") for name in ("critical", "serious", "minor")},
+        index=frame.index,
+    )
+
+
+def inspection_ids(raw: pd.DataFrame, config: CityConfig) -> pd.Series:
+    """Each row's inspection: the mapped id, or the `inspections.key` columns joined by " | "."""
+    if not config.inspection_key:
+        return raw[config.columns["inspection_id"]]
+    parts = [raw[column].astype("string").str.strip().fillna("") for column in config.inspection_key]
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = joined + " | " + part
+    return joined
+
+
+def _fields(raw: pd.DataFrame, config: CityConfig) -> pd.DataFrame:
+    """The canonical fields of each raw row (one inspection, or one violation in row mode)."""
+    frame = pd.DataFrame(index=raw.index)
+    for field_name in INSPECTION_FIELDS:
+        column = config.columns.get(field_name)
+        frame[field_name] = raw[column] if column in raw.columns else pd.Series(pd.NA, index=raw.index)
+    if config.inspection_key:
+        frame["inspection_id"] = inspection_ids(raw, config)
+    for name, column in config.areas.items():
+        frame[f"area_{name}"] = raw[column].astype("string").str.strip() if column in raw.columns else pd.NA
+    for text_field in ("inspection_id", "establishment_id"):
+        frame[text_field] = frame[text_field].astype("string").str.strip()
+    frame["date"] = parse_dates(frame["date"].astype("string"), config.inspections.date_format)
+    for number in ("latitude", "longitude", "score"):
+        frame[number] = pd.to_numeric(frame[number], errors="coerce")
+    for name, (boundaries, name_property) in config.area_layers.items():
+        frame[f"area_{name}"] = area_of_points(
+            boundaries, name_property, frame["latitude"], frame["longitude"]
+        )
+    for text_field in ("result", "inspection_type", "facility_type", "risk_category", "zip", "grade"):
+        frame[text_field] = frame[text_field].astype("string").str.strip()
+    return frame
+
+
+def _group_violation_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Row mode: one row per inspection; counts summed, every other field its first non-blank value."""
+    grouped = frame.groupby("inspection_id", sort=False, dropna=False)
+    counts = grouped[["n_critical", "n_serious", "n_minor"]].sum()
+    fields = [c for c in frame.columns if c not in ("inspection_id", "n_critical", "n_serious", "n_minor")]
+    first = grouped[fields].first()
+    merged = pd.concat([first, counts], axis=1).reset_index()
+    return merged.drop(columns=["violation_code", "violation_flag"])
 
 
 def canonical_inspections(raw: pd.DataFrame, config: CityConfig) -> pd.DataFrame:
     """Rename the city's columns to canonical fields and derive counts, label and types.
 
     Fields the city does not map (or a file lacks) are present and empty. Rows whose date does not
-    parse keep `date` as NaT; callers decide whether to drop or report them.
+    parse keep `date` as NaT; callers decide whether to drop or report them. In row mode (one row per
+    violation) the rows of one inspection become one row here.
     """
-    frame = pd.DataFrame(index=raw.index)
-    for field_name in INSPECTION_FIELDS:
-        column = config.columns.get(field_name)
-        frame[field_name] = raw[column] if column in raw.columns else pd.Series(pd.NA, index=raw.index)
-    for text_field in ("inspection_id", "establishment_id"):
-        frame[text_field] = frame[text_field].astype("string").str.strip()
-    frame["date"] = parse_dates(frame["date"].astype("string"), config.inspections.date_format)
-    for coordinate in ("latitude", "longitude"):
-        frame[coordinate] = pd.to_numeric(frame[coordinate], errors="coerce")
-    for text_field in ("result", "inspection_type", "facility_type", "risk_category", "zip"):
-        frame[text_field] = frame[text_field].astype("string").str.strip()
-    counts = _counts_from_columns(raw, config) if config.violation_counts else None
-    if counts is None:
-        counts = severity_counts(frame["violations"], config)
-    frame = pd.concat([frame, counts], axis=1)
-    label_counts = frame[f"n_{config.label_severity}"]
-    frame["label"] = (label_counts >= config.label_min_count).astype("int8")
+    frame = _fields(raw, config)
+    if config.row_per_violation:
+        frame = _group_violation_rows(pd.concat([frame, row_classes(frame, config)], axis=1))
+        has_outcome = frame["result"].notna().to_numpy() if "result" in config.columns else None
+    else:
+        counts = _counts_from_columns(raw, config) if config.violation_counts else None
+        if counts is None:
+            counts = severity_counts(frame["violations"], config)
+        frame = pd.concat([frame, counts], axis=1)
+        has_outcome = _has_outcome(raw, frame, config)
+    frame["label"] = _labels(frame, config)
     frame["failed"] = frame["result"].isin(config.fail_results).astype("int8")
-    frame["has_outcome"] = _has_outcome(raw, frame, config)
+    frame["has_outcome"] = _label_known(frame, config, has_outcome)
     return frame
+
+
+def _labels(frame: pd.DataFrame, config: CityConfig) -> pd.Series:
+    """The label rule the config chose: a score at least N, a grade in a set, or N violations of a class."""
+    if config.label_score_at_least is not None:
+        return (frame["score"] >= config.label_score_at_least).astype("int8")
+    if config.label_grades:
+        return frame["grade"].isin(config.label_grades).astype("int8")
+    return (frame[f"n_{config.label_severity}"] >= config.label_min_count).astype("int8")
+
+
+def _label_known(frame: pd.DataFrame, config: CityConfig, has_outcome: np.ndarray | None) -> np.ndarray:
+    """An inspection is an outcome when it happened and the label's input is there (no score yet:
+    not an example, not history)."""
+    known = np.ones(len(frame), dtype=bool) if has_outcome is None else np.array(has_outcome, dtype=bool)
+    if config.label_score_at_least is not None:
+        known &= frame["score"].notna().to_numpy()
+    if config.label_grades:
+        known &= frame["grade"].notna().to_numpy()
+    return known
 
 
 def _has_outcome(raw: pd.DataFrame, frame: pd.DataFrame, config: CityConfig) -> np.ndarray:
@@ -148,17 +237,25 @@ def _counts_from_columns(raw: pd.DataFrame, config: CityConfig) -> pd.DataFrame:
 def load_inspections(config: CityConfig) -> tuple[pd.DataFrame, list[str]]:
     """Every inspection that took place, sorted by date then id, and notes on every row set aside.
 
-    Rows with an unparseable date or no establishment id cannot be placed in time or history, and a
-    repeated inspection id keeps its first row; each is counted, with examples, never dropped silently.
+    Rows an `exclude` rule names, rows with an unparseable date or no establishment id cannot be
+    placed in time or history; an exact repeat of an inspection id keeps its first row; each is
+    counted, with examples, never dropped silently. Repeats of an id that name another establishment,
+    date or result are a ConfigError: the id does not identify an inspection.
     """
     required = {f"inspections.columns.{k}": v for k, v in config.columns.items()}
+    required |= {f"inspections.key[{i}]": column for i, column in enumerate(config.inspection_key)}
+    required |= {f"exclude[{i}].column": rule.column for i, rule in enumerate(config.exclude)}
+    required |= {f"areas.{name}": column for name, column in config.areas.items()}
     raw = read_table(config.inspections, required)
+    raw, notes = _apply_exclude_rules(raw, config)
+    _refuse_conflicting_ids(_fields(raw, config), config)
     frame = canonical_inspections(raw, config)
-    notes = []
+    if config.row_per_violation:
+        notes.append(f"{len(raw)} violation rows grouped into {len(frame)} inspections")
     date_column = config.columns["date"]
     bad_date = frame["date"].isna()
     if bad_date.any():
-        examples = ", ".join(repr(v) for v in raw.loc[bad_date, date_column].head(3))
+        examples = ", ".join(repr(v) for v in _raw_values(raw, frame, bad_date, date_column))
         notes.append(
             f"{int(bad_date.sum())} rows with an unparseable {date_column!r} set aside (e.g. {examples})"
         )
@@ -166,7 +263,8 @@ def load_inspections(config: CityConfig) -> tuple[pd.DataFrame, list[str]]:
     if no_id.any():
         lines = ", ".join(str(i + 2) for i in frame.index[no_id][:3])
         id_column = config.columns["establishment_id"]
-        notes.append(f"{int(no_id.sum())} rows without {id_column!r} set aside (lines {lines})")
+        where = "inspections" if config.row_per_violation else "lines"
+        notes.append(f"{int(no_id.sum())} rows without {id_column!r} set aside ({where} {lines})")
     frame = frame[~bad_date & ~no_id]
     dropped = frame["result"].isin(config.drop_results)
     if dropped.any():
@@ -177,10 +275,65 @@ def load_inspections(config: CityConfig) -> tuple[pd.DataFrame, list[str]]:
     duplicated = frame["inspection_id"].duplicated(keep="first")
     if duplicated.any():
         examples = ", ".join(frame.loc[duplicated, "inspection_id"].head(3).tolist())
-        id_column = config.columns["inspection_id"]
-        notes.append(f"{int(duplicated.sum())} repeated {id_column!r} values; first kept (e.g. {examples})")
+        notes.append(
+            f"{int(duplicated.sum())} repeated {_id_name(config)} values; first kept (e.g. {examples})"
+        )
     frame = frame[~duplicated]
     return frame.sort_values(["date", "inspection_id"], kind="stable").reset_index(drop=True), notes
+
+
+def _id_name(config: CityConfig) -> str:
+    if config.inspection_key:
+        return "inspection key (" + ", ".join(repr(c) for c in config.inspection_key) + ")"
+    return repr(config.columns["inspection_id"])
+
+
+def _raw_values(raw: pd.DataFrame, frame: pd.DataFrame, mask: pd.Series, column: str) -> list[object]:
+    if len(raw) == len(frame):
+        return list(raw.loc[mask.to_numpy(), column].head(3))
+    return list(frame.loc[mask, "inspection_id"].head(3))
+
+
+def _apply_exclude_rules(raw: pd.DataFrame, config: CityConfig) -> tuple[pd.DataFrame, list[str]]:
+    """Drop the rows each `[[exclude]]` rule names, with a note counting them."""
+    notes = []
+    for rule in config.exclude:
+        hit = raw[rule.column].astype("string").str.strip().isin(rule.values).fillna(False).to_numpy()
+        if hit.any():
+            why = f" ({rule.reason})" if rule.reason else ""
+            notes.append(f"{int(hit.sum())} rows with {rule.column!r} in {list(rule.values)} excluded{why}")
+            raw = raw[~hit]
+    return raw, notes
+
+
+def _refuse_conflicting_ids(frame: pd.DataFrame, config: CityConfig) -> None:
+    """A mapped inspection id that repeats with another establishment, date or result is not an
+    inspection id (a row-per-violation file mapped as one row per inspection): refuse, do not guess."""
+    ids = frame["inspection_id"]
+    repeated = ids.duplicated(keep=False) & ids.notna()
+    if not repeated.any():
+        return
+    rows = frame.loc[repeated, ["inspection_id", "establishment_id", "date", "result"]].astype("string")
+    distinct = rows.drop_duplicates().groupby("inspection_id").size()
+    conflicting_ids = distinct.index[distinct > 1]
+    if len(conflicting_ids) == 0:
+        return  # exact repeats: counted and the first kept, as before
+    n_rows = int(rows["inspection_id"].isin(conflicting_ids).sum())
+    example = conflicting_ids[0]
+    sample = rows[rows["inspection_id"] == example].drop_duplicates().head(2)
+    seen = " vs ".join(
+        f"{r.establishment_id}/{str(r.date)[:10]}/{r.result}" for r in sample.itertuples(index=False)
+    )
+    column = config.columns.get("inspection_id", "inspections.key")
+    raise ConfigError(
+        config.path,
+        "inspections.key" if config.inspection_key else "inspections.columns.inspection_id",
+        f"{n_rows} rows share a {column!r} value with another establishment, date or result "
+        f"({len(conflicting_ids)} values, e.g. {example!r}: {seen}), so {column!r} does not identify one "
+        "inspection; if each row is one violation, set inspections.key to the columns that together "
+        'identify an inspection (e.g. key = ["<establishment>", "<date>", "<inspection type>"]) and map '
+        "violation_code / violation_flag",
+    )
 
 
 def load_licenses(config: CityConfig) -> pd.DataFrame | None:
@@ -317,13 +470,18 @@ def with_recorded_outcomes(data: CityData, recorded: pd.DataFrame) -> CityData:
         }
     )
     descriptive = ["name", "address", "zip", "latitude", "longitude", "facility_type", "risk_category"]
+    descriptive += [f"area_{name}" for name in data.config.area_filters]
     latest = data.inspections.groupby("establishment_id").tail(1).set_index("establishment_id")
     for column in descriptive:
         frame[column] = frame["establishment_id"].map(latest[column]) if column in latest else pd.NA
+    for absent in ("grade", "violation_code", "violation_flag"):
+        frame[absent] = pd.NA  # an outcome posted to the service carries no score or grade
+    frame["score"] = np.nan
     frame = pd.concat([frame, severity_counts(frame["violations"], data.config)], axis=1)
-    frame["label"] = (frame[f"n_{data.config.label_severity}"] >= data.config.label_min_count).astype("int8")
+    frame["label"] = _labels(frame, data.config)
     frame["failed"] = frame["result"].isin(data.config.fail_results).astype("int8")
-    frame["has_outcome"] = True
+    # A city labelled by score or grade cannot label a posted outcome: it is not an example then.
+    frame["has_outcome"] = _label_known(frame, data.config, None)
     inspections = pd.concat([data.inspections, frame[data.inspections.columns]], ignore_index=True)
     inspections = inspections.sort_values(["date", "inspection_id"], kind="stable").reset_index(drop=True)
     return dataclasses.replace(data, inspections=inspections)

@@ -58,8 +58,9 @@ def establishments_in_scope(data: CityData, date: pd.Timestamp) -> pd.DataFrame:
         # A set of plain strings: pandas' isin on Arrow-backed strings took 40 ms a list.
         licensed = set(active["establishment_id"].tolist())
         latest_keys = latest_keys[[each in licensed for each in latest_keys["establishment_id"].tolist()]]
+    areas = [f"area_{name}" for name in config.area_filters if f"area_{name}" in inspections.columns]
     present_columns = [
-        column for column in (*ROSTER_COLUMNS, "date", "result") if column in inspections.columns
+        column for column in (*ROSTER_COLUMNS, *areas, "date", "result") if column in inspections.columns
     ]
     roster = inspections.iloc[
         latest_keys["position"].to_numpy(), [inspections.columns.get_loc(c) for c in present_columns]
@@ -68,7 +69,8 @@ def establishments_in_scope(data: CityData, date: pd.Timestamp) -> pd.DataFrame:
     for column in ROSTER_COLUMNS:
         if column not in roster.columns:
             roster[column] = pd.NA
-    return roster[list(ROSTER_COLUMNS)].sort_values("establishment_id", kind="stable").reset_index(drop=True)
+    columns = [*ROSTER_COLUMNS, *areas]  # a city's [areas] columns: its daily-list filters
+    return roster[columns].sort_values("establishment_id", kind="stable").reset_index(drop=True)
 
 
 def build_roster(data: CityData, date: pd.Timestamp) -> Roster:

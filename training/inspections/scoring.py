@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from datetime import date
 from pathlib import Path
@@ -12,6 +13,7 @@ import pandas as pd
 from training.bundle import load_bundle
 from training.config import ConfigError
 from training.evaluate import evaluate_scores
+from training.inspections.baselines import evaluate_baselines
 from training.inspections.config import CityConfig, load_city_config
 from training.inspections.features import build_features
 from training.inspections.ingest import CityData, canonical_inspections, load_city, read_table
@@ -22,7 +24,8 @@ REQUIRED_FOR_SCORING = ("inspection_id", "establishment_id", "date")
 
 
 def evaluate_bundle(config_path: Path, bundle_path: Path, start: date, end: date) -> dict[str, Any]:
-    """Chicago-style backtest of a bundle on the in-scope inspections dated in [start, end]."""
+    """Backtest a bundle on the in-scope inspections dated in [start, end], beside the baselines
+    (training/inspections/baselines.py) fitted on the same data up to the bundle's training end."""
     config = load_city_config(config_path)
     bundle = load_bundle(bundle_path)
     data = load_city(config)
@@ -42,7 +45,25 @@ def evaluate_bundle(config_path: Path, bundle_path: Path, start: date, end: date
     metrics["version"] = bundle.manifest["version"]
     metrics["trained_until"] = trained_until.isoformat()
     metrics["out_of_sample"] = start > trained_until
+    # Fitted on the same examples up to the bundle's training end, scored on the same window.
+    baselines = evaluate_baselines(data, pd.Timestamp(trained_until), pd.Timestamp(start), pd.Timestamp(end))
+    metrics["baselines"] = baselines
+    _print_beside(metrics, baselines)
     return metrics
+
+
+def _print_beside(metrics: dict[str, Any], baselines: dict[str, dict[str, Any]]) -> None:
+    """The model and its baselines as a small table on stderr (stdout stays one JSON line)."""
+    columns = ("auc", "precision_at_10", "recall_at_10", "days_earlier")
+    rows = [(f"{metrics['model']} (this bundle)", metrics)] + list(baselines.items())
+    print(f"{'model':<44}" + "".join(f"{c:>17}" for c in columns), file=sys.stderr)
+    for name, values in rows:
+        cells = "".join(f"{_cell(values.get(c)):>17}" for c in columns)
+        print(f"{name:<44}{cells}", file=sys.stderr)
+
+
+def _cell(value: object) -> str:
+    return f"{value:.3f}" if isinstance(value, float) and value == value else str(value)
 
 
 def _row_problems(frame: pd.DataFrame, raw: pd.DataFrame, config: CityConfig) -> pd.Series:
@@ -50,7 +71,7 @@ def _row_problems(frame: pd.DataFrame, raw: pd.DataFrame, config: CityConfig) ->
     problems = pd.Series("", index=frame.index, dtype="object")
     for name in ("inspection_id", "establishment_id"):
         missing = frame[name].isna() | (frame[name] == "")
-        problems[missing] += f"missing {config.columns[name]!r}; "
+        problems[missing] += f"missing {config.columns.get(name, 'inspection key')!r}; "
     raw_date = raw[config.columns["date"]]
     bad_date = frame["date"].isna()
     problems[bad_date] += (
@@ -66,8 +87,19 @@ def read_upcoming(path: Path, config: CityConfig) -> pd.DataFrame:
     source = config.inspections.__class__(
         path=path, date_format=config.inspections.date_format, key="--input"
     )
-    required = {f"--input column for {name}": config.columns[name] for name in REQUIRED_FOR_SCORING}
+    required = {
+        f"--input column for {name}": config.columns[name]
+        for name in REQUIRED_FOR_SCORING
+        if name in config.columns
+    }
+    required |= {f"--input column for inspections.key[{i}]": c for i, c in enumerate(config.inspection_key)}
     return read_table(source, required)
+
+
+def _upcoming_config(config: CityConfig) -> CityConfig:
+    """Upcoming inspections have no violations yet: one row each, even in a row-per-violation city."""
+    columns = {k: v for k, v in config.columns.items() if k not in ("violation_code", "violation_flag")}
+    return dataclasses.replace(config, columns=columns)
 
 
 def score_file(config_path: Path, bundle_path: Path, input_path: Path, output_path: Path) -> ScoreReport:
@@ -77,13 +109,13 @@ def score_file(config_path: Path, bundle_path: Path, input_path: Path, output_pa
     if not input_path.is_file():
         raise ConfigError(input_path, "--input", "file not found")
     raw = read_upcoming(input_path, config)
-    frame = canonical_inspections(raw, config)
+    frame = canonical_inspections(raw, _upcoming_config(config))
     problems = _row_problems(frame, raw, config)
     report = ScoreReport()
     for index in problems.index[problems != ""]:
         report.problems.append(f"line {index + 2}: {problems[index]}")  # +1 header, +1 one-based
     good = frame[problems == ""]
-    id_column = config.columns["inspection_id"]
+    id_column = config.columns.get("inspection_id", "inspection_key")
     if good.empty:
         pd.DataFrame(columns=[id_column, "score", "rank"]).to_csv(output_path, index=False)
         return report

@@ -19,6 +19,7 @@ from training.bundle import content_hash, current_versions, write_bundle
 from training.evaluate import evaluate_scores, permutation_importance_auc, simulate_reordering
 from training.inspections.card import render_model_card, render_plots
 from training.inspections.config import CityConfig
+from training.inspections.coverage import empty_families, label_feature_words
 from training.inspections.fairness import group_metrics
 from training.inspections.features import CATEGORICAL_FEATURES, build_features, describe_feature
 from training.inspections.ingest import CityData, data_files
@@ -128,11 +129,15 @@ def feature_importance(candidate: Candidate, train: Examples, valid: Examples) -
 
 
 def feature_schema(
-    features: pd.DataFrame, used: list[str], severity_names: Mapping[str, str] | None = None
+    features: pd.DataFrame,
+    used: list[str],
+    severity_names: Mapping[str, str] | None = None,
+    label_words: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     schema = []
     for name in used:
-        entry: dict[str, Any] = {"name": name, "description": describe_feature(name, severity_names)}
+        description = (label_words or {}).get(name) or describe_feature(name, severity_names)
+        entry: dict[str, Any] = {"name": name, "description": description}
         if name in CATEGORICAL_FEATURES:
             # Mirrors the encoders' min_frequency: rarer values are accepted and pooled as one group.
             counts = features[name].dropna().astype(str).value_counts()
@@ -174,6 +179,8 @@ def train_city(
     if len(examples.labels) == 0:
         raise ValueError(f"no in-scope inspections on or before {until.date()}")
     progress(f"{len(examples.labels)} examples, base rate {examples.labels.mean():.3f}")
+    if empty := empty_families(examples.features, config):
+        raise ValueError("\n".join(empty))
     origins = rolling_origins(until)
     results = validate_grid(examples, origins, progress)
     best = max(results, key=lambda r: r.mean_metric)
@@ -205,7 +212,9 @@ def train_city(
         "label": {"name": config.label_name, "description": config.label_description},
         "selected_model": {"name": best.candidate.name, "params": best.candidate.params},
         "selection": f"highest mean {SELECTION_METRIC} over the rolling validation origins",
-        "feature_schema": feature_schema(examples.features, best.candidate.features, config.severity_names),
+        "feature_schema": feature_schema(
+            examples.features, best.candidate.features, config.severity_names, label_feature_words(config)
+        ),
         "feature_importance": importance,
         "inspector_feature": False,
         "city_config": {"file": config.path.name, "text": config_text},

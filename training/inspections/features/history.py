@@ -98,7 +98,12 @@ DESCRIPTIONS = {
 
 
 def _build(queries: pd.DataFrame, data: CityData, config: CityConfig) -> pd.DataFrame:
-    return history_features(queries, data.inspections, with_results="result" in config.columns)
+    features = history_features(queries, data.inspections, with_results="result" in config.columns)
+    # A class the city does not have (New York has no "serious") is no feature and no word in its card.
+    absent = [
+        f"prev_{name}" for name in ("critical", "serious", "minor") if name not in config.severity_classes
+    ]
+    return features.drop(columns=absent)
 
 
 HISTORY = FeatureFamily(name="history", build=_build, describe=described_by(DESCRIPTIONS))

@@ -11,6 +11,7 @@ from training.inspections.features.establishment import ESTABLISHMENT
 from training.inspections.features.family import FeatureFamily
 from training.inspections.features.history import HISTORY
 from training.inspections.features.neighbourhood import AREA, ENVIRONMENT, NEIGHBOURHOOD
+from training.inspections.features.score import SCORE
 
 REGISTRY: tuple[FeatureFamily, ...] = (
     HISTORY,
@@ -20,6 +21,7 @@ REGISTRY: tuple[FeatureFamily, ...] = (
     AREA,
     CALENDAR,
     WEATHER,
+    SCORE,
 )
 
 
