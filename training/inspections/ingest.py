@@ -39,6 +39,9 @@ class CityData:
     events: tuple[EventTable, ...]
     weather: pd.Series | None  # daily maximum temperature indexed by int day
     notes: tuple[str, ...] = ()  # rows set aside while reading, with counts and examples
+    # Dates of the rows set aside because their inspection id repeated an earlier row's, so an
+    # evaluation window can count (and report) the ones that fell inside it.
+    repeated_id_dates: pd.Series = field(default_factory=lambda: pd.Series([], dtype="datetime64[ns]"))
     family_data: Mapping[str, Any] = field(default_factory=dict)  # what a family's own `load` read
 
     @property
@@ -151,6 +154,12 @@ def load_inspections(config: CityConfig) -> tuple[pd.DataFrame, list[str]]:
     Rows with an unparseable date or no establishment id cannot be placed in time or history, and a
     repeated inspection id keeps its first row; each is counted, with examples, never dropped silently.
     """
+    frame, notes, _ = _load_inspections(config)
+    return frame, notes
+
+
+def _load_inspections(config: CityConfig) -> tuple[pd.DataFrame, list[str], pd.Series]:
+    """`load_inspections`, plus the dates of the rows set aside as repeated inspection ids."""
     required = {f"inspections.columns.{k}": v for k, v in config.columns.items()}
     raw = read_table(config.inspections, required)
     frame = canonical_inspections(raw, config)
@@ -179,8 +188,10 @@ def load_inspections(config: CityConfig) -> tuple[pd.DataFrame, list[str]]:
         examples = ", ".join(frame.loc[duplicated, "inspection_id"].head(3).tolist())
         id_column = config.columns["inspection_id"]
         notes.append(f"{int(duplicated.sum())} repeated {id_column!r} values; first kept (e.g. {examples})")
+    repeated_dates = frame.loc[duplicated, "date"].reset_index(drop=True)
     frame = frame[~duplicated]
-    return frame.sort_values(["date", "inspection_id"], kind="stable").reset_index(drop=True), notes
+    frame = frame.sort_values(["date", "inspection_id"], kind="stable").reset_index(drop=True)
+    return frame, notes, repeated_dates
 
 
 def load_licenses(config: CityConfig) -> pd.DataFrame | None:
@@ -253,7 +264,7 @@ def load_city(config: CityConfig) -> CityData:
         REGISTRY,  # imported late: the families import this module
     )
 
-    inspections, notes = load_inspections(config)
+    inspections, notes, repeated_dates = _load_inspections(config)
     families = set(config.families)
     loaded = {
         family.name: family.load(config)
@@ -270,6 +281,7 @@ def load_city(config: CityConfig) -> CityData:
         weather=load_weather(config) if "weather" in families else None,
         notes=tuple(notes),
         family_data=loaded,
+        repeated_id_dates=repeated_dates,
     )
 
 
