@@ -123,7 +123,9 @@ def table(name: str, mode: str, summary: dict[str, object], windows: list[Window
     mean, interval = summary["mean"], summary["interval"]
     assert isinstance(mean, dict) and isinstance(interval, dict)
     cells = [f"**{mean[m]:.3f}** [{interval[m][0]:.3f}, {interval[m][1]:.3f}]" for m in METRICS]
-    lines.append(f"| {name} | {mode} | **mean of {len(windows)}** [95% bootstrap] | " + " | ".join(cells) + " |")
+    lines.append(
+        f"| {name} | {mode} | **mean of {len(windows)}** [95% bootstrap] | " + " | ".join(cells) + " |"
+    )
     return lines
 
 
