@@ -14,10 +14,11 @@ import pandas as pd
 import pytest
 
 from training.inspections.config import load_city_config
-from training.inspections.features import build_features
+from training.inspections.features import anchored_queries, build_features
 from training.inspections.history_view import history_as_of
 from training.inspections.ingest import CityData, load_city
 from training.inspections.scoring import repeated_ids_in, window_examples
+from training.inspections.train import build_examples
 
 BOSTON = Path(__file__).resolve().parents[2] / "data" / "sample" / "boston" / "city.toml"
 CUT = pd.Timestamp("2014-07-01")
@@ -118,3 +119,21 @@ def test_evaluate_reports_the_world_it_measured(tmp_path: Path) -> None:
     ):
         result = subprocess.run([*base, *bad], capture_output=True, text=True, timeout=600)
         assert result.returncode == 2 and message in result.stderr
+
+
+def test_recent_windows_end_at_the_newest_data_held(chicago_data: CityData) -> None:
+    """With stale data, the neighbourhood's "last 7 days" are the last 7 days the data holds, while the
+    establishment's own history and the calendar stay at the query's date; with fresh data nothing moves."""
+    frozen = history_as_of(chicago_data, CUT)
+    held_until = frozen.inspections["date"].max() + pd.Timedelta(days=1)
+    rows = window_examples(chicago_data, *WINDOW).rows.head(300)
+    stale = build_features(rows, frozen)
+    at_held = build_features(rows.assign(date=held_until), frozen)
+    for column in ("nearest5_7d_critical_share", "nearby_inspections_90d_1km", "area_critical_share_14d"):
+        pd.testing.assert_series_equal(stale[column], at_held[column])
+    assert stale["nearest5_7d_critical_share"].notna().mean() > 0.9  # NaN only where no coordinates
+    assert not stale["month"].equals(at_held["month"]) or not stale["days_since_last"].equals(
+        at_held["days_since_last"]
+    )
+    fresh_rows = build_examples(chicago_data, pd.Timestamp("2014-06-02"), pd.Timestamp("2014-06-02")).rows
+    assert anchored_queries(fresh_rows, chicago_data) is fresh_rows
