@@ -154,8 +154,9 @@ def main() -> None:
                         }
                     )
 
-        _, full = civicrisk("train", "--city", str(args.city), "--out", out)
+        full_bundle, full = civicrisk("train", "--city", str(args.city), "--out", out)
         timings.append(("all data (full run)", full))
+        decay = json.loads((Path(full_bundle) / "manifest.json").read_text())["decay"]
 
     means = []
     for model, by_mode in frames.items():
@@ -175,6 +176,12 @@ def main() -> None:
     print()
     print(f"mean over the {len(prepared)} windows [95% bootstrap interval]:")
     print(markdown(means))
+    print()
+    print(
+        f"decay curve of the full run's bundle (held out: {decay['window_start']} .. {decay['window_end']},"
+        f" fitted before {decay['fitted_before']}):"
+    )
+    print(markdown(decay["rows"]))
     print()
     print(
         f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, python {platform.python_version()}"
