@@ -1,10 +1,13 @@
-"""Backtest and training-time benchmark for a city's inspection model (default: Chicago's sample).
+"""Backtest and training-time benchmark for the inspection models, in both history worlds.
 
-For each window: `civicrisk train --until U` (timed, as a user runs it), `civicrisk evaluate` on the
-window after U, and the two baselines (fitted on the same examples up to U) on the same window.
-The floor for the training time is reading the city's files into memory, measured in the same run.
+For each window: `civicrisk train --until U` (timed, as a user runs it), then `civicrisk evaluate` on the
+window after U twice, `--history refreshed` (each inspection sees every outcome before its own date)
+and `--history frozen` (the data cut at the window's first day), and the two baselines (fitted on the
+same examples up to U) in both worlds. Then, per model and world, the mean over the windows with a 95%
+bootstrap interval (bench/rolling_origin.py). The floor for the training time is reading the city's
+files into memory, measured in the same run.
 
-    .venv/bin/python bench/backtest.py                 # Chicago: the README's two windows
+    .venv/bin/python bench/backtest.py        # Chicago: three 2-month windows of 2014 (the README's)
     .venv/bin/python bench/backtest.py --city data/sample/boston/city.toml --until 2012-12-31 \
         --window 2013-01-01:2013-02-28 --window 2013-03-01:2013-04-30 ...   # Boston's 2013
 
@@ -27,14 +30,18 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from training.inspections.baselines import evaluate_baselines  # noqa: E402
+from bench.rolling_origin import CHICAGO_WINDOWS, MODES, Window, summarise  # noqa: E402
+from training.bundle import load_bundle  # noqa: E402
+from training.evaluate import evaluate_scores  # noqa: E402
 from training.inspections.config import load_city_config  # noqa: E402
-from training.inspections.ingest import load_city  # noqa: E402
+from training.inspections.features import CATEGORICAL_FEATURES  # noqa: E402
+from training.inspections.ingest import CityData, load_city  # noqa: E402
+from training.inspections.models import model_grid  # noqa: E402
+from training.inspections.scoring import window_examples  # noqa: E402
+from training.inspections.train import Examples, build_examples, score_frame  # noqa: E402
+from training.scoring import predict  # noqa: E402
 
-WINDOWS = (
-    ("2014-05-31", "2014-06-01", "2014-08-31"),  # the issue's window
-    ("2014-02-28", "2014-03-01", "2014-04-30"),  # two months, as long as Chicago's 2014 pilot window
-)
+WINDOWS = CHICAGO_WINDOWS  # two months each, as long as Chicago's 2014 pilot window
 BASELINES = ("previous_critical_rule", "chicago_logistic")  # the second only where its inputs exist
 COLUMNS = (
     "auc",
@@ -55,10 +62,27 @@ def civicrisk(*args: str) -> tuple[str, float]:
     return result.stdout.strip().splitlines()[-1], time.perf_counter() - started
 
 
-def baselines(city: Path, until: str, start: str, end: str) -> dict[str, dict[str, object]]:
-    # The same baselines `civicrisk evaluate` prints (training/inspections/baselines.py).
-    data = load_city(load_city_config(city))
-    return dict(evaluate_baselines(data, pd.Timestamp(until), pd.Timestamp(start), pd.Timestamp(end)))
+def window_frames(
+    data: CityData, bundle: Path, until: str, start: str, end: str
+) -> tuple[dict[str, dict[str, pd.DataFrame]], Window]:
+    """Score frames of the bundle and the baselines on one window, by model then history mode."""
+    train = build_examples(data, end=pd.Timestamp(until))
+    first, last = pd.Timestamp(start).date(), pd.Timestamp(end).date()
+    scored: dict[str, Examples] = {mode: window_examples(data, first, last, mode) for mode in MODES}  # type: ignore[arg-type]
+    loaded = load_bundle(bundle)
+    frames: dict[str, dict[str, pd.DataFrame]] = {"civicrisk": {}}
+    for mode, examples in scored.items():
+        scores = predict(loaded, examples.features)
+        frames["civicrisk"][mode] = score_frame(examples.rows, examples.labels, scores)
+    for candidate in model_grid(train.features, CATEGORICAL_FEATURES):
+        if candidate.name not in BASELINES:
+            continue
+        model = candidate.fresh().fit(train.features[candidate.features], train.labels)
+        frames[candidate.name] = {}
+        for mode, examples in scored.items():
+            scores = model.predict_proba(examples.features[candidate.features])[:, 1]
+            frames[candidate.name][mode] = score_frame(examples.rows, examples.labels, scores)
+    return frames, Window(until, start, end, train, scored)
 
 
 def markdown(rows: list[dict[str, object]]) -> str:
@@ -88,41 +112,76 @@ def main() -> None:
     load_city(load_city_config(args.city))
     floor = time.perf_counter() - started
 
+    data = load_city(load_city_config(args.city))
     rows = []
     timings = []
+    frames: dict[str, dict[str, list[pd.DataFrame]]] = {}
+    prepared: list[Window] = []
     with tempfile.TemporaryDirectory() as out:
         bundles: dict[str, str] = {}
         for until, start, end in windows:
-            if until not in bundles:  # one training per --until date; history refreshes inside windows
+            if until not in bundles:  # one training per --until date
                 bundles[until], seconds = civicrisk(
                     "train", "--city", str(args.city), "--until", until, "--out", out
                 )
                 timings.append((f"--until {until}", seconds))
             bundle = bundles[until]
-            line, _ = civicrisk(
-                "evaluate", "--city", str(args.city), "--model", bundle, "--start", start, "--end", end
-            )
-            results = {
-                "civicrisk ("
-                + json.loads((Path(bundle) / "manifest.json").read_text())["selected_model"]["name"]
-                + ")": json.loads(line)
-            }
-            results.update(baselines(args.city, until, start, end))
-            for model, metrics in results.items():
-                rows.append(
-                    {
-                        "window": f"{start} .. {end}",
-                        "trained until": until,
-                        "model": model,
-                        **{key: metrics[key] for key in COLUMNS},
-                        "n": metrics["n_inspections"],
-                    }
-                )
+            selected = json.loads((Path(bundle) / "manifest.json").read_text())["selected_model"]["name"]
+            window_scores, window = window_frames(data, Path(bundle), until, start, end)
+            prepared.append(window)
+            for mode in MODES:
+                line, _ = civicrisk(
+                    "evaluate", "--city", str(args.city), "--model", bundle,
+                    "--start", start, "--end", end, "--history", mode,
+                )  # fmt: skip
+                printed = json.loads(line)
+                for model, by_mode in window_scores.items():
+                    frames.setdefault(model, {m: [] for m in MODES})[mode].append(by_mode[mode])
+                    metrics = evaluate_scores(
+                        by_mode[mode], pd.Timestamp(start).date(), pd.Timestamp(end).date()
+                    )
+                    if model == "civicrisk":  # the command a user runs and this script agree
+                        assert abs(float(metrics["auc"]) - float(printed["auc"])) < 1e-12, (metrics, printed)
+                    label = f"civicrisk ({selected})" if model == "civicrisk" else model
+                    rows.append(
+                        {
+                            "window": f"{start} .. {end}",
+                            "trained until": until,
+                            "history": mode,
+                            "model": label,
+                            **{key: metrics[key] for key in COLUMNS},
+                            "n": metrics["n_inspections"],
+                        }
+                    )
 
-        _, full = civicrisk("train", "--city", str(args.city), "--out", out)
+        full_bundle, full = civicrisk("train", "--city", str(args.city), "--out", out)
         timings.append(("all data (full run)", full))
+        decay = json.loads((Path(full_bundle) / "manifest.json").read_text())["decay"]
+
+    means = []
+    for model, by_mode in frames.items():
+        for mode in MODES:
+            summary = summarise(by_mode[mode], prepared)
+            mean, interval = summary["mean"], summary["interval"]
+            assert isinstance(mean, dict) and isinstance(interval, dict)
+            means.append(
+                {"model": model, "history": mode}
+                | {
+                    key: f"{mean[key]:.3f} [{interval[key][0]:.3f}, {interval[key][1]:.3f}]"
+                    for key in ("auc", "days_earlier", "first_half_share_model", "first_half_share_actual")
+                }
+            )
 
     print(markdown(rows))
+    print()
+    print(f"mean over the {len(prepared)} windows [95% bootstrap interval]:")
+    print(markdown(means))
+    print()
+    print(
+        f"decay curve of the full run's bundle (held out: {decay['window_start']} .. {decay['window_end']},"
+        f" fitted before {decay['fitted_before']}):"
+    )
+    print(markdown(decay["rows"]))
     print()
     print(
         f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, python {platform.python_version()}"

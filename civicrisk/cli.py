@@ -58,6 +58,19 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", required=True, type=Path, metavar="BUNDLE", help="bundle directory")
     evaluate.add_argument("--start", required=True, type=_iso_date, metavar="YYYY-MM-DD")
     evaluate.add_argument("--end", required=True, type=_iso_date, metavar="YYYY-MM-DD")
+    evaluate.add_argument(
+        "--history",
+        choices=("refreshed", "frozen"),
+        default="refreshed",
+        help="data the features see: refreshed = everything before each inspection's date (default); "
+        "frozen = cut at --history-until",
+    )
+    evaluate.add_argument(
+        "--history-until",
+        type=_iso_date,
+        metavar="YYYY-MM-DD",
+        help="frozen history: nothing dated on or after this day is seen (default: --start)",
+    )
 
     areas = commands.add_parser(
         "evaluate-areas",
@@ -164,7 +177,21 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     if args.end < args.start:
         raise UsageError(f"--end {args.end} is before --start {args.start}")
-    metrics = task_for(args.city).evaluate(args.city, args.model, args.start, args.end)
+    if args.history_until is not None and args.history != "frozen":
+        raise UsageError("--history-until needs --history frozen")
+    if args.history_until is not None and args.history_until > args.start:
+        raise UsageError(f"--history-until {args.history_until} is after --start {args.start}")
+    if args.history == "frozen":
+        from training.inspections.scoring import evaluate_bundle
+        from training.tasks import config_task
+
+        if config_task(args.city) != "inspections":
+            raise UsageError("--history frozen applies to inspection models only")
+        metrics = evaluate_bundle(
+            args.city, args.model, args.start, args.end, "frozen", args.history_until
+        )
+    else:
+        metrics = task_for(args.city).evaluate(args.city, args.model, args.start, args.end)
     print(json.dumps(_json_safe(metrics), sort_keys=True))
     return 0
 

@@ -187,3 +187,27 @@ def test_card_renders_the_manifest_shape_written_by_training() -> None:
     assert "**Selected model:** hgb (params: max_depth: 3)" in card
     assert "| high | 0.41 |" in card and "Rule: high: top 10%" in card
     assert "| risk_category | Risk 1 | 120 | 0.3 |" in card
+
+
+def test_card_shows_the_decay_curve_or_says_there_is_none() -> None:
+    assert "_No decay curve recorded._" in render_model_card({"name": "bare"})
+    decay = {
+        "window_start": "2014-07-01",
+        "window_end": "2014-08-29",
+        "fitted_before": "2014-07-01",
+        "n_inspections": 1675,
+        "rows": [
+            {
+                "history": "refreshed",
+                "weeks_since_last_outcome": "under 1",
+                "auc": 0.71,
+                "days_earlier": 10.5,
+            },
+            {"history": "frozen 2014-05-06", "weeks_since_last_outcome": "8 to 16", "auc": 0.64},
+        ],
+    }
+    card = render_model_card({"name": "m", "decay": decay})
+    assert "## When outcomes stop flowing" in card
+    assert "Held-out (out-of-sample): the last validation window (2014-07-01 to 2014-08-29" in card
+    assert "| refreshed | under 1 | 0.71 | 10.5 |" in card
+    assert "| frozen 2014-05-06 | 8 to 16 | 0.64 | — |" in card

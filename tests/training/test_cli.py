@@ -42,6 +42,16 @@ def test_train_writes_a_verified_bundle_without_inspector(trained: Path) -> None
     assert {"previous_critical_rule", "chicago_logistic"} <= set(manifest["validation"]["metrics"])
     assert set(manifest["tiers"]["cut_points"]) == {"high", "medium"}
     assert (trained / "model_card.md").read_text().startswith("# Model card")
+    # The decay curve: held out (the last validation window), refreshed then cut 0..26 weeks before it.
+    decay = manifest["decay"]
+    assert (
+        decay["fitted_before"]
+        == decay["window_start"]
+        == manifest["validation"]["origins"][-1]["valid_start"]
+    )
+    assert [row["history"].split()[0] for row in decay["rows"]] == ["refreshed"] + ["frozen"] * 6
+    assert decay["rows"][0]["auc"] > decay["rows"][-1]["auc"]  # half a year without outcomes costs accuracy
+    assert "## When outcomes stop flowing" in (trained / "model_card.md").read_text()
     for plot in ("precision_at_k.png", "days_earlier_hist.png", "calibration.png", "feature_importance.png"):
         assert (trained / plot).read_bytes().startswith(b"\x89PNG")
 

@@ -18,7 +18,7 @@ from training.evaluate import evaluate_scores
 from training.inspections.config import CityConfig
 from training.inspections.ingest import CityData
 from training.inspections.models import CHICAGO_GLM_FEATURES, PreviousCriticalRule, _linear
-from training.inspections.train import build_examples, score_frame
+from training.inspections.train import Examples, build_examples, score_frame
 from training.selection import Candidate
 
 PREVIOUS_RULE = "previous_critical_rule"
@@ -53,11 +53,16 @@ def baseline_candidates(features: pd.DataFrame, config: CityConfig) -> list[Cand
 
 
 def evaluate_baselines(
-    data: CityData, until: pd.Timestamp, start: pd.Timestamp, end: pd.Timestamp
+    data: CityData,
+    until: pd.Timestamp,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    window: Examples | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Each baseline fitted on the in-scope inspections up to `until` and scored on [start, end]."""
+    """Each baseline fitted on the in-scope inspections up to `until` and scored on [start, end]
+    (`window`: those inspections' examples as the model was scored on them, e.g. frozen history)."""
     train = build_examples(data, end=until)
-    window = build_examples(data, start, end)
+    window = window if window is not None else build_examples(data, start, end)
     if len(window.labels) == 0 or len(set(train.labels)) < 2:
         return {}
     metrics = {}

@@ -3,9 +3,9 @@
 `render_model_card` reads these manifest keys, all optional: name, version, city (or city_display_name),
 label.description, data.{start, end, trained_until, content_hash, sources or files}, feature_schema (list of
 {name, type, description, allowed_values?}), validation.{origins, metrics, mean}, selected_model, selection,
-backtest, tiers (either {cut_points: {tier: score}, rule} or a table), fairness, command. Tables accept a
-list of row dicts or a dict keyed by row name; validation metrics may be {model: [row per origin]} or
-{model: {origin: {metric: value}}}.
+backtest, decay (training/inspections/decay.py), tiers (either {cut_points: {tier: score}, rule} or a
+table), fairness, command. Tables accept a list of row dicts or a dict keyed by row name; validation
+metrics may be {model: [row per origin]} or {model: {origin: {metric: value}}}.
 """
 
 from __future__ import annotations
@@ -245,6 +245,30 @@ def _backtest(manifest: Mapping[str, Any]) -> list[str]:
     return markdown_section("Backtest", body)
 
 
+def _decay(manifest: Mapping[str, Any]) -> list[str]:
+    decay = manifest.get("decay")
+    if not isinstance(decay, Mapping) or not decay.get("rows"):
+        return markdown_section("When outcomes stop flowing", ["_No decay curve recorded._"])
+    body = [
+        f"Held-out (out-of-sample): the last validation window ({decay.get('window_start')} to "
+        f"{decay.get('window_end')}, {format_value(decay.get('n_inspections'))} inspections), scored by the "
+        f"selected model fitted only on inspections before {decay.get('fitted_before')}. The first row "
+        "is the refreshed world (every outcome before each inspection's date is known, as when outcomes "
+        "are posted back daily); the others cut every outcome, complaint, crime and licence record at a "
+        "date before the window, as when outcomes stop reaching the service. Days since the last "
+        "inspection, weather and calendar stay at each inspection's own date. `weeks_since_last_outcome` "
+        "is the range over the window. Post outcomes back (`POST /v1/inspections/{city}/outcomes`) to "
+        "stay in the first row.",
+        "",
+        *markdown_table(
+            list(decay["rows"]),
+            ["history", "weeks_since_last_outcome", "auc", "days_earlier", "first_half_share_model",
+             "precision_at_10"],
+        ),  # fmt: skip
+    ]
+    return markdown_section("When outcomes stop flowing", body)
+
+
 def _fairness(manifest: Mapping[str, Any]) -> list[str]:
     body: list[str] = []
     if "fairness" in manifest:
@@ -267,7 +291,7 @@ def render_model_card(manifest: Mapping[str, Any]) -> str:
     version = manifest.get("version")
     title = f"# Model card: {name}" + (f" (version {version})" if version else "")
     lines = [title, ""]
-    for section in (_overview, _data, _features, _validation, _backtest, tier_lines, _fairness):
+    for section in (_overview, _data, _features, _validation, _backtest, _decay, tier_lines, _fairness):
         lines += section(manifest)
     lines += _plots()
     lines += reproduce_lines(manifest)

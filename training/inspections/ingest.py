@@ -40,6 +40,9 @@ class CityData:
     events: tuple[EventTable, ...]
     weather: pd.Series | None  # daily maximum temperature indexed by int day
     notes: tuple[str, ...] = ()  # rows set aside while reading, with counts and examples
+    # Dates of the rows set aside because their inspection id repeated an earlier row's, so an
+    # evaluation window can count (and report) the ones that fell inside it.
+    repeated_id_dates: pd.Series = field(default_factory=lambda: pd.Series([], dtype="datetime64[ns]"))
     family_data: Mapping[str, Any] = field(default_factory=dict)  # what a family's own `load` read
 
     @property
@@ -242,6 +245,12 @@ def load_inspections(config: CityConfig) -> tuple[pd.DataFrame, list[str]]:
     counted, with examples, never dropped silently. Repeats of an id that name another establishment,
     date or result are a ConfigError: the id does not identify an inspection.
     """
+    frame, notes, _ = _load_inspections(config)
+    return frame, notes
+
+
+def _load_inspections(config: CityConfig) -> tuple[pd.DataFrame, list[str], pd.Series]:
+    """`load_inspections`, plus the dates of the rows set aside as repeated inspection ids."""
     required = {f"inspections.columns.{k}": v for k, v in config.columns.items()}
     required |= {f"inspections.key[{i}]": column for i, column in enumerate(config.inspection_key)}
     required |= {f"exclude[{i}].column": rule.column for i, rule in enumerate(config.exclude)}
@@ -278,8 +287,10 @@ def load_inspections(config: CityConfig) -> tuple[pd.DataFrame, list[str]]:
         notes.append(
             f"{int(duplicated.sum())} repeated {_id_name(config)} values; first kept (e.g. {examples})"
         )
+    repeated_dates = frame.loc[duplicated, "date"].reset_index(drop=True)
     frame = frame[~duplicated]
-    return frame.sort_values(["date", "inspection_id"], kind="stable").reset_index(drop=True), notes
+    frame = frame.sort_values(["date", "inspection_id"], kind="stable").reset_index(drop=True)
+    return frame, notes, repeated_dates
 
 
 def _id_name(config: CityConfig) -> str:
@@ -406,7 +417,7 @@ def load_city(config: CityConfig) -> CityData:
         REGISTRY,  # imported late: the families import this module
     )
 
-    inspections, notes = load_inspections(config)
+    inspections, notes, repeated_dates = _load_inspections(config)
     families = set(config.families)
     loaded = {
         family.name: family.load(config)
@@ -423,6 +434,7 @@ def load_city(config: CityConfig) -> CityData:
         weather=load_weather(config) if "weather" in families else None,
         notes=tuple(notes),
         family_data=loaded,
+        repeated_id_dates=repeated_dates,
     )
 
 

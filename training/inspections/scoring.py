@@ -16,22 +16,68 @@ from training.evaluate import evaluate_scores
 from training.inspections.baselines import evaluate_baselines
 from training.inspections.config import CityConfig, load_city_config
 from training.inspections.features import build_features
+from training.inspections.history_view import HISTORY_MODES, HistoryMode, history_as_of
 from training.inspections.ingest import CityData, canonical_inspections, load_city, read_table
-from training.inspections.train import build_examples, score_frame
+from training.inspections.train import Examples, build_examples, score_frame
 from training.scoring import ScoreReport, predict
 
 REQUIRED_FOR_SCORING = ("inspection_id", "establishment_id", "date")
 
 
-def evaluate_bundle(config_path: Path, bundle_path: Path, start: date, end: date) -> dict[str, Any]:
+def window_examples(
+    data: CityData,
+    start: date,
+    end: date,
+    history: HistoryMode = "refreshed",
+    history_until: date | None = None,
+) -> Examples:
+    """In-scope inspections dated in [start, end] with the features of the world `history` names.
+
+    "refreshed": each inspection sees all data before its own date; "frozen": the data cut at
+    `history_until` (default `start`), see training/inspections/history_view.py.
+    """
+    if history not in HISTORY_MODES:
+        raise ValueError(f"history must be one of {list(HISTORY_MODES)}, got {history!r}")
+    if history_until is not None and history != "frozen":
+        raise ValueError("history_until applies to frozen history only")
+    window = build_examples(data, pd.Timestamp(start), pd.Timestamp(end))
+    if len(window.labels) == 0:
+        raise ValueError(f"no in-scope inspections with outcomes between {start} and {end}")
+    if history == "refreshed":
+        return window
+    cut = history_until or start
+    if cut > start:
+        raise ValueError(f"history_until {cut} is after the window's first day {start}")
+    visible = history_as_of(data, pd.Timestamp(cut))
+    return Examples(window.rows, build_features(window.rows, visible), window.labels)
+
+
+def repeated_ids_in(data: CityData, start: date, end: date) -> int:
+    """Rows dated in [start, end] set aside at reading because their inspection id was repeated."""
+    days = data.repeated_id_dates.dt.normalize()
+    return int(((days >= pd.Timestamp(start)) & (days <= pd.Timestamp(end))).sum())
+
+
+def evaluate_bundle(
+    config_path: Path,
+    bundle_path: Path,
+    start: date,
+    end: date,
+    history: HistoryMode = "refreshed",
+    history_until: date | None = None,
+) -> dict[str, Any]:
     """Backtest a bundle on the in-scope inspections dated in [start, end], beside the baselines
-    (training/inspections/baselines.py) fitted on the same data up to the bundle's training end."""
+    (training/inspections/baselines.py) fitted on the same data up to the bundle's training end and
+    scored on the same window, in the same world.
+
+    `history` and `history_until` say which world is measured (see `window_examples`). Rows of the
+    window set aside at reading because their inspection id repeated an earlier one are counted in
+    `repeated_ids`, so no row leaves the evaluation silently.
+    """
     config = load_city_config(config_path)
     bundle = load_bundle(bundle_path)
     data = load_city(config)
-    examples = build_examples(data, pd.Timestamp(start), pd.Timestamp(end))
-    if len(examples.labels) == 0:
-        raise ValueError(f"no in-scope inspections with outcomes between {start} and {end}")
+    examples = window_examples(data, start, end, history, history_until)
     trained_until = date.fromisoformat(bundle.manifest["data"]["trained_until"])
     if start <= trained_until:
         print(
@@ -45,8 +91,14 @@ def evaluate_bundle(config_path: Path, bundle_path: Path, start: date, end: date
     metrics["version"] = bundle.manifest["version"]
     metrics["trained_until"] = trained_until.isoformat()
     metrics["out_of_sample"] = start > trained_until
-    # Fitted on the same examples up to the bundle's training end, scored on the same window.
-    baselines = evaluate_baselines(data, pd.Timestamp(trained_until), pd.Timestamp(start), pd.Timestamp(end))
+    metrics["history"] = history
+    metrics["history_until"] = (history_until or start).isoformat() if history == "frozen" else None
+    metrics["repeated_ids"] = repeated_ids_in(data, start, end)
+    # Fitted on the same examples up to the bundle's training end, scored on the same window's
+    # features (frozen ones in the frozen world), so the rows compare.
+    baselines = evaluate_baselines(
+        data, pd.Timestamp(trained_until), pd.Timestamp(start), pd.Timestamp(end), window=examples
+    )
     metrics["baselines"] = baselines
     _print_beside(metrics, baselines)
     return metrics

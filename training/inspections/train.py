@@ -20,6 +20,7 @@ from training.evaluate import evaluate_scores, permutation_importance_auc, simul
 from training.inspections.card import render_model_card, render_plots
 from training.inspections.config import CityConfig
 from training.inspections.coverage import empty_families, label_feature_words
+from training.inspections.decay import decay_curve
 from training.inspections.fairness import group_metrics
 from training.inspections.features import CATEGORICAL_FEATURES, build_features, describe_feature
 from training.inspections.ingest import CityData, data_files
@@ -122,9 +123,8 @@ def validate_grid(examples: Examples, origins: list[Origin], progress: Progress)
     return results
 
 
-def feature_importance(candidate: Candidate, train: Examples, valid: Examples) -> dict[str, float]:
-    """Permutation importance of the candidate fitted on `train`, measured on a held-out window."""
-    model, _ = _fit_predict(candidate, train, valid)
+def feature_importance(candidate: Candidate, model: Any, valid: Examples) -> dict[str, float]:
+    """Permutation importance of the candidate's `model` (fitted before `valid`) on that held-out window."""
     return permutation_importance_auc(model, valid.features, valid.labels, candidate.features)
 
 
@@ -188,8 +188,18 @@ def train_city(
 
     last_origin = origins[-1]
     train_mask, valid_mask = split_masks(examples.rows["date"], last_origin)
-    importance = feature_importance(
-        best.candidate, _subset(examples, train_mask), _subset(examples, valid_mask)
+    held_out = _subset(examples, valid_mask)
+    validation_model, _ = _fit_predict(best.candidate, _subset(examples, train_mask), held_out)
+    importance = feature_importance(best.candidate, validation_model, held_out)
+    progress("decay curve: the last validation window with the data cut earlier and earlier")
+    decay = decay_curve(
+        validation_model,
+        best.candidate.features,
+        data,
+        held_out.rows,
+        held_out.labels,
+        last_origin.valid_start,
+        last_origin.valid_end,
     )
     progress(f"refitting {best.candidate.name} on all {len(examples.labels)} examples")
     model = best.candidate.fresh().fit(examples.features[best.candidate.features], examples.labels)
@@ -239,6 +249,7 @@ def train_city(
             "medium: score >= cut_points.medium (next 20%); low: the rest",
         },
         "fairness": fairness,
+        "decay": decay,
         "command": command,
         "training_seconds": round(time.perf_counter() - started, 1),
     }

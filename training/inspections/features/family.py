@@ -45,6 +45,10 @@ class FeatureFamily:
     the config names them, whether or not the family is switched on. `load(config)`, if given, reads
     them once per city; the result is `data.family_data[name]`. `describe(column)` is the reason text
     of one of its columns, or None for a column that is not its own.
+    `anchored` families count recent events (outcomes nearby, complaints, crime) in windows that end
+    at each query's date, or at the day after the newest outcome the data holds if that is earlier:
+    with fresh data nothing changes, while with stale data a "last 7 days" window holds the last 7
+    days the service knows instead of nothing (`build_features`).
     """
 
     name: str
@@ -55,6 +59,7 @@ class FeatureFamily:
     files: Callable[[CityConfig], Sequence[Path]] = _no_files
     load: Callable[[CityConfig], object] | None = None
     query_columns: tuple[str, ...] = ()  # beyond establishment_id and date
+    anchored: bool = False
 
 
 def described_by(descriptions: Mapping[str, str]) -> Callable[[str], str | None]:

@@ -400,6 +400,7 @@ NEIGHBOURHOOD = FeatureFamily(
     ),
     needs=_needs_coordinates,
     query_columns=COORDINATES,
+    anchored=True,
 )
 
 
@@ -452,6 +453,7 @@ ENVIRONMENT = FeatureFamily(
     needs=_needs_events,
     files=_event_files,
     query_columns=COORDINATES,
+    anchored=True,
 )
 
 
@@ -493,4 +495,5 @@ AREA = FeatureFamily(
     needs=lambda document: (
         None if present(document, "neighbourhood.area_field") else "needs neighbourhood.area_field"
     ),
+    anchored=True,
 )
