@@ -79,8 +79,21 @@ class Reason(BaseModel):
 
 class ScoredRecord(BaseModel):
     score: float = Field(ge=0, le=1, description="Probability of the model's label")
-    tier: Literal["high", "medium", "low"]
+    tier: Literal["high", "medium", "low", "insufficient_data"] = Field(
+        description="insufficient_data: every input of a feature family the bundle requires is missing "
+        "(the score is given, but not trusted; `tier_reason` says why)"
+    )
     reasons: list[Reason] = Field(description="Up to 3 largest contributions, largest first")
+    missing: list[str] = Field(
+        description="Features with no value in the record: absent, null, or the category \"Unknown\""
+    )
+    unknown_categories: dict[str, str] = Field(
+        description="Feature → value not among its allowed_values (GET /v1/models/{name}): pooled with "
+        "the values too rare in training to get a weight of their own"
+    )
+    tier_reason: str | None = Field(
+        default=None, description="Only with tier insufficient_data: which required inputs are missing"
+    )
 
 
 class ScoreResponse(BaseModel):
@@ -91,7 +104,15 @@ class ScoreResponse(BaseModel):
                     "model": "chicago-food-inspections",
                     "version": "2014-08-29-6e338ca4",
                     "reasons_method": "exact linear contributions",
-                    "results": [{"score": 0.27, "tier": "medium", "reasons": EXAMPLE_REASONS}],
+                    "results": [
+                        {
+                            "score": 0.27,
+                            "tier": "medium",
+                            "reasons": EXAMPLE_REASONS,
+                            "missing": ["years_licensed"],
+                            "unknown_categories": {},
+                        }
+                    ],
                 }
             ]
         }
