@@ -162,6 +162,10 @@ class DailyLists:
             self._data[city] = (revision, data)
             return data
 
+    def loaded_cities(self) -> list[str]:
+        """Cities whose data this process has read (metrics report them without loading others)."""
+        return sorted(self._data)
+
     def date_range(self, data: CityData) -> tuple[date, date]:
         first, last = data.date_range
         return (first + timedelta(days=MIN_DAYS_OF_HISTORY)).date(), (

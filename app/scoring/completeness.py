@@ -29,10 +29,12 @@ INSUFFICIENT_TIER = "insufficient_data"
 
 
 @dataclass(frozen=True)
-class RequiredFamily:
-    name: str
+class RequiredInputs:
+    """Inputs a trusted score needs: a family (insufficient when all are missing) or one feature."""
+
+    what: str  # as the reason names it
     positions: frozenset[int]  # in the layout's name order
-    auc_drop: float | None
+    auc_drop: float | None  # validation AUC lost without them, from the manifest
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,7 @@ class Completeness:
 
     layout: FeatureLayout
     known: tuple[frozenset[str], ...]  # per categorical column: values with a weight of their own
-    required: tuple[RequiredFamily, ...] = ()
+    required: tuple[RequiredInputs, ...] = ()
 
     @classmethod
     def from_manifest(cls, manifest: Mapping[str, Any], layout: FeatureLayout) -> Completeness:
@@ -52,20 +54,7 @@ class Completeness:
         }
         known = tuple(allowed.get(name, frozenset()) | {MISSING_CATEGORY} for name in layout.categorical)
         trust = manifest.get(TRUST_KEY)
-        required: list[RequiredFamily] = []
-        if isinstance(trust, Mapping):
-            drops = {
-                str(row.get("family")): row.get("auc_drop")
-                for row in trust.get("families", [])
-                if isinstance(row, Mapping)
-            }
-            position = {name: i for i, name in enumerate(layout.names)}
-            for family, names in (trust.get("required_families") or {}).items():
-                positions = frozenset(position[name] for name in names if name in position)
-                if positions:
-                    drop = drops.get(str(family))
-                    auc_drop = float(drop) if isinstance(drop, int | float) else None
-                    required.append(RequiredFamily(str(family), positions, auc_drop))
+        required = _required(trust, layout) if isinstance(trust, Mapping) else ()
         return cls(layout=layout, known=known, required=tuple(required))
 
     def annotate_batch(self, answers: list[dict[str, Any]], batch: RecordBatch) -> list[dict[str, Any]]:
@@ -139,15 +128,38 @@ class Completeness:
 
     def _insufficient(self, absent: frozenset[int]) -> str | None:
         """Why a record with these inputs missing is not trusted, or None when it is."""
-        lacking = [family for family in self.required if family.positions <= absent]
+        lacking = [inputs for inputs in self.required if inputs.positions <= absent]
         if not lacking:
             return None
         parts = []
-        for family in lacking:
+        for inputs in lacking:
             cost = (
                 ""
-                if family.auc_drop is None
-                else f", without which validation AUC fell by {family.auc_drop:.2f}"
+                if inputs.auc_drop is None
+                else f" (validation AUC fell by {inputs.auc_drop:.2f} without it)"
             )
-            parts.append(f"every input of the {family.name!r} family is missing{cost}")
+            parts.append(f"{inputs.what} is missing{cost}")
         return "; ".join(parts) + ": the score is shown but not trusted"
+
+
+def _required(trust: Mapping[str, Any], layout: FeatureLayout) -> tuple[RequiredInputs, ...]:
+    """The manifest's required families and features, as positions in the layout."""
+    position = {name: i for i, name in enumerate(layout.names)}
+    cost = {str(row.get("family")): row.get("auc_drop") for row in trust.get("families", [])}
+    cost_alone = {str(row.get("feature")): row.get("auc_drop") for row in trust.get("features", [])}
+    required = []
+    for family, names in (trust.get("required_families") or {}).items():
+        positions = frozenset(position[name] for name in names if name in position)
+        if positions:
+            what = f"every input of the {family!r} family"
+            required.append(RequiredInputs(what, positions, _number(cost.get(str(family)))))
+    for name in trust.get("required_features") or []:
+        if name in position:
+            required.append(
+                RequiredInputs(repr(name), frozenset({position[name]}), _number(cost_alone.get(name)))
+            )
+    return tuple(required)
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None

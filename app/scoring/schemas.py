@@ -79,13 +79,19 @@ class Reason(BaseModel):
 
 class ScoredRecord(BaseModel):
     score: float = Field(ge=0, le=1, description="Probability of the model's label")
-    tier: Literal["high", "medium", "low", "insufficient_data"] = Field(
+    tier: Literal["high", "medium", "low"]
+    reasons: list[Reason] = Field(description="Up to 3 largest contributions, largest first")
+
+
+class PartnerScoredRecord(ScoredRecord):
+    """A partner's scored record, with what the score rests on (app/scoring/completeness.py)."""
+
+    tier: Literal["high", "medium", "low", "insufficient_data"] = Field(  # type: ignore[assignment]
         description="insufficient_data: every input of a feature family the bundle requires is missing "
         "(the score is given, but not trusted; `tier_reason` says why)"
     )
-    reasons: list[Reason] = Field(description="Up to 3 largest contributions, largest first")
     missing: list[str] = Field(
-        description="Features with no value in the record: absent, null, or the category \"Unknown\""
+        description='Features with no value in the record: absent, null, or the category "Unknown"'
     )
     unknown_categories: dict[str, str] = Field(
         description="Feature → value not among its allowed_values (GET /v1/models/{name}): pooled with "
@@ -121,7 +127,7 @@ class ScoreResponse(BaseModel):
     model: str
     version: str
     reasons_method: str
-    results: list[ScoredRecord] = Field(description="One per record, in request order")
+    results: list[PartnerScoredRecord] = Field(description="One per record, in request order")
 
 
 TierName = Literal["low", "medium", "high"]

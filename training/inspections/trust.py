@@ -1,13 +1,16 @@
 """Which features a bundle's score cannot be trusted without, chosen on a validation window.
 
-For each feature family (and, for the record, each feature) the model fitted on the last origin's
-training rows scores that origin's validation window again with the family's features missing — set
-exactly as serving sets a missing input (a number NaN, a category "Unknown") — and the drop in AUC is
-measured. A family whose absence costs at least `AUC_DROP_LIMIT` is required: a record in which every
-feature of a required family is missing gets `tier: "insufficient_data"` when it is scored
-(app/scoring/completeness.py). A family, not each feature, is the unit: a first inspection has no
-"days since the last one", and a record that gives the establishment's history in other columns is
-still scored as in training.
+The model fitted on the last origin's training rows scores that origin's validation window again
+with inputs missing — set exactly as serving sets a missing input (a number NaN, a category
+"Unknown") — and the drop in AUC is measured, for each feature family at once and for each feature
+alone. Both matter: correlated features partly stand in for each other, and a single missing
+feature can also cost more than its whole family (its weight is no longer balanced by its partners').
+A record is scored `tier: "insufficient_data"` (app/scoring/completeness.py) when
+
+- every feature of a family whose absence costs at least `AUC_DROP_LIMIT` is missing, or
+- a feature whose own absence costs that much is missing, unless that feature is often empty in the
+  data itself (a first inspection has no "days since the last one"): such a feature cannot be
+  demanded, and only its family's rule applies.
 
 The result goes into the manifest under `TRUST_KEY`; bundles without it declare nothing required.
 """
@@ -31,7 +34,8 @@ if TYPE_CHECKING:
     from training.selection import Candidate
 
 TRUST_KEY = "trust"
-AUC_DROP_LIMIT = 0.02  # validation AUC lost when a family is missing that makes its scores untrusted
+AUC_DROP_LIMIT = 0.02  # validation AUC lost with the inputs missing that makes a score untrusted
+OFTEN_EMPTY = 0.05  # a feature empty in more than this share of validation rows is never required alone
 MISSING_CATEGORY = "Unknown"  # what the establishment family (and serving) fill a blank category with
 OTHER_FAMILY = "other"
 
@@ -90,7 +94,17 @@ def assess_missing_features(
     feature_rows: list[dict[str, Any]] = []
     for name in used:
         auc = _auc(model, _without(frame, [name]), valid.labels)
-        feature_rows.append({"feature": name, "family": family_of(name), "auc_drop": base - auc})
+        empty = _empty_share(frame[name], name)
+        drop = base - auc
+        feature_rows.append(
+            {
+                "feature": name,
+                "family": family_of(name),
+                "auc_drop": drop,
+                "empty_share": empty,
+                "required": bool(drop >= AUC_DROP_LIMIT and empty <= OFTEN_EMPTY),
+            }
+        )
     feature_rows.sort(key=lambda row: -row["auc_drop"])
     return {
         "method": "AUC on the last validation window with a family's (or a feature's) inputs missing, "
@@ -100,12 +114,21 @@ def assess_missing_features(
         "n_validation": len(valid.labels),
         "auc": base,
         "auc_drop_limit": AUC_DROP_LIMIT,
-        "rule": "a record in which every feature of a required family is missing is scored "
-        "tier 'insufficient_data' (the score is still given)",
+        "often_empty_share": OFTEN_EMPTY,
+        "rule": "A record is scored tier 'insufficient_data' (the score is still given) when every "
+        "feature of a required family is missing, or a required feature is",
         "families": family_rows,
         "features": feature_rows,
         "required_families": {row["family"]: row["features"] for row in family_rows if row["required"]},
+        "required_features": [row["feature"] for row in feature_rows if row["required"]],
     }
+
+
+def _empty_share(values: pd.Series, name: str) -> float:
+    """Share of rows where the feature is empty in the data itself (as serving would see it missing)."""
+    if name in CATEGORICAL_FEATURES:
+        return float((values.isna() | (values.astype("string") == MISSING_CATEGORY)).mean())
+    return float(values.isna().mean())
 
 
 def trust_lines(manifest: Mapping[str, Any]) -> list[str]:
@@ -127,6 +150,7 @@ def trust_lines(manifest: Mapping[str, Any]) -> list[str]:
         for row in trust.get("families", [])
     ]
     required = trust.get("required_families") or {}
+    alone = trust.get("required_features") or []
     body = [
         f"Validation window {window.get('valid_start')} to {window.get('valid_end')} "
         f"({format_value(trust.get('n_validation'))} inspections), AUC {format_value(trust.get('auc'))} "
@@ -134,16 +158,24 @@ def trust_lines(manifest: Mapping[str, Any]) -> list[str]:
         "",
         *markdown_table(rows),
         "",
-        f"A family whose absence costs at least {format_value(trust.get('auc_drop_limit'))} AUC is "
-        f"required: {', '.join(required) if required else 'none'}. {trust.get('rule', '')}.",
-        "",
-        "Single features whose absence costs the most AUC:",
+        "Single features whose absence costs the most AUC (a feature empty in more than "
+        f"{format_value(trust.get('often_empty_share'))} of the rows is never required alone):",
         "",
         *markdown_table(
             [
-                {"feature": row.get("feature"), "family": row.get("family"), "AUC drop": row.get("auc_drop")}
+                {
+                    "feature": row.get("feature"),
+                    "family": row.get("family"),
+                    "AUC drop": row.get("auc_drop"),
+                    "empty share": row.get("empty_share"),
+                    "required": row.get("required"),
+                }
                 for row in list(trust.get("features", []))[:8]
             ]
         ),
+        "",
+        f"Required (absence costs at least {format_value(trust.get('auc_drop_limit'))} AUC): families "
+        f"{', '.join(required) if required else 'none'}; features {', '.join(alone) if alone else 'none'}. "
+        f"{trust.get('rule', '')}.",
     ]
     return markdown_section("Missing inputs", body)
