@@ -85,12 +85,14 @@ def test_a_bundle_without_a_trust_section_marks_nothing_insufficient() -> None:
     assert answers[0]["tier"] == "low" and answers[0]["missing"] == list(LAYOUT.names)
 
 
-def test_the_served_chicago_bundle_declares_required_inputs(model: LoadedModel) -> None:
+def test_the_served_chicago_bundle_declares_required_inputs(model: LoadedModel, client: TestClient) -> None:
     trust = model.manifest["trust"]
     assert trust["required_families"] or trust["required_features"]
     for row in trust["families"]:
         assert row["required"] == (row["auc_drop"] >= trust["auc_drop_limit"])
     assert "## Missing inputs" in model.card_markdown
+    shown = client.get(f"/v1/models/{model.name}").json()["required_inputs"]
+    assert shown["families"] == trust["required_families"] and shown["features"] == trust["required_features"]
 
 
 @pytest.mark.parametrize("path", ["records", "table"])
