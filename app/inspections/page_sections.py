@@ -27,4 +27,6 @@ def trust_sections(
         context["performance"] = model_performance(lists, lists.model_for(city), None, None)
     except ServiceError as error:
         log.warning("a section of the inspectors' page is left out", extra={"reason": error.message})
+    except Exception:  # a fault here must not cost the inspectors their list: logged, section left out
+        log.exception("a section of the inspectors' page failed")
     return context

@@ -112,7 +112,8 @@ def _match(
         inspection = known.loc[inspection_id]
         if isinstance(inspection, pd.DataFrame):
             inspection = inspection.iloc[-1]
-        in_scope = not config.inspection_types or inspection["inspection_type"] in config.inspection_types
+        kind = inspection["inspection_type"]  # NA when the poster gave none
+        in_scope = not config.inspection_types or (isinstance(kind, str) and kind in config.inspection_types)
         if not in_scope or not bool(inspection["has_outcome"]):
             out_of_scope += 1
             continue
