@@ -110,7 +110,8 @@ def test_posted_outcomes_give_weekly_performance_and_fresher_lists(served: str) 
         # The week of 2014-09-01: the 15 highest-ranked and 15 lowest-ranked establishments inspected,
         # a critical violation found at 8 of the highest and 2 of the lowest. The next week: 3
         # inspections, none critical (AUC cannot be measured). Besides: one establishment no list
-        # ranks, one complaint inspection (not routine) and one "Out of Business" (no inspection).
+        # ranks, one complaint inspection (not routine), one of no stated type and one "Out of
+        # Business" (no inspection took place).
         top, bottom = rows[:15], rows[-15:]
         posted, expected = [], []
         for number, row in enumerate(top + bottom):
@@ -127,6 +128,7 @@ def test_posted_outcomes_give_weekly_performance_and_fresher_lists(served: str) 
         posted.append(
             _outcome(202, rows[51]["establishment_id"], "2014-09-04", None, result="Out of Business")
         )
+        posted.append(_outcome(203, rows[52]["establishment_id"], "2014-09-04", None, inspection_type=None))
         recorded = client.post("/v1/inspections/chicago/outcomes", json={"outcomes": posted}, headers=PARTNER)
         assert recorded.status_code == 201, recorded.text
 
@@ -135,7 +137,7 @@ def test_posted_outcomes_give_weekly_performance_and_fresher_lists(served: str) 
         )
         assert performance.status_code == 200, performance.text
         answer = performance.json()
-        assert answer["outcomes"] == {"posted": 36, "out_of_scope": 2, "not_on_a_list": 1, "matched": 33}
+        assert answer["outcomes"] == {"posted": 37, "out_of_scope": 3, "not_on_a_list": 1, "matched": 33}
         first, second = answer["weeks"]
         assert (first["week_start"], first["week_end"]) == ("2014-09-01", "2014-09-07")
         assert first["inspections"] == 30 and first["with_critical"] == 10
