@@ -27,6 +27,7 @@ from app.scoring.types import MISSING_CATEGORY, FeatureLayout, RecordBatch, Reco
 
 TRUST_KEY = "trust"  # the manifest section training/inspections/trust.py writes (its TRUST_KEY)
 INSUFFICIENT_TIER = "insufficient_data"
+_KEPT_PATTERNS = 4096  # distinct patterns of missing inputs remembered per bundle
 
 
 @dataclass(frozen=True)
@@ -74,27 +75,22 @@ class Completeness:
 
     def annotate_rows(self, answers: list[dict[str, Any]], rows: RecordRows) -> list[dict[str, Any]]:
         """`annotate_batch` for a few records as plain Python values."""
-        names, numeric_column, category_of = (
-            self.layout.names,
-            self.layout.numeric_column,
-            self.layout.category_of,
-        )
+        numeric_positions = self._numeric_positions
+        category_positions = self._category_positions
         patterns: dict[tuple[int, ...], int] = {}
         pattern_of = []
         for r, values in enumerate(rows.numeric):
-            found = []
-            for i in range(len(names)):
-                k = category_of.get(i)
-                if k is not None:
-                    if rows.categorical[k][r] == MISSING_CATEGORY:
-                        found.append(i)
-                else:
-                    value = values[numeric_column[i]]
-                    if value is None or value != value:
-                        found.append(i)
-            pattern_of.append(patterns.setdefault(tuple(found), len(patterns)))
+            found = []  # RecordRows hold a missing number as None, never NaN: one scan in C when none is
+            if None in values:
+                found = [numeric_positions[j] for j, value in enumerate(values) if value is None]
+            found += [i for i, k in category_positions if rows.categorical[k][r] == MISSING_CATEGORY]
+            pattern_of.append(patterns.setdefault(tuple(sorted(found)), len(patterns)))
         distinct = [set(column) for column in rows.categorical]
         return self._answers(answers, list(patterns), pattern_of, rows.categorical, distinct)
+
+    @cached_property
+    def _category_positions(self) -> list[tuple[int, int]]:
+        return sorted(self.layout.category_of.items())
 
     @cached_property
     def _numeric_positions(self) -> list[int]:
@@ -110,10 +106,7 @@ class Completeness:
     ) -> list[dict[str, Any]]:
         """Each answer's fields from its pattern of missing positions (`patterns[pattern_of[r]]`);
         `distinct` holds each category column's values."""
-        decided = [
-            ([self.layout.names[i] for i in positions], self._insufficient(frozenset(positions)))
-            for positions in patterns
-        ]
+        decided = [self._decided(positions) for positions in patterns]
         unknown = self._unknown(categorical, distinct, len(answers))
         for answer, k, strange in zip(answers, pattern_of, unknown, strict=True):
             names, reason = decided[k]
@@ -138,6 +131,22 @@ class Completeness:
                 if value not in known:
                     unknown[r] = {**unknown[r], name: value}
         return unknown
+
+    def _decided(self, positions: tuple[int, ...]) -> tuple[list[str], str | None]:
+        """The missing names and the insufficient_data reason (or None) of a pattern, remembered:
+        requests repeat the same few patterns. Bounded: past `_KEPT_PATTERNS` it starts again."""
+        known = self._patterns_seen
+        found = known.get(positions)
+        if found is None:
+            if len(known) >= _KEPT_PATTERNS:
+                known.clear()
+            names = [self.layout.names[i] for i in positions]
+            found = known[positions] = (names, self._insufficient(frozenset(positions)))
+        return found
+
+    @cached_property
+    def _patterns_seen(self) -> dict[tuple[int, ...], tuple[list[str], str | None]]:
+        return {}
 
     def _insufficient(self, absent: frozenset[int]) -> str | None:
         """Why a record with these inputs missing is not trusted, or None when it is."""
