@@ -7,6 +7,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from importlib import metadata
 from typing import Any
 
@@ -22,11 +23,12 @@ from app.hospitals.fhir_fetch import FhirFetcher
 from app.hospitals.lead_risk import LeadService
 from app.hospitals.oauth_clients import OAuthClients
 from app.hospitals.replay import SpentTokens
-from app.inspections import establishments
+from app.inspections import establishments, performance_routes
 from app.inspections import page as inspector_page
 from app.inspections import routes as inspection_routes
 from app.inspections.cities import CityStore
 from app.inspections.daily import DailyLists, DailyOptions
+from app.inspections.staleness import refresh_metrics
 from app.platform.fast_lane import ServiceApp
 from app.platform.generation import ModelSetWatcher
 from app.platform.handlers import JSONBytes, install_error_handlers
@@ -148,6 +150,8 @@ def create_app(
     app.state.cities = CityStore(settings.data_dir, settings.cities)
     app.state.metrics = service_metrics
     app.state.daily_lists = DailyLists(app.state.cities, registry, repository, _daily_options(settings))
+    staleness = partial(refresh_metrics, app.state.daily_lists, settings, service_metrics)
+    service_metrics.on_scrape.append(staleness)  # each city's outcome age, before every scrape
     app.state.repository = repository
     app.state.spent_tokens = SpentTokens(repository if settings.shared_state else None)
     app.state.model_set = watcher
@@ -183,6 +187,7 @@ def create_app(
         oauth_routes.router,  # the Lead Safe drop-in: /oauth/token, /get/ (insert is a fast route)
         lead_safe_routes.router,
         cds_routes.summary_router,
+        performance_routes.router,  # GET /v1/models/{name}/performance
     ):
         app.include_router(router)
     _document_security(app)

@@ -20,6 +20,7 @@ from datetime import date
 from pathlib import Path
 
 from civicrisk import cli_db, cli_keys, cli_models
+from civicrisk.bundle_match import check_bundle_matches
 from civicrisk.errors import UsageError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -177,6 +178,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     if args.end < args.start:
         raise UsageError(f"--end {args.end} is before --start {args.start}")
+    check_bundle_matches(args.city, args.model)
     if args.history_until is not None and args.history != "frozen":
         raise UsageError("--history-until needs --history frozen")
     if args.history_until is not None and args.history_until > args.start:
@@ -218,6 +220,7 @@ def _evaluate_areas(args: argparse.Namespace) -> int:
 def _score(args: argparse.Namespace) -> int:
     from training.tasks import task_for
 
+    check_bundle_matches(args.city, args.model)
     report = task_for(args.city).score(args.city, args.model, args.input, args.output)
     for problem in report.problems:
         print(f"civicrisk: {args.input}: {problem}", file=sys.stderr)

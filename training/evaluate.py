@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
-from sklearn.inspection import permutation_importance
 from sklearn.metrics import roc_auc_score
 
 REQUIRED_COLUMNS = ("inspection_id", "date", "label", "score")
@@ -214,6 +213,10 @@ def permutation_importance_auc(
     model: Any, features: pd.DataFrame, labels: np.ndarray, columns: list[str]
 ) -> dict[str, float]:
     """Permutation importance (drop in AUC) of each of `columns` for a fitted model on held-out rows."""
+    # Imported here: the service imports this module (training.serving) for its metrics, and
+    # sklearn.inspection pulls in estimators and plotting helpers that serving never uses.
+    from sklearn.inspection import permutation_importance
+
     result = permutation_importance(
         model, features[columns], labels, scoring="roc_auc", n_repeats=3, random_state=0
     )

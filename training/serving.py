@@ -19,6 +19,7 @@ from training.bundle import (
     load_bundle,
 )
 from training.config import ConfigError
+from training.evaluate import evaluate_scores, top_k_count
 from training.geo import PointLocator
 from training.inspections.config import LIST_PARAMETERS, load_city_config
 from training.inspections.features import build_features, describe_feature
@@ -56,6 +57,9 @@ __all__ = [
     "parse_violation_codes",
     "prepare_indexes",
     "with_recorded_outcomes",
+    # Evaluation: the metrics of a model's performance on posted outcomes (the same as a backtest's).
+    "evaluate_scores",
+    "top_k_count",
     # Lead: the config, reference data and feature definitions of the hospital endpoint.
     "AREA_FEATURES",
     "AddressIndex",

@@ -55,6 +55,10 @@ class CityDataVersions:
     def after_fork(self) -> None:
         self._lock = threading.Lock()
 
+    def cities(self) -> list[str]:
+        """The cities whose data this process has built."""
+        return sorted(self._versions)
+
     def data(self, city: str, list_date: date | None = None) -> CityData:
         """The city's data: current, or (for a list of `list_date`) the same as current before that day."""
         base = self.files(city)  # first: an unknown city is a 404

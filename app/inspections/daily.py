@@ -154,6 +154,10 @@ class DailyLists:
         `list_date`, a build that holds the same rows before that day (app/inspections/city_data.py)."""
         return self._versions.data(city, list_date)
 
+    def loaded_cities(self) -> list[str]:
+        """Cities whose data this process has read (metrics report them without loading others)."""
+        return self._versions.cities()
+
     def date_range(self, data: CityData) -> tuple[date, date]:
         first, last = data.date_range
         return (first + timedelta(days=MIN_DAYS_OF_HISTORY)).date(), (

@@ -14,6 +14,7 @@ from starlette.responses import HTMLResponse
 
 from app.inspections.citymap import load_city_map
 from app.inspections.daily import PAGE_DEFAULT_LIMIT, DailyLists, DailyQuery
+from app.inspections.page_sections import trust_sections
 from app.inspections.routes import daily_lists, parse_date
 from app.platform.deps import INSPECTOR_SECURITY, InspectorDep
 from app.platform.errors import ServiceError
@@ -156,6 +157,9 @@ async def inspector_page(
         min_tier=min_tier,
     )
     context, status = await anyio.to_thread.run_sync(render_page, lists, query, date, error)
+    if status == 200:  # the staleness banner and how the lists did (app/inspections/page_sections.py)
+        state = request.app.state
+        context |= await anyio.to_thread.run_sync(trust_sections, lists, city, state.settings, state.metrics)
     context["page_url"] = str(request.url_for("inspector_page"))
     retry_after = context.get("retry_after")
     headers = None if retry_after is None else {"Retry-After": str(retry_after)}

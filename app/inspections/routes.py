@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from app.inspections.daily import API_DEFAULT_LIMIT, DailyLists, DailyQuery
 from app.inspections.schemas import DailyList, OutcomesIn, OutcomesRecorded
+from app.inspections.staleness import STALENESS_HEADERS, observe
 from app.platform.deps import INSPECTIONS, INSPECTOR_SECURITY, SECURITY, InspectorDep, check_partner
 from app.platform.errors import InvalidRequest, Problem
 from app.platform.handlers import JSONBytes
@@ -136,7 +137,12 @@ def parse_date(value: str | None) -> date | None:
         **ERRORS,
         **AUTH_ERRORS,
         **DAILY_BUSY,
-        200: {"content": CSV_CONTENT, "description": "The list (JSON, or CSV when asked)"},
+        200: {
+            "content": CSV_CONTENT,
+            "description": "The list (JSON, or CSV when asked); the CSV's X-Data-* headers say how old "
+            "its newest outcome is",
+            "headers": STALENESS_HEADERS,
+        },
     },
 )
 async def daily_list(
@@ -169,10 +175,17 @@ async def daily_list(
         areas=area_filters(request),
     )
     issued = await anyio.to_thread.run_sync(daily_lists(request).issue, query)
+    state = request.app.state
+    age = await anyio.to_thread.run_sync(
+        observe, daily_lists(request), city, state.settings.outcomes_max_age_days, state.metrics
+    )
     if wants_csv(request, format):
-        return as_csv(issued)
+        response = as_csv(issued)
+        response.headers.update(age.headers())
+        return response
     display_name = daily_lists(request).cities.display_name(issued.city)
-    return JSONBytes(as_json(issued, display_name), headers={"X-List-Id": str(issued.id)})
+    headers = {"X-List-Id": str(issued.id), **age.headers()}
+    return JSONBytes(as_json(issued, display_name) | {"staleness": age.as_json()}, headers=headers)
 
 
 @router.get(

@@ -63,6 +63,16 @@ class ListedEstablishment(BaseModel):
     last_result: str | None = Field(examples=["Pass w/ Conditions"])
 
 
+class ListStaleness(BaseModel):
+    """How old the newest inspection outcome behind a daily list is, counted to today (UTC)."""
+
+    newest_outcome: str = Field(examples=["2014-08-29"])
+    age_days: int = Field(ge=0, examples=[3])
+    max_age_days: int = Field(description="CIVICRISK_OUTCOMES_MAX_AGE_DAYS", examples=[14])
+    stale: bool = Field(description="age_days > max_age_days")
+    warning: str | None = Field(description="When stale: what it means and what to do")
+
+
 class DailyList(BaseModel):
     """A list as issued and stored: GET /v1/inspections/lists/{id} returns exactly this."""
 
@@ -76,6 +86,9 @@ class DailyList(BaseModel):
     parameters: dict[str, Any]
     issued_at: str
     rows: list[ListedEstablishment]
+    staleness: ListStaleness | None = Field(
+        default=None, description="GET /v1/inspections/{city}/daily only: how old its newest outcome is"
+    )
 
 
 class OutcomeIn(BaseModel):
@@ -104,3 +117,49 @@ class OutcomesIn(BaseModel):
 class OutcomesRecorded(BaseModel):
     created: list[str] = Field(description="Inspection ids stored by this request")
     already_recorded: list[str] = Field(description="Ids stored before; left unchanged (idempotent)")
+
+
+class Figure(BaseModel):
+    value: float | None = Field(description="null when the counts cannot support it (see note)")
+    count: int = Field(description="How many inspections the figure rests on")
+    note: str | None = None
+
+
+class TierCalibration(BaseModel):
+    tier: TierName
+    count: int
+    with_critical: int
+    share_with_critical: float | None
+
+
+class PeriodPerformance(BaseModel):
+    inspections: int = Field(description="Matched inspections with a posted outcome")
+    with_critical: int
+    model_versions: list[str]
+    auc: Figure
+    precision_top_10: Figure = Field(description="Share with a critical violation in the top 10% by score")
+    precision_top_20: Figure
+    days_earlier: Figure = Field(
+        description="Mean days earlier a critical violation would have been found, had the period's "
+        "inspections been made in score order (count: inspections that found one)"
+    )
+    tiers: list[TierCalibration]
+    note: str | None = Field(description="Said when the period has too few inspections to judge by")
+
+
+class WeekPerformance(PeriodPerformance):
+    week_start: str = Field(examples=["2014-09-01"])
+    week_end: str = Field(examples=["2014-09-07"])
+
+
+class ModelPerformance(BaseModel):
+    """How a model's issued daily lists did on the outcomes posted for their inspections."""
+
+    model: str
+    city: str
+    since: str
+    until: str
+    matching: str = Field(description="How outcomes are paired with the lists that ranked them")
+    outcomes: dict[str, int] = Field(description="posted, out_of_scope, not_on_a_list, matched")
+    overall: PeriodPerformance | None
+    weeks: list[WeekPerformance]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from markdown_it import MarkdownIt
@@ -71,9 +71,23 @@ def detail(model: LoadedModel, versions: Iterable[str]) -> dict[str, Any]:
             "data": data,
             "libraries": manifest.get("libraries") or {},
             "created_at": manifest.get("created_at"),
+            "required_inputs": _required_inputs(manifest),
         }
     )
     return summary(model, versions) | extra
+
+
+def _required_inputs(manifest: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The inputs a score is not trusted without (tier insufficient_data), from the bundle's trust
+    section (training/inspections/trust.py); None for a bundle trained without one."""
+    trust = manifest.get("trust")
+    if not isinstance(trust, Mapping):
+        return None
+    return {
+        "families": trust.get("required_families") or {},
+        "features": trust.get("required_features") or [],
+        "rule": trust.get("rule"),
+    }
 
 
 def card_html(model: LoadedModel, files_url: str) -> str:

@@ -9,11 +9,14 @@ multiprocess mode), so one replica is one scrape target.
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 SHARED_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
+log = logging.getLogger(__name__)
 
 # Scoring is sub-millisecond; reading and writing 10,000-record batches takes a good fraction of a second.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -76,6 +79,23 @@ class ServiceMetrics:
             ["reason"],
             registry=self.registry,
         )
+        # Daily lists' staleness (app/inspections/staleness.py): every worker computes the same age from
+        # the shared database and files; across workers the most recently written value is reported.
+        self.outcomes_age_days = Gauge(
+            "civicrisk_outcomes_age_days",
+            "Days since the newest inspection outcome the city's daily list rests on",
+            ["city"],
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.outcomes_max_age_days = Gauge(
+            "civicrisk_outcomes_max_age_days",
+            "CIVICRISK_OUTCOMES_MAX_AGE_DAYS: past it, daily lists warn that their data is stale",
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
+        # Blocking updates the scrape runs first (in a worker thread), e.g. the staleness above.
+        self.on_scrape: list[Callable[[], None]] = []
         self._children: dict[tuple[str, str, int, str], tuple[Counter, Histogram]] = {}
         self._scored: dict[str, Counter] = {}
 
@@ -98,6 +118,14 @@ class ServiceMetrics:
         if counter is None:
             counter = self._scored[model] = self.records.labels(model)
         counter.inc(records)
+
+    def refresh(self) -> None:
+        """Blocking: run the scrape's updates; one that fails (a database down) leaves its old value."""
+        for update in self.on_scrape:
+            try:
+                update()
+            except Exception:  # a scrape must still answer: the failure is logged, never raised
+                log.exception("a metrics update before the scrape failed")
 
     def render(self) -> bytes:
         if not self.shared:

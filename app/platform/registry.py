@@ -25,6 +25,7 @@ from typing import Any
 
 from app.platform.errors import ModelNotFound
 from app.scoring.bodies.records import parse_records
+from app.scoring.completeness import Completeness
 from app.scoring.explain import Tiers, explain
 from app.scoring.scorers import Scorer, build_scorer
 from app.scoring.types import FeatureLayout, RecordBatch
@@ -69,6 +70,7 @@ class LoadedModel:
     files: Mapping[str, bytes]  # the bundle's plots, hashed at load
     fingerprint: str  # sha256 over the manifest's file hashes: the same bytes give the same fingerprint
     loaded_at: str
+    completeness: Completeness  # missing inputs, unknown categories, insufficient_data
 
     # Read on every request (answers, metrics labels): worked out once, the bundle never changes.
     @cached_property
@@ -153,6 +155,7 @@ def load_model(path: Path, check_signature: SignatureCheck | None = None) -> Loa
         files=plots,
         fingerprint=_fingerprint(bundle.manifest),
         loaded_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        completeness=Completeness.from_manifest(bundle.manifest, layout),
     )
 
 

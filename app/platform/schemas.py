@@ -207,6 +207,11 @@ class ModelDetail(ModelSummary):
     data: dict[str, Any] = Field(description="Training data range, content hash, files")
     libraries: dict[str, Any]
     created_at: str | None
+    required_inputs: dict[str, Any] | None = Field(
+        default=None,
+        description="families (name → features: insufficient_data when all are missing), features (each "
+        "required alone) and the rule; null for a bundle that declares none",
+    )
 
 
 class Reloaded(BaseModel):

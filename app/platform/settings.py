@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     # default): in a thread of the server, which measured better here for scoring latency and memory
     # while lists are computed (bench/README.md, "Daily lists under load").
     daily_child_process: bool = False
+    # A daily list warns (JSON `staleness`, CSV headers X-Data-*, a banner on /inspector) when its
+    # newest inspection outcome is older than this many days (app/inspections/staleness.py).
+    outcomes_max_age_days: int = Field(default=14, ge=1, le=3650)
     # State every worker and replica must agree on, kept in the database: the model set generation
     # (app/platform/generation.py) and the EHR tokens already used (CDS Hooks replay cache). Off, each
     # process keeps its own, and only the list and outcome endpoints and the partner keys (always in the

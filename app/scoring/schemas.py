@@ -83,6 +83,25 @@ class ScoredRecord(BaseModel):
     reasons: list[Reason] = Field(description="Up to 3 largest contributions, largest first")
 
 
+class PartnerScoredRecord(ScoredRecord):
+    """A partner's scored record, with what the score rests on (app/scoring/completeness.py)."""
+
+    tier: Literal["high", "medium", "low", "insufficient_data"] = Field(  # type: ignore[assignment]
+        description="insufficient_data: every input of a feature family the bundle requires is missing "
+        "(the score is given, but not trusted; `tier_reason` says why)"
+    )
+    missing: list[str] = Field(
+        description='Features with no value in the record: absent, null, or the category "Unknown"'
+    )
+    unknown_categories: dict[str, str] = Field(
+        description="Feature → value not among its allowed_values (GET /v1/models/{name}): pooled with "
+        "the values too rare in training to get a weight of their own"
+    )
+    tier_reason: str | None = Field(
+        default=None, description="Only with tier insufficient_data: which required inputs are missing"
+    )
+
+
 class ScoreResponse(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -91,7 +110,15 @@ class ScoreResponse(BaseModel):
                     "model": "chicago-food-inspections",
                     "version": "2014-08-29-6e338ca4",
                     "reasons_method": "exact linear contributions",
-                    "results": [{"score": 0.27, "tier": "medium", "reasons": EXAMPLE_REASONS}],
+                    "results": [
+                        {
+                            "score": 0.27,
+                            "tier": "medium",
+                            "reasons": EXAMPLE_REASONS,
+                            "missing": ["years_licensed"],
+                            "unknown_categories": {},
+                        }
+                    ],
                 }
             ]
         }
@@ -100,7 +127,7 @@ class ScoreResponse(BaseModel):
     model: str
     version: str
     reasons_method: str
-    results: list[ScoredRecord] = Field(description="One per record, in request order")
+    results: list[PartnerScoredRecord] = Field(description="One per record, in request order")
 
 
 TierName = Literal["low", "medium", "high"]

@@ -23,6 +23,7 @@ from scipy.special import logit
 from app.platform.sizes import FEW_RECORDS
 from app.scoring.bodies.records import parse_records, parse_rows
 from app.scoring.bodies.typed import TypedRecords
+from app.scoring.completeness import Completeness
 from app.scoring.explain import Tiers, explain, explain_rows
 from app.scoring.linear import CompiledLinear, compile_linear
 from app.scoring.tree_compiler import compile_trees
@@ -53,6 +54,8 @@ class ScoringModel(Protocol):
     def descriptions(self) -> tuple[str, ...]: ...
     @property
     def tiers(self) -> Tiers: ...
+    @property
+    def completeness(self) -> Completeness: ...
 
 
 def score_records(records: Sequence[Any] | TypedRecords, model: ScoringModel) -> list[dict[str, Any]]:
@@ -65,9 +68,11 @@ def score_records(records: Sequence[Any] | TypedRecords, model: ScoringModel) ->
     scorer, layout = model.scorer, model.layout
     if len(records) <= FEW_RECORDS and isinstance(scorer, CompiledLinear):
         rows = records.plain_rows() if isinstance(records, TypedRecords) else parse_rows(records, layout)
-        return explain_rows(scorer.score_rows(rows), rows, layout, model.descriptions, model.tiers)
+        answers = explain_rows(scorer.score_rows(rows), rows, layout, model.descriptions, model.tiers)
+        return model.completeness.annotate_rows(answers, rows)
     batch = records.batch() if isinstance(records, TypedRecords) else parse_records(records, layout)
-    return explain(scorer.score(batch), batch, layout, model.descriptions, model.tiers)
+    answers = explain(scorer.score(batch), batch, layout, model.descriptions, model.tiers)
+    return model.completeness.annotate_batch(answers, batch)
 
 
 def to_frame(batch: RecordBatch, layout: FeatureLayout) -> pd.DataFrame:

@@ -7,7 +7,7 @@ import shutil
 import time
 from pathlib import Path
 
-from app_helpers import ADMIN, copy_bundle, make_settings
+from app_helpers import ADMIN, BUNDLE, copy_bundle, make_settings
 from fastapi.testclient import TestClient
 
 from app.main import create_app
@@ -104,7 +104,7 @@ def test_a_tampered_generation_is_refused_by_every_app_for_the_same_reason(tmp_p
             assert state["refused"]["failures"][0]["error"] == "BundleIntegrityError"
         assert states[0]["refused"]["failures"] == states[1]["refused"]["failures"]
         for app in (first, second):
-            assert app.get("/v1/models").json()["models"][0]["versions"] == ["2014-08-29-6e338ca4"]
+            assert app.get("/v1/models").json()["models"][0]["versions"] == [BUNDLE.name]
         # Fixed on disk, reloaded again: every app serves the new set and the refusal is cleared.
         shutil.rmtree(bad)
         copy_bundle(models, version="2099-01-01-feedbeef", created_at="2099-01-01T00:00:00+00:00")

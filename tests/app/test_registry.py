@@ -9,7 +9,16 @@ import threading
 from pathlib import Path
 
 import pytest
-from app_helpers import ADMIN, MODEL_NAME, MODELS_DIR, PARTNER, SCORE_URL, copy_bundle, make_settings
+from app_helpers import (
+    ADMIN,
+    BUNDLE,
+    MODEL_NAME,
+    MODELS_DIR,
+    PARTNER,
+    SCORE_URL,
+    copy_bundle,
+    make_settings,
+)
 from fastapi.testclient import TestClient
 
 from app.main import create_app
@@ -47,7 +56,7 @@ def test_failures_show_in_models_list(tmp_path: Path) -> None:
     tamper(copy_bundle(tmp_path, version="2015-01-01-bad"), "model.joblib")
     with TestClient(create_app(make_settings(models_dir=tmp_path))) as client:
         listed = client.get("/v1/models").json()
-        assert [m["version"] for m in listed["models"]] == ["2014-08-29-6e338ca4"]
+        assert [m["version"] for m in listed["models"]] == [BUNDLE.name]
         [failure] = listed["failures"]
         assert failure["path"].endswith("2015-01-01-bad") and "model.joblib" in failure["reason"]
 
@@ -57,7 +66,7 @@ def test_several_versions_default_to_newest(tmp_path: Path) -> None:
     copy_bundle(tmp_path, version="2014-08-29-newer", created_at="2030-01-01T00:00:00+00:00")
     snapshot = ModelRegistry(tmp_path).reload()
     assert snapshot.count == 2 and snapshot.get(MODEL_NAME).version == "2014-08-29-newer"
-    assert snapshot.get(MODEL_NAME, "2014-08-29-6e338ca4").version == "2014-08-29-6e338ca4"
+    assert snapshot.get(MODEL_NAME, BUNDLE.name).version == BUNDLE.name
     with pytest.raises(ModelNotFound):
         snapshot.get(MODEL_NAME, "nope")
 
@@ -72,7 +81,7 @@ def test_reload_swaps_in_new_and_keeps_serving_through_bad_ones(tmp_path: Path) 
         assert refused.status_code == 409 and refused.json()["error"]["code"] == "model_set_refused"
         [problem] = refused.json()["error"]["details"]
         assert problem["loc"][-1].endswith("2099-bad") and "sha256 mismatch" in problem["message"]
-        assert client.get(f"/v1/models/{MODEL_NAME}").json()["version"] == "2014-08-29-6e338ca4"
+        assert client.get(f"/v1/models/{MODEL_NAME}").json()["version"] == BUNDLE.name
         # The bad version is removed, but the served bundle is edited on disk: refused again, and the
         # verified copy in memory keeps serving.
         shutil.rmtree(tmp_path / MODEL_NAME / "2099-bad")
@@ -101,14 +110,14 @@ def test_a_new_set_with_one_bad_bundle_is_refused_whole(tmp_path: Path) -> None:
         tamper(bad, "model.joblib")
         assert client.post("/v1/admin/reload", headers=ADMIN).status_code == 409
         listed = client.get("/v1/models").json()
-        assert listed["models"][0]["versions"] == ["2014-08-29-6e338ca4"]
+        assert listed["models"][0]["versions"] == [BUNDLE.name]
         [failure] = listed["refused"]["failures"]
         assert failure["path"].endswith("2098-bad") and failure["error"] == "BundleIntegrityError"
         ready = client.get("/health/ready")
         assert ready.status_code == 200 and ready.json()["model_set"]["state"] == "last_good"
         assert "2098-bad" in ready.json()["model_set"]["refused"]["message"]
         scored = client.post(SCORE_URL, json={"records": [{}]}, headers=PARTNER)
-        assert scored.status_code == 200 and scored.json()["version"] == "2014-08-29-6e338ca4"
+        assert scored.status_code == 200 and scored.json()["version"] == BUNDLE.name
 
 
 def test_a_bundle_refused_at_start_up_does_not_block_later_reloads(tmp_path: Path) -> None:

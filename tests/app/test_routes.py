@@ -358,7 +358,7 @@ def test_the_score_routes_openapi_is_the_schema_classes(client: TestClient) -> N
         answer
         == generated["paths"]["/records"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
     )
-    for name in ("ScoreResponse", "ScoredRecord", "Reason"):
+    for name in ("ScoreResponse", "PartnerScoredRecord", "Reason"):
         assert schema["components"]["schemas"][name] == components[name], name
 
 

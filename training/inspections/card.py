@@ -30,6 +30,7 @@ from training.card import (
     validation_rows,
 )
 from training.evaluate import calibration_table, precision_at_k_curve
+from training.inspections.trust import trust_lines
 
 PLOT_FILES: dict[str, str] = {
     "precision_at_k.png": "Precision in the top k% of inspections",
@@ -291,7 +292,10 @@ def render_model_card(manifest: Mapping[str, Any]) -> str:
     version = manifest.get("version")
     title = f"# Model card: {name}" + (f" (version {version})" if version else "")
     lines = [title, ""]
-    for section in (_overview, _data, _features, _validation, _backtest, _decay, tier_lines, _fairness):
+    sections = (
+        _overview, _data, _features, _validation, _backtest, _decay, tier_lines, trust_lines, _fairness
+    )
+    for section in sections:
         lines += section(manifest)
     lines += _plots()
     lines += reproduce_lines(manifest)

@@ -25,6 +25,7 @@ from training.inspections.fairness import group_metrics
 from training.inspections.features import CATEGORICAL_FEATURES, build_features, describe_feature
 from training.inspections.ingest import CityData, data_files
 from training.inspections.models import MIN_CATEGORY_COUNT, model_grid
+from training.inspections.trust import TRUST_KEY, assess_missing_features
 from training.progress import Progress, stderr_progress
 from training.selection import Candidate, tier_cut_points
 from training.split import Origin, rolling_origins, split_masks
@@ -201,6 +202,10 @@ def train_city(
         last_origin.valid_start,
         last_origin.valid_end,
     )
+    progress("measuring how validation AUC falls as each feature family goes missing")
+    trust = assess_missing_features(
+        best.candidate, _subset(examples, train_mask), _subset(examples, valid_mask), last_origin
+    )
     progress(f"refitting {best.candidate.name} on all {len(examples.labels)} examples")
     model = best.candidate.fresh().fit(examples.features[best.candidate.features], examples.labels)
 
@@ -250,6 +255,7 @@ def train_city(
         },
         "fairness": fairness,
         "decay": decay,
+        TRUST_KEY: trust,
         "command": command,
         "training_seconds": round(time.perf_counter() - started, 1),
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio.to_thread
 from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
@@ -18,6 +19,7 @@ router = APIRouter(tags=["metrics"])
 )
 async def metrics_endpoint(metrics: MetricsDep, registry: RegistryDep) -> Response:
     """Requests and latency by route and model, records scored, models loaded (Prometheus text)."""
+    await anyio.to_thread.run_sync(metrics.refresh)
     snapshot = registry.snapshot
     metrics.models_loaded.set(snapshot.count)
     metrics.bundles_failed.set(len(snapshot.failures))

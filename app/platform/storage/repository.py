@@ -16,9 +16,10 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from app.platform.errors import ServiceError
-from app.platform.storage import feedback, list_claims
+from app.platform.storage import feedback, list_claims, list_scores
 from app.platform.storage.feedback import CardFeedback, FeedbackCount
 from app.platform.storage.list_claims import Claim, ListKey
+from app.platform.storage.list_scores import ListedScore
 from app.platform.storage.partner_keys import (
     KeysFileImport,
     StoredKey,
@@ -232,6 +233,19 @@ class Repository:
                 sa.select(sa.func.count(), sa.func.max(outcomes.c.received_at)).where(condition)
             ).one()
             return int(count), latest
+
+    def listed_scores(self, model_name: str, first: date, last: date) -> list[ListedScore]:
+        """The rows of the model's lists issued for dates in [first, last] (list_scores.py)."""
+        with self._translate_errors(), self.engine.connect() as connection:
+            return list_scores.listed_scores(connection, model_name, first, last)
+
+    def posted_outcomes(self, city: str, first: date, last: date) -> list[dict[str, Any]]:
+        with self._translate_errors(), self.engine.connect() as connection:
+            return list_scores.posted_outcomes(connection, city, first, last)
+
+    def newest_posted_outcome(self, city: str) -> date | None:
+        with self._translate_errors(), self.engine.connect() as connection:
+            return list_scores.newest_posted(connection, city)
 
     def model_generation(self) -> int:
         """The model set generation every worker should serve (0 before the first reload)."""

@@ -148,7 +148,8 @@ def score_parquet(model: LoadedModel, body: bytes, max_records: int) -> list[dic
     """The answers to a Parquet score body."""
     file = open_parquet(body, model.layout)
     check_record_count(file.metadata.num_rows, max_records)  # from the footer, before any data is read
-    return model.score_batch(parquet_batch(file, model.layout))
+    batch = parquet_batch(file, model.layout)
+    return model.completeness.annotate_batch(model.score_batch(batch), batch)
 
 
 # Always in a worker thread, however small: one record costs pyarrow ~0.5 ms to read.
