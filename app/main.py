@@ -27,6 +27,7 @@ from app.inspections import page as inspector_page
 from app.inspections import routes as inspection_routes
 from app.inspections.cities import CityStore
 from app.inspections.daily import DailyLists, DailyOptions
+from app.platform.docs_pages import install_offline_docs
 from app.platform.fast_lane import ServiceApp
 from app.platform.generation import ModelSetWatcher
 from app.platform.handlers import JSONBytes, install_error_handlers
@@ -141,6 +142,8 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
         default_response_class=JSONBytes,
+        docs_url=None,  # /docs and /redoc with their assets served here (app/platform/docs_pages.py)
+        redoc_url=None,
         telemetry=None if settings.opentelemetry else {"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
@@ -185,6 +188,7 @@ def create_app(
         cds_routes.summary_router,
     ):
         app.include_router(router)
+    install_offline_docs(app)
     _document_security(app)
     app.add_middleware(CdsCors, origins=settings.cds_allowed_origins)  # inside the metrics and access log
     app.add_middleware(

@@ -30,6 +30,7 @@ from app.inspections.errors import ListNotFound
 from app.inspections.list_pool import ListPool
 from app.inspections.list_process import RankerProcess, RankRequest
 from app.inspections.precompute import ListsAhead
+from app.inspections.reasons import score_inspections
 from app.inspections.single_flight import SingleFlight
 from app.platform.errors import InvalidRequest, ModelUnavailable, Problem, ServiceError
 from app.platform.registry import LoadedModel, ModelRegistry
@@ -51,7 +52,7 @@ TIE_RULE = "score descending, then longest since last inspection, then establish
 INSPECTION_TASK = "inspection_risk"
 API_DEFAULT_LIMIT = 100  # GET /v1/inspections/{city}/daily
 PAGE_DEFAULT_LIMIT = 50  # GET /inspector
-LIST_FORMAT = 1  # part of every list's key: bump when the same inputs would give other rows
+LIST_FORMAT = 2  # part of every list's key: bump when the same inputs would give other rows
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +271,7 @@ class DailyLists:
                 for name in layout.categorical
             ),
         )
-        results = model.score_batch(batch)
+        results = score_inspections(model, batch, roster.establishments, data.config.severity_names)
         frame = roster.establishments.copy()
         frame["score"] = [result["score"] for result in results]
         frame["tier"] = [result["tier"] for result in results]

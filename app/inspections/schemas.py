@@ -45,6 +45,44 @@ class EstablishmentRisk(ScoredRecord):
     features: dict[str, FeatureValue]
 
 
+class ReasonMember(BaseModel):
+    """One feature of a grouped reason, with the numbers the model team reads."""
+
+    feature: str = Field(examples=["prev_critical"])
+    value: FeatureValue = Field(description="The input value (null when missing)", examples=[4.0])
+    contribution: float = Field(description="Signed log-odds; > 0 raises the risk", examples=[0.41])
+
+
+class GroupedReason(Reason):
+    """A reason for a group of correlated features (the establishment's history, its neighbourhood,
+    the establishment, the time of year), in plain words with one net direction.
+
+    `feature` names the group, `value` is null (a group has no single value), `contribution` is the
+    sum of its members' contributions, and `members` lists every member feature with a non-zero
+    contribution, largest magnitude first."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "feature": "history",
+                    "value": None,
+                    "contribution": 1.68,
+                    "text": "Its inspection history raises the risk: Failed its last inspection "
+                    "(2014-08-28), 3 critical violations, 5 serious violations; 1 of 1 earlier "
+                    "inspection found a critical violation",
+                    "members": [
+                        {"feature": "prev_failed", "value": 1.0, "contribution": 0.52},
+                        {"feature": "days_since_last", "value": 420.0, "contribution": -0.05},
+                    ],
+                }
+            ]
+        }
+    )
+
+    members: list[ReasonMember]
+
+
 class ListedEstablishment(BaseModel):
     rank: int = Field(examples=[1])
     establishment_id: str = Field(examples=["2298459"])
@@ -58,7 +96,9 @@ class ListedEstablishment(BaseModel):
     community_area: str | None = Field(examples=["LINCOLN PARK"])
     score: float = Field(description="Probability of a critical violation", examples=[0.41])
     tier: TierName
-    reasons: list[Reason]
+    reasons: list[GroupedReason] = Field(
+        description="Up to 3 reasons, one per group of correlated features, largest net contribution first"
+    )
     last_inspection_date: str | None = Field(examples=["2013-09-12"])
     last_result: str | None = Field(examples=["Pass w/ Conditions"])
 

@@ -1,0 +1,440 @@
+"""The daily list's reasons in an inspector's words: one reason per group of correlated features.
+
+A model's contributions are per feature, and features that measure the same thing (a dozen about the
+establishment's own history, forty about its neighbourhood) often pull opposite ways: one "raises"
+and one "lowers" the risk for the same history, which nobody can act on. So contributions are added
+up per group, each group gives at most one reason with one net direction, and its text is built
+from facts an inspector can check ("Failed its last inspection (2014-08-28), 4 critical
+violations"), taken from the members that push the way the group does. The numbers stay beside the
+words for the model team: `contribution` is the group's sum and `members` lists each feature with
+its value and contribution.
+
+A feature's group follows from its feature family (training's registry), so a new family gets a
+group of its own without a line here; `GROUP_OF_FAMILY` only merges families that measure one thing.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from app.platform.registry import LoadedModel
+from app.scoring.explain import TOP_REASONS
+from app.scoring.types import FeatureLayout, RecordBatch
+from training.serving import feature_family
+
+# Families that describe one thing to an inspector: the place's surroundings, the time of year.
+GROUP_OF_FAMILY = {
+    "history": "history",
+    "establishment": "establishment",
+    "neighbourhood": "neighbourhood",
+    "environment": "neighbourhood",
+    "area": "neighbourhood",
+    "calendar": "season",
+    "weather": "season",
+}
+GROUP_TITLES = {
+    "history": "Its inspection history",
+    "establishment": "The establishment",
+    "neighbourhood": "Its neighbourhood",
+    "season": "The time of year",
+}
+FACTS_PER_REASON = 2  # an inspector reads the two strongest; the numbers are in `members`
+
+
+@dataclass(frozen=True)
+class Groups:
+    """A layout's features by group: `matrix` (features × groups) of 0/1 sums contributions per group."""
+
+    names: tuple[str, ...]
+    members: tuple[tuple[int, ...], ...]
+    group_of: tuple[int, ...]  # per feature, its group's position in `names`
+    matrix: np.ndarray
+
+
+@lru_cache(maxsize=16)
+def feature_groups(layout: FeatureLayout) -> Groups:
+    """Each feature's group, in order of first appearance in the layout."""
+    group_of: list[str] = []
+    for name in layout.names:
+        family = feature_family(name) or name
+        group_of.append(GROUP_OF_FAMILY.get(family, family))
+    names = tuple(dict.fromkeys(group_of))
+    members = tuple(tuple(j for j, g in enumerate(group_of) if g == group) for group in names)
+    matrix = np.zeros((len(layout.names), len(names)))
+    for k, indices in enumerate(members):
+        matrix[list(indices), k] = 1.0
+    return Groups(names, members, tuple(names.index(g) for g in group_of), matrix)
+
+
+@dataclass(frozen=True)
+class Words:
+    """The city's words for what its label counts (`[violations.names]`)."""
+
+    critical: str = "critical"
+    serious: str = "serious"
+    minor: str = "minor"
+
+    @classmethod
+    def from_names(cls, names: Mapping[str, str]) -> Words:
+        return cls(**{k: v for k, v in names.items() if k in ("critical", "serious", "minor")})
+
+
+@dataclass(frozen=True)
+class Row:
+    """What facts about one establishment are made of: its feature values and its last inspection."""
+
+    values: Mapping[str, float | str | None]
+    last_date: str | None
+    last_result: str | None
+    words: Words
+
+
+def score_inspections(
+    model: LoadedModel,
+    batch: RecordBatch,
+    establishments: pd.DataFrame,
+    severity_names: Mapping[str, str],
+) -> list[dict[str, Any]]:
+    """Per record (in `establishments` order): score, tier and up to TOP_REASONS grouped reasons,
+    largest net contribution first."""
+    scored = model.scorer.score(batch)
+    layout = model.layout
+    groups = feature_groups(layout)
+    contributions = np.nan_to_num(scored.contributions, nan=0.0)
+    sums = contributions @ groups.matrix
+    order = np.argsort(-np.abs(sums), axis=1, kind="stable")[:, :TOP_REASONS]
+    words = Words.from_names(severity_names)
+    last_dates = _dates(establishments, "last_inspection_date")
+    last_results = _texts(establishments, "last_result")
+    values = _values(layout, batch)
+    # Plain Python lists: the loop below reads single elements, which numpy makes ~10x slower.
+    contribution_rows = contributions.tolist()
+    sum_rows, order_rows = sums.tolist(), order.tolist()
+    # Each row's features by magnitude, largest first (stable: the earlier feature on a tie), sorted
+    # once for all its groups.
+    by_magnitude = np.argsort(-np.abs(contributions), axis=1, kind="stable").tolist()
+    group_of = groups.group_of
+    tiers = model.tiers.label(scored.scores)
+    answers = []
+    for i, score in enumerate(scored.scores.tolist()):
+        row = Row(dict(zip(layout.names, values[i], strict=True)), last_dates[i], last_results[i], words)
+        shown = [k for k in order_rows[i] if sum_rows[i][k] != 0.0]
+        members: dict[int, list[int]] = {k: [] for k in shown}
+        row_contributions = contribution_rows[i]
+        for j in by_magnitude[i]:
+            if row_contributions[j] == 0.0:
+                break  # the rest are zero too
+            chosen = members.get(group_of[j])
+            if chosen is not None:
+                chosen.append(j)
+        reasons = [
+            _group_reason(groups.names[k], sum_rows[i][k], members[k], row_contributions, row, layout.names)
+            for k in shown
+        ]
+        answers.append({"score": score, "tier": tiers[i], "reasons": reasons})
+    return answers
+
+
+def _group_reason(
+    group: str,
+    total: float,
+    members: list[int],
+    contributions: list[float],
+    row: Row,
+    names: tuple[str, ...],
+) -> dict[str, Any]:
+    """One group's reason; `members` are its features with a non-zero contribution, largest first."""
+    # The facts come from the members pushing the way the group does: the text never argues
+    # against its own direction.
+    raises = total > 0
+    facts = _facts([names[j] for j in members if (contributions[j] > 0) == raises], row)
+    title = GROUP_TITLES.get(group, group.replace("_", " ").capitalize())
+    text = f"{title} {'raises' if raises else 'lowers'} the risk: {'; '.join(facts)}"
+    values = row.values
+    return {
+        "feature": group,
+        "value": None,
+        "contribution": total,
+        "text": text,
+        "members": [
+            {"feature": names[j], "value": values[names[j]], "contribution": contributions[j]}
+            for j in members
+        ],
+    }
+
+
+def _values(layout: FeatureLayout, batch: RecordBatch) -> list[list[Any]]:
+    """Each record's feature values in layout order, as answered (NaN as None)."""
+    numeric = batch.numeric[:, list(layout.numeric_column)]
+    # answer_value inlined (NaN as None, -0.0 as 0.0): it is called for every value of every record.
+    rows: list[list[Any]] = [[None if v != v else v + 0.0 for v in row] for row in numeric.tolist()]
+    for j, k in layout.category_of.items():
+        for row, category in zip(rows, batch.categorical[k], strict=True):
+            row[j] = category
+    return rows
+
+
+def _dates(frame: pd.DataFrame, column: str) -> list[str | None]:
+    if column not in frame.columns:
+        return [None] * len(frame)
+    values = pd.to_datetime(frame[column], errors="coerce")
+    return [None if pd.isna(v) else v.strftime("%Y-%m-%d") for v in values]
+
+
+def _texts(frame: pd.DataFrame, column: str) -> list[str | None]:
+    if column not in frame.columns:
+        return [None] * len(frame)
+    return [None if pd.isna(v) else str(v) for v in frame[column]]
+
+
+# --- facts ---------------------------------------------------------------------------------------
+
+Fact = Callable[[re.Match[str], Row], str | None]
+FACTS: list[tuple[re.Pattern[str], Fact]] = []
+
+
+def fact(pattern: str) -> Callable[[Fact], Fact]:
+    """Register the fact for the feature names matching `pattern` (matched whole)."""
+
+    def register(function: Fact) -> Fact:
+        FACTS.append((re.compile(pattern), function))
+        return function
+
+    return register
+
+
+def _facts(features: Sequence[str], row: Row) -> list[str]:
+    """Up to FACTS_PER_REASON distinct facts, from the features in the order given."""
+    found: list[str] = []
+    for name in features:
+        text = _fact(name, row)
+        if text and text not in found:
+            found.append(text)
+        if len(found) == FACTS_PER_REASON:
+            break
+    return found
+
+
+def _fact(name: str, row: Row) -> str | None:
+    found = _fact_for(name)
+    if found is None:
+        return _plain(name, row.values.get(name))
+    function, match = found
+    return function(match, row)
+
+
+@lru_cache(maxsize=1024)
+def _fact_for(name: str) -> tuple[Fact, re.Match[str]] | None:
+    for pattern, function in FACTS:
+        match = pattern.fullmatch(name)
+        if match:
+            return function, match
+    return None
+
+
+def _plain(name: str, value: float | str | None) -> str:
+    """A feature without a fact of its own: its name in words and its value."""
+    words = name.replace("_", " ")
+    if value is None:
+        return f"{words}: not known"
+    return f"{words}: {_number(value) if isinstance(value, float) else value}"
+
+
+def _number(value: float) -> str:
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
+
+
+def _count(n: float, noun: str) -> str:
+    return f"{n:.0f} {noun}" + ("" if n == 1 else "s")
+
+
+def _percent(share: float) -> str:
+    return f"{100 * share:.0f}%"
+
+
+def _last_inspection(row: Row) -> str:
+    """One clause about the previous inspection: its result and date, and the violations found."""
+    values, words = row.values, row.words
+    when = f" ({row.last_date})" if row.last_date else ""
+    failed = values.get("prev_failed")
+    if failed == 1.0:
+        head = f"Failed its last inspection{when}"
+    elif row.last_result:
+        head = f"Last inspection{when}: {row.last_result}"
+    else:
+        head = f"Last inspection{when}"
+    counts = []
+    for feature, word in (("prev_critical", words.critical), ("prev_serious", words.serious)):
+        n = values.get(feature)
+        # None found of the label's class is a fact worth saying; of the next class, only a count.
+        if isinstance(n, float) and (n > 0 or feature == "prev_critical"):
+            counts.append(_count(n, f"{word} violation"))
+    return ", ".join([head, *counts])
+
+
+@fact(r"prev_(failed|critical|serious|minor)|violations_decayed")
+def _previous(match: re.Match[str], row: Row) -> str | None:
+    if row.values.get("first_inspection") == 1.0:
+        return "No earlier inspection on record"
+    return _last_inspection(row)
+
+
+@fact(r"first_inspection")
+def _first(match: re.Match[str], row: Row) -> str | None:
+    if row.values.get("first_inspection") == 1.0:
+        return "No earlier inspection on record"
+    prior = row.values.get("prior_inspections")
+    return _count(prior, "earlier inspection") + " on record" if isinstance(prior, float) else None
+
+
+@fact(r"prior_inspections")
+def _prior(match: re.Match[str], row: Row) -> str | None:
+    prior = row.values.get("prior_inspections")
+    return _count(prior, "earlier inspection") + " on record" if isinstance(prior, float) else None
+
+
+@fact(r"days_since_last")
+def _since(match: re.Match[str], row: Row) -> str | None:
+    days = row.values.get("days_since_last")
+    if not isinstance(days, float):
+        return "No earlier inspection on record"
+    months = round(days / 30.44)
+    if months >= 2:
+        return f"Not inspected for {months} months"
+    return f"Last inspected {_count(days, 'day')} ago"
+
+
+@fact(r"(past_critical_inspections|critical_decayed)")
+def _past_critical(match: re.Match[str], row: Row) -> str | None:
+    n, prior = row.values.get("past_critical_inspections"), row.values.get("prior_inspections")
+    if not isinstance(n, float) or not isinstance(prior, float):
+        return None
+    recent = " (recent ones count more)" if match[1] == "critical_decayed" else ""
+    return f"{n:.0f} of {_count(prior, 'earlier inspection')} found a {row.words.critical} violation{recent}"
+
+
+@fact(r"(past_fails|fails_decayed)")
+def _past_fails(match: re.Match[str], row: Row) -> str | None:
+    n, prior = row.values.get("past_fails"), row.values.get("prior_inspections")
+    if not isinstance(n, float) or not isinstance(prior, float):
+        return None
+    recent = " (recent ones count more)" if match[1] == "fails_decayed" else ""
+    return f"Failed {n:.0f} of {_count(prior, 'earlier inspection')}{recent}"
+
+
+@fact(r"nearby_critical_share_(\d+)d_([\d.]+)km")
+def _nearby_share(match: re.Match[str], row: Row) -> str | None:
+    share = row.values.get(match[0])
+    days, km = match[1], match[2]
+    if not isinstance(share, float):
+        return f"No inspections within {km} km in the last {days} days"
+    where = f"inspections within {km} km in the last {days} days"
+    return f"{_percent(share)} of {where} found a {row.words.critical} violation"
+
+
+@fact(r"nearby_inspections_(\d+)d_([\d.]+)km")
+def _nearby_count(match: re.Match[str], row: Row) -> str | None:
+    n = row.values.get(match[0])
+    count = _count(n, "inspection") if isinstance(n, float) else "No inspections"
+    return f"{count} within {match[2]} km in the last {match[1]} days"
+
+
+@fact(r"nearest(\d+)_(\d+)d_(critical_share|fail_share|mean_violations|mean_km)")
+def _nearest(match: re.Match[str], row: Row) -> str | None:
+    value = row.values.get(match[0])
+    group = f"the {match[1]} nearest inspections in the last {match[2]} days"
+    if not isinstance(value, float):
+        return f"No inspections nearby in the last {match[2]} days"
+    kind = match[3]
+    if kind == "critical_share":
+        return f"{_percent(value)} of {group} found a {row.words.critical} violation"
+    if kind == "fail_share":
+        return f"{_percent(value)} of {group} failed"
+    if kind == "mean_violations":
+        return f"{group.capitalize()} found {value:.1f} violations on average"
+    return f"{group.capitalize()} were {value:.1f} km away on average"
+
+
+@fact(r"area_critical_share_(\d+)d")
+def _area_share(match: re.Match[str], row: Row) -> str | None:
+    share = row.values.get(match[0])
+    if not isinstance(share, float):
+        return f"No inspections in its area in the last {match[1]} days"
+    where = f"inspections in its area in the last {match[1]} days"
+    return f"{_percent(share)} of {where} found a {row.words.critical} violation"
+
+
+@fact(r"area_inspections_(\d+)d")
+def _area_count(match: re.Match[str], row: Row) -> str | None:
+    n = row.values.get(match[0])
+    count = _count(n, "inspection") if isinstance(n, float) else "No inspections"
+    return f"{count} in its area in the last {match[1]} days"
+
+
+@fact(r"(\w+)_per_km2_(\d+)d_([\d.]+)km")
+def _events(match: re.Match[str], row: Row) -> str | None:
+    value = row.values.get(match[0])
+    what = match[1].replace("_", " ")
+    density = f"{value:.0f}" if isinstance(value, float) else "not known"
+    return f"{what} per km² within {match[3]} km in the last {match[2]} days: {density}"
+
+
+@fact(r"facility_type")
+def _facility(match: re.Match[str], row: Row) -> str | None:
+    return f"Facility type: {row.values.get('facility_type') or 'not known'}"
+
+
+@fact(r"risk_category")
+def _risk(match: re.Match[str], row: Row) -> str | None:
+    return f"The city's risk category: {row.values.get('risk_category') or 'not known'}"
+
+
+@fact(r"years_licensed")
+def _licensed(match: re.Match[str], row: Row) -> str | None:
+    years = row.values.get("years_licensed")
+    if not isinstance(years, float):
+        return "No licence on record"
+    return "Licensed for less than a year" if years < 1 else f"Licensed for {_count(years, 'year')}"
+
+
+@fact(r"license_types_held")
+def _licence_types(match: re.Match[str], row: Row) -> str | None:
+    n = row.values.get("license_types_held")
+    return f"Its business account held {_count(n, 'licence type')}" if isinstance(n, float) else None
+
+
+@fact(r"license_(\w+)")
+def _licence(match: re.Match[str], row: Row) -> str | None:
+    held = row.values.get(match[0])
+    what = match[1].replace("_", " ")
+    if held == 1.0:
+        return f"Its business account held a {what} licence"
+    return f"No {what} licence on its business account" if held == 0.0 else None
+
+
+@fact(r"month")
+def _month(match: re.Match[str], row: Row) -> str | None:
+    month = row.values.get("month")
+    return f"Inspection in {calendar.month_name[int(month)]}" if isinstance(month, float) else None
+
+
+@fact(r"day_of_week")
+def _weekday(match: re.Match[str], row: Row) -> str | None:
+    day = row.values.get("day_of_week")
+    return f"Inspection on a {calendar.day_name[int(day)]}" if isinstance(day, float) else None
+
+
+@fact(r"temperature_max_mean_(\d+)d")
+def _temperature(match: re.Match[str], row: Row) -> str | None:
+    value = row.values.get(match[0])
+    if not isinstance(value, float):
+        return None
+    return f"Mean daily high of {value:.0f}° over the {match[1]} days before"
