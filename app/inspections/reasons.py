@@ -51,12 +51,11 @@ FACTS_PER_REASON = 2  # an inspector reads the two strongest; the numbers are in
 
 @dataclass(frozen=True)
 class Groups:
-    """A layout's features by group: `matrix` (features × groups) of 0/1 sums contributions per group."""
+    """A layout's features by group: `names` in order of first appearance, each one's `members`."""
 
     names: tuple[str, ...]
     members: tuple[tuple[int, ...], ...]
     group_of: tuple[int, ...]  # per feature, its group's position in `names`
-    matrix: np.ndarray
 
 
 @lru_cache(maxsize=16)
@@ -68,10 +67,7 @@ def feature_groups(layout: FeatureLayout) -> Groups:
         group_of.append(GROUP_OF_FAMILY.get(family, family))
     names = tuple(dict.fromkeys(group_of))
     members = tuple(tuple(j for j, g in enumerate(group_of) if g == group) for group in names)
-    matrix = np.zeros((len(layout.names), len(names)))
-    for k, indices in enumerate(members):
-        matrix[list(indices), k] = 1.0
-    return Groups(names, members, tuple(names.index(g) for g in group_of), matrix)
+    return Groups(names, members, tuple(names.index(g) for g in group_of))
 
 
 @dataclass(frozen=True)
@@ -109,7 +105,9 @@ def score_inspections(
     layout = model.layout
     groups = feature_groups(layout)
     contributions = np.nan_to_num(scored.contributions, nan=0.0)
-    sums = contributions @ groups.matrix
+    # Column sums, not a matrix product: BLAS may add in another order with another thread count,
+    # and a list ranked in a list process must equal one ranked in the server's thread bit for bit.
+    sums = np.column_stack([contributions[:, list(members)].sum(axis=1) for members in groups.members])
     order = np.argsort(-np.abs(sums), axis=1, kind="stable")[:, :TOP_REASONS]
     words = Words.from_names(severity_names)
     last_dates = _dates(establishments, "last_inspection_date")
