@@ -143,3 +143,50 @@ class OutcomesIn(BaseModel):
 class OutcomesRecorded(BaseModel):
     created: list[str] = Field(description="Inspection ids stored by this request")
     already_recorded: list[str] = Field(description="Ids stored before; left unchanged (idempotent)")
+
+
+class RouteStop(BaseModel):
+    stop: int = Field(description="Visiting order, from 1", examples=[1])
+    rank: int = Field(description="The establishment's rank in the list the plan came from", examples=[3])
+    establishment_id: str = Field(examples=["2298459"])
+    name: str | None
+    address: str | None
+    zip: str | None
+    community_area: str | None
+    latitude: float
+    longitude: float
+    facility_type: str | None
+    score: float
+    tier: TierName
+    reasons: list[str] = Field(description="The list row's reasons, in words")
+
+
+class Route(BaseModel):
+    route: int = Field(description="The route's number, from 1 (the route with the list's riskiest stop)")
+    length_km: float = Field(description="Straight-line km between consecutive stops (no road network)")
+    stops: list[RouteStop]
+
+
+class NotRouted(BaseModel):
+    rank: int
+    establishment_id: str
+    name: str | None
+    why: str = Field(examples=["no coordinates in the city's data"])
+
+
+class RoutePlanOut(BaseModel):
+    """A day's list split into one route per inspector, as stored with the list it came from."""
+
+    plan_id: int = Field(examples=[4])
+    list_id: int = Field(description="The list the routes were made from: GET /v1/inspections/lists/{id}")
+    city: str = Field(examples=["chicago"])
+    date: str = Field(examples=["2014-08-30"])
+    inspectors: int = Field(examples=[4])
+    per_inspector: int = Field(examples=[10])
+    method: str
+    model: dict[str, str]
+    created_at: str
+    routes: list[Route]
+    total_length_km: float = Field(description="Sum of the routes' straight-line lengths")
+    distance: str = Field(description="How lengths are measured (straight lines: no road network offline)")
+    not_routed: list[NotRouted] = Field(description="Rows of the list without coordinates: not placed")

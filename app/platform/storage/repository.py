@@ -283,18 +283,19 @@ class Repository:
         inspectors: int,
         per_inspector: int,
         method: str,
-        routes: list[dict[str, Any]],
+        content: dict[str, Any],
     ) -> route_plans.RoutePlan:
         """Store a list's routes (the same plan asked for again is the stored one) and return it."""
-        content = route_plans.content_sha256(issued.id, inspectors, per_inspector, method)
+        digest = route_plans.content_sha256(issued.id, inspectors, per_inspector, method)
         with self._translate_errors(), self.engine.begin() as connection:
-            found = route_plans.find(connection, content=content)
+            found = route_plans.find(connection, content=digest)
             if found is not None:
                 return found
             route_plans.store(
-                connection, issued.id, issued.city, issued.list_date, inspectors, per_inspector, method, routes
-            )
-            stored = route_plans.find(connection, content=content)
+                connection, issued.id, issued.city, issued.list_date, inspectors, per_inspector, method,
+                content,
+            )  # fmt: skip
+            stored = route_plans.find(connection, content=digest)
         if stored is None:  # pragma: no cover - inserted or found in the transaction above
             raise DatabaseUnavailable("the route plan was not stored")
         return stored

@@ -16,7 +16,8 @@ from app.platform.storage.tables import route_plans
 
 @dataclass(frozen=True)
 class RoutePlan:
-    """A daily list split into routes, as stored: `routes` in the answer's shape."""
+    """A daily list split into routes, as stored: `content` in the answer's shape (routes, lengths,
+    the rows that could not be placed)."""
 
     id: int
     list_id: int
@@ -25,13 +26,13 @@ class RoutePlan:
     inspectors: int
     per_inspector: int
     method: str
-    routes: list[dict[str, Any]]
+    content: dict[str, Any]
     created_at: datetime
 
 
 def content_sha256(list_id: int, inspectors: int, per_inspector: int, method: str) -> str:
     """What a plan follows from: the same list, team and method give the same routes."""
-    document = {"list_id": list_id, "inspectors": inspectors, "per_inspector": per_inspector, "method": method}
+    document = {"list": list_id, "inspectors": inspectors, "per_inspector": per_inspector, "method": method}
     return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
@@ -43,7 +44,7 @@ def store(
     inspectors: int,
     per_inspector: int,
     method: str,
-    routes: list[dict[str, Any]],
+    content: dict[str, Any],
 ) -> None:
     """Insert the plan unless the same one is stored (another worker may have stored it meanwhile)."""
     connection.execute(
@@ -55,7 +56,7 @@ def store(
             inspectors=inspectors,
             per_inspector=per_inspector,
             method=method,
-            routes=routes,
+            routes=content,
             created_at=datetime.now(UTC),
             content_sha256=content_sha256(list_id, inspectors, per_inspector, method),
         )
@@ -63,12 +64,15 @@ def store(
     )
 
 
-def find(connection: sa.Connection, plan_id: int | None = None, content: str | None = None) -> RoutePlan | None:
+def find(
+    connection: sa.Connection, plan_id: int | None = None, content: str | None = None
+) -> RoutePlan | None:
     """The plan with this id, or with this content hash."""
     query = sa.select(route_plans)
-    query = query.where(route_plans.c.id == plan_id) if plan_id is not None else query.where(
-        route_plans.c.content_sha256 == content
-    )
+    if plan_id is not None:
+        query = query.where(route_plans.c.id == plan_id)
+    else:
+        query = query.where(route_plans.c.content_sha256 == content)
     row = connection.execute(query).first()
     if row is None:
         return None
@@ -81,6 +85,6 @@ def find(connection: sa.Connection, plan_id: int | None = None, content: str | N
         int(row.inspectors),
         int(row.per_inspector),
         row.method,
-        list(row.routes),
+        dict(row.routes),
         created,
     )
