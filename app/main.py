@@ -22,7 +22,7 @@ from app.hospitals.fhir_fetch import FhirFetcher
 from app.hospitals.lead_risk import LeadService
 from app.hospitals.oauth_clients import OAuthClients
 from app.hospitals.replay import SpentTokens
-from app.inspections import establishments, team_routes_api
+from app.inspections import establishments, route_pages, team_routes_api
 from app.inspections import page as inspector_page
 from app.inspections import routes as inspection_routes
 from app.inspections.cities import CityStore
@@ -183,6 +183,7 @@ def create_app(
         inspection_routes.router,
         team_routes_api.router,
         inspector_page.router,
+        route_pages.router,
         cds_routes.router,
         oauth_routes.router,  # the Lead Safe drop-in: /oauth/token, /get/ (insert is a fast route)
         lead_safe_routes.router,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -112,7 +112,8 @@ def score_inspections(
     words = Words.from_names(severity_names)
     last_dates = _dates(establishments, "last_inspection_date")
     last_results = _texts(establishments, "last_result")
-    values = _values(layout, batch)
+    numeric_rows = batch.numeric.tolist()
+    index = {name: j for j, name in enumerate(layout.names)}
     # Plain Python lists: the loop below reads single elements, which numpy makes ~10x slower.
     contribution_rows = contributions.tolist()
     sum_rows, order_rows = sums.tolist(), order.tolist()
@@ -123,7 +124,8 @@ def score_inspections(
     tiers = model.tiers.label(scored.scores)
     answers = []
     for i, score in enumerate(scored.scores.tolist()):
-        row = Row(dict(zip(layout.names, values[i], strict=True)), last_dates[i], last_results[i], words)
+        values = _RecordValues(layout, index, numeric_rows[i], batch.categorical, i)
+        row = Row(values, last_dates[i], last_results[i], words)
         shown = [k for k in order_rows[i] if sum_rows[i][k] != 0.0]
         members: dict[int, list[int]] = {k: [] for k in shown}
         row_contributions = contribution_rows[i]
@@ -156,35 +158,60 @@ def _group_reason(
     facts = _facts([names[j] for j in members if (contributions[j] > 0) == raises], row)
     title = GROUP_TITLES.get(group, group.replace("_", " ").capitalize())
     text = f"{title} {'raises' if raises else 'lowers'} the risk: {'; '.join(facts)}"
-    values = row.values
+    value_at = row.values.at if isinstance(row.values, _RecordValues) else lambda j: row.values[names[j]]
     return {
         "feature": group,
         "value": None,
         "contribution": total,
         "text": text,
         "members": [
-            {"feature": names[j], "value": values[names[j]], "contribution": contributions[j]}
-            for j in members
+            {"feature": names[j], "value": value_at(j), "contribution": contributions[j]} for j in members
         ],
     }
 
 
-def _values(layout: FeatureLayout, batch: RecordBatch) -> list[list[Any]]:
-    """Each record's feature values in layout order, as answered (NaN as None)."""
-    numeric = batch.numeric[:, list(layout.numeric_column)]
-    # answer_value inlined (NaN as None, -0.0 as 0.0): it is called for every value of every record.
-    rows: list[list[Any]] = [[None if v != v else v + 0.0 for v in row] for row in numeric.tolist()]
-    for j, k in layout.category_of.items():
-        for row, category in zip(rows, batch.categorical[k], strict=True):
-            row[j] = category
-    return rows
+class _RecordValues(Mapping[str, Any]):
+    """One record's feature values by name, as answered (NaN as None, -0.0 as 0.0), read on demand:
+    only members of the reasons shown and the facts' features are ever asked for."""
+
+    __slots__ = ("_layout", "_index", "_numeric", "_categorical", "_i")
+
+    def __init__(
+        self,
+        layout: FeatureLayout,
+        index: dict[str, int],
+        numeric: list[float],
+        categorical: tuple[list[str], ...],
+        i: int,
+    ) -> None:
+        self._layout, self._index, self._numeric = layout, index, numeric
+        self._categorical, self._i = categorical, i
+
+    def __getitem__(self, name: str) -> Any:
+        return self.at(self._index[name])
+
+    def at(self, j: int) -> Any:
+        """Feature j's value (layout order)."""
+        k = self._layout.category_of.get(j)
+        if k is not None:
+            return self._categorical[k][self._i]
+        value = self._numeric[self._layout.numeric_column[j]]
+        return None if value != value else value + 0.0
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._layout.names)
+
+    def __len__(self) -> int:
+        return len(self._layout.names)
 
 
 def _dates(frame: pd.DataFrame, column: str) -> list[str | None]:
     if column not in frame.columns:
         return [None] * len(frame)
     values = pd.to_datetime(frame[column], errors="coerce")
-    return [None if pd.isna(v) else v.strftime("%Y-%m-%d") for v in values]
+    text = values.dt.strftime("%Y-%m-%d").astype(object)
+    texts: list[str | None] = text.where(values.notna(), None).tolist()
+    return texts
 
 
 def _texts(frame: pd.DataFrame, column: str) -> list[str | None]:
