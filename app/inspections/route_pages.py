@@ -55,6 +55,17 @@ def drawn_route(city_map: CityMap, route: dict[str, Any], colour: str) -> dict[s
     return {"route": route["route"], "colour": colour, "stops": stops, "path": path}
 
 
+def zoomed_view(city_map: CityMap, drawn: dict[str, Any], margin: float = 0.2) -> dict[str, float]:
+    """A viewBox around one route (with a margin, at least a fifth of the city's width) and the
+    scale of its marks, so a route across a few streets is not a dot on the whole city."""
+    xs = [stop["x"] for stop in drawn["stops"]] or [0.0]
+    ys = [stop["y"] for stop in drawn["stops"]] or [0.0]
+    size = max(max(xs) - min(xs), max(ys) - min(ys), city_map.width / 5) * (1 + 2 * margin)
+    x = min(max((min(xs) + max(xs) - size) / 2, 0.0), max(city_map.width - size, 0.0))
+    y = min(max((min(ys) + max(ys) - size) / 2, 0.0), max(city_map.height - size, 0.0))
+    return {"x": round(x, 1), "y": round(y, 1), "size": round(size, 1), "scale": size / city_map.width}
+
+
 def _plan_context(lists: DailyLists, stored: RoutePlan, issued: IssuedList) -> dict[str, Any]:
     config = lists.city_data(stored.city).config
     routes: list[dict[str, Any]] = stored.content["routes"]
@@ -148,6 +159,8 @@ async def route_sheet(
             context = _plan_context(lists, stored, issued)
             context["route"] = route_of(stored, route)
             context["drawn"] = [drawn for drawn in context["drawn"] if drawn["route"] == route]
+            if context["city_map"] is not None and context["drawn"]:
+                context["view"] = zoomed_view(context["city_map"], context["drawn"][0])
             return context, 200
         except ServiceError as error:
             return {"error": error.message, "city_display": "", "routes_possible": False}, error.status

@@ -35,6 +35,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 LIST_PAGE = "/inspector?city=chicago&date=2014-08-30&limit=25"
+PHONE_PAGE = "/inspector?city=chicago&date=2014-08-30&limit=6"  # whole page, a phone's few screens
 ROUTES_PAGE = "/inspector/routes?city=chicago&date=2014-08-30&inspectors=4&per_inspector=8"
 SHOTS = ("inspector-1400.png", "inspector-400.png", "route-sheet-400.png", "route-sheet-1400.png")
 
@@ -46,9 +47,9 @@ def take(base: str, folder: Path, browser: Any) -> dict[str, Path]:
     wide = browser.new_page(viewport={"width": 1400, "height": 1000})
     wide.goto(f"{base}{LIST_PAGE}", timeout=120_000)
     wide.screenshot(path=str(paths["inspector-1400.png"]), full_page=True)
-    phone = browser.new_page(viewport={"width": 400, "height": 900}, device_scale_factor=2)
-    phone.goto(f"{base}{LIST_PAGE}", timeout=120_000)
-    phone.screenshot(path=str(paths["inspector-400.png"]), full_page=False)
+    phone = browser.new_page(viewport={"width": 400, "height": 900})
+    phone.goto(f"{base}{PHONE_PAGE}", timeout=120_000)
+    phone.screenshot(path=str(paths["inspector-400.png"]), full_page=True)
     phone.goto(f"{base}{ROUTES_PAGE}", timeout=120_000)
     sheet = phone.locator("a.route-sheet").first.get_attribute("href")
     phone.goto(f"{base}{sheet}", timeout=60_000)
