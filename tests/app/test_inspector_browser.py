@@ -222,7 +222,8 @@ def test_routes_control_makes_routes_and_opens_a_sheet_on_a_phone(server: str) -
 
 
 def test_docs_pages_render_with_no_other_host_reachable(server: str) -> None:
-    """/docs and /redoc render their content while every request to another host is refused."""
+    """/docs and /redoc render their content while every request to another host is refused; and
+    none is even attempted (their Content-Security-Policy stops ReDoc's vendor logo in the browser)."""
     from playwright.sync_api import sync_playwright
 
     elsewhere: list[str] = []

@@ -57,5 +57,7 @@ def test_docs_and_redoc_load_nothing_from_another_host(client: TestClient) -> No
         assets = re.findall(r"""(?:src|href)=["']([^"']+)""", page.text)
         assert assets and all(url.startswith("/docs-assets/") for url in assets), assets
         assert "fonts.googleapis" not in page.text and "cdn.jsdelivr" not in page.text
+        assert "default-src 'self'" in page.headers["content-security-policy"]
+        assert path == "/redoc" or '"validatorUrl": null' in page.text
         for url in assets:
             assert client.get(url).status_code == 200

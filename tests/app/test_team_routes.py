@@ -6,10 +6,14 @@ import csv
 import io
 import math
 import random
+from collections.abc import Iterator
 
+import pytest
+from app_helpers import make_settings
 from fastapi.testclient import TestClient
 
 from app.inspections.team_routes import Place, compact_groups, order_route, path_km, plan
+from app.main import create_app
 
 ROUTES = "/v1/inspections/chicago/daily/routes"
 
@@ -51,7 +55,29 @@ def test_routes_visit_every_place_once_riskiest_first_and_shorter_than_rank_orde
     assert path_km(places, one_wave) <= path_km(places, routes[0]) + 1e-9
 
 
-def test_routes_of_the_chicago_list_are_stored_with_it(client: TestClient) -> None:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('routes') / 'lists.sqlite3'}"
+        return
+    url, drop = request.getfixturevalue("postgres_schema_factory")()
+    try:
+        yield url
+    finally:
+        drop()
+
+
+def test_routes_of_the_chicago_list_are_stored_with_it(database_url: str) -> None:
+    with TestClient(create_app(make_settings(database_url=database_url))) as client:
+        _routes_are_stored_with_their_list(client)
+        plan_id = client.get(ROUTES, params={"inspectors": 4, "per_inspector": 10}).json()["plan_id"]
+    # Another server (its own memory, the same database) answers with the same stored plan.
+    with TestClient(create_app(make_settings(database_url=database_url))) as other:
+        assert other.get(ROUTES, params={"inspectors": 4, "per_inspector": 10}).json()["plan_id"] == plan_id
+        assert other.get(f"/v1/inspections/routes/{plan_id}").status_code == 200
+
+
+def _routes_are_stored_with_their_list(client: TestClient) -> None:
     answer = client.get(ROUTES, params={"inspectors": 4, "per_inspector": 10})
     assert answer.status_code == 200, answer.text
     body = answer.json()
