@@ -30,7 +30,7 @@ from app.inspections.errors import ListNotFound
 from app.inspections.list_pool import ListPool
 from app.inspections.list_process import RankerProcess, RankRequest
 from app.inspections.precompute import ListsAhead
-from app.inspections.reasons import score_inspections
+from app.inspections.reasons import score_inspections, worded_reasons
 from app.inspections.single_flight import SingleFlight
 from app.platform.errors import InvalidRequest, ModelUnavailable, Problem, ServiceError
 from app.platform.registry import LoadedModel, ModelRegistry
@@ -271,7 +271,7 @@ class DailyLists:
                 for name in layout.categorical
             ),
         )
-        results = score_inspections(model, batch, roster.establishments, data.config.severity_names)
+        results = score_inspections(model, batch, data.config.severity_names)
         frame = roster.establishments.copy()
         frame["score"] = [result["score"] for result in results]
         frame["tier"] = [result["tier"] for result in results]
@@ -333,7 +333,11 @@ class DailyLists:
 
     def _issue_from(self, ranked: RankedDay, query: DailyQuery) -> IssuedList:
         rows = [row for row in ranked.rows if _matches(row, query)][: query.limit]
-        rows = [{"rank": rank, **row} for rank, row in enumerate(rows, start=1)]
+        layout = ranked.model.layout  # reasons are put in words for the rows issued only
+        rows = [
+            {"rank": rank, **row, "reasons": worded_reasons(row, layout)}
+            for rank, row in enumerate(rows, start=1)
+        ]
         return self.repository().issue_list(
             city=query.city,
             list_date=ranked.list_date,

@@ -15,15 +15,15 @@ group of its own without a line here; `GROUP_OF_FAMILY` only merges families tha
 
 from __future__ import annotations
 
+import base64
 import calendar
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from app.platform.registry import LoadedModel
 from app.scoring.explain import TOP_REASONS
@@ -82,6 +82,9 @@ class Words:
     def from_names(cls, names: Mapping[str, str]) -> Words:
         return cls(**{k: v for k, v in names.items() if k in ("critical", "serious", "minor")})
 
+    def as_list(self) -> list[str]:
+        return [self.critical, self.serious, self.minor]
+
 
 @dataclass(frozen=True)
 class Row:
@@ -94,13 +97,16 @@ class Row:
 
 
 def score_inspections(
-    model: LoadedModel,
-    batch: RecordBatch,
-    establishments: pd.DataFrame,
-    severity_names: Mapping[str, str],
+    model: LoadedModel, batch: RecordBatch, severity_names: Mapping[str, str]
 ) -> list[dict[str, Any]]:
-    """Per record (in `establishments` order): score, tier and up to TOP_REASONS grouped reasons,
-    largest net contribution first."""
+    """Per record: score, tier and its reasons *pending*: which groups
+    give them (up to TOP_REASONS, largest net contribution first) and the record's inputs packed.
+
+    A ranked day holds every establishment in scope (7,347 for Chicago) but a list issues a few
+    dozen: `worded_reasons` writes the words and member lists for those rows only, when the list is
+    issued. Built eagerly for every row they cost more than the rest of the ranking (measured in
+    bench/README.md). The pending form is plain JSON (a list process sends its rows as JSON) and
+    the same bits whichever process computed it."""
     scored = model.scorer.score(batch)
     layout = model.layout
     groups = feature_groups(layout)
@@ -109,38 +115,63 @@ def score_inspections(
     # and a list ranked in a list process must equal one ranked in the server's thread bit for bit.
     sums = np.column_stack([contributions[:, list(members)].sum(axis=1) for members in groups.members])
     order = np.argsort(-np.abs(sums), axis=1, kind="stable")[:, :TOP_REASONS]
-    words = Words.from_names(severity_names)
-    last_dates = _dates(establishments, "last_inspection_date")
-    last_results = _texts(establishments, "last_result")
-    numeric_rows = batch.numeric.tolist()
-    index = {name: j for j, name in enumerate(layout.names)}
-    # Plain Python lists: the loop below reads single elements, which numpy makes ~10x slower.
-    contribution_rows = contributions.tolist()
-    sum_rows, order_rows = sums.tolist(), order.tolist()
-    # Each row's features by magnitude, largest first (stable: the earlier feature on a tie), sorted
-    # once for all its groups.
-    by_magnitude = np.argsort(-np.abs(contributions), axis=1, kind="stable").tolist()
-    group_of = groups.group_of
+    chosen = np.take_along_axis(sums, order, axis=1)
+    # Inputs and contributions as float64 bytes in base64: ~1.2 kB a row, exact, JSON-safe (NaN too).
+    packed = np.ascontiguousarray(np.concatenate([batch.numeric, contributions], axis=1))
+    inputs = [base64.b64encode(row.tobytes()).decode("ascii") for row in packed]
+    categories = [list(values) for values in zip(*batch.categorical, strict=True)] or [[]] * len(batch)
+    words = [*Words.from_names(severity_names).as_list()]
     tiers = model.tiers.label(scored.scores)
     answers = []
-    for i, score in enumerate(scored.scores.tolist()):
-        values = _RecordValues(layout, index, numeric_rows[i], batch.categorical, i)
-        row = Row(values, last_dates[i], last_results[i], words)
-        shown = [k for k in order_rows[i] if sum_rows[i][k] != 0.0]
-        members: dict[int, list[int]] = {k: [] for k in shown}
-        row_contributions = contribution_rows[i]
-        for j in by_magnitude[i]:
-            if row_contributions[j] == 0.0:
-                break  # the rest are zero too
-            chosen = members.get(group_of[j])
-            if chosen is not None:
-                chosen.append(j)
-        reasons = [
-            _group_reason(groups.names[k], sum_rows[i][k], members[k], row_contributions, row, layout.names)
-            for k in shown
-        ]
-        answers.append({"score": score, "tier": tiers[i], "reasons": reasons})
+    for i, (score, ks, totals) in enumerate(
+        zip(scored.scores.tolist(), order.tolist(), chosen.tolist(), strict=True)
+    ):
+        pending = {
+            "groups": [[groups.names[k], total] for k, total in zip(ks, totals, strict=True) if total != 0.0],
+            "inputs": inputs[i],
+            "categories": categories[i],
+            "words": words,
+        }
+        answers.append({"score": score, "tier": tiers[i], "reasons": pending})
     return answers
+
+
+def worded_reasons(row: Mapping[str, Any], layout: FeatureLayout) -> list[dict[str, Any]]:
+    """A ranked row's reasons in words, with their members (see `score_inspections`)."""
+    pending = row["reasons"]
+    if isinstance(pending, list):  # already worded
+        return pending
+    groups = feature_groups(layout)
+    width = len(layout.numeric)
+    packed = np.frombuffer(base64.b64decode(pending["inputs"]), dtype=np.float64)
+    numeric, contributions = packed[:width].tolist(), packed[width:].tolist()
+    categories = pending["categories"]
+    # Each feature's value as answered (NaN as None, -0.0 as 0.0), in layout order.
+    values = [
+        categories[k] if is_category else (None if (v := numeric[k]) != v else v + 0.0)
+        for is_category, k in _sources(layout)
+    ]
+    by_name = dict(zip(layout.names, values, strict=True))
+    last_date, last_result = row.get("last_inspection_date"), row.get("last_result")
+    facts_row = Row(by_name, last_date, last_result, Words(*pending["words"]))
+    reasons = []
+    for group, total in pending["groups"]:
+        k = groups.names.index(group)
+        members = sorted(
+            (j for j in groups.members[k] if contributions[j] != 0.0),
+            key=lambda j: -abs(contributions[j]),
+        )  # largest first; sorted() is stable, so the earlier feature on a tie
+        reasons.append(_group_reason(group, total, members, contributions, values, facts_row, layout.names))
+    return reasons
+
+
+@lru_cache(maxsize=16)
+def _sources(layout: FeatureLayout) -> tuple[tuple[bool, int], ...]:
+    """Per feature: whether it is a category, and its position among the categories or numbers."""
+    return tuple(
+        (True, layout.category_of[j]) if j in layout.category_of else (False, layout.numeric_column[j])
+        for j in range(len(layout.names))
+    )
 
 
 def _group_reason(
@@ -148,6 +179,7 @@ def _group_reason(
     total: float,
     members: list[int],
     contributions: list[float],
+    values: list[Any],
     row: Row,
     names: tuple[str, ...],
 ) -> dict[str, Any]:
@@ -158,66 +190,15 @@ def _group_reason(
     facts = _facts([names[j] for j in members if (contributions[j] > 0) == raises], row)
     title = GROUP_TITLES.get(group, group.replace("_", " ").capitalize())
     text = f"{title} {'raises' if raises else 'lowers'} the risk: {'; '.join(facts)}"
-    value_at = row.values.at if isinstance(row.values, _RecordValues) else lambda j: row.values[names[j]]
     return {
         "feature": group,
         "value": None,
         "contribution": total,
         "text": text,
         "members": [
-            {"feature": names[j], "value": value_at(j), "contribution": contributions[j]} for j in members
+            {"feature": names[j], "value": values[j], "contribution": contributions[j]} for j in members
         ],
     }
-
-
-class _RecordValues(Mapping[str, Any]):
-    """One record's feature values by name, as answered (NaN as None, -0.0 as 0.0), read on demand:
-    only members of the reasons shown and the facts' features are ever asked for."""
-
-    __slots__ = ("_layout", "_index", "_numeric", "_categorical", "_i")
-
-    def __init__(
-        self,
-        layout: FeatureLayout,
-        index: dict[str, int],
-        numeric: list[float],
-        categorical: tuple[list[str], ...],
-        i: int,
-    ) -> None:
-        self._layout, self._index, self._numeric = layout, index, numeric
-        self._categorical, self._i = categorical, i
-
-    def __getitem__(self, name: str) -> Any:
-        return self.at(self._index[name])
-
-    def at(self, j: int) -> Any:
-        """Feature j's value (layout order)."""
-        k = self._layout.category_of.get(j)
-        if k is not None:
-            return self._categorical[k][self._i]
-        value = self._numeric[self._layout.numeric_column[j]]
-        return None if value != value else value + 0.0
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._layout.names)
-
-    def __len__(self) -> int:
-        return len(self._layout.names)
-
-
-def _dates(frame: pd.DataFrame, column: str) -> list[str | None]:
-    if column not in frame.columns:
-        return [None] * len(frame)
-    values = pd.to_datetime(frame[column], errors="coerce")
-    text = values.dt.strftime("%Y-%m-%d").astype(object)
-    texts: list[str | None] = text.where(values.notna(), None).tolist()
-    return texts
-
-
-def _texts(frame: pd.DataFrame, column: str) -> list[str | None]:
-    if column not in frame.columns:
-        return [None] * len(frame)
-    return [None if pd.isna(v) else str(v) for v in frame[column]]
 
 
 # --- facts ---------------------------------------------------------------------------------------
@@ -226,11 +207,17 @@ Fact = Callable[[re.Match[str], Row], str | None]
 FACTS: list[tuple[re.Pattern[str], Fact]] = []
 
 
-def fact(pattern: str) -> Callable[[Fact], Fact]:
-    """Register the fact for the feature names matching `pattern` (matched whole)."""
+OWN_VALUE: set[Fact] = set()  # facts that read only their own feature's value
+
+
+def fact(pattern: str, own_value: bool = True) -> Callable[[Fact], Fact]:
+    """Register the fact for the feature names matching `pattern` (matched whole); `own_value`
+    False for a fact that reads other features or the last inspection too."""
 
     def register(function: Fact) -> Fact:
         FACTS.append((re.compile(pattern), function))
+        if own_value:
+            OWN_VALUE.add(function)
         return function
 
     return register
@@ -253,7 +240,19 @@ def _fact(name: str, row: Row) -> str | None:
     if found is None:
         return _plain(name, row.values.get(name))
     function, match = found
-    return function(match, row)
+    if function not in OWN_VALUE:
+        return function(match, row)
+    return _own_fact(name, row.values[name], row.words)
+
+
+@lru_cache(maxsize=65_536)
+def _own_fact(name: str, value: float | str | None, words: Words) -> str | None:
+    """A fact that follows from its own feature's value alone, built once per (feature, value): an
+    area's share is the same sentence for every place in it."""
+    found = _fact_for(name)
+    assert found is not None
+    function, match = found
+    return function(match, Row({name: value}, None, None, words))
 
 
 @lru_cache(maxsize=1024)
@@ -305,14 +304,14 @@ def _last_inspection(row: Row) -> str:
     return ", ".join([head, *counts])
 
 
-@fact(r"prev_(failed|critical|serious|minor)|violations_decayed")
+@fact(r"prev_(failed|critical|serious|minor)|violations_decayed", own_value=False)
 def _previous(match: re.Match[str], row: Row) -> str | None:
     if row.values.get("first_inspection") == 1.0:
         return "No earlier inspection on record"
     return _last_inspection(row)
 
 
-@fact(r"first_inspection")
+@fact(r"first_inspection", own_value=False)
 def _first(match: re.Match[str], row: Row) -> str | None:
     if row.values.get("first_inspection") == 1.0:
         return "No earlier inspection on record"
@@ -320,13 +319,13 @@ def _first(match: re.Match[str], row: Row) -> str | None:
     return _count(prior, "earlier inspection") + " on record" if isinstance(prior, float) else None
 
 
-@fact(r"prior_inspections")
+@fact(r"prior_inspections", own_value=False)
 def _prior(match: re.Match[str], row: Row) -> str | None:
     prior = row.values.get("prior_inspections")
     return _count(prior, "earlier inspection") + " on record" if isinstance(prior, float) else None
 
 
-@fact(r"days_since_last")
+@fact(r"days_since_last", own_value=False)
 def _since(match: re.Match[str], row: Row) -> str | None:
     days = row.values.get("days_since_last")
     if not isinstance(days, float):
@@ -337,7 +336,7 @@ def _since(match: re.Match[str], row: Row) -> str | None:
     return f"Last inspected {_count(days, 'day')} ago"
 
 
-@fact(r"(past_critical_inspections|critical_decayed)")
+@fact(r"(past_critical_inspections|critical_decayed)", own_value=False)
 def _past_critical(match: re.Match[str], row: Row) -> str | None:
     n, prior = row.values.get("past_critical_inspections"), row.values.get("prior_inspections")
     if not isinstance(n, float) or not isinstance(prior, float):
@@ -346,7 +345,7 @@ def _past_critical(match: re.Match[str], row: Row) -> str | None:
     return f"{n:.0f} of {_count(prior, 'earlier inspection')} found a {row.words.critical} violation{recent}"
 
 
-@fact(r"(past_fails|fails_decayed)")
+@fact(r"(past_fails|fails_decayed)", own_value=False)
 def _past_fails(match: re.Match[str], row: Row) -> str | None:
     n, prior = row.values.get("past_fails"), row.values.get("prior_inspections")
     if not isinstance(n, float) or not isinstance(prior, float):
