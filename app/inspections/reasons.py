@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import calendar
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -46,6 +47,9 @@ GROUP_TITLES = {
     "neighbourhood": "Its neighbourhood",
     "season": "The time of year",
 }
+# The largest members listed one by one, the rest summed: a full list (7,347 rows) with every member
+# of every reason weighed ~32 MB to store and hash, against ~7 MB before grouping.
+MEMBERS_LISTED = 6
 FACTS_PER_REASON = 2  # an inspector reads the two strongest; the numbers are in `members`
 
 
@@ -190,14 +194,16 @@ def _group_reason(
     facts = _facts([names[j] for j in members if (contributions[j] > 0) == raises], row)
     title = GROUP_TITLES.get(group, group.replace("_", " ").capitalize())
     text = f"{title} {'raises' if raises else 'lowers'} the risk: {'; '.join(facts)}"
+    listed, rest = members[:MEMBERS_LISTED], members[MEMBERS_LISTED:]
     return {
         "feature": group,
         "value": None,
         "contribution": total,
         "text": text,
         "members": [
-            {"feature": names[j], "value": values[j], "contribution": contributions[j]} for j in members
+            {"feature": names[j], "value": values[j], "contribution": contributions[j]} for j in listed
         ],
+        "other_members": {"count": len(rest), "contribution": math.fsum(contributions[j] for j in rest)},
     }
 
 

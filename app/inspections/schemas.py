@@ -53,13 +53,19 @@ class ReasonMember(BaseModel):
     contribution: float = Field(description="Signed log-odds; > 0 raises the risk", examples=[0.41])
 
 
+class OtherMembers(BaseModel):
+    count: int = Field(description="Members with a non-zero contribution not listed", examples=[9])
+    contribution: float = Field(description="Their summed contribution", examples=[0.04])
+
+
 class GroupedReason(Reason):
     """A reason for a group of correlated features (the establishment's history, its neighbourhood,
     the establishment, the time of year), in plain words with one net direction.
 
     `feature` names the group, `value` is null (a group has no single value), `contribution` is the
-    sum of its members' contributions, and `members` lists every member feature with a non-zero
-    contribution, largest magnitude first."""
+    sum of its members' contributions, `members` lists the (up to 6) member features with the largest
+    contributions, largest magnitude first, and `other_members` sums the rest, so that
+    `contribution` = the members' contributions + `other_members.contribution`."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -75,12 +81,14 @@ class GroupedReason(Reason):
                         {"feature": "prev_failed", "value": 1.0, "contribution": 0.52},
                         {"feature": "days_since_last", "value": 420.0, "contribution": -0.05},
                     ],
+                    "other_members": {"count": 0, "contribution": 0.0},
                 }
             ]
         }
     )
 
     members: list[ReasonMember]
+    other_members: OtherMembers
 
 
 class ListedEstablishment(BaseModel):
