@@ -19,7 +19,7 @@ import base64
 import calendar
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -60,6 +60,7 @@ class Groups:
     names: tuple[str, ...]
     members: tuple[tuple[int, ...], ...]
     group_of: tuple[int, ...]  # per feature, its group's position in `names`
+    arrays: tuple[np.ndarray, ...]  # `members` as index arrays
 
 
 @lru_cache(maxsize=16)
@@ -71,7 +72,8 @@ def feature_groups(layout: FeatureLayout) -> Groups:
         group_of.append(GROUP_OF_FAMILY.get(family, family))
     names = tuple(dict.fromkeys(group_of))
     members = tuple(tuple(j for j, g in enumerate(group_of) if g == group) for group in names)
-    return Groups(names, members, tuple(names.index(g) for g in group_of))
+    arrays = tuple(np.asarray(indices, dtype=np.intp) for indices in members)
+    return Groups(names, members, tuple(names.index(g) for g in group_of), arrays)
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,7 @@ def worded_reasons(row: Mapping[str, Any], layout: FeatureLayout) -> list[dict[s
     groups = feature_groups(layout)
     width = len(layout.numeric)
     packed = np.frombuffer(base64.b64decode(pending["inputs"]), dtype=np.float64)
-    numeric, contributions = packed[:width].tolist(), packed[width:].tolist()
+    numeric, contributions = packed[:width].tolist(), packed[width:]
     categories = pending["categories"]
     # Each feature's value as answered (NaN as None, -0.0 as 0.0), in layout order.
     values = [
@@ -160,12 +162,16 @@ def worded_reasons(row: Mapping[str, Any], layout: FeatureLayout) -> list[dict[s
     facts_row = Row(by_name, last_date, last_result, Words(*pending["words"]))
     reasons = []
     for group, total in pending["groups"]:
-        k = groups.names.index(group)
-        members = sorted(
-            (j for j in groups.members[k] if contributions[j] != 0.0),
-            key=lambda j: -abs(contributions[j]),
-        )  # largest first; sorted() is stable, so the earlier feature on a tie
-        reasons.append(_group_reason(group, total, members, contributions, values, facts_row, layout.names))
+        indices = groups.arrays[groups.names.index(group)]
+        mine = contributions[indices]
+        nonzero = mine != 0.0
+        # Largest magnitude first; a stable sort keeps the earlier feature first on a tie.
+        order = np.argsort(-np.abs(mine[nonzero]), kind="stable")
+        members = indices[nonzero][order].tolist()
+        member_contributions = mine[nonzero][order].tolist()
+        reasons.append(
+            _group_reason(group, total, members, member_contributions, values, facts_row, layout.names)
+        )
     return reasons
 
 
@@ -187,23 +193,24 @@ def _group_reason(
     row: Row,
     names: tuple[str, ...],
 ) -> dict[str, Any]:
-    """One group's reason; `members` are its features with a non-zero contribution, largest first."""
+    """One group's reason; `members` are its features with a non-zero contribution, largest first,
+    and `contributions` theirs, in the same order."""
     # The facts come from the members pushing the way the group does: the text never argues
     # against its own direction.
     raises = total > 0
-    facts = _facts([names[j] for j in members if (contributions[j] > 0) == raises], row)
+    agreeing = (names[j] for j, c in zip(members, contributions, strict=True) if (c > 0) == raises)
+    facts = _facts(agreeing, row)
     title = GROUP_TITLES.get(group, group.replace("_", " ").capitalize())
     text = f"{title} {'raises' if raises else 'lowers'} the risk: {'; '.join(facts)}"
-    listed, rest = members[:MEMBERS_LISTED], members[MEMBERS_LISTED:]
+    listed = zip(members[:MEMBERS_LISTED], contributions[:MEMBERS_LISTED], strict=True)
+    rest = contributions[MEMBERS_LISTED:]
     return {
         "feature": group,
         "value": None,
         "contribution": total,
         "text": text,
-        "members": [
-            {"feature": names[j], "value": values[j], "contribution": contributions[j]} for j in listed
-        ],
-        "other_members": {"count": len(rest), "contribution": math.fsum(contributions[j] for j in rest)},
+        "members": [{"feature": names[j], "value": values[j], "contribution": c} for j, c in listed],
+        "other_members": {"count": len(rest), "contribution": math.fsum(rest)},
     }
 
 
@@ -229,7 +236,7 @@ def fact(pattern: str, own_value: bool = True) -> Callable[[Fact], Fact]:
     return register
 
 
-def _facts(features: Sequence[str], row: Row) -> list[str]:
+def _facts(features: Iterable[str], row: Row) -> list[str]:
     """Up to FACTS_PER_REASON distinct facts, from the features in the order given."""
     found: list[str] = []
     for name in features:
