@@ -142,8 +142,9 @@ def score_inspections(
     return answers
 
 
-def worded_reasons(row: Mapping[str, Any], layout: FeatureLayout) -> list[dict[str, Any]]:
-    """A ranked row's reasons in words, with their members (see `score_inspections`)."""
+def worded_reasons(row: dict[str, Any], layout: FeatureLayout) -> list[dict[str, Any]]:
+    """A ranked row's reasons in words, with their members (see `score_inspections`). Kept in the
+    row, so that the day's next lists (another filter, the page after the API) word it once."""
     pending = row["reasons"]
     if isinstance(pending, list):  # already worded
         return pending
@@ -172,6 +173,8 @@ def worded_reasons(row: Mapping[str, Any], layout: FeatureLayout) -> list[dict[s
         reasons.append(
             _group_reason(group, total, members, member_contributions, values, facts_row, layout.names)
         )
+    # Replacing the value is atomic: another thread reads the pending form or these same words.
+    row["reasons"] = reasons
     return reasons
 
 
