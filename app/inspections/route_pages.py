@@ -24,6 +24,7 @@ from app.inspections.routes import daily_lists, parse_date
 from app.inspections.team_routes_api import route_of
 from app.platform.deps import INSPECTOR_SECURITY, InspectorDep
 from app.platform.errors import ServiceError
+from app.platform.schemas import DATE_PATTERN, json_error
 from app.platform.storage.repository import IssuedList
 from app.platform.storage.route_plans import RoutePlan
 
@@ -35,8 +36,9 @@ HTML_ERRORS: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/html": {}}},
     404: {"content": {"text/html": {}}, "description": "The page, saying the city, plan or route is unknown"},
     422: {
-        "content": {"text/html": {}},
-        "description": "The page saying what is wrong: a parameter, or a city without coordinates",
+        "content": {"text/html": {}, **json_error("")["content"]},
+        "description": "The page saying what is wrong: a date, or a city without coordinates; or, for "
+        "a parameter past its documented bounds, the JSON error",
     },
     503: {
         "content": {"text/html": {}},
@@ -113,7 +115,10 @@ async def inspector_routes(
     city: Annotated[str, Query(max_length=64)],
     inspectors: Annotated[int, Query(ge=1, le=MAX_INSPECTORS)] = 4,
     per_inspector: Annotated[int, Query(ge=1, le=MAX_PER_INSPECTOR)] = 10,
-    date: Annotated[str | None, Query(max_length=32)] = None,
+    # Checked by the page itself, which says what is wrong; documented as a date.
+    date: Annotated[
+        str | None, Query(max_length=32, json_schema_extra={"pattern": f"^$|{DATE_PATTERN}"})
+    ] = None,
 ) -> HTMLResponse:
     """A team's routes for the day: every route on one map, each with its sheet and CSV."""
     lists = daily_lists(request)
