@@ -23,12 +23,13 @@ from app.hospitals.fhir_fetch import FhirFetcher
 from app.hospitals.lead_risk import LeadService
 from app.hospitals.oauth_clients import OAuthClients
 from app.hospitals.replay import SpentTokens
-from app.inspections import establishments, performance_routes
+from app.inspections import establishments, performance_routes, route_pages, team_routes_api
 from app.inspections import page as inspector_page
 from app.inspections import routes as inspection_routes
 from app.inspections.cities import CityStore
 from app.inspections.daily import DailyLists, DailyOptions
 from app.inspections.staleness import refresh_metrics
+from app.platform.docs_pages import install_offline_docs
 from app.platform.fast_lane import ServiceApp
 from app.platform.generation import ModelSetWatcher
 from app.platform.handlers import JSONBytes, install_error_handlers
@@ -143,6 +144,8 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
         default_response_class=JSONBytes,
+        docs_url=None,  # /docs and /redoc with their assets served here (app/platform/docs_pages.py)
+        redoc_url=None,
         telemetry=None if settings.opentelemetry else {"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
@@ -182,7 +185,9 @@ def create_app(
         admin.router,
         metrics.router,
         inspection_routes.router,
+        team_routes_api.router,
         inspector_page.router,
+        route_pages.router,
         cds_routes.router,
         oauth_routes.router,  # the Lead Safe drop-in: /oauth/token, /get/ (insert is a fast route)
         lead_safe_routes.router,
@@ -190,6 +195,7 @@ def create_app(
         performance_routes.router,  # GET /v1/models/{name}/performance
     ):
         app.include_router(router)
+    install_offline_docs(app)
     _document_security(app)
     app.add_middleware(CdsCors, origins=settings.cds_allowed_origins)  # inside the metrics and access log
     app.add_middleware(

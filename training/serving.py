@@ -22,7 +22,7 @@ from training.config import ConfigError
 from training.evaluate import evaluate_scores, top_k_count
 from training.geo import PointLocator
 from training.inspections.config import LIST_PARAMETERS, load_city_config
-from training.inspections.features import build_features, describe_feature
+from training.inspections.features import build_features, describe_feature, feature_family
 from training.inspections.features.neighbourhood import prepare_indexes
 from training.inspections.ingest import CityData, load_city, parse_violation_codes, with_recorded_outcomes
 from training.inspections.roster import build_roster
@@ -52,6 +52,7 @@ __all__ = [
     "build_features",
     "build_roster",
     "describe_feature",
+    "feature_family",
     "load_city",
     "load_city_config",
     "parse_violation_codes",

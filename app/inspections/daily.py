@@ -34,6 +34,7 @@ from app.inspections.errors import ListNotFound
 from app.inspections.list_pool import ListPool
 from app.inspections.list_process import RankerProcess, RankRequest
 from app.inspections.precompute import ListsAhead
+from app.inspections.reasons import score_inspections, worded_reasons
 from app.inspections.single_flight import SingleFlight
 from app.platform.clock import today_in
 from app.platform.errors import InvalidRequest, ModelUnavailable, Problem, ServiceError
@@ -55,7 +56,7 @@ TIE_RULE = "score descending, then longest since last inspection, then establish
 INSPECTION_TASK = "inspection_risk"
 API_DEFAULT_LIMIT = 100  # GET /v1/inspections/{city}/daily
 PAGE_DEFAULT_LIMIT = 50  # GET /inspector
-LIST_FORMAT = 1  # part of every list's key: bump when the same inputs would give other rows
+LIST_FORMAT = 2  # part of every list's key: bump when the same inputs would give other rows
 
 log = logging.getLogger(__name__)
 
@@ -276,7 +277,7 @@ class DailyLists:
                 for name in layout.categorical
             ),
         )
-        results = model.score_batch(batch)
+        results = score_inspections(model, batch, data.config.severity_names)
         frame = roster.establishments.copy()
         frame["score"] = [result["score"] for result in results]
         frame["tier"] = [result["tier"] for result in results]
@@ -332,7 +333,11 @@ class DailyLists:
     def _issue_from(self, ranked: RankedDay, query: DailyQuery) -> IssuedList:
         # Stops at `limit`: rows from a list process are decoded only as far as the list reads.
         matching = islice((row for row in ranked.rows if _matches(row, query)), query.limit)
-        rows = [{"rank": rank, **row} for rank, row in enumerate(matching, start=1)]
+        layout = ranked.model.layout  # reasons are put in words for the rows issued only
+        rows = [
+            {"rank": rank, **row, "reasons": worded_reasons(row, layout)}
+            for rank, row in enumerate(matching, start=1)
+        ]
         return self.repository().issue_list(
             city=query.city,
             list_date=ranked.list_date,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.platform.errors import ServiceError
+from app.platform.errors import InvalidRequest, ServiceError
 
 
 class CityNotFound(ServiceError):
@@ -36,3 +36,19 @@ class ListComputationFailed(ServiceError):
 
     status = 500
     code = "list_computation_failed"
+
+
+class RoutePlanNotFound(ServiceError):
+    status = 404
+    code = "route_plan_not_found"
+
+
+class RouteNotFound(ServiceError):
+    status = 404
+    code = "route_not_found"
+
+
+class NoCoordinates(InvalidRequest):
+    """The city's data places no establishment on a map, so nothing can be grouped by distance."""
+
+    code = "city_has_no_coordinates"

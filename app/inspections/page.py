@@ -14,7 +14,9 @@ from starlette.responses import HTMLResponse
 
 from app.inspections.citymap import load_city_map
 from app.inspections.daily import PAGE_DEFAULT_LIMIT, DailyLists, DailyQuery
+from app.inspections.default_city import default_city
 from app.inspections.page_sections import trust_sections
+from app.inspections.route_service import MAX_INSPECTORS, MAX_PER_INSPECTOR
 from app.inspections.routes import daily_lists, parse_date
 from app.platform.deps import INSPECTOR_SECURITY, InspectorDep
 from app.platform.errors import ServiceError
@@ -62,9 +64,15 @@ def render_page(
         "points": [],
         "date_min": None,
         "date_max": None,
+        # The label in the city's own words (its config's [label].description): Boston's is "severe".
+        "label_description": "a routine inspection finds a violation of the label's class",
+        "routes_possible": False,
+        "max_inspectors": MAX_INSPECTORS,
+        "max_per_inspector": MAX_PER_INSPECTOR,
     }
     try:
         data = lists.city_data(query.city)
+        context.update(page_words(data.config))
         earliest, latest = lists.date_range(data)
         context.update(date_min=earliest.isoformat(), date_max=latest.isoformat())
         if error:
@@ -99,6 +107,20 @@ def render_page(
                 points.append({"x": x, "y": y, "tier": row["tier"], "rank": row["rank"], "name": row["name"]})
         context.update(city_map=city_map, points=points)
     return context, 200
+
+
+def page_words(config: Any) -> dict[str, Any]:
+    """What the page says about the city, from its config: its name, its label and whether it has
+    coordinates (routes need them)."""
+    return {
+        "city_display": config.display_name or config.city.title(),
+        "label_description": config.label_description or context_label(config.label_name),
+        "routes_possible": "latitude" in config.columns and "longitude" in config.columns,
+    }
+
+
+def context_label(name: str) -> str:
+    return f"the inspection meets the label {name.replace('_', ' ')!r}"
 
 
 @router.get(
@@ -139,8 +161,12 @@ async def inspector_page(
     """Today's list for inspectors: pick a city and date, filter, read the reasons, print or download."""
     lists = daily_lists(request)
     if city is None:
-        options = await anyio.to_thread.run_sync(city_options, lists)
-        city = options[0].name if options else ""
+        configured = request.app.state.settings.default_city
+
+        def choose() -> str:
+            return default_city(lists, [option.name for option in city_options(lists)], configured)
+
+        city = await anyio.to_thread.run_sync(choose)
     error = None
     list_date: dt.date | None = None
     try:
@@ -161,6 +187,7 @@ async def inspector_page(
         state = request.app.state
         context |= await anyio.to_thread.run_sync(trust_sections, lists, city, state.settings, state.metrics)
     context["page_url"] = str(request.url_for("inspector_page"))
+    context["routes_url"] = str(request.url_for("inspector_routes"))
     retry_after = context.get("retry_after")
     headers = None if retry_after is None else {"Retry-After": str(retry_after)}
     return templates.TemplateResponse(request, "inspector.html", context, status_code=status, headers=headers)

@@ -45,6 +45,52 @@ class EstablishmentRisk(ScoredRecord):
     features: dict[str, FeatureValue]
 
 
+class ReasonMember(BaseModel):
+    """One feature of a grouped reason, with the numbers the model team reads."""
+
+    feature: str = Field(examples=["prev_critical"])
+    value: FeatureValue = Field(description="The input value (null when missing)", examples=[4.0])
+    contribution: float = Field(description="Signed log-odds; > 0 raises the risk", examples=[0.41])
+
+
+class OtherMembers(BaseModel):
+    count: int = Field(description="Members with a non-zero contribution not listed", examples=[9])
+    contribution: float = Field(description="Their summed contribution", examples=[0.04])
+
+
+class GroupedReason(Reason):
+    """A reason for a group of correlated features (the establishment's history, its neighbourhood,
+    the establishment, the time of year), in plain words with one net direction.
+
+    `feature` names the group, `value` is null (a group has no single value), `contribution` is the
+    sum of its members' contributions, `members` lists the (up to 6) member features with the largest
+    contributions, largest magnitude first, and `other_members` sums the rest, so that
+    `contribution` = the members' contributions + `other_members.contribution`."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "feature": "history",
+                    "value": None,
+                    "contribution": 1.68,
+                    "text": "Its inspection history raises the risk: Failed its last inspection "
+                    "(2014-08-28), 3 critical violations, 5 serious violations; 1 of 1 earlier "
+                    "inspection found a critical violation",
+                    "members": [
+                        {"feature": "prev_failed", "value": 1.0, "contribution": 0.52},
+                        {"feature": "days_since_last", "value": 420.0, "contribution": -0.05},
+                    ],
+                    "other_members": {"count": 0, "contribution": 0.0},
+                }
+            ]
+        }
+    )
+
+    members: list[ReasonMember]
+    other_members: OtherMembers
+
+
 class ListedEstablishment(BaseModel):
     rank: int = Field(examples=[1])
     establishment_id: str = Field(examples=["2298459"])
@@ -58,7 +104,9 @@ class ListedEstablishment(BaseModel):
     community_area: str | None = Field(examples=["LINCOLN PARK"])
     score: float = Field(description="Probability of a critical violation", examples=[0.41])
     tier: TierName
-    reasons: list[Reason]
+    reasons: list[GroupedReason] = Field(
+        description="Up to 3 reasons, one per group of correlated features, largest net contribution first"
+    )
     last_inspection_date: str | None = Field(examples=["2013-09-12"])
     last_result: str | None = Field(examples=["Pass w/ Conditions"])
 
@@ -163,3 +211,50 @@ class ModelPerformance(BaseModel):
     outcomes: dict[str, int] = Field(description="posted, out_of_scope, not_on_a_list, matched")
     overall: PeriodPerformance | None
     weeks: list[WeekPerformance]
+
+
+class RouteStop(BaseModel):
+    stop: int = Field(description="Visiting order, from 1", examples=[1])
+    rank: int = Field(description="The establishment's rank in the list the plan came from", examples=[3])
+    establishment_id: str = Field(examples=["2298459"])
+    name: str | None
+    address: str | None
+    zip: str | None
+    community_area: str | None
+    latitude: float
+    longitude: float
+    facility_type: str | None
+    score: float
+    tier: TierName
+    reasons: list[str] = Field(description="The list row's reasons, in words")
+
+
+class Route(BaseModel):
+    route: int = Field(description="The route's number, from 1 (the route with the list's riskiest stop)")
+    length_km: float = Field(description="Straight-line km between consecutive stops (no road network)")
+    stops: list[RouteStop]
+
+
+class NotRouted(BaseModel):
+    rank: int
+    establishment_id: str
+    name: str | None
+    why: str = Field(examples=["no coordinates in the city's data"])
+
+
+class RoutePlanOut(BaseModel):
+    """A day's list split into one route per inspector, as stored with the list it came from."""
+
+    plan_id: int = Field(examples=[4])
+    list_id: int = Field(description="The list the routes were made from: GET /v1/inspections/lists/{id}")
+    city: str = Field(examples=["chicago"])
+    date: str = Field(examples=["2014-08-30"])
+    inspectors: int = Field(examples=[4])
+    per_inspector: int = Field(examples=[10])
+    method: str
+    model: dict[str, str]
+    created_at: str
+    routes: list[Route]
+    total_length_km: float = Field(description="Sum of the routes' straight-line lengths")
+    distance: str = Field(description="How lengths are measured (straight lines: no road network offline)")
+    not_routed: list[NotRouted] = Field(description="Rows of the list without coordinates: not placed")

@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     # reach the service, as inside a city network or behind the city's sign-on proxy. "key": a key
     # with the `inspections` scope (X-API-Key, Bearer, or the password of HTTP Basic for browsers).
     inspector_auth: Literal["open", "key"] = "open"
+    # The city the inspectors' page opens on (GET /inspector without ?city=), by its config's
+    # `[city].name`. Unset, or naming no city with a loaded inspection model: the city with the most
+    # establishments in scope for its next list (never simply the alphabetical first).
+    default_city: str | None = Field(default=None, max_length=64)
     max_body_bytes: int = Field(default=MAX_BODY_BYTES, ge=1024)
     max_records: int = Field(default=MAX_RECORDS, ge=1, le=MAX_RECORDS)
     # The keys file of releases up to 0.2.0: imported into the database once, then ignored

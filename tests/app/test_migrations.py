@@ -157,7 +157,7 @@ def test_a_database_of_revision_0005_gains_the_daily_list_claims(database_url: s
     repository.complete_list_claim(key.sha256, issued.id)
     assert repository.claim_list(key, "other", 60).list_id == issued.id
     with repository.engine.connect() as connection:
-        assert current_revision(connection) == head_revision() == "0008_cds_feedback"
+        assert current_revision(connection) == head_revision() == "0009_route_plans"
     assert [stored.partner for stored in repository.partner_keys()] == ["Before the claims"]
 
 

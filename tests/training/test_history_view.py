@@ -78,8 +78,8 @@ def test_history_until_must_not_follow_the_window_start(chicago_data: CityData) 
 
 def test_repeated_ids_in_a_window_are_counted(tmp_path: Path) -> None:
     rows = pd.read_csv(BOSTON.parent / "inspections.csv.gz", dtype=str).head(400)
-    rows.loc[30, "inspection_id"] = rows.loc[31, "inspection_id"]
-    rows.loc[40, "inspection_id"] = rows.loc[41, "inspection_id"]
+    # Exact repeats (a repeat naming another establishment, date or result is a config error, #24).
+    rows = pd.concat([rows, rows.loc[[31, 41]]], ignore_index=True)
     config = tmp_path / "city.toml"
     config.write_text(BOSTON.read_text(), encoding="utf-8")
     rows.to_csv(tmp_path / "inspections.csv.gz", index=False)

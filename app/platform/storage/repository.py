@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from app.platform.errors import ServiceError
-from app.platform.storage import feedback, list_claims, list_scores
+from app.platform.storage import feedback, list_claims, list_scores, route_plans
 from app.platform.storage.feedback import CardFeedback, FeedbackCount
 from app.platform.storage.list_claims import Claim, ListKey
 from app.platform.storage.list_scores import ListedScore
@@ -294,6 +294,33 @@ class Repository:
         """Store CDS Hooks card outcomes (those already stored for their card are left): the new ones."""
         with self._translate_errors(), self.engine.begin() as connection:
             return feedback.insert(connection, entries)
+
+    def store_route_plan(
+        self,
+        issued: IssuedList,
+        inspectors: int,
+        per_inspector: int,
+        method: str,
+        content: dict[str, Any],
+    ) -> route_plans.RoutePlan:
+        """Store a list's routes (the same plan asked for again is the stored one) and return it."""
+        digest = route_plans.content_sha256(issued.id, inspectors, per_inspector, method)
+        with self._translate_errors(), self.engine.begin() as connection:
+            found = route_plans.find(connection, content=digest)
+            if found is not None:
+                return found
+            route_plans.store(
+                connection, issued.id, issued.city, issued.list_date, inspectors, per_inspector, method,
+                content,
+            )  # fmt: skip
+            stored = route_plans.find(connection, content=digest)
+        if stored is None:  # pragma: no cover - inserted or found in the transaction above
+            raise DatabaseUnavailable("the route plan was not stored")
+        return stored
+
+    def get_route_plan(self, plan_id: int) -> route_plans.RoutePlan | None:
+        with self._translate_errors(), self.engine.connect() as connection:
+            return route_plans.find(connection, plan_id=plan_id)
 
     def feedback_counts(self, model_name: str) -> list[FeedbackCount]:
         with self._translate_errors(), self.engine.connect() as connection:

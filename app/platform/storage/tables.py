@@ -154,3 +154,25 @@ cds_feedback = sa.Table(
     sa.Index("ux_cds_feedback_card_outcome", "card_uuid", "outcome", unique=True),
     sa.Index("ix_cds_feedback_model", "model_name"),
 )
+
+# Routes for a team (app/inspections/team_routes.py): a daily list split into one route per inspector,
+# stored with the list it came from. One row per (list, inspectors, stops per inspector, method): the
+# same split asked for again is the one stored. Revision 0009.
+ROUTE_PLAN_INDEX = "ux_route_plans_content"
+route_plans = sa.Table(
+    "route_plans",
+    metadata,
+    sa.Column("id", sa.Integer, sa.Identity(), primary_key=True),
+    sa.Column("list_id", sa.Integer, sa.ForeignKey("issued_lists.id"), nullable=False),
+    sa.Column("city", sa.String(64), nullable=False),
+    sa.Column("list_date", sa.Date, nullable=False),
+    sa.Column("inspectors", sa.Integer, nullable=False),
+    sa.Column("per_inspector", sa.Integer, nullable=False),
+    sa.Column("method", sa.String(128), nullable=False),
+    # The routes exactly as issued (stops in visiting order, each with its list rank, and lengths).
+    sa.Column("routes", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("content_sha256", sa.String(64), nullable=False),
+    sa.Index(ROUTE_PLAN_INDEX, "content_sha256", unique=True),
+    sa.Index("ix_route_plans_list", "list_id"),
+)

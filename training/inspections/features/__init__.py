@@ -11,7 +11,14 @@ from training.inspections.features import registry
 from training.inspections.features.establishment import CATEGORICAL_FEATURES
 from training.inspections.ingest import CityData
 
-__all__ = ["CATEGORICAL_FEATURES", "QUERY_COLUMNS", "anchored_queries", "build_features", "describe_feature"]
+__all__ = [
+    "CATEGORICAL_FEATURES",
+    "QUERY_COLUMNS",
+    "anchored_queries",
+    "build_features",
+    "describe_feature",
+    "feature_family",
+]
 
 QUERY_COLUMNS = ("establishment_id", "date", "latitude", "longitude", "facility_type", "risk_category")
 REQUIRED_QUERY_COLUMNS = ("establishment_id", "date")
@@ -70,6 +77,14 @@ def describe_feature(name: str, severity_names: Mapping[str, str] | None = None)
     if not severity_names:
         return text
     return _CLASS_WORDS.sub(lambda found: severity_names.get(found[1], found[1]), text)
+
+
+def feature_family(name: str) -> str | None:
+    """The registered family a feature column belongs to (the one that describes it), or None."""
+    for family in registry.REGISTRY:
+        if family.describe(name) is not None:
+            return family.name
+    return None
 
 
 def _describe(name: str) -> str:
