@@ -26,7 +26,7 @@ class EstablishmentRisk(ScoredRecord):
                     "date": "2014-08-30",
                     "data_until": "2014-08-29",
                     "model": "chicago-food-inspections",
-                    "version": "2014-08-29-6e338ca4",
+                    "version": "2014-08-29-d443bf14",
                     "score": 0.21,
                     "tier": "medium",
                     "reasons": EXAMPLE_REASONS,
@@ -129,7 +129,7 @@ class DailyList(BaseModel):
     city_display_name: str | None = Field(default=None, examples=["Chicago"])  # [city].display_name
     date: str = Field(examples=["2014-08-30"])
     model: dict[str, str] = Field(
-        examples=[{"name": "chicago-food-inspections", "version": "2014-08-29-6e338ca4"}]
+        examples=[{"name": "chicago-food-inspections", "version": "2014-08-29-d443bf14"}]
     )
     parameters: dict[str, Any]
     issued_at: str

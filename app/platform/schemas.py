@@ -156,8 +156,8 @@ class ModelList(BaseModel):
                     "models": [
                         {
                             "name": "chicago-food-inspections",
-                            "version": "2014-08-29-6e338ca4",
-                            "versions": ["2014-08-29-6e338ca4"],
+                            "version": "2014-08-29-d443bf14",
+                            "versions": ["2014-08-29-d443bf14"],
                             "city": "chicago",
                             "city_display_name": "Chicago",
                             "task": "inspection_risk",

@@ -108,7 +108,7 @@ class ScoreResponse(BaseModel):
             "examples": [
                 {
                     "model": "chicago-food-inspections",
-                    "version": "2014-08-29-6e338ca4",
+                    "version": "2014-08-29-d443bf14",
                     "reasons_method": "exact linear contributions",
                     "results": [
                         {
