@@ -29,7 +29,8 @@ def _boundary_names(path: Path, name_property: str) -> tuple[str, ...]:
     return tuple(sorted({ring.name for ring in _area_rings(path, name_property) if ring.name}))
 
 
-def _values(data: CityData, name: str) -> tuple[str, ...]:
+def known_values(data: CityData, name: str) -> tuple[str, ...]:
+    """The values of a city's `[areas]` filter `name` in its data, sorted."""
     column = data.inspections.get(f"area_{name}")
     return () if column is None else tuple(sorted(set(column.dropna().astype(str))))
 
@@ -49,7 +50,7 @@ def resolve(
     problems = []
     resolved = []
     for name, value in declared(config.area_filters, areas):
-        known = _values(data, name)
+        known = known_values(data, name)
         match = next((each for each in known if each.casefold() == value.casefold()), None)
         if match is None:
             problems.append(Problem(("query", name), f"unknown {name} {value!r}; known: {_listing(known)}"))

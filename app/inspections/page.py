@@ -12,12 +12,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse
 
+from app.inspections.areas import known_values
 from app.inspections.citymap import load_city_map
 from app.inspections.daily import PAGE_DEFAULT_LIMIT, DailyLists, DailyQuery
 from app.inspections.default_city import default_city
 from app.inspections.page_sections import trust_sections
 from app.inspections.route_service import MAX_INSPECTORS, MAX_PER_INSPECTOR
-from app.inspections.routes import daily_lists, parse_date
+from app.inspections.routes import area_filters, daily_lists, parse_date
 from app.platform.deps import INSPECTOR_SECURITY, InspectorDep
 from app.platform.errors import ServiceError
 from app.platform.schemas import DATE_PATTERN, json_error
@@ -60,6 +61,7 @@ def render_page(
         "list_date": raw_date or "",
         "facility_types": [],
         "community_areas": [],
+        "area_selects": [],  # the city's [areas] filters (borough, ward...), one select each
         "city_map": None,
         "points": [],
         "date_min": None,
@@ -73,6 +75,11 @@ def render_page(
     try:
         data = lists.city_data(query.city)
         context.update(page_words(data.config))
+        chosen = {name: value.casefold() for name, value in query.areas}
+        context["area_selects"] = [
+            {"name": name, "values": known_values(data, name), "selected": chosen.get(name, "")}
+            for name in data.config.area_filters
+        ]
         earliest, latest = lists.date_range(data)
         context.update(date_min=earliest.isoformat(), date_max=latest.isoformat())
         if error:
@@ -181,6 +188,7 @@ async def inspector_page(
         zip=zip or None,
         community_area=community_area or None,
         min_tier=min_tier,
+        areas=area_filters(request),  # the city's [areas] filters: borough=Queens
     )
     context, status = await anyio.to_thread.run_sync(render_page, lists, query, date, error)
     if status == 200:  # the staleness banner and how the lists did (app/inspections/page_sections.py)

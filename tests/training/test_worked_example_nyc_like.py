@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -105,6 +106,14 @@ def test_the_row_per_violation_example_trains_evaluates_and_is_served(tmp_path: 
 
         page = client.get("/inspector", params={"city": "nyclike"})
         assert page.status_code == 200 and "New York City (made-up example data)" in page.text
+        assert '<select name="borough"' in page.text  # the city's [areas] filter, on the page too
+        queens_page = client.get("/inspector", params={"city": "nyclike", "borough": "queens", "limit": 500})
+        assert queens_page.status_code == 200 and '<option value="Queens" selected>' in queens_page.text
+        listed = {row["establishment_id"] for row in rows}  # the API's Queens list above
+        shown = set(re.findall(r"ID ([^ <]+)", queens_page.text))
+        assert shown and shown <= listed
+        gotham = client.get("/inspector", params={"city": "nyclike", "borough": "Gotham"})
+        assert gotham.status_code == 422 and "unknown borough" in gotham.text
 
         outcome = {
             "inspection_id": "NEW-1",
