@@ -83,9 +83,18 @@ def staleness(data: CityData, today: date, max_age_days: int) -> Staleness:
 
 
 def observe(lists: DailyLists, city: str, max_age_days: int, metrics: ServiceMetrics) -> Staleness:
-    """Blocking: the city's staleness now (its data as the daily list reads it), also set in /metrics."""
-    data = lists.city_data(city)
-    found = staleness(data, today_in(data.config.timezone), max_age_days)
+    """Blocking: the city's staleness now, also set in /metrics: the newest outcome of its files or
+    posted to the service. Read from the files and one database query, not from the city's data with
+    every posted outcome merged in: that rebuild, once per post per worker, is what daily requests
+    must not pay (app/inspections/city_data.py). A posted outcome whose result the city drops counts
+    here as news, where the list's history would set it aside."""
+    files = lists.cities.city(city).data
+    newest = newest_outcome(files)
+    posted = lists.repository().newest_posted_outcome(city)
+    if posted is not None and posted > newest:
+        newest = posted
+    today = today_in(files.config.timezone)
+    found = Staleness(newest, max(0, (today - newest).days), max_age_days)
     metrics.outcomes_age_days.labels(city).set(found.age_days)
     return found
 
