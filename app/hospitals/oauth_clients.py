@@ -129,8 +129,6 @@ class OAuthClients:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.repository = repository
-        self.nothing_stored = nothing_stored
-        self.grace_seconds = grace_seconds
         self.clock = clock
         self._tokens: dict[str, tuple[str, frozenset[str], float]] = {}  # digest -> client, scopes, expiry
         self._table: StampedTable[dict[str, Client]] = StampedTable(

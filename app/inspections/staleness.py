@@ -86,11 +86,11 @@ def observe(lists: DailyLists, city: str, max_age_days: int, metrics: ServiceMet
     """Blocking: the city's staleness now, also set in /metrics: the newest outcome of its files or
     posted to the service. Read from the files and one database query, not from the city's data with
     every posted outcome merged in: that rebuild, once per post per worker, is what daily requests
-    must not pay (app/inspections/city_data.py). A posted outcome whose result the city drops counts
-    here as news, where the list's history would set it aside."""
+    must not pay (app/inspections/city_data.py). Posted outcomes whose result the city drops are left
+    out, as the list's history leaves them out."""
     files = lists.cities.city(city).data
     newest = newest_outcome(files)
-    posted = lists.repository().newest_posted_outcome(city)
+    posted = lists.repository().newest_posted_outcome(city, tuple(files.config.drop_results))
     if posted is not None and posted > newest:
         newest = posted
     today = today_in(files.config.timezone)

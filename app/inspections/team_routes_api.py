@@ -14,6 +14,7 @@ from app.inspections.errors import RouteNotFound
 from app.inspections.route_service import (
     MAX_INSPECTORS,
     MAX_PER_INSPECTOR,
+    STOP_FIELDS,
     TeamQuery,
     issue_routes,
     plan_json,
@@ -27,22 +28,7 @@ from app.platform.schemas import ErrorResponse, IsoDate
 from app.platform.storage.route_plans import RoutePlan
 
 router = APIRouter(prefix="/v1/inspections", tags=["inspections"])
-CSV_COLUMNS = (
-    "route",
-    "stop",
-    "rank",
-    "establishment_id",
-    "name",
-    "address",
-    "zip",
-    "community_area",
-    "latitude",
-    "longitude",
-    "facility_type",
-    "score",
-    "tier",
-    "reasons",
-)
+CSV_COLUMNS = ("route", "stop", *STOP_FIELDS, "reasons")  # a stop as the plan holds it, then its words
 ROUTE_CSV = {
     "text/csv": {"example": "route,stop,rank,establishment_id,name,...\n1,1,1,2298459,SAIMAI THAI,...\n"}
 }

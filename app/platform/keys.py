@@ -85,8 +85,6 @@ class PartnerKeys:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.repository = repository
-        self.nothing_stored = nothing_stored
-        self.grace_seconds = grace_seconds
         self.clock = clock
         self._legacy = {
             value: Partner(f"env-key-{value.hex()[:8]}", LEGACY_SCOPES) for value in legacy_digests

@@ -7,9 +7,15 @@ import json
 import os
 import secrets
 import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pandas as pd
 
 from app.platform.settings import Settings
@@ -95,3 +101,38 @@ def write_legacy_keys_file(path: Path, *holders: tuple[str, list[str], str | Non
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"keys": entries}, indent=2) + "\n")
     return made
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def serving(app: Any, ready_within: float = 120) -> Iterator[str]:
+    """`app` under a real uvicorn (in a thread) on a free loopback port, ready; its base URL."""
+    import uvicorn
+
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + ready_within
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    else:
+        raise RuntimeError(f"the service did not become ready within {ready_within:.0f} s")
+    try:
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from app_helpers import ADMIN, ADMIN_KEY, PARTNER, PARTNER_KEY, REPO_ROOT, SCORE_URL, copy_bundle
+from app_helpers import ADMIN, ADMIN_KEY, PARTNER, PARTNER_KEY, REPO_ROOT, SCORE_URL, copy_bundle, free_port
 from fleet_helpers import (
     REPLICA_HEADER,
     Replica,
@@ -39,7 +39,6 @@ from fleet_helpers import (
     wait_until_ready,
 )
 from lead_helpers import SERVICE_URL, ehr_key, ehr_token, write_issuers
-from test_server import free_port
 
 WORKERS_PER_REPLICA = 2
 SIGNER = ehr_key()

@@ -6,77 +6,27 @@ served by a real uvicorn on a free loopback port.
 
 from __future__ import annotations
 
-import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from app_helpers import make_settings
+from app_helpers import make_settings, serving
 from lead_helpers import Keys
+from screens import CHROMIUM, CHROMIUM_ARGS
 
 from app.main import create_app
-from app.platform.settings import Settings
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="Debian chromium is not installed (./scripts/test installs it)"
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@contextmanager
-def serving(settings: Settings) -> Iterator[str]:
-    """The app under a real uvicorn on a free loopback port, ready; its base URL."""
-    app = create_app(settings)
-    port = _free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    uvicorn_server = uvicorn.Server(config)
-    thread = threading.Thread(target=uvicorn_server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    else:
-        pytest.fail("the service did not become ready within 60 s")
-    try:
-        yield base
-    finally:
-        uvicorn_server.should_exit = True
-        thread.join(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     database = tmp_path_factory.mktemp("browser") / "lists.sqlite3"
-    with serving(make_settings(database_url=f"sqlite:///{database}")) as base:
+    with serving(create_app(make_settings(database_url=f"sqlite:///{database}"))) as base:
         yield base
 
 
@@ -125,7 +75,7 @@ def test_inspector_page_behind_a_key_in_chromium(tmp_path: Path) -> None:
     keys = Keys(f"sqlite:///{tmp_path / 'lists.sqlite3'}")
     settings = make_settings(inspector_auth="key", database_url=keys.database_url)
     page_url = "/inspector?city=chicago&date=2014-08-30&limit=20"
-    with serving(settings) as base, sync_playwright() as playwright:
+    with serving(create_app(settings)) as base, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         # Headless, the browser cannot show its prompt: Chromium gives up on the challenge.
         with pytest.raises(PlaywrightError, match="ERR_INVALID_AUTH_CREDENTIALS"):

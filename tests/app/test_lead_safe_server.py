@@ -17,10 +17,9 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
-from app_helpers import REPO_ROOT
+from app_helpers import REPO_ROOT, free_port
 from cryptography.hazmat.primitives.asymmetric import ec
 from lead_helpers import child_body, marked_body
-from test_server import free_port
 
 PUBLIC_URL = "https://risk.example.org"
 

@@ -16,9 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
-from app_helpers import ADMIN_KEY, MODEL_NAME, PARTNER, PARTNER_KEY, REPO_ROOT, copy_bundle
+from app_helpers import ADMIN_KEY, MODEL_NAME, PARTNER, PARTNER_KEY, REPO_ROOT, copy_bundle, free_port
 from sklearn.metrics import roc_auc_score
-from test_server import free_port
 
 LIST_DATE = "2014-09-02"  # the sample data ends 2014-08-29
 PERFORMANCE_URL = f"/v1/models/{MODEL_NAME}/performance"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,14 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from app_helpers import ADMIN, ADMIN_KEY, PARTNER, PARTNER_KEY, REPO_ROOT, SCORE_URL, copy_bundle
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from app_helpers import ADMIN, ADMIN_KEY, PARTNER, PARTNER_KEY, REPO_ROOT, SCORE_URL, copy_bundle, free_port
 
 
 @pytest.fixture(scope="module")

@@ -53,9 +53,11 @@ def posted_outcomes(connection: sa.Connection, city: str, first: date, last: dat
     return [dict(row) for row in connection.execute(query).mappings()]
 
 
-def newest_posted(connection: sa.Connection, city: str) -> date | None:
-    found = connection.execute(
-        sa.select(sa.func.max(outcomes.c.inspection_date)).where(outcomes.c.city == city)
-    )
+def newest_posted(connection: sa.Connection, city: str, excluding: tuple[str, ...] = ()) -> date | None:
+    """The latest inspection date posted for `city`, leaving out outcomes with the `excluding` results."""
+    condition = outcomes.c.city == city
+    if excluding:
+        condition = condition & outcomes.c.result.notin_(excluding)
+    found = connection.execute(sa.select(sa.func.max(outcomes.c.inspection_date)).where(condition))
     newest = found.scalar()
     return None if newest is None else date.fromisoformat(str(newest)[:10])

@@ -243,9 +243,9 @@ class Repository:
         with self._translate_errors(), self.engine.connect() as connection:
             return list_scores.posted_outcomes(connection, city, first, last)
 
-    def newest_posted_outcome(self, city: str) -> date | None:
+    def newest_posted_outcome(self, city: str, excluding: tuple[str, ...] = ()) -> date | None:
         with self._translate_errors(), self.engine.connect() as connection:
-            return list_scores.newest_posted(connection, city)
+            return list_scores.newest_posted(connection, city, excluding)
 
     def model_generation(self) -> int:
         """The model set generation every worker should serve (0 before the first reload)."""
