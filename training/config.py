@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 class ConfigError(Exception):
@@ -94,3 +96,19 @@ def read_document(path: Path | str) -> tuple[Path, dict[str, Any]]:
         raise ConfigError(path, "(syntax)", str(error)) from None
 
 
+def city_timezone(reader: ConfigReader) -> str:
+    """`[city].timezone`, an IANA name (UTC when absent): the zone of the city's own days."""
+    name: str = reader.get("city.timezone", str, "UTC")
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise reader.error(
+            "city.timezone", f"unknown IANA time zone {name!r} (e.g. America/New_York)"
+        ) from None
+    return name
+
+
+def today_in(timezone: str, now: datetime | None = None) -> date:
+    """The date it is now in `timezone` (a config's `[city].timezone`): a city's "today", "tomorrow"
+    and "in the future" are its own, not UTC's or the server's."""
+    return (now or datetime.now(UTC)).astimezone(ZoneInfo(timezone)).date()

@@ -18,7 +18,7 @@ from training.bundle import (
     find_bundles,
     load_bundle,
 )
-from training.config import ConfigError
+from training.config import ConfigError, today_in
 from training.evaluate import evaluate_scores, top_k_count
 from training.geo import PointLocator
 from training.inspections.config import LIST_PARAMETERS, load_city_config
@@ -48,6 +48,7 @@ __all__ = [
     # Inspections: the city config and data, and the features and roster of a daily list.
     "CityData",
     "ConfigError",
+    "today_in",
     "LIST_PARAMETERS",
     "build_features",
     "build_roster",

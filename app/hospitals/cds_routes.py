@@ -48,6 +48,7 @@ from app.platform.metrics import ServiceMetrics
 from app.platform.registry import LoadedModel
 from app.platform.schemas import ErrorResponse
 from app.platform.settings import Settings
+from training.serving import today_in
 
 security_log = logging.getLogger("civicrisk.security")
 
@@ -238,7 +239,7 @@ async def lead_risk_hook(request: Request) -> Response:
     service: LeadService = request.app.state.lead
     model = service.model()
     engine = await ready_engine(service, model)
-    today = date.today()
+    today = today_in(engine.config.timezone)  # the city's date, as a child's age is counted there
     labs = NOT_SENT if labs_value is ABSENT else blood_lead(labs_value, patient_id, engine.threshold, today)
     if not _eligible(engine, home, today):
         return JSONBytes(NO_CARDS)

@@ -8,7 +8,6 @@ log gets the route, status, latency and partner id; a failure is logged by its e
 from __future__ import annotations
 
 import logging
-from datetime import date
 from typing import Any
 
 import anyio.to_thread
@@ -29,6 +28,7 @@ from app.platform.errors import ServiceError
 from app.platform.handlers import JSONBytes
 from app.platform.registry import LoadedModel
 from app.platform.sizes import LEAD_SAFE_MAX_BODY_BYTES
+from training.serving import today_in
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ async def score_submission(request: Request, raw: bytes) -> dict[str, Any]:
     service: LeadService = request.app.state.lead
     model = service.model()
     engine = await ready_engine(service, model)
-    today = date.today()
+    today = today_in(engine.config.timezone)  # the city's date, as a child's age is counted there
     parsed = None if typed is None else lead_safe_typed.check(typed, engine.threshold, today)
     if parsed is None:  # a problem, or a form the typed path leaves to the full check
         checked = parse_request(body if typed is None else _json(raw), engine.threshold, today)

@@ -36,7 +36,6 @@ from app.inspections.list_process import RankerProcess, RankRequest
 from app.inspections.precompute import ListsAhead
 from app.inspections.reasons import score_inspections, worded_reasons
 from app.inspections.single_flight import SingleFlight
-from app.platform.clock import today_in
 from app.platform.errors import InvalidRequest, ModelUnavailable, Problem, ServiceError
 from app.platform.registry import LoadedModel, ModelRegistry
 from app.platform.storage.list_claims import ListKey
@@ -47,6 +46,7 @@ from training.serving import (
     build_roster,
     parse_violation_codes,
     prepare_indexes,
+    today_in,
 )
 
 TIER_ORDER = {"low": 0, "medium": 1, "high": 2}

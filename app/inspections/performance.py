@@ -24,11 +24,10 @@ from typing import Any
 import pandas as pd
 
 from app.inspections.daily import TIER_ORDER, DailyLists
-from app.platform.clock import today_in
 from app.platform.errors import InvalidRequest, Problem
 from app.platform.registry import LoadedModel
 from app.platform.storage.list_scores import ListedScore
-from training.serving import evaluate_scores, top_k_count
+from training.serving import evaluate_scores, today_in, top_k_count
 
 LOOKBACK_DAYS = 14  # as far ahead of its data as a daily list may be drawn (daily.MAX_DAYS_AFTER_DATA)
 DEFAULT_WEEKS = 12

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from datetime import date
 
 from app.inspections.daily import DailyLists
-from app.platform.clock import today_in
 from app.platform.metrics import ServiceMetrics
 from app.platform.settings import Settings
-from training.serving import CityData
+from training.serving import CityData, today_in
 
 HEADER_NEWEST = "X-Data-Newest-Outcome"
 HEADER_AGE = "X-Data-Age-Days"

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime
 
 
 class MillisecondClock:
@@ -37,9 +36,3 @@ class MillisecondClock:
 
     def now(self) -> str:
         return self.format(time.time())
-
-
-def today_in(timezone: str, now: datetime | None = None) -> date:
-    """The date it is now in `timezone` (IANA name, a city config's `[city].timezone`): a city's
-    "today", "tomorrow" and "in the future" are its own, not UTC's or the server's."""
-    return (now or datetime.now(UTC)).astimezone(ZoneInfo(timezone)).date()

@@ -5,7 +5,7 @@ refusals (OperationOutcome), a wrong patient above all."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
 from lead_helpers import SERVICE_URL, Keys, child_body, ehr_key, lead_settings
 
+import training.config
 from app.hospitals.cds_cards import card_origin
 from app.hospitals.errors import OutsideArea
 from app.hospitals.lead_risk import Home
@@ -232,6 +233,30 @@ def test_ineligible_child_gets_no_cards(
 ) -> None:
     response = call_as_ehr(cds, signer, {"patient": resource})
     assert response.status_code == 200 and response.json() == {"cards": []}
+
+
+@pytest.mark.parametrize(("utc_hour", "cards"), [(3, 0), (7, 1)])
+def test_a_childs_days_are_counted_in_the_citys_time_zone(
+    cds: TestClient,
+    signer: ec.EllipticCurvePrivateKey,
+    monkeypatch: pytest.MonkeyPatch,
+    utc_hour: int,
+    cards: int,
+) -> None:
+    """At 03:00 UTC on 7 December it is still 6 December in Chicago (lead.toml's [city].timezone): a
+    child born on the 7th is not born yet there, so no card; at 07:00 UTC it is the 7th in Chicago too."""
+    frozen = datetime(2026, 12, 7, utc_hour, tzinfo=UTC)
+
+    class FrozenClock(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> FrozenClock:
+            return frozen.astimezone(tz)  # type: ignore[return-value]
+
+    monkeypatch.setattr(training.config, "datetime", FrozenClock)
+    newborn = patient() | {"birthDate": "2026-12-07"}
+    response = call_as_ehr(cds, signer, {"patient": newborn})
+    assert response.status_code == 200, response.text
+    assert len(response.json()["cards"]) == cards
 
 
 @pytest.mark.parametrize(

@@ -16,9 +16,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from app.platform.clock import today_in
 from app.platform.settings import Settings
 from tests.training.test_row_per_violation import EXAMPLE, cli, generator
+from training.config import today_in
 
 KEY = "nyclike-partner-key-0123456789"
 

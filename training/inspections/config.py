@@ -6,9 +6,15 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from training.config import ConfigError, ConfigErrors, ConfigReader, TableSource, read_document
+from training.config import (
+    ConfigError,
+    ConfigErrors,
+    ConfigReader,
+    TableSource,
+    city_timezone,
+    read_document,
+)
 from training.inspections.config_schema import DEFAULT_FAMILIES, INSPECTION_FIELDS, validate_document
 
 REQUIRED_FIELDS = tuple(name for name, (required, _) in INSPECTION_FIELDS.items() if required)
@@ -254,17 +260,6 @@ def _area_layers(reader: ConfigReader) -> dict[str, tuple[Path, str]]:
     return layers
 
 
-def _timezone(reader: ConfigReader) -> str:
-    name: str = reader.get("city.timezone", str, "UTC")
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise reader.error(
-            "city.timezone", f"unknown IANA time zone {name!r} (e.g. America/New_York)"
-        ) from None
-    return name
-
-
 def _event_sources(reader: ConfigReader) -> tuple[EventSource, ...]:
     items = reader.get("environment", list, [])
     sources = []
@@ -412,7 +407,7 @@ def load_city_config(path: Path | str) -> CityConfig:
         roster_require_active_license=_require_license(reader, licenses),
         area_field=area_field,
         area_windows_days=tuple(int(w) for w in reader.get("neighbourhood.area_window_days", list, [])),
-        timezone=_timezone(reader),
+        timezone=city_timezone(reader),
         inspection_key=inspection_key,
         flag_classes=_flag_classes(reader),
         code_patterns=_code_patterns(reader),

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from training.config import ConfigError, ConfigReader
+from training.config import ConfigError, ConfigReader, city_timezone
 from training.lead.area_outcomes import AREA_LEVELS, RATE_UNITS, AreaOutcomesSpec
 
 OUTCOME_FIELDS = ("child_id", "birth_date", "test_date", "result")
@@ -77,6 +77,7 @@ class LeadConfig:
     area_outcomes: AreaOutcomesSpec | None = None  # real rates by area and year, when the city has them
     # The city's lead programme page (label, absolute https URL), linked from every CDS Hooks card.
     programme: tuple[str, str] | None = None
+    timezone: str = "UTC"  # [city].timezone: the zone of "today" for a child's age and a future date
 
     @property
     def reference_files(self) -> list[Path]:
@@ -242,6 +243,7 @@ def load_lead_config(path: Path | str) -> LeadConfig:
         scoring_date_format=reader.get("scoring.date_format", str),
         area_outcomes=_area_outcomes(reader),
         programme=_programme(reader),
+        timezone=city_timezone(reader),
     )
 
 

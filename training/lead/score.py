@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from training.bundle import Bundle, BundleError, load_bundle
-from training.config import ConfigError
+from training.config import ConfigError, today_in
 from training.lead.config import LeadConfig, load_lead_config
 from training.lead.data import load_lead_data
 from training.lead.features import build_features
@@ -111,7 +111,7 @@ def score_lead(config_path: Path, bundle_path: Path, input_path: Path, output_pa
     """Score every valid child in `input_path`; write id, score, rank, tier and status for every row."""
     config = load_lead_config(config_path)
     bundle = _lead_bundle(bundle_path)
-    frame, problems = read_children(input_path, config, date.today())
+    frame, problems = read_children(input_path, config, today_in(config.timezone))
     data = load_lead_data(config_path)
     frame = locate_rows(frame, data.reference)
     placed = frame["location_problem"] != ""
