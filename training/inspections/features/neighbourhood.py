@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Mapping, Sequence
+import weakref
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -163,8 +164,49 @@ def event_density_features(
     return result
 
 
+_Derived = TypeVar("_Derived")
+_FRAMES_KEPT = 8  # derived values of this many (frame, purpose) pairs, least recently made out
+_per_frame: dict[tuple[int, Any], tuple[weakref.ref[pd.DataFrame], Any]] = {}
+
+
+def _remembered(frame: pd.DataFrame, purpose: Any, make: Callable[[], _Derived]) -> _Derived:
+    """`make()`, made once per frame object and purpose. A city's data is not changed in place once
+    read (recorded outcomes make a new frame), and the daily lists of every date read the same one:
+    what is derived from it alone need not be derived again for each date. The weak reference tells
+    a frame from a later one that got the same id after it was freed."""
+    key = (id(frame), purpose)
+    with _indexes_lock:
+        entry = _per_frame.get(key)
+    if entry is not None and entry[0]() is frame:
+        derived: _Derived = entry[1]
+        return derived
+    derived = make()
+
+    def forget(gone: weakref.ref[pd.DataFrame]) -> None:
+        # Runs when the frame is freed, maybe inside the lock's holder (the collector): no lock here.
+        if _per_frame.get(key, (None, None))[0] is gone:
+            _per_frame.pop(key, None)
+
+    with _indexes_lock:
+        _per_frame.pop(key, None)
+        while len(_per_frame) >= _FRAMES_KEPT:
+            _per_frame.pop(next(iter(_per_frame)))
+        _per_frame[key] = (weakref.ref(frame, forget), derived)
+    return derived
+
+
 def _located_history(inspections: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Inspections with an outcome and coordinates, sorted by day, as arrays."""
+    """Inspections with an outcome and coordinates, sorted by day, as (read-only) arrays."""
+    return _remembered(inspections, "history", lambda: _read_only(_history_arrays(inspections)))
+
+
+def _read_only(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    for array in arrays.values():
+        array.flags.writeable = False
+    return arrays
+
+
+def _history_arrays(inspections: pd.DataFrame) -> dict[str, np.ndarray]:
     located = inspections[
         inspections["has_outcome"] & inspections["latitude"].notna() & inspections["longitude"].notna()
     ]
@@ -267,6 +309,14 @@ def _history_index(
     so the index of the data as first read stays valid: its rows are matched by inspection id and
     the others counted directly, until there are too many of them. Kept per city: keyed by its
     earliest inspection, which recorded outcomes never precede by much."""
+    return _remembered(
+        inspections, ("index", radii_km), lambda: _fresh_history_index(inspections, history, radii_km)
+    )
+
+
+def _fresh_history_index(
+    inspections: pd.DataFrame, history: dict[str, np.ndarray], radii_km: tuple[float, ...]
+) -> tuple[RadiusIndex, np.ndarray]:
     ids = history["id"]
     key = ("nearby", radii_km, ids[0] if len(ids) else None)
     entry = _stored(key)
@@ -276,6 +326,7 @@ def _history_index(
         unindexed = np.fromiter((each not in indexed for each in ids), dtype=bool, count=len(ids))
         # Every indexed row still there (the same city's data) and few new ones: still valid.
         if len(ids) - int(unindexed.sum()) == len(indexed) and unindexed.sum() <= MAX_UNINDEXED:
+            unindexed.flags.writeable = False
             return entry[1], unindexed
     flags = history["label"] > 0
     index = RadiusIndex(_locations(inspections), history["xyz"], history["day"], flags, radii_km)
