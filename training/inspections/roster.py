@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from training.inspections.features import build_features
+from training.inspections.frame_memo import remembered
 from training.inspections.ingest import CityData
 
 ROSTER_COLUMNS = (
@@ -33,6 +34,37 @@ class Roster:
     features: pd.DataFrame
 
 
+@dataclass(frozen=True)
+class OutcomeOrder:
+    """A city's inspections with an outcome, a date and an establishment, in the order that makes an
+    establishment's latest inspection its last row (date, then inspection id, then file order)."""
+
+    dates: np.ndarray  # datetime64, ascending
+    positions: np.ndarray  # each row's position in the inspections frame
+    establishment_ids: np.ndarray  # object (str)
+    codes: np.ndarray  # the establishment as an integer code
+
+
+def _outcome_order(inspections: pd.DataFrame) -> OutcomeOrder:
+    # Chosen on the three key columns: sorting the whole frame (violation texts included) was most of
+    # a daily list's roster time; and once per city's data, not per date.
+    keep = (
+        inspections["has_outcome"].to_numpy(dtype=bool)
+        & inspections["date"].notna().to_numpy()
+        & inspections["establishment_id"].notna().to_numpy()  # as groupby would: no id, no roster row
+    )
+    keys = inspections.loc[keep, ["date", "inspection_id", "establishment_id"]].reset_index(drop=True)
+    keys["position"] = np.flatnonzero(keep)
+    keys = keys.sort_values(["date", "inspection_id"], kind="stable")
+    ids = keys["establishment_id"].to_numpy(dtype=object)
+    return OutcomeOrder(
+        dates=keys["date"].to_numpy(),
+        positions=keys["position"].to_numpy(dtype=np.int64),
+        establishment_ids=ids,
+        codes=pd.factorize(ids)[0],
+    )
+
+
 def establishments_in_scope(data: CityData, date: pd.Timestamp) -> pd.DataFrame:
     """Establishments inspected within the config's window before `date` (and licensed on it, if asked).
 
@@ -41,17 +73,17 @@ def establishments_in_scope(data: CityData, date: pd.Timestamp) -> pd.DataFrame:
     """
     config = data.config
     inspections = data.inspections
-    before = inspections["has_outcome"].to_numpy(dtype=bool) & (inspections["date"] < date).to_numpy()
-    # The latest inspection per establishment is chosen on the three key columns alone: sorting the
-    # whole frame (violation texts included) was most of a daily list's roster time.
-    keys = inspections.loc[before, ["date", "inspection_id", "establishment_id"]].reset_index(drop=True)
-    keys["position"] = np.flatnonzero(before)
-    keys = keys[keys["establishment_id"].notna()]  # as groupby would: no establishment, no roster row
-    keys = keys.sort_values(["date", "inspection_id"], kind="stable")
-    latest_keys = keys[~keys["establishment_id"].duplicated(keep="last")]
-    latest_keys = latest_keys[
-        latest_keys["date"] >= date - pd.Timedelta(days=config.roster_inspected_within_days)
-    ]
+    order = remembered(inspections, "roster order", lambda: _outcome_order(inspections))
+    # The outcomes dated before `date` are a prefix of that order; each establishment's latest is
+    # its last row in the prefix.
+    before = int(np.searchsorted(order.dates, date.to_datetime64(), side="left"))
+    _, first_from_end = np.unique(order.codes[:before][::-1], return_index=True)
+    latest = np.sort(before - 1 - first_from_end)
+    oldest = (date - pd.Timedelta(days=config.roster_inspected_within_days)).to_datetime64()
+    latest = latest[order.dates[latest] >= oldest]
+    latest_keys = pd.DataFrame(
+        {"establishment_id": order.establishment_ids[latest], "position": order.positions[latest]}
+    )
     if config.roster_require_active_license and data.licenses is not None:
         terms = data.licenses
         active = terms[(terms["term_start"] <= date) & (terms["term_end"] >= date)]

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import math
 import threading
-import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,6 +22,7 @@ from training.inspections.config import CityConfig
 from training.inspections.config_schema import Key, present
 from training.inspections.features.family import FeatureFamily, located
 from training.inspections.features.radius_index import RadiusIndex, count_unindexed
+from training.inspections.frame_memo import remembered
 from training.inspections.ingest import CityData, EventTable
 from training.points import to_day, to_xyz
 
@@ -164,40 +164,9 @@ def event_density_features(
     return result
 
 
-_Derived = TypeVar("_Derived")
-_FRAMES_KEPT = 8  # derived values of this many (frame, purpose) pairs, least recently made out
-_per_frame: dict[tuple[int, Any], tuple[weakref.ref[pd.DataFrame], Any]] = {}
-
-
-def _remembered(frame: pd.DataFrame, purpose: Any, make: Callable[[], _Derived]) -> _Derived:
-    """`make()`, made once per frame object and purpose. A city's data is not changed in place once
-    read (recorded outcomes make a new frame), and the daily lists of every date read the same one:
-    what is derived from it alone need not be derived again for each date. The weak reference tells
-    a frame from a later one that got the same id after it was freed."""
-    key = (id(frame), purpose)
-    with _indexes_lock:
-        entry = _per_frame.get(key)
-    if entry is not None and entry[0]() is frame:
-        derived: _Derived = entry[1]
-        return derived
-    derived = make()
-
-    def forget(gone: weakref.ref[pd.DataFrame]) -> None:
-        # Runs when the frame is freed, maybe inside the lock's holder (the collector): no lock here.
-        if _per_frame.get(key, (None, None))[0] is gone:
-            _per_frame.pop(key, None)
-
-    with _indexes_lock:
-        _per_frame.pop(key, None)
-        while len(_per_frame) >= _FRAMES_KEPT:
-            _per_frame.pop(next(iter(_per_frame)))
-        _per_frame[key] = (weakref.ref(frame, forget), derived)
-    return derived
-
-
 def _located_history(inspections: pd.DataFrame) -> dict[str, np.ndarray]:
     """Inspections with an outcome and coordinates, sorted by day, as (read-only) arrays."""
-    return _remembered(inspections, "history", lambda: _read_only(_history_arrays(inspections)))
+    return remembered(inspections, "history", lambda: _read_only(_history_arrays(inspections)))
 
 
 def _read_only(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -309,7 +278,7 @@ def _history_index(
     so the index of the data as first read stays valid: its rows are matched by inspection id and
     the others counted directly, until there are too many of them. Kept per city: keyed by its
     earliest inspection, which recorded outcomes never precede by much."""
-    return _remembered(
+    return remembered(
         inspections, ("index", radii_km), lambda: _fresh_history_index(inspections, history, radii_km)
     )
 
