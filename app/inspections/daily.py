@@ -37,6 +37,7 @@ from app.inspections.precompute import ListsAhead
 from app.inspections.reasons import score_inspections, worded_reasons
 from app.inspections.single_flight import SingleFlight
 from app.platform.errors import InvalidRequest, ModelUnavailable, Problem, ServiceError
+from app.platform.heap import collector_paused
 from app.platform.registry import LoadedModel, ModelRegistry
 from app.platform.storage.list_claims import ListKey
 from app.platform.storage.repository import IssuedList, OutcomeWrite, Repository
@@ -265,6 +266,10 @@ class DailyLists:
         self.pool.close()
 
     def _rank(self, data: CityData, model: LoadedModel, list_date: date) -> list[dict[str, Any]]:
+        with collector_paused():
+            return self._rank_now(data, model, list_date)
+
+    def _rank_now(self, data: CityData, model: LoadedModel, list_date: date) -> list[dict[str, Any]]:
         roster = build_roster(data, pd.Timestamp(list_date))
         if roster.establishments.empty:
             return []

@@ -8,6 +8,9 @@ import gc
 import logging
 import platform
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +25,36 @@ def settle_heap() -> None:
     0 objects after each is dropped)."""
     gc.collect()
     gc.freeze()
+
+
+_pausing = threading.Lock()
+_pauses = 0  # how many threads are inside collector_paused()
+_enabled_before = False
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Hold the cyclic garbage collector off for a burst of allocation (ranking a daily list).
+
+    Ranking a date builds ~60,000 containers (its rows and their reasons), which trips collections
+    whose full passes walk every ranked day the cache holds: on one server process the CPU of a new
+    date rose from 232 to 398 ms over 12 dates with the collector on, and stayed at 221-242 ms with it
+    held off (bench/README.md). The rows hold no reference cycles, so nothing waits on a collection
+    to be freed; what other threads leave meanwhile is collected after. Process-wide and nested
+    across threads: the collector resumes when the last burst ends, if it was on before the first."""
+    global _pauses, _enabled_before
+    with _pausing:
+        if _pauses == 0:
+            _enabled_before = gc.isenabled()
+            gc.disable()
+        _pauses += 1
+    try:
+        yield
+    finally:
+        with _pausing:
+            _pauses -= 1
+            if _pauses == 0 and _enabled_before:
+                gc.enable()
 
 
 # glibc's mallopt parameters (malloc.h), and the values set for the server process.
