@@ -282,11 +282,12 @@ class DailyLists:
                 for name in layout.categorical
             ),
         )
-        results = score_inspections(model, batch, data.config.severity_names)
+        scored = score_inspections(model, batch, data.config.severity_names)
         frame = roster.establishments.copy()
-        frame["score"] = [result["score"] for result in results]
-        frame["tier"] = [result["tier"] for result in results]
-        frame["reasons"] = [result["reasons"] for result in results]
+        frame["score"] = scored.scores
+        # Object columns built whole: a list assigned to a frame column is scanned for its type first.
+        frame["tier"] = pd.Series(scored.tiers, index=frame.index, dtype=object)
+        frame["reasons"] = pd.Series(scored.reasons, index=frame.index, dtype=object)
         frame["community_area"] = self._areas(data, frame["latitude"], frame["longitude"])
         frame = frame.sort_values(
             ["score", "last_inspection_date", "establishment_id"],

@@ -102,9 +102,18 @@ class Row:
     words: Words
 
 
+@dataclass(frozen=True)
+class ScoredInspections:
+    """`score_inspections`' answer, column by column (a daily list assigns them to its frame whole)."""
+
+    scores: np.ndarray  # float64
+    tiers: list[str]
+    reasons: list[dict[str, Any]]  # pending reasons, as `worded_reasons` reads them
+
+
 def score_inspections(
     model: LoadedModel, batch: RecordBatch, severity_names: Mapping[str, str]
-) -> list[dict[str, Any]]:
+) -> ScoredInspections:
     """Per record: score, tier and its reasons *pending*: which groups
     give them (up to TOP_REASONS, largest net contribution first) and the record's inputs packed.
 
@@ -128,18 +137,19 @@ def score_inspections(
     categories = [list(values) for values in zip(*batch.categorical, strict=True)] or [[]] * len(batch)
     words = [*Words.from_names(severity_names).as_list()]
     tiers = model.tiers.label(scored.scores)
-    answers = []
-    for i, (score, ks, totals) in enumerate(
-        zip(scored.scores.tolist(), order.tolist(), chosen.tolist(), strict=True)
-    ):
-        pending = {
-            "groups": [[groups.names[k], total] for k, total in zip(ks, totals, strict=True) if total != 0.0],
-            "inputs": inputs[i],
-            "categories": categories[i],
+    names = groups.names
+    pending = [
+        {
+            "groups": [[names[k], total] for k, total in zip(ks, totals, strict=True) if total != 0.0],
+            "inputs": packed_row,
+            "categories": row_categories,
             "words": words,
         }
-        answers.append({"score": score, "tier": tiers[i], "reasons": pending})
-    return answers
+        for ks, totals, packed_row, row_categories in zip(
+            order.tolist(), chosen.tolist(), inputs, categories, strict=True
+        )
+    ]
+    return ScoredInspections(scores=np.asarray(scored.scores, dtype=np.float64), tiers=tiers, reasons=pending)
 
 
 def worded_reasons(row: dict[str, Any], layout: FeatureLayout) -> list[dict[str, Any]]:
