@@ -33,16 +33,14 @@ sys.path.insert(0, str(REPO))
 from bench.rolling_origin import CHICAGO_WINDOWS, MODES, Window, summarise  # noqa: E402
 from training.bundle import load_bundle  # noqa: E402
 from training.evaluate import evaluate_scores  # noqa: E402
+from training.inspections.baselines import baseline_candidates  # noqa: E402
 from training.inspections.config import load_city_config  # noqa: E402
-from training.inspections.features import CATEGORICAL_FEATURES  # noqa: E402
 from training.inspections.ingest import CityData, load_city  # noqa: E402
-from training.inspections.models import model_grid  # noqa: E402
 from training.inspections.scoring import window_examples  # noqa: E402
 from training.inspections.train import Examples, build_examples, score_frame  # noqa: E402
 from training.scoring import predict  # noqa: E402
 
 WINDOWS = CHICAGO_WINDOWS  # two months each, as long as Chicago's 2014 pilot window
-BASELINES = ("previous_critical_rule", "chicago_logistic")  # the second only where its inputs exist
 COLUMNS = (
     "auc",
     "days_earlier",
@@ -74,9 +72,9 @@ def window_frames(
     for mode, examples in scored.items():
         scores = predict(loaded, examples.features)
         frames["civicrisk"][mode] = score_frame(examples.rows, examples.labels, scores)
-    for candidate in model_grid(train.features, CATEGORICAL_FEATURES):
-        if candidate.name not in BASELINES:
-            continue
+    # The same baselines as `civicrisk evaluate` (training/inspections/baselines.py): the previous-
+    # inspection rule and the city's configured logistic regression (Chicago's features by default).
+    for candidate in baseline_candidates(train.features, data.config):
         model = candidate.fresh().fit(train.features[candidate.features], train.labels)
         frames[candidate.name] = {}
         for mode, examples in scored.items():

@@ -8,9 +8,11 @@ import os
 import secrets
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -110,6 +112,14 @@ def free_port() -> int:
         return port
 
 
+def answers(url: str) -> bool:
+    """Whether `url` answers 200 now."""
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 @contextmanager
 def serving(app: Any, ready_within: float = 120) -> Iterator[str]:
     """`app` under a real uvicorn (in a thread) on a free loopback port, ready; its base URL."""
@@ -122,17 +132,42 @@ def serving(app: Any, ready_within: float = 120) -> Iterator[str]:
     thread.start()
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + ready_within
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
+    while not answers(f"{base}/health/ready"):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the service did not become ready within {ready_within:.0f} s")
         time.sleep(0.2)
-    else:
-        raise RuntimeError(f"the service did not become ready within {ready_within:.0f} s")
     try:
         yield base
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextmanager
+def serve_process(
+    args: Sequence[str],
+    env: Mapping[str, str],
+    log_path: Path,
+    health: str = "/health/ready",
+    ready_within: float = 120,
+) -> Iterator[str]:
+    """`civicrisk serve ARGS` as its own process (workers and all, as deployed) on a free loopback
+    port, once `health` answers; its base URL. Its output goes to `log_path`, quoted if it fails to
+    start; it is stopped afterwards."""
+    port = free_port()
+    command = [sys.executable, "-m", "civicrisk.cli", "serve", *args, "--port", str(port)]
+    base = f"http://127.0.0.1:{port}"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=dict(env), stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            deadline = time.monotonic() + ready_within
+            while not answers(f"{base}{health}"):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"server did not start:\n{log_path.read_text()}")
+                time.sleep(0.2)
+            yield base
+        finally:
+            process.terminate()
+            process.wait(timeout=30)

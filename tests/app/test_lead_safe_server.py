@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
-from app_helpers import REPO_ROOT, free_port
+from app_helpers import REPO_ROOT, serve_process
 from cryptography.hazmat.primitives.asymmetric import ec
 from lead_helpers import child_body, marked_body
 
@@ -35,7 +35,6 @@ def civicrisk(env: dict[str, str], *args: str) -> list[str]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str], Path]]:
     folder = tmp_path_factory.mktemp("lead-safe-server")
-    port = free_port()
     env = os.environ | {
         "CIVICRISK_DATABASE_URL": f"sqlite:///{folder / 'civicrisk.sqlite3'}",
         "CIVICRISK_KEYS_FILE": str(folder / "partner-keys.json"),
@@ -43,25 +42,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
     }
     env.pop("CIVICRISK_API_KEYS", None)
     log_path = folder / "server.log"
-    command = [sys.executable, "-m", "civicrisk.cli", "serve", "--port", str(port)]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{url}/health/live", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"server did not start:\n{log_path.read_text()}")
-                time.sleep(0.2)
-            yield url, env, log_path
-        finally:
-            process.terminate()
-            process.wait(timeout=20)
+    with serve_process((), env, log_path, health="/health/live") as url:
+        yield url, env, log_path
 
 
 def test_the_lead_safe_docs_flow_then_revocation(server: tuple[str, dict[str, str], Path]) -> None:

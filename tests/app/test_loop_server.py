@@ -7,16 +7,13 @@ from __future__ import annotations
 import math
 import os
 import re
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
 import pytest
-from app_helpers import ADMIN_KEY, MODEL_NAME, PARTNER, PARTNER_KEY, REPO_ROOT, copy_bundle, free_port
+from app_helpers import ADMIN_KEY, MODEL_NAME, PARTNER, PARTNER_KEY, copy_bundle, serve_process
 from sklearn.metrics import roc_auc_score
 
 LIST_DATE = "2014-09-02"  # the sample data ends 2014-08-29
@@ -30,7 +27,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     base = tmp_path_factory.mktemp("loop")
     models = base / "models"
     copy_bundle(models)
-    port = free_port()
     env = os.environ | {
         "CIVICRISK_API_KEYS": PARTNER_KEY,
         "CIVICRISK_ADMIN_KEY": ADMIN_KEY,
@@ -39,31 +35,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "PROMETHEUS_MULTIPROC_DIR": str(base / "metrics"),
         "CIVICRISK_DAILY_PRECOMPUTE": "false",
     }
-    command = [
-        *(sys.executable, "-m", "civicrisk.cli", "serve", "--models", str(models)),
-        *("--port", str(port), "--workers", "2"),
-    ]
-    log_path = base / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 120
-            while not _ready(url):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"server did not start:\n{log_path.read_text()}")
-                time.sleep(0.3)
-            yield url
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
-
-
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/health/ready", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
+    with serve_process(("--models", str(models), "--workers", "2"), env, base / "server.log") as url:
+        yield url
 
 
 def _age(newest: str) -> int:

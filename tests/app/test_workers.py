@@ -8,18 +8,15 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from app_helpers import ADMIN, ADMIN_KEY, PARTNER_KEY, REPO_ROOT, SCORE_URL, copy_bundle
+from app_helpers import ADMIN, ADMIN_KEY, PARTNER_KEY, SCORE_URL, answers, copy_bundle, serve_process
 from lead_helpers import SERVICE_URL, ehr_key, ehr_token, write_issuers
 from prometheus_client.mmap_dict import MmapedDict
-from test_server import free_port
 
 from app.platform.keys import create_key
 from app.platform.storage.repository import Repository
@@ -43,7 +40,6 @@ def two_workers(
     base = tmp_path_factory.mktemp("workers")
     models, shared = base / "models", base / "metrics"
     copy_bundle(models)
-    port = free_port()
     env = os.environ | {
         "CIVICRISK_API_KEYS": PARTNER_KEY,
         "CIVICRISK_ADMIN_KEY": ADMIN_KEY,
@@ -52,31 +48,8 @@ def two_workers(
         "CIVICRISK_CDS_ISSUERS_FILE": str(write_issuers(base / "issuers.json", SIGNER)),
         "CIVICRISK_CDS_SERVICE_URL": SERVICE_URL,
     }
-    command = [
-        *(sys.executable, "-m", "civicrisk.cli", "serve", "--models", str(models)),
-        *("--port", str(port), "--workers", "2"),
-    ]
-    log_path = base / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 90
-            while not _ready(url):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"server did not start:\n{log_path.read_text()}")
-                time.sleep(0.2)
-            yield url, shared
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
-
-
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/health/ready", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
+    with serve_process(("--models", str(models), "--workers", "2"), env, base / "server.log") as url:
+        yield url, shared
 
 
 def _live_requests(metrics: str) -> float:
@@ -269,7 +242,7 @@ def test_a_worker_that_dies_is_replaced(two_workers: tuple[str, Path]) -> None:
         assert time.monotonic() < deadline, f"no new worker: {current}"
         time.sleep(0.2)
     deadline = time.monotonic() + 30
-    while not _ready(url):
+    while not answers(f"{url}/health/ready"):
         assert time.monotonic() < deadline, "the service is not ready again"
         time.sleep(0.2)
 
