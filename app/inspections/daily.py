@@ -22,6 +22,7 @@ from datetime import date, timedelta
 from itertools import islice
 from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
 
@@ -479,11 +480,13 @@ def _plain_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     for column in frame.columns:
         values = frame[column]
         if pd.api.types.is_datetime64_any_dtype(values):
-            plain = values.dt.strftime("%Y-%m-%d").astype(object).where(values.notna(), None)
+            days = values.to_numpy(dtype="datetime64[D]")
+            text = np.datetime_as_string(days).astype(object)
+            text[np.isnat(days)] = None
+            columns[str(column)] = text.tolist()
         elif column == "reasons":
-            plain = values
+            columns[str(column)] = values.tolist()
         else:
-            plain = values.astype(object).where(values.notna(), None)
-        columns[str(column)] = plain.tolist()
+            columns[str(column)] = values.to_numpy(dtype=object, na_value=None).tolist()
     names = list(columns)
     return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +36,57 @@ def _first_start_per_establishment(
     return pairs.groupby(["establishment_id", "description"], as_index=False)["known_from"].min()
 
 
+@dataclass(frozen=True)
+class LicenceIndex:
+    """A licence table's summaries as arrays by establishment code, for queries by the thousand.
+
+    `own_start[c]`: establishment c's earliest term start (NaT: none). `held_*`: the rows of
+    `_first_start_per_establishment(licenses, None)` (one per establishment and licence type) sorted
+    by establishment code, those of code c at `held_bounds[c]:held_bounds[c + 1]`. The last code,
+    `unlicensed`, stands for every establishment the table does not name: no start, no rows."""
+
+    codes: dict[str, int]
+    unlicensed: int
+    own_start: np.ndarray  # datetime64, per code
+    held_bounds: np.ndarray  # int64, one more than codes
+    held_from: np.ndarray  # datetime64: known_from
+    held_description: np.ndarray  # object (str)
+
+    @classmethod
+    def of(cls, own: pd.DataFrame, held: pd.DataFrame) -> LicenceIndex:
+        names = pd.unique(
+            np.concatenate(
+                [own["establishment_id"].to_numpy(object), held["establishment_id"].to_numpy(object)]
+            )
+        )
+        codes = {str(name): code for code, name in enumerate(names)}
+        unlicensed = len(names)
+        own_start = np.full(unlicensed + 1, np.datetime64("NaT"), dtype=own["term_start"].to_numpy().dtype)
+        own_start[[codes[str(name)] for name in own["establishment_id"].tolist()]] = own[
+            "term_start"
+        ].to_numpy()
+        held_codes = np.array(
+            [codes[str(name)] for name in held["establishment_id"].tolist()], dtype=np.int64
+        )
+        order = np.argsort(held_codes, kind="stable")
+        return cls(
+            codes=codes,
+            unlicensed=unlicensed,
+            own_start=own_start,
+            held_bounds=np.searchsorted(held_codes[order], np.arange(unlicensed + 2), side="left"),
+            held_from=held["known_from"].to_numpy()[order],
+            held_description=held["description"].to_numpy(object)[order],
+        )
+
+
 _DERIVED_CACHE_SIZE = 8  # licence tables (cities x data versions) whose summaries are kept
-_derived: dict[int, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]] = {}
+_derived: dict[int, tuple[pd.DataFrame, LicenceIndex]] = {}
 _derived_lock = threading.Lock()  # the daily lists of several dates may be ranked in threads
 
 
-def _licence_summaries(licenses: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Each establishment's earliest term start, and `_first_start_per_establishment(licenses, None)`.
+def _licence_index(licenses: pd.DataFrame) -> LicenceIndex:
+    """Each establishment's earliest term start and `_first_start_per_establishment(licenses, None)`,
+    as a LicenceIndex.
 
     They depend on the licence table alone, which a service keeps for days, while a daily list asks
     for them per date: kept per table (the entry holds the table, so its id cannot be reused)."""
@@ -49,39 +94,49 @@ def _licence_summaries(licenses: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFra
         entry = _derived.get(id(licenses))
     if entry is None or entry[0] is not licenses:
         own = licenses.groupby("establishment_id", as_index=False)["term_start"].min()
-        entry = (licenses, own, _first_start_per_establishment(licenses, None))
+        entry = (licenses, LicenceIndex.of(own, _first_start_per_establishment(licenses, None)))
         with _derived_lock:
             while len(_derived) >= _DERIVED_CACHE_SIZE:
                 _derived.pop(next(iter(_derived)))
             _derived[id(licenses)] = entry
-    return entry[1], entry[2]
+    return entry[1]
 
 
 def license_features(queries: pd.DataFrame, licenses: pd.DataFrame, config: CityConfig) -> pd.DataFrame:
     """Years since the earliest licence term start, and flags for other licences held before the date."""
-    keyed = pd.DataFrame(
-        {
-            "_row": np.arange(len(queries)),
-            "establishment_id": queries["establishment_id"].to_numpy(),
-            "date": queries["date"].to_numpy(),
-        }
+    index = _licence_index(licenses)
+    unlicensed = index.unlicensed
+    codes = np.array(
+        [
+            index.codes.get(name, unlicensed) if isinstance(name, str) else unlicensed
+            for name in queries["establishment_id"].tolist()
+        ],
+        dtype=np.int64,
     )
-    own, held = _licence_summaries(licenses)
+    dates = queries["date"].to_numpy(dtype="datetime64[ns]")
     # The earliest term start may lie after the query date; then the licence is not yet known.
-    merged = keyed.merge(own, on="establishment_id", how="left")
-    known = merged["term_start"] < merged["date"]
-    years = np.where(known, (merged["date"] - merged["term_start"]).dt.days / DAYS_PER_YEAR, np.nan)
-    result = pd.DataFrame({"years_licensed": years}, index=merged["_row"].to_numpy())
+    start = index.own_start[codes]
+    before = start < dates  # NaT on either side: not known
+    with np.errstate(invalid="ignore"):  # NaT's days: not used (not `before`)
+        days = (dates - start) // np.timedelta64(1, "D")
+    years = np.where(before, days / DAYS_PER_YEAR, np.nan)
+    result = pd.DataFrame({"years_licensed": years.astype("float64")}, index=queries.index)
 
-    rows = keyed.merge(held, on="establishment_id", how="inner")
-    rows = rows[rows["known_from"] < rows["date"]]
-    result["license_types_held"] = rows.groupby("_row")["description"].nunique()
-    result["license_types_held"] = result["license_types_held"].fillna(0.0)
+    # Every (query, licence type its establishment's accounts held) pair, the type known before the date.
+    first = index.held_bounds[codes]
+    counts = index.held_bounds[codes + 1] - first
+    query_of = np.repeat(np.arange(len(codes)), counts)
+    held = np.repeat(first - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
+    kept = index.held_from[held] < dates[query_of]
+    query_of, held = query_of[kept], held[kept]
+    # One row per establishment and licence type: the kept pairs of a query are its distinct types.
+    result["license_types_held"] = np.bincount(query_of, minlength=len(codes)).astype("float64")
     assert config.licenses is not None
     for flag, descriptions in config.licenses.other.items():
-        flagged = rows[rows["description"].isin(descriptions)]
-        result[f"license_{flag}"] = result.index.isin(flagged["_row"].unique()).astype("float64")
-    result.index = queries.index[result.index]
+        flagged = np.isin(index.held_description[held], list(descriptions))
+        result[f"license_{flag}"] = (np.bincount(query_of[flagged], minlength=len(codes)) > 0).astype(
+            "float64"
+        )
     return result
 
 
