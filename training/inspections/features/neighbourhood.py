@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -318,6 +319,38 @@ def prepare_indexes(data: CityData) -> None:
 AREA_PRIOR_WEIGHT = 5.0  # pseudo-inspections at the city-wide rate, so a quiet area is not 0 or 1
 
 
+AREA_KEY_STRIDE = 1_000_000  # area code * stride + day: one sorted key for (area, day)
+
+
+@dataclass(frozen=True)
+class _AreaHistory:
+    """A city's inspection outcomes by area and day, as `area_outcome_features` searches them: derived
+    once per data frame (frame_memo), not for every daily list."""
+
+    codes: dict[str, int]  # area ("" when missing) -> code
+    key: np.ndarray  # sorted area code * AREA_KEY_STRIDE + day
+    prefix: np.ndarray  # cumulative labels in `key` order, from 0
+    by_day: np.ndarray  # every outcome's day, sorted
+    city_prefix: np.ndarray  # cumulative labels in day order, from 0
+
+    @classmethod
+    def of(cls, inspections: pd.DataFrame, area_field: str) -> _AreaHistory:
+        history = inspections[inspections["has_outcome"]]
+        area = history[area_field].astype("string").fillna("")
+        codes, uniques = pd.factorize(area)
+        day = to_day(history["date"])
+        key = codes.astype("int64") * AREA_KEY_STRIDE + day
+        order = np.argsort(key, kind="stable")
+        labels = history["label"].to_numpy(dtype="float64")
+        return cls(
+            codes={str(name): code for code, name in enumerate(uniques)},
+            key=key[order],
+            prefix=np.concatenate(([0.0], np.cumsum(labels[order]))),
+            by_day=np.sort(day),
+            city_prefix=np.concatenate(([0.0], np.cumsum(labels[np.argsort(day)]))),
+        )
+
+
 def area_outcome_features(
     queries: pd.DataFrame, inspections: pd.DataFrame, area_field: str, windows_days: tuple[int, ...]
 ) -> pd.DataFrame:
@@ -325,31 +358,30 @@ def area_outcome_features(
 
     The share is shrunk towards the city-wide rate of all earlier inspections.
     """
-    history = inspections[inspections["has_outcome"]]
-    history_area = history[area_field].astype("string").fillna("")
-    query_area = queries[area_field].astype("string").fillna("")
-    codes, _ = pd.factorize(pd.concat([history_area, query_area]))
-    stride = 1_000_000
-    history_key = codes[: len(history)].astype("int64") * stride + to_day(history["date"])
-    query_day = to_day(queries["date"])
-    query_key = codes[len(history) :].astype("int64") * stride + query_day
-    order = np.argsort(history_key, kind="stable")
-    key = history_key[order]
-    prefix = np.concatenate(([0.0], np.cumsum(history["label"].to_numpy(dtype="float64")[order])))
-
-    by_day = np.sort(to_day(history["date"]))
-    city_prefix = np.concatenate(
-        ([0.0], np.cumsum(history["label"].to_numpy(dtype="float64")[np.argsort(to_day(history["date"]))]))
+    history = remembered(
+        inspections, ("area history", area_field), lambda: _AreaHistory.of(inspections, area_field)
     )
-    before = np.searchsorted(by_day, query_day, side="left")
+    query_area = queries[area_field].astype("string").fillna("")
+    unseen = len(history.codes)  # an area with no earlier inspection: no rows under its code
+    codes = np.array([history.codes.get(area, unseen) for area in query_area.tolist()], dtype="int64")
+    query_day = to_day(queries["date"])
+    query_key = codes * AREA_KEY_STRIDE + query_day
+    key, prefix = history.key, history.prefix
+    before = np.searchsorted(history.by_day, query_day, side="left")
     with np.errstate(invalid="ignore", divide="ignore"):
-        city_rate = np.where(before > 0, city_prefix[before] / np.maximum(before, 1), np.nan)
+        city_rate = np.where(before > 0, history.city_prefix[before] / np.maximum(before, 1), np.nan)
 
     result = pd.DataFrame(index=queries.index)
     known = query_area.to_numpy() != ""
+    # Searched in key order (numpy's binary searches are several times faster over sorted needles),
+    # each answer put back at its query's place.
+    order = np.argsort(query_key, kind="stable")
+    ordered = query_key[order]
+    stop = np.empty(len(ordered), dtype=np.intp)
+    stop[order] = np.searchsorted(key, ordered, side="left")
     for window_days in windows_days:
-        start = np.searchsorted(key, query_key - window_days, side="left")
-        stop = np.searchsorted(key, query_key, side="left")
+        start = np.empty(len(ordered), dtype=np.intp)
+        start[order] = np.searchsorted(key, ordered - window_days, side="left")
         count = (stop - start).astype("float64")
         hits = prefix[stop] - prefix[start]
         share = (hits + AREA_PRIOR_WEIGHT * city_rate) / (count + AREA_PRIOR_WEIGHT)
