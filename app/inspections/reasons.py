@@ -380,21 +380,25 @@ def _past_fails(match: re.Match[str], row: Row) -> str | None:
     return f"Failed {n:.0f} of {_count(prior, 'earlier inspection')}{recent}"
 
 
+def _critical_share(share: object, where: str, row: Row) -> str:
+    """What share of the inspections `where` ("within 1 km in the last 30 days") found a critical one."""
+    if not isinstance(share, float):
+        return f"No inspections {where}"
+    return f"{_percent(share)} of inspections {where} found a {row.words.critical} violation"
+
+
+def _inspections(n: object, where: str) -> str:
+    return f"{_count(n, 'inspection') if isinstance(n, float) else 'No inspections'} {where}"
+
+
 @fact(r"nearby_critical_share_(\d+)d_([\d.]+)km")
 def _nearby_share(match: re.Match[str], row: Row) -> str | None:
-    share = row.values.get(match[0])
-    days, km = match[1], match[2]
-    if not isinstance(share, float):
-        return f"No inspections within {km} km in the last {days} days"
-    where = f"inspections within {km} km in the last {days} days"
-    return f"{_percent(share)} of {where} found a {row.words.critical} violation"
+    return _critical_share(row.values.get(match[0]), f"within {match[2]} km in the last {match[1]} days", row)
 
 
 @fact(r"nearby_inspections_(\d+)d_([\d.]+)km")
 def _nearby_count(match: re.Match[str], row: Row) -> str | None:
-    n = row.values.get(match[0])
-    count = _count(n, "inspection") if isinstance(n, float) else "No inspections"
-    return f"{count} within {match[2]} km in the last {match[1]} days"
+    return _inspections(row.values.get(match[0]), f"within {match[2]} km in the last {match[1]} days")
 
 
 @fact(r"nearest(\d+)_(\d+)d_(critical_share|fail_share|mean_violations|mean_km)")
@@ -415,18 +419,12 @@ def _nearest(match: re.Match[str], row: Row) -> str | None:
 
 @fact(r"area_critical_share_(\d+)d")
 def _area_share(match: re.Match[str], row: Row) -> str | None:
-    share = row.values.get(match[0])
-    if not isinstance(share, float):
-        return f"No inspections in its area in the last {match[1]} days"
-    where = f"inspections in its area in the last {match[1]} days"
-    return f"{_percent(share)} of {where} found a {row.words.critical} violation"
+    return _critical_share(row.values.get(match[0]), f"in its area in the last {match[1]} days", row)
 
 
 @fact(r"area_inspections_(\d+)d")
 def _area_count(match: re.Match[str], row: Row) -> str | None:
-    n = row.values.get(match[0])
-    count = _count(n, "inspection") if isinstance(n, float) else "No inspections"
-    return f"{count} in its area in the last {match[1]} days"
+    return _inspections(row.values.get(match[0]), f"in its area in the last {match[1]} days")
 
 
 @fact(r"(\w+)_per_km2_(\d+)d_([\d.]+)km")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ import pandas as pd
 from training.inspections.config import CityConfig
 from training.inspections.config_schema import Key
 from training.inspections.features.family import FeatureFamily, mapped_columns
+from training.inspections.frame_memo import remembered
 from training.inspections.ingest import CityData
 
 DAYS_PER_YEAR = 365.25
@@ -79,27 +79,16 @@ class LicenceIndex:
         )
 
 
-_DERIVED_CACHE_SIZE = 8  # licence tables (cities x data versions) whose summaries are kept
-_derived: dict[int, tuple[pd.DataFrame, LicenceIndex]] = {}
-_derived_lock = threading.Lock()  # the daily lists of several dates may be ranked in threads
-
-
 def _licence_index(licenses: pd.DataFrame) -> LicenceIndex:
     """Each establishment's earliest term start and `_first_start_per_establishment(licenses, None)`,
-    as a LicenceIndex.
+    as a LicenceIndex. They depend on the licence table alone, which a service keeps for days, while
+    a daily list asks for them per date: made once per table (frame_memo)."""
 
-    They depend on the licence table alone, which a service keeps for days, while a daily list asks
-    for them per date: kept per table (the entry holds the table, so its id cannot be reused)."""
-    with _derived_lock:
-        entry = _derived.get(id(licenses))
-    if entry is None or entry[0] is not licenses:
+    def make() -> LicenceIndex:
         own = licenses.groupby("establishment_id", as_index=False)["term_start"].min()
-        entry = (licenses, LicenceIndex.of(own, _first_start_per_establishment(licenses, None)))
-        with _derived_lock:
-            while len(_derived) >= _DERIVED_CACHE_SIZE:
-                _derived.pop(next(iter(_derived)))
-            _derived[id(licenses)] = entry
-    return entry[1]
+        return LicenceIndex.of(own, _first_start_per_establishment(licenses, None))
+
+    return remembered(licenses, "licence index", make)
 
 
 def license_features(queries: pd.DataFrame, licenses: pd.DataFrame, config: CityConfig) -> pd.DataFrame:
