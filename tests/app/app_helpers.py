@@ -171,3 +171,18 @@ def serve_process(
         finally:
             process.terminate()
             process.wait(timeout=30)
+
+
+def counter_values(metrics_dir: Path) -> Iterator[tuple[str, str, float]]:
+    """(pid, sample key, value) of every counter in a multiprocess metrics folder, from each process's
+    own file (prometheus_client names them by metric kind and pid)."""
+    from prometheus_client.mmap_dict import MmapedDict
+
+    for path in metrics_dir.glob("counter_*.db"):
+        if path.stat().st_size < 8:
+            # A process is creating it (prometheus_client sizes the file just after opening it): no
+            # counts in it yet, and reading it now would fail on the missing header.
+            continue
+        pid = path.stem.rsplit("_", 1)[1]
+        for key, value, *_ in MmapedDict.read_all_values_from_file(str(path)):  # type: ignore[no-untyped-call]
+            yield pid, key, value

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from app_helpers import REPO_ROOT
-from prometheus_client.mmap_dict import MmapedDict
+from app_helpers import REPO_ROOT, counter_values
 
 # The developer's explicit opt-out; without it a fleet that cannot be built fails the run (CI must
 # run this test, not skip it). tests/conftest.py keeps this one CIVICRISK_* variable in the environment.
@@ -172,9 +171,7 @@ def requests_by_worker(metrics_dir: Path, route: str, method: str) -> dict[str, 
     from the worker's own file (prometheus_client names them by metric kind and pid)."""
     counts: dict[str, float] = {}
     labels = (f'"route": "{route}"', f'"method": "{method}"')
-    for path in metrics_dir.glob("counter_*.db"):
-        pid = path.stem.rsplit("_", 1)[1]
-        for key, value, *_ in MmapedDict.read_all_values_from_file(str(path)):  # type: ignore[no-untyped-call]
-            if "civicrisk_requests_total" in key and all(label in key for label in labels):
-                counts[pid] = counts.get(pid, 0.0) + value
+    for pid, key, value in counter_values(metrics_dir):
+        if "civicrisk_requests_total" in key and all(label in key for label in labels):
+            counts[pid] = counts.get(pid, 0.0) + value
     return counts

@@ -14,9 +14,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-from app_helpers import ADMIN, ADMIN_KEY, PARTNER_KEY, SCORE_URL, answers, copy_bundle, serve_process
+from app_helpers import (
+    ADMIN,
+    ADMIN_KEY,
+    PARTNER_KEY,
+    SCORE_URL,
+    answers,
+    copy_bundle,
+    counter_values,
+    serve_process,
+)
 from lead_helpers import SERVICE_URL, ehr_key, ehr_token, write_issuers
-from prometheus_client.mmap_dict import MmapedDict
 
 from app.platform.keys import create_key
 from app.platform.storage.repository import Repository
@@ -120,11 +128,9 @@ def _refusals_by_process(shared: Path) -> dict[str, float]:
 def _answers_by_process(shared: Path, route: str, status: int) -> dict[str, float]:
     """Per worker (pid), the requests to `route` it answered with `status` (its own metrics file)."""
     answered: dict[str, float] = {}
-    for path in shared.glob("counter_*.db"):
-        for key, value, *_ in MmapedDict.read_all_values_from_file(str(path)):
-            if f'"{route}"' in key and f'"{status}"' in key and "_total" in key:
-                pid = path.stem.rsplit("_", 1)[1]
-                answered[pid] = answered.get(pid, 0.0) + value
+    for pid, key, value in counter_values(shared):
+        if f'"{route}"' in key and f'"{status}"' in key and "_total" in key:
+            answered[pid] = answered.get(pid, 0.0) + value
     return answered
 
 
