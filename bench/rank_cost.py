@@ -5,9 +5,10 @@ for this checkout or another one, so that two versions of the code can be compar
 
 CHECKOUT (default: this repository) is a directory holding the `app` and `training` packages to
 measure, e.g. a `git worktree add /tmp/old <commit>`; it is put first on the import path. Measured:
-process CPU time of `DailyLists._rank` for each of --dates consecutive new dates after one warm-up
-date (the city's data loaded, the collector's view frozen as the server's is, start-up's background
-work done), median and minimum. RANK_COST_EACH=1 prints each date's figure on stderr.
+process CPU time of `DailyLists._rank` plus reading the first 100 rows (the default list: rows are
+built when read, so a ranked day alone would flatter) for each of --dates consecutive new dates
+after one warm-up date (the city's data loaded, the collector's view frozen as the server's is,
+start-up's background work done), median and minimum. RANK_COST_EACH=1 prints each date's figure on stderr.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ def main() -> None:
         seconds = []
         for offset in range(1, args.dates + 1):
             started = time.process_time()
-            lists._rank(data, model, FIRST_DATE + timedelta(days=offset))
+            rows = lists._rank(data, model, FIRST_DATE + timedelta(days=offset))
+            rows[:100]
             seconds.append(time.process_time() - started)
             if os.environ.get("RANK_COST_EACH"):
                 print(f"{offset}: {seconds[-1] * 1000:.0f} ms", file=sys.stderr)

@@ -35,6 +35,7 @@ from app.inspections.errors import ListNotFound
 from app.inspections.list_pool import ListPool
 from app.inspections.list_process import RankerProcess, RankRequest
 from app.inspections.precompute import ListsAhead
+from app.inspections.ranked_rows import REASONS, RankedRows
 from app.inspections.reasons import score_inspections, worded_reasons
 from app.inspections.single_flight import SingleFlight
 from app.platform.errors import InvalidRequest, ModelUnavailable, Problem, ServiceError
@@ -106,7 +107,7 @@ class RankedDay:
 
     model: LoadedModel
     list_date: date
-    rows: Sequence[dict[str, Any]]  # a list, or EncodedRows from a list process (decoded when read)
+    rows: RankedRows  # each row's dict built when first read
 
 
 class DailyLists:
@@ -230,7 +231,7 @@ class DailyLists:
                 self._ranked.popitem(last=False)
         return ranked
 
-    def _rank_request(self, request: RankRequest) -> list[dict[str, Any]] | None:
+    def _rank_request(self, request: RankRequest) -> RankedRows | None:
         """In a list process: the request's rows, or None when its model or data is not here."""
         data = self.city_data(request.city, request.list_date)  # recorded outcomes from the shared database
         if _data_revision(data, request.list_date) != request.data_revision:
@@ -266,14 +267,14 @@ class DailyLists:
         self.ahead.stop()
         self.pool.close()
 
-    def _rank(self, data: CityData, model: LoadedModel, list_date: date) -> list[dict[str, Any]]:
+    def _rank(self, data: CityData, model: LoadedModel, list_date: date) -> RankedRows:
         with collector_paused():
             return self._rank_now(data, model, list_date)
 
-    def _rank_now(self, data: CityData, model: LoadedModel, list_date: date) -> list[dict[str, Any]]:
+    def _rank_now(self, data: CityData, model: LoadedModel, list_date: date) -> RankedRows:
         roster = build_roster(data, pd.Timestamp(list_date))
         if roster.establishments.empty:
-            return []
+            return RankedRows.empty()
         layout = model.layout
         features = roster.features
         batch = RecordBatch(
@@ -284,18 +285,27 @@ class DailyLists:
             ),
         )
         scored = score_inspections(model, batch, data.config.severity_names)
-        frame = roster.establishments.copy()
-        frame["score"] = scored.scores
-        # Object columns built whole: a list assigned to a frame column is scanned for its type first.
-        frame["tier"] = pd.Series(scored.tiers, index=frame.index, dtype=object)
-        frame["reasons"] = pd.Series(scored.reasons, index=frame.index, dtype=object)
-        frame["community_area"] = self._areas(data, frame["latitude"], frame["longitude"])
-        frame = frame.sort_values(
-            ["score", "last_inspection_date", "establishment_id"],
-            ascending=[False, True, True],
-            kind="stable",
+        establishments = roster.establishments.reset_index(drop=True)
+        keys = pd.DataFrame(
+            {
+                "score": scored.scores,
+                "last": establishments["last_inspection_date"],
+                "id": establishments["establishment_id"],
+            }
         )
-        return _plain_rows(frame)
+        order = keys.sort_values(
+            ["score", "last", "id"], ascending=[False, True, True], kind="stable"
+        ).index.to_numpy()
+        columns: dict[str, np.ndarray | None] = {
+            str(name): _json_ready(establishments[name]) for name in establishments.columns
+        }
+        columns["score"] = _json_ready(pd.Series(scored.scores))
+        columns["tier"] = np.array(scored.tiers, dtype=object)
+        columns[REASONS] = None  # the rows' reasons are `scored.reasons`
+        areas = self._areas(data, establishments["latitude"], establishments["longitude"])
+        columns["community_area"] = np.array(areas, dtype=object)
+        in_order = tuple(None if values is None else values[order] for values in columns.values())
+        return RankedRows(tuple(columns), in_order, scored.reasons.take(order))
 
     def _areas(self, data: CityData, latitude: pd.Series, longitude: pd.Series) -> list[str | None]:
         """Each point's boundary area, remembered per coordinate: establishments rarely move."""
@@ -456,8 +466,7 @@ def _data_revision(data: CityData, list_date: date) -> tuple[int, str]:
     outcome recorded for a later day leaves earlier days' lists, and their cached rankings, as
     they were."""
     first, _ = data.date_range
-    before = int((data.inspections["date"] < pd.Timestamp(list_date)).sum())
-    return before, first.isoformat()
+    return data.inspections_before(pd.Timestamp(list_date)), first.isoformat()
 
 
 def _matches(row: dict[str, Any], query: DailyQuery) -> bool:
@@ -472,21 +481,12 @@ def _matches(row: dict[str, Any], query: DailyQuery) -> bool:
     return not (query.community_area and row["community_area"] != query.community_area)
 
 
-def _plain_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """JSON-ready rows: dates as ISO text, missing values as None, numbers as Python floats."""
-    # Built column by column and zipped: DataFrame.to_dict("records") boxes every value again and
-    # took a sixth of a new date's list.
-    columns: dict[str, list[Any]] = {}
-    for column in frame.columns:
-        values = frame[column]
-        if pd.api.types.is_datetime64_any_dtype(values):
-            days = values.to_numpy(dtype="datetime64[D]")
-            text = np.datetime_as_string(days).astype(object)
-            text[np.isnat(days)] = None
-            columns[str(column)] = text.tolist()
-        elif column == "reasons":
-            columns[str(column)] = values.tolist()
-        else:
-            columns[str(column)] = values.to_numpy(dtype=object, na_value=None).tolist()
-    names = list(columns)
-    return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+def _json_ready(values: pd.Series) -> np.ndarray:
+    """A column's values as JSON-ready objects: dates as ISO text, missing values as None, numbers as
+    Python numbers."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        days = values.to_numpy(dtype="datetime64[D]")
+        text = np.datetime_as_string(days).astype(object)
+        text[np.isnat(days)] = None
+        return np.asarray(text)
+    return np.asarray(values.to_numpy(dtype=object, na_value=None))

@@ -7,15 +7,14 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable
 
 from app.inspections.errors import ListsBusy
 from app.inspections.list_process import RankerProcess, RankRequest
+from app.inspections.ranked_rows import RankedRows
 
 log = logging.getLogger(__name__)
 
-Rows = Sequence[dict[str, Any]]
 
 
 class ListPool:
@@ -35,7 +34,7 @@ class ListPool:
         self._waiting = 0
         self._recent_seconds = 1.0  # a computation's duration, smoothed: for Retry-After
 
-    def run(self, compute: Callable[[], Rows], request: RankRequest | None = None) -> Rows:
+    def run(self, compute: Callable[[], RankedRows], request: RankRequest | None = None) -> RankedRows:
         """The request's rows: from a list process, or `compute()` here (without a request or list
         processes, or when the process could not match the request's model or data)."""
         with self._lock:
@@ -65,7 +64,7 @@ class ListPool:
         finally:
             self._slots.release()
 
-    def _in_process(self, compute: Callable[[], Rows], request: RankRequest) -> Rows:
+    def _in_process(self, compute: Callable[[], RankedRows], request: RankRequest) -> RankedRows:
         with self._lock:  # a slot is held, so an idle process is there
             ranker = self._idle_rankers.pop()
         try:

@@ -20,22 +20,20 @@ import logging
 import multiprocessing
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import Any
 
 import orjson
 from threadpoolctl import threadpool_limits
 
-from app.inspections.encoded_rows import EncodedRows
 from app.inspections.errors import ListComputationFailed
+from app.inspections.ranked_rows import RankedRows
 
 log = logging.getLogger(__name__)
 
-Rows = Sequence[dict[str, Any]]
 CHILD_NICENESS = 5  # below the server process: on a busy machine scoring gets the CPU first
 _ROWS, _STALE, _ERROR = b"R", b"S", b"E"
 
@@ -61,7 +59,7 @@ class RankRequest:
 
 
 # In the child: the request's rows, or None when its model or data cannot be matched.
-RankInChild = Callable[[RankRequest], Rows | None]
+RankInChild = Callable[[RankRequest], RankedRows | None]
 
 
 class RankerProcess:
@@ -90,7 +88,7 @@ class RankerProcess:
         process = self._process
         return process.pid if process is not None and process.is_alive() else None
 
-    def rank(self, request: RankRequest) -> Rows | None:
+    def rank(self, request: RankRequest) -> RankedRows | None:
         """The rows, or None when the child could not match the request's model or data."""
         with self._lock:
             for attempt in (1, 2):  # a child that died (killed, out of memory) is forked again once
@@ -110,7 +108,7 @@ class RankerProcess:
                     raise ListComputationFailed(f"the list computation failed: {payload[1:].decode()}")
                 if payload[:1] == _STALE:
                     return None
-                return EncodedRows.decode(payload[1:])
+                return RankedRows.decode(payload[1:])
         raise AssertionError("unreachable")
 
     def close(self) -> None:
@@ -170,7 +168,7 @@ def _child_main(
             return
         try:
             rows = rank(request)
-            payload = _STALE if rows is None else _ROWS + EncodedRows.encode(rows)
+            payload = _STALE if rows is None else _ROWS + rows.encode()
         except Exception as error:  # reported to the server, which answers the request
             payload = _ERROR + f"{type(error).__name__}: {error}".encode()
         connection.send_bytes(payload)

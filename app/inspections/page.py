@@ -98,8 +98,8 @@ def render_page(
         rows=issued.rows,
         in_scope=len(ranked.rows),
         list_date=issued.list_date.isoformat(),
-        facility_types=sorted({row["facility_type"] for row in ranked.rows if row["facility_type"]}),
-        community_areas=sorted({row["community_area"] for row in ranked.rows if row["community_area"]}),
+        facility_types=sorted({kind for kind in ranked.rows.column("facility_type") if kind}),
+        community_areas=sorted({area for area in ranked.rows.column("community_area") if area}),
         csv_url=f"/v1/inspections/lists/{issued.id}?format=csv",
         list_url=f"/v1/inspections/lists/{issued.id}",
     )

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from app.inspections.ranked_rows import PendingReasons
 from app.platform.registry import LoadedModel
 from app.scoring.explain import TOP_REASONS
 from app.scoring.types import FeatureLayout, RecordBatch
@@ -108,7 +109,7 @@ class ScoredInspections:
 
     scores: np.ndarray  # float64
     tiers: list[str]
-    reasons: list[dict[str, Any]]  # pending reasons, as `worded_reasons` reads them
+    reasons: PendingReasons  # as `worded_reasons` reads them, row by row
 
 
 def score_inspections(
@@ -120,8 +121,8 @@ def score_inspections(
     A ranked day holds every establishment in scope (7,347 for Chicago) but a list issues a few
     dozen: `worded_reasons` writes the words and member lists for those rows only, when the list is
     issued. Built eagerly for every row they cost more than the rest of the ranking (measured in
-    bench/README.md). The pending form is plain JSON (a list process sends its rows as JSON) and
-    the same bits whichever process computed it."""
+    bench/README.md). A row's pending form is plain JSON (`PendingReasons.row`), the same bits
+    whichever process computed it."""
     scored = model.scorer.score(batch)
     layout = model.layout
     groups = feature_groups(layout)
@@ -131,24 +132,16 @@ def score_inspections(
     sums = np.column_stack([contributions[:, list(members)].sum(axis=1) for members in groups.members])
     order = np.argsort(-np.abs(sums), axis=1, kind="stable")[:, :TOP_REASONS]
     chosen = np.take_along_axis(sums, order, axis=1)
-    # Inputs and contributions as float64 bytes in base64: ~1.2 kB a row, exact, JSON-safe (NaN too).
     packed = np.ascontiguousarray(np.concatenate([batch.numeric, contributions], axis=1))
-    inputs = [base64.b64encode(row.tobytes()).decode("ascii") for row in packed]
-    categories = [list(values) for values in zip(*batch.categorical, strict=True)] or [[]] * len(batch)
-    words = [*Words.from_names(severity_names).as_list()]
+    pending = PendingReasons(
+        group_names=groups.names,
+        groups=order,
+        totals=chosen,
+        packed=packed,
+        categories=tuple(np.array(values, dtype=object) for values in batch.categorical),
+        words=tuple(Words.from_names(severity_names).as_list()),
+    )
     tiers = model.tiers.label(scored.scores)
-    names = groups.names
-    pending = [
-        {
-            "groups": [[names[k], total] for k, total in zip(ks, totals, strict=True) if total != 0.0],
-            "inputs": packed_row,
-            "categories": row_categories,
-            "words": words,
-        }
-        for ks, totals, packed_row, row_categories in zip(
-            order.tolist(), chosen.tolist(), inputs, categories, strict=True
-        )
-    ]
     return ScoredInspections(scores=np.asarray(scored.scores, dtype=np.float64), tiers=tiers, reasons=pending)
 
 

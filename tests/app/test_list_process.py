@@ -59,7 +59,7 @@ def test_the_process_refuses_a_model_or_data_it_cannot_match(lists: DailyLists) 
     model = lists.model_for("chicago")
     good = RankRequest("chicago", date(2014, 7, 1), model.fingerprint, _data_revision(data, date(2014, 7, 1)))
     rows = ranker.rank(good)
-    assert rows is not None and list(rows) == lists._rank(data, model, date(2014, 7, 1))
+    assert rows is not None and list(rows) == list(lists._rank(data, model, date(2014, 7, 1)))
     other_model = RankRequest("chicago", date(2014, 7, 1), "0" * 64, _data_revision(data, date(2014, 7, 1)))
     assert ranker.rank(other_model) is None  # not among the models it was forked with
     other_data = RankRequest("chicago", date(2014, 7, 1), model.fingerprint, (1, "2011-01-01"))

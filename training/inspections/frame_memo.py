@@ -17,8 +17,9 @@ import pandas as pd
 _lock = threading.Lock()  # the lists of several dates may be ranked in threads
 _Derived = TypeVar("_Derived")
 # (frame, purpose) pairs kept at most; an entry also goes when its frame is freed. A city's data
-# version has five (history, index match, roster order, areas, licences), a few versions of a city
-# are alive at once, and a service holds a few cities: fewer would derive them again day after day.
+# version has six (history, index match, roster order, areas, licences, sorted dates), a few
+# versions of a city are alive at once, and a service holds a few cities: fewer would derive them
+# again day after day.
 _FRAMES_KEPT = 32
 _per_frame: dict[tuple[int, Any], tuple[weakref.ref[pd.DataFrame], Any]] = {}
 

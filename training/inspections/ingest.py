@@ -16,6 +16,7 @@ from training.config import ConfigError, TableSource
 from training.inspections.area_layers import area_of_points
 from training.inspections.config import CityConfig, EventSource
 from training.inspections.config_schema import INSPECTION_FIELDS
+from training.inspections.frame_memo import remembered
 from training.points import to_day, to_xyz
 
 
@@ -47,8 +48,26 @@ class CityData:
 
     @property
     def date_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
-        dates = self.inspections["date"]
-        return dates.min(), dates.max()
+        dates = self._sorted_dates()
+        if not len(dates):
+            return pd.NaT, pd.NaT
+        return pd.Timestamp(dates[0]), pd.Timestamp(dates[-1])
+
+    def inspections_before(self, day: pd.Timestamp) -> int:
+        """How many inspections took place before `day` (a list of `day` sees exactly those)."""
+        dates = self._sorted_dates()
+        return int(np.searchsorted(dates, day.to_datetime64(), side="left"))
+
+    def _sorted_dates(self) -> np.ndarray:
+        """The inspections' dates, sorted, without NaT: asked on every daily request, so derived
+        once per data frame (a scan of every inspection took ~5 ms of the GIL a request)."""
+        frame = self.inspections
+
+        def make() -> np.ndarray:
+            dates = frame["date"].to_numpy(dtype="datetime64[ns]")
+            return np.sort(dates[~np.isnat(dates)])
+
+        return remembered(frame, "sorted dates", make)
 
 
 def read_table(source: TableSource, required: dict[str, str]) -> pd.DataFrame:
