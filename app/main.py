@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -221,7 +222,11 @@ def _daily_options(settings: Settings) -> DailyOptions:
         max_wait_seconds=settings.daily_max_wait_seconds,
         claim_timeout_seconds=settings.daily_claim_timeout_seconds,
         cache_days=settings.daily_cache_days,
-        child_process=settings.daily_child_process,
+        child_process=(
+            settings.daily_child_process
+            if settings.daily_child_process is not None
+            else len(os.sched_getaffinity(0)) >= 2
+        ),
         precompute=settings.daily_precompute,
         precompute_min_interval_seconds=settings.daily_precompute_min_interval_seconds,
     )
@@ -358,7 +363,7 @@ def load_before_fork(app: FastAPI) -> None:
     for name in cities.configs():
         cities.city(name)
         try:  # the next day's ranked roster, the list inspectors ask for first: ranked once, shared
-            lists.ranked_day(name, None)
+            lists.ranked_day(name, None, here=True)
         except Exception as error:  # no model for the city, the database down: each worker ranks it
             reason = type(error).__name__
             log.info("daily list not ranked before the fork", extra={"city": name, "error": reason})

@@ -195,17 +195,21 @@ class DailyLists:
         data = self.city_data(city)
         return data, self.resolve_date(data, requested)
 
-    def ranked_day(self, city: str, requested: date | None) -> RankedDay:
+    def ranked_day(self, city: str, requested: date | None, here: bool = False) -> RankedDay:
+        """The day's ranked rows; `here`: ranked in this process, never in a list process (a
+        server about to fork its workers keeps no child of its own)."""
         data, list_date = self.data_for_day(city, requested)  # first: an unknown city is a 404
         model = self.model_for(city)
-        return self._ranked_day(data, model, list_date)
+        return self._ranked_day(data, model, list_date, here)
 
-    def _ranked_day(self, data: CityData, model: LoadedModel, list_date: date) -> RankedDay:
+    def _ranked_day(
+        self, data: CityData, model: LoadedModel, list_date: date, here: bool = False
+    ) -> RankedDay:
         cached = self._cached_day(data, model, list_date)
         if cached is not None:
             return cached
         key = _day_key(data, model, list_date)
-        return self._ranking.run(key, lambda: self._rank_and_keep(key, data, model, list_date))
+        return self._ranking.run(key, lambda: self._rank_and_keep(key, data, model, list_date, here))
 
     def _cached_day(self, data: CityData, model: LoadedModel, list_date: date) -> RankedDay | None:
         key = _day_key(data, model, list_date)
@@ -216,14 +220,14 @@ class DailyLists:
         return None
 
     def _rank_and_keep(
-        self, key: tuple[Any, ...], data: CityData, model: LoadedModel, list_date: date
+        self, key: tuple[Any, ...], data: CityData, model: LoadedModel, list_date: date, here: bool
     ) -> RankedDay:
         with self._lock:  # a computation that finished just before this one began
             if key in self._ranked:
                 return self._ranked[key]
         revision = _data_revision(data, list_date)
         request = RankRequest(data.config.city, list_date, model.fingerprint, revision)
-        rows = self.pool.run(lambda: self._rank(data, model, list_date), request)
+        rows = self.pool.run(lambda: self._rank(data, model, list_date), None if here else request)
         ranked = RankedDay(model, list_date, rows)
         with self._lock:
             self._ranked[key] = ranked

@@ -19,6 +19,7 @@ import gc
 import logging
 import multiprocessing
 import os
+import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -81,12 +82,17 @@ class RankerProcess:
         self._process: BaseProcess | None = None
         self._connection: Connection | None = None
         self._lock = threading.Lock()  # one request at a time on the pipe
+        self._parent_pid: int | None = None  # the process that forked the child
         self.forks = 0  # children started so far (tests and the log read it)
 
     @property
     def pid(self) -> int | None:
+        """The child's, while it runs; None in a process forked since (a server's worker), which
+        forks a child of its own."""
         process = self._process
-        return process.pid if process is not None and process.is_alive() else None
+        if process is None or self._parent_pid != os.getpid() or not process.is_alive():
+            return None
+        return process.pid
 
     def rank(self, request: RankRequest) -> RankedRows | None:
         """The rows, or None when the child could not match the request's model or data."""
@@ -116,7 +122,7 @@ class RankerProcess:
             self._forget()
 
     def _running(self, request: RankRequest) -> Connection:
-        if self._connection is not None and self._process is not None and self._process.is_alive():
+        if self._connection is not None and self.pid is not None:
             return self._connection
         self._forget()
         if self._before_fork is not None:
@@ -133,15 +139,17 @@ class RankerProcess:
         )
         process.start()
         child_end.close()
-        self._process, self._connection = process, parent_end
+        self._process, self._connection, self._parent_pid = process, parent_end, os.getpid()
         self.forks += 1
         log.info("daily list process started", extra={"pid": process.pid})
         return parent_end
 
     def _forget(self) -> None:
         if self._connection is not None:
-            self._connection.close()  # the child reads end-of-file and exits
-        if self._process is not None:
+            self._connection.close()  # the child reads end-of-file and exits (once no copy is open)
+        # A process forked from the child's parent (a server's worker) cannot wait for the child,
+        # and need not: closing its copy of the pipe was its part.
+        if self._process is not None and self._parent_pid == os.getpid():
             self._process.join(timeout=5)
             if self._process.is_alive():
                 self._process.kill()
@@ -149,10 +157,40 @@ class RankerProcess:
         self._process, self._connection = None, None
 
 
+def _let_go_of_inherited_streams(keep: int) -> None:
+    """Point every socket and pipe the fork copied (but `keep` and stdio) at /dev/null.
+
+    A forked child holds a copy of each descriptor its server had open: clients' connections, the
+    listening socket, database connections, pipes to other programs. While the copy is open, the
+    server's close does not close: a keep-alive connection the server drops stays open for its
+    client, who may send the next request into it and wait; a program reading a pipe to its end
+    never sees the end. dup2, not close: the numbers stay taken, so an inherited object's finalizer
+    (a database connection saying goodbye, say) writes to /dev/null, never to a descriptor this
+    process opened since. Linux only (/proc); elsewhere nothing is done."""
+    try:
+        descriptors = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        return
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        for descriptor in descriptors:
+            if descriptor <= 2 or descriptor in (keep, null):
+                continue
+            try:
+                mode = os.fstat(descriptor).st_mode
+            except OSError:  # the listing's own descriptor, closed since
+                continue
+            if stat.S_ISSOCK(mode) or stat.S_ISFIFO(mode):
+                os.dup2(null, descriptor)
+    finally:
+        os.close(null)
+
+
 def _child_main(
     rank: RankInChild, after_fork: Callable[[], None], connection: Connection, parent_end: Connection
 ) -> None:
     parent_end.close()  # else the child's own copy would keep the pipe open after the server exits
+    _let_go_of_inherited_streams(keep=connection.fileno())
     # Every object inherited stays out of the collector's sight: a collection would write to each
     # one's header, copying the server's heap into this process page by page.
     gc.freeze()

@@ -96,10 +96,12 @@ class Settings(BaseSettings):
     # Computations ahead start at least this far apart: outcomes posted all day each change tomorrow's
     # lists, and one re-ranking per interval keeps them current without a core spent re-ranking.
     daily_precompute_min_interval_seconds: float = Field(default=30.0, ge=0, le=3_600)
-    # On: each new date is ranked in a child process forked for it, out of the server's GIL. Off (the
-    # default): in a thread of the server, which measured better here for scoring latency and memory
-    # while lists are computed (bench/README.md, "Daily lists under load").
-    daily_child_process: bool = False
+    # On: new dates are ranked in a long-lived list process forked from the worker, out of its GIL,
+    # so scoring never waits behind a list. Off: in a thread of the worker. Unset (the default): on
+    # where this process may run on two CPUs or more (the list process needs a core of its own),
+    # which met every issue #19 target where the thread did not (bench/README.md, "Daily lists under
+    # load").
+    daily_child_process: bool | None = None
     # A daily list warns (JSON `staleness`, CSV headers X-Data-*, a banner on /inspector) when its
     # newest inspection outcome is older than this many days (app/inspections/staleness.py).
     outcomes_max_age_days: int = Field(default=14, ge=1, le=3650)

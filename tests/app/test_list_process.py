@@ -5,7 +5,9 @@ another model or other data than the server's, and stopped with the app."""
 from __future__ import annotations
 
 import os
+import select
 import signal
+import socket
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -90,3 +92,23 @@ def test_the_radius_indexes_are_built_before_the_fork(
     lists.issue(DailyQuery("chicago", date(2014, 7, 1), 10))
     kinds = sorted(key[0] for key in neighbourhood._indexes)
     assert kinds == ["events", "events", "nearby"]
+
+
+def test_the_process_lets_go_of_the_servers_sockets_and_pipes(lists: DailyLists) -> None:
+    """A client's connection or a pipe the server closes is closed for the other end too: the list
+    process forked meanwhile holds no copy (else a keep-alive client would write into a dead
+    connection and wait, and a program reading a pipe would never see its end)."""
+    client_end, server_end = socket.socketpair()
+    read_end, write_end = os.pipe()
+    try:
+        lists.issue(DailyQuery("chicago", date(2014, 7, 1), 10))  # forks the list process
+        assert lists.pool.rankers[0].pid is not None  # type: ignore[index]
+        server_end.close()
+        os.close(write_end)
+        client_end.settimeout(10)
+        assert client_end.recv(1) == b""  # end of stream, not a timeout
+        readable, _, _ = select.select([read_end], [], [], 10)
+        assert readable and os.read(read_end, 1) == b""
+    finally:
+        client_end.close()
+        os.close(read_end)
