@@ -8,9 +8,9 @@ else an SQLite file. Load: scoring, Lead Safe, CDS Hooks, daily lists over many 
 posts, from `--connections` concurrent clients; `POST /v1/admin/reload` every 30 s; at half time one
 worker is killed (SIGKILL). Reported: answers by route and status, p50/p99 per route, connection
 errors and when they happened (expected only for requests in flight on the killed worker), the
-service's memory (RSS and PSS summed over its processes) sampled every 5 s and its growth from 90 s
-after the kill (the replacement worker warmed up) to the end, and whether every acknowledged outcome
-is in the database.
+service's memory (RSS and PSS summed over its processes, the workers' list processes included)
+sampled every 5 s and its growth from 90 s after the kill (the replacement worker warmed up) to the
+end, and whether every acknowledged outcome is in the database.
 """
 
 from __future__ import annotations
@@ -172,8 +172,28 @@ async def _reloads(client: httpx.AsyncClient, stop_at: float, started: float, ta
 def _children(pid: int) -> list[int]:
     found = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        found += [int(child) for child in (task / "children").read_text().split()]
+        try:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:  # the task ended meanwhile
+            continue
     return found
+
+
+def _descendants(pid: int) -> list[int]:
+    """The workers and what they forked (their list processes)."""
+    found, frontier = [], [pid]
+    while frontier:
+        children = [child for parent in frontier for child in _children_if_alive(parent)]
+        found += children
+        frontier = children
+    return found
+
+
+def _children_if_alive(pid: int) -> list[int]:
+    try:
+        return _children(pid)
+    except OSError:
+        return []
 
 
 def _memory_mb(pids: list[int]) -> tuple[float, float]:
@@ -193,7 +213,7 @@ def _memory_mb(pids: list[int]) -> tuple[float, float]:
 async def _watch(master: int, stop_at: float, started: float, kill_at: float, samples: list[Any]) -> None:
     killed = False
     while time.monotonic() < stop_at:
-        pids = [master, *_children(master)]
+        pids = [master, *_descendants(master)]  # the workers' list processes too
         samples.append((time.monotonic() - started, *_memory_mb(pids)))
         if not killed and time.monotonic() >= kill_at:
             workers = _children(master)

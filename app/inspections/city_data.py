@@ -50,6 +50,7 @@ class CityDataVersions:
         self.files = files
         self.repository = repository
         self._versions: dict[str, CityVersion] = {}
+        self._rebuilt: dict[str, CityVersion] = {}  # another process's build, made again here
         self._lock = threading.Lock()
 
     def after_fork(self) -> None:
@@ -73,6 +74,28 @@ class CityDataVersions:
                 version = _build(base, repository.outcomes(city))
                 self._versions[city] = version
             return version.data
+
+    def revision_of(self, city: str, data: CityData) -> Revision | None:
+        """The recorded outcomes `data` was built from, if it is this process's latest build."""
+        version = self._versions.get(city)
+        return version.revision if version is not None and version.data is data else None
+
+    def as_built_from(self, city: str, revision: Revision) -> CityData | None:
+        """The city's data built from the recorded outcomes of `revision` (another process's build),
+        or None when they cannot be read back: outcomes are only added, so they are the ones received
+        by its latest receipt, unless one received earlier was committed after that build read."""
+        base = self.files(city)
+        for version in (self._versions.get(city), self._rebuilt.get(city)):
+            if version is not None and version.base is base and version.revision == revision:
+                return version.data
+        count, latest = revision
+        recorded = self.repository().outcomes(city) if latest is not None else []
+        recorded = [outcome for outcome in recorded if outcome["received_at"] <= latest]
+        if len(recorded) != count:
+            return None
+        version = _build(base, recorded)
+        self._rebuilt[city] = version  # the server's next requests likely carry the same outcomes
+        return version.data
 
     def _serves(self, version: CityVersion, city: str, list_date: date | None) -> bool:
         repository = self.repository()

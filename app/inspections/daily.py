@@ -33,7 +33,7 @@ from app.inspections.citymap import area_names
 from app.inspections.claimed import ClaimTimes, issue_once
 from app.inspections.errors import ListNotFound
 from app.inspections.list_pool import ListPool
-from app.inspections.list_process import RankerProcess, RankRequest
+from app.inspections.list_process import RankerProcess, RankRequest, Stale
 from app.inspections.precompute import ListsAhead
 from app.inspections.ranked_rows import REASONS, RankedRows
 from app.inspections.reasons import score_inspections, worded_reasons
@@ -226,7 +226,9 @@ class DailyLists:
             if key in self._ranked:
                 return self._ranked[key]
         revision = _data_revision(data, list_date)
-        request = RankRequest(data.config.city, list_date, model.fingerprint, revision)
+        city = data.config.city
+        outcomes = self._versions.revision_of(city, data)
+        request = RankRequest(city, list_date, model.fingerprint, revision, outcomes)
         rows = self.pool.run(lambda: self._rank(data, model, list_date), None if here else request)
         ranked = RankedDay(model, list_date, rows)
         with self._lock:
@@ -235,16 +237,20 @@ class DailyLists:
                 self._ranked.popitem(last=False)
         return ranked
 
-    def _rank_request(self, request: RankRequest) -> RankedRows | None:
-        """In a list process: the request's rows, or None when its model or data is not here."""
-        data = self.city_data(request.city, request.list_date)  # recorded outcomes from the shared database
-        if _data_revision(data, request.list_date) != request.data_revision:
-            return None
+    def _rank_request(self, request: RankRequest) -> RankedRows | Stale:
+        """In a list process: the request's rows, or why its model or data is not here."""
         # A model the server loaded after the fork: the server forks this process again. Not loaded
         # here: loading checks a bundle's predictions, and OpenMP's threads do not survive a fork.
         model = self._model_with(request.city, request.model_fingerprint)
         if model is None:
-            return None
+            return Stale.MODEL
+        data: CityData | None = self.city_data(request.city, request.list_date)  # from the shared database
+        if data is not None and _data_revision(data, request.list_date) != request.data_revision:
+            # Outcomes posted since the server built its data: build that data again, from its outcomes.
+            outcomes = request.outcomes
+            data = None if outcomes is None else self._versions.as_built_from(request.city, outcomes)
+        if data is None or _data_revision(data, request.list_date) != request.data_revision:
+            return Stale.DATA
         return self._rank(data, model, request.list_date)
 
     def _model_with(self, city: str, fingerprint: str) -> LoadedModel | None:

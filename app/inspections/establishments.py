@@ -19,7 +19,6 @@ from app.platform.schemas import IsoDate, partner_errors
 router = APIRouter(tags=["scoring"])
 
 
-
 async def get_cities(request: Request) -> CityStore:
     cities: CityStore = request.app.state.cities
     return cities

@@ -10,11 +10,10 @@ import time
 from collections.abc import Callable
 
 from app.inspections.errors import ListsBusy
-from app.inspections.list_process import RankerProcess, RankRequest
+from app.inspections.list_process import RankerProcess, RankRequest, Stale
 from app.inspections.ranked_rows import RankedRows
 
 log = logging.getLogger(__name__)
-
 
 
 class ListPool:
@@ -69,17 +68,18 @@ class ListPool:
             ranker = self._idle_rankers.pop()
         try:
             rows = ranker.rank(request)
-            if rows is None:  # forked before the server's current models or data: once more, anew
+            if rows is Stale.MODEL:  # forked before the server loaded this model: once more, anew
                 ranker.close()
                 rows = ranker.rank(request)
         finally:
             with self._lock:
                 self._idle_rankers.append(ranker)
-        if rows is not None:
+        if isinstance(rows, RankedRows):
             return rows
+        # A new fork would read the same database: the data's race is not a reason for one.
         log.warning(
             "daily list ranked in the server: its process could not match the model or the data",
-            extra={"city": request.city, "date": request.list_date.isoformat()},
+            extra={"city": request.city, "date": request.list_date.isoformat(), "stale": rows.name},
         )
         return compute()
 

@@ -23,7 +23,8 @@ import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
+from enum import Enum
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
@@ -36,7 +37,14 @@ from app.inspections.ranked_rows import RankedRows
 log = logging.getLogger(__name__)
 
 CHILD_NICENESS = 5  # below the server process: on a busy machine scoring gets the CPU first
-_ROWS, _STALE, _ERROR = b"R", b"S", b"E"
+_ROWS, _ERROR = b"R", b"E"
+
+
+class Stale(Enum):
+    """Why a list process could not rank a request as the server would have."""
+
+    MODEL = b"M"  # loaded in the server after the fork: a new fork has it
+    DATA = b"D"  # the recorded outcomes the server ranks with cannot be read back (posted meanwhile)
 
 
 @dataclass(frozen=True)
@@ -47,20 +55,37 @@ class RankRequest:
     list_date: date
     model_fingerprint: str
     data_revision: tuple[int, str]
+    # The recorded outcomes the server's data was built from (count, latest receipt), when known: a
+    # list process reading the database later may find more, and builds the server's data from these.
+    outcomes: tuple[int, datetime | None] | None = None
 
     def encode(self) -> bytes:
+        outcomes = None if self.outcomes is None else [self.outcomes[0], _iso(self.outcomes[1])]
         return orjson.dumps(
-            [self.city, self.list_date.isoformat(), self.model_fingerprint, list(self.data_revision)]
+            [
+                self.city,
+                self.list_date.isoformat(),
+                self.model_fingerprint,
+                list(self.data_revision),
+                outcomes,
+            ]
         )
 
     @classmethod
     def decode(cls, payload: bytes) -> RankRequest:
-        city, list_date, fingerprint, revision = orjson.loads(payload)
-        return cls(city, date.fromisoformat(list_date), fingerprint, tuple(revision))
+        city, list_date, fingerprint, revision, outcomes = orjson.loads(payload)
+        if outcomes is not None:
+            count, latest = outcomes
+            outcomes = (count, None if latest is None else datetime.fromisoformat(latest))
+        return cls(city, date.fromisoformat(list_date), fingerprint, tuple(revision), outcomes)
 
 
-# In the child: the request's rows, or None when its model or data cannot be matched.
-RankInChild = Callable[[RankRequest], RankedRows | None]
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+# In the child: the request's rows, or why its model or data cannot be matched.
+RankInChild = Callable[[RankRequest], RankedRows | Stale]
 
 
 class RankerProcess:
@@ -94,8 +119,8 @@ class RankerProcess:
             return None
         return process.pid
 
-    def rank(self, request: RankRequest) -> RankedRows | None:
-        """The rows, or None when the child could not match the request's model or data."""
+    def rank(self, request: RankRequest) -> RankedRows | Stale:
+        """The rows, or why the child could not match the request's model or data."""
         with self._lock:
             for attempt in (1, 2):  # a child that died (killed, out of memory) is forked again once
                 connection = self._running(request)
@@ -112,8 +137,8 @@ class RankerProcess:
                     continue
                 if payload[:1] == _ERROR:
                     raise ListComputationFailed(f"the list computation failed: {payload[1:].decode()}")
-                if payload[:1] == _STALE:
-                    return None
+                if payload[:1] in (Stale.MODEL.value, Stale.DATA.value):
+                    return Stale(payload[:1])
                 return RankedRows.decode(payload[1:])
         raise AssertionError("unreachable")
 
@@ -206,7 +231,7 @@ def _child_main(
             return
         try:
             rows = rank(request)
-            payload = _STALE if rows is None else _ROWS + rows.encode()
+            payload = rows.value if isinstance(rows, Stale) else _ROWS + rows.encode()
         except Exception as error:  # reported to the server, which answers the request
             payload = _ERROR + f"{type(error).__name__}: {error}".encode()
         connection.send_bytes(payload)

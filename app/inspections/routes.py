@@ -91,9 +91,7 @@ def as_json(issued: IssuedList, display_name: str | None = None) -> dict[str, An
 def area_filters(request: Request) -> tuple[tuple[str, str], ...]:
     """Query parameters beyond the list's own: the city's `[areas]` filters (borough=Queens);
     the list keeps those its city declares."""
-    return tuple(
-        (name, value) for name, value in request.query_params.items() if name not in LIST_PARAMETERS
-    )
+    return tuple((name, value) for name, value in request.query_params.items() if name not in LIST_PARAMETERS)
 
 
 def as_csv(issued: IssuedList) -> Response:

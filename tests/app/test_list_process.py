@@ -17,7 +17,8 @@ from app_helpers import MODELS_DIR
 
 from app.inspections.cities import CityStore
 from app.inspections.daily import DailyLists, DailyOptions, DailyQuery, _data_revision
-from app.inspections.list_process import RankRequest
+from app.inspections.list_process import RankRequest, Stale
+from app.inspections.ranked_rows import RankedRows
 from app.platform.registry import ModelRegistry
 from app.platform.settings import Settings
 from app.platform.storage.repository import Repository
@@ -63,13 +64,52 @@ def test_the_process_refuses_a_model_or_data_it_cannot_match(lists: DailyLists) 
     rows = ranker.rank(good)
     assert rows is not None and list(rows) == list(lists._rank(data, model, date(2014, 7, 1)))
     other_model = RankRequest("chicago", date(2014, 7, 1), "0" * 64, _data_revision(data, date(2014, 7, 1)))
-    assert ranker.rank(other_model) is None  # not among the models it was forked with
+    assert ranker.rank(other_model) is Stale.MODEL  # not among the models it was forked with
     other_data = RankRequest("chicago", date(2014, 7, 1), model.fingerprint, (1, "2011-01-01"))
-    assert ranker.rank(other_data) is None
+    assert ranker.rank(other_data) is Stale.DATA
     # The pool forks the process again (with the server's models as they are now), and when that
     # process cannot match the request either, ranks it in the server: the list is still answered.
-    assert lists.pool.run(lambda: [{"ranked": "here"}], other_model) == [{"ranked": "here"}]
+    here = RankedRows.empty()
+    assert lists.pool.run(lambda: here, other_model) is here
     assert ranker.forks == 2
+    # Data it cannot match is no reason for a new fork (it would read the same database).
+    assert lists.pool.run(lambda: here, other_data) is here
+    assert ranker.forks == 2
+
+
+def test_the_process_ranks_with_the_servers_outcomes_when_more_were_posted_since(
+    lists: DailyLists,
+) -> None:
+    """Outcomes posted between the server's build of the city's data and the list process's read:
+    the process builds the server's data again from the outcomes it was built from (count, latest
+    receipt), and ranks exactly what the server would have; without them it says the data is stale."""
+    ranker = lists.pool.rankers[0]  # type: ignore[index]
+    day = date(2014, 7, 10)
+    model = lists.model_for("chicago")
+
+    def record(inspection_id: str) -> None:
+        outcome = {
+            "inspection_id": inspection_id,
+            "establishment_id": "1",
+            "date": date(2014, 7, 1),
+            "inspection_type": "Canvass",
+            "result": "Fail",
+            "violations": None,
+        }
+        assert lists.record_outcomes("chicago", [type("Outcome", (), outcome)()]).created
+
+    record("posted-before-the-build")
+    data = lists.city_data("chicago", day)  # the server's build: one recorded outcome
+    outcomes = lists._versions.revision_of("chicago", data)
+    assert outcomes is not None and outcomes[0] == 1
+    ranker.rank(RankRequest("chicago", day, model.fingerprint, _data_revision(data, day)))  # forked
+    record("posted-after-the-build")  # the process reads two, the server ranks with one
+    revision = _data_revision(data, day)
+    rows = ranker.rank(RankRequest("chicago", day, model.fingerprint, revision, outcomes))
+    assert isinstance(rows, RankedRows)
+    assert list(rows) == list(lists._rank(data, model, day))
+    assert ranker.rank(RankRequest("chicago", day, model.fingerprint, revision)) is Stale.DATA
+    assert ranker.forks == 1
 
 
 def test_closing_stops_the_process(lists: DailyLists) -> None:
