@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     # A claim on a list's computation older than this, with no list stored, belonged to a process
     # that died: another takes it over. Must exceed the wait plus a computation.
     daily_claim_timeout_seconds: float = Field(default=120.0, gt=0, le=86_400)
-    # Ranked days kept per worker (every establishment's score and reasons for a date, ~15-25 MB for
+    # Ranked days kept per worker (every establishment's score and reasons for a date, ~14 MB for
     # Chicago each), so lists of the same day with other filters only filter: least recently used go.
     daily_cache_days: int = Field(default=8, ge=1, le=366)
     # Tomorrow's default lists computed in the background at start-up, after a reload and after new
