@@ -314,6 +314,7 @@ def _serve(args: argparse.Namespace) -> int:
                 log_config=None,  # app_factory installs the JSON log handler
                 access_log=False,  # the app writes its own structured access log
                 proxy_headers=False,
+                timeout_keep_alive=settings.keep_alive_seconds,
             )
     finally:  # gunicorn's master ends with SystemExit
         if created is not None:

@@ -21,10 +21,6 @@ from uvicorn_worker import UvicornWorker
 
 from app.platform.settings import Settings
 
-# uvicorn's keep-alive default; gunicorn's own (2 s) would close idle client connections sooner than
-# a single `civicrisk serve` does.
-KEEP_ALIVE_SECONDS = 5
-
 
 class ServiceWorker(UvicornWorker):  # type: ignore[misc]  # uvicorn-worker has no type hints
     """A uvicorn worker run as `civicrisk serve` runs uvicorn alone: no uvicorn access log (the app
@@ -68,7 +64,7 @@ class PreforkServer(BaseApplication):  # type: ignore[misc]
             "workers": self.settings.workers,
             "worker_class": ServiceWorker,
             "preload_app": True,  # load once in the master, fork the workers from it
-            "keepalive": KEEP_ALIVE_SECONDS,
+            "keepalive": self.settings.keep_alive_seconds,  # as a single `civicrisk serve`
             "child_exit": _child_exit,
             "logger_class": JsonLogger,
             "loglevel": self.settings.log_level,

@@ -89,8 +89,11 @@ class CityDataVersions:
             if version is not None and version.base is base and version.revision == revision:
                 return version.data
         count, latest = revision
-        recorded = self.repository().outcomes(city) if latest is not None else []
-        recorded = [outcome for outcome in recorded if outcome["received_at"] <= latest]
+        recorded = (
+            []
+            if latest is None
+            else [outcome for outcome in self.repository().outcomes(city) if outcome["received_at"] <= latest]
+        )
         if len(recorded) != count:
             return None
         version = _build(base, recorded)

@@ -173,6 +173,20 @@ def serve_process(
             process.wait(timeout=30)
 
 
+def idle_connection_kept(url: str, idle_seconds: float) -> bool:
+    """Whether a client's connection left idle for `idle_seconds` is still open for its next request
+    (the client's pool keeps it far longer; a server that closed it meanwhile forces a new one)."""
+
+    def client_port(response: httpx.Response) -> int:
+        port: int = response.extensions["network_stream"].get_extra_info("client_addr")[1]
+        return port
+
+    with httpx.Client(limits=httpx.Limits(keepalive_expiry=idle_seconds * 10)) as client:
+        first = client_port(client.get(f"{url}/health/live"))
+        time.sleep(idle_seconds)
+        return client_port(client.get(f"{url}/health/live")) == first
+
+
 def counter_values(metrics_dir: Path) -> Iterator[tuple[str, str, float]]:
     """(pid, sample key, value) of every counter in a multiprocess metrics folder, from each process's
     own file (prometheus_client names them by metric kind and pid)."""

@@ -14,7 +14,17 @@ from typing import Any
 
 import httpx
 import pytest
-from app_helpers import ADMIN, ADMIN_KEY, PARTNER, PARTNER_KEY, REPO_ROOT, SCORE_URL, copy_bundle, free_port
+from app_helpers import (
+    ADMIN,
+    ADMIN_KEY,
+    PARTNER,
+    PARTNER_KEY,
+    REPO_ROOT,
+    SCORE_URL,
+    copy_bundle,
+    free_port,
+    idle_connection_kept,
+)
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +85,13 @@ def test_real_server_scores_and_documents(server: tuple[str, Path], full_record:
         assert client.post(SCORE_URL, json={"records": [{}]}).status_code == 401
         assert client.get("/openapi.json").json()["info"]["title"] == "civicrisk"
         assert "civicrisk_requests_total" in client.get("/metrics").text
+
+
+def test_an_idle_connection_outlives_a_clients_five_seconds(server: tuple[str, Path]) -> None:
+    """Kept open longer than clients and load balancers keep theirs (CIVICRISK_KEEP_ALIVE_SECONDS,
+    75): at uvicorn's 5 s, a client reusing a connection as the server dropped it was reset."""
+    url, _ = server
+    assert idle_connection_kept(url, idle_seconds=6)
 
 
 def test_reload_under_load_fails_no_request(server: tuple[str, Path], full_record: dict[str, Any]) -> None:

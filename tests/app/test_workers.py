@@ -22,6 +22,7 @@ from app_helpers import (
     answers,
     copy_bundle,
     counter_values,
+    idle_connection_kept,
     serve_process,
 )
 from lead_helpers import SERVICE_URL, ehr_key, ehr_token, write_issuers
@@ -262,3 +263,9 @@ def _children(pid: int) -> list[int]:
         except (OSError, ValueError):
             continue
     return found
+
+
+def test_a_workers_idle_connection_outlives_a_clients_five_seconds(two_workers: tuple[str, Path]) -> None:
+    """gunicorn's workers keep an idle connection as long as a single server does (75 s)."""
+    url, _ = two_workers
+    assert idle_connection_kept(url, idle_seconds=6)
