@@ -25,6 +25,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -151,6 +152,8 @@ def wrk_report(process: subprocess.Popen[str]) -> dict[str, float]:
 
 
 def served(duration: int) -> None:
+    if shutil.which("wrk") is None:
+        raise SystemExit("--served needs wrk on PATH (Debian: apt-get install wrk) for its scoring/daily mix")
     port = 18000 + os.getpid() % 1000
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as scratch:
