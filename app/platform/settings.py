@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     # How long an idle client connection is kept open. Longer than the idle timeouts of the clients
     # and load balancers in front (httpx 5 s, AWS ALB 60 s, nginx 60 s): a client that reuses a
     # connection just as the server drops it sees it reset. At uvicorn's 5 s the soak lost a few
-    # requests that way; at 75 s none (bench/README.md, "Tenth run").
+    # requests that way; at 75 s none (bench/README.md, "Tenth run" and "Eleventh run").
     keep_alive_seconds: int = Field(default=75, ge=1, le=3_600)
     log_level: LogLevel = "info"
     # One JSON line per request; it never holds bodies or keys, only route, status and timing.
