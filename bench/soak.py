@@ -170,12 +170,13 @@ async def _reloads(client: httpx.AsyncClient, stop_at: float, started: float, ta
 
 
 def _children(pid: int) -> list[int]:
+    """The process's children; none once it (or a thread of it) has ended."""
     found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
             found += [int(child) for child in (task / "children").read_text().split()]
-        except OSError:  # the task ended meanwhile
-            continue
+    except OSError:
+        return found
     return found
 
 
@@ -183,17 +184,9 @@ def _descendants(pid: int) -> list[int]:
     """The workers and what they forked (their list processes)."""
     found, frontier = [], [pid]
     while frontier:
-        children = [child for parent in frontier for child in _children_if_alive(parent)]
-        found += children
-        frontier = children
+        frontier = [child for parent in frontier for child in _children(parent)]
+        found += frontier
     return found
-
-
-def _children_if_alive(pid: int) -> list[int]:
-    try:
-        return _children(pid)
-    except OSError:
-        return []
 
 
 def _memory_mb(pids: list[int]) -> tuple[float, float]:

@@ -89,11 +89,7 @@ class CityDataVersions:
             if version is not None and version.base is base and version.revision == revision:
                 return version.data
         count, latest = revision
-        recorded = (
-            []
-            if latest is None
-            else [outcome for outcome in self.repository().outcomes(city) if outcome["received_at"] <= latest]
-        )
+        recorded = [] if latest is None else self.repository().outcomes(city, received_by=latest)
         if len(recorded) != count:
             return None
         version = _build(base, recorded)

@@ -244,13 +244,14 @@ class DailyLists:
         model = self._model_with(request.city, request.model_fingerprint)
         if model is None:
             return Stale.MODEL
-        data: CityData | None = self.city_data(request.city, request.list_date)  # from the shared database
-        if data is not None and _data_revision(data, request.list_date) != request.data_revision:
+        data = self.city_data(request.city, request.list_date)  # from the shared database
+        if _data_revision(data, request.list_date) != request.data_revision:
             # Outcomes posted since the server built its data: build that data again, from its outcomes.
             outcomes = request.outcomes
-            data = None if outcomes is None else self._versions.as_built_from(request.city, outcomes)
-        if data is None or _data_revision(data, request.list_date) != request.data_revision:
-            return Stale.DATA
+            rebuilt = None if outcomes is None else self._versions.as_built_from(request.city, outcomes)
+            if rebuilt is None or _data_revision(rebuilt, request.list_date) != request.data_revision:
+                return Stale.DATA
+            data = rebuilt
         return self._rank(data, model, request.list_date)
 
     def _model_with(self, city: str, fingerprint: str) -> LoadedModel | None:

@@ -4,13 +4,16 @@ Ranking a new date is a few hundred milliseconds of pandas and k-d tree work, mo
 the GIL: in a thread of the server it holds up every scoring request for as long. The child is
 forked from the server the first time a list needs ranking, so it starts with the server's loaded
 models and city data (shared copy-on-write pages, nothing read twice), runs at a lower CPU priority
-(on a busy machine scoring gets the CPU first) and ranks one date at a time, sending the rows back.
+(on a busy machine scoring gets the CPU first) and ranks one date at a time, sending the ranked
+day's columns back (app/inspections/ranked_rows.py).
 
 It answers "stale" rather than rank with other inputs than the server's: the request names the model
-by fingerprint and the city's data by revision. The child reads the recorded outcomes from the same
-database, so new outcomes need nothing more; a model loaded after the fork needs a new child, which
-the pool forks (app/inspections/list_pool.py), ranking in the server what that child cannot match
-either. A child that dies is forked again.
+by fingerprint and the city's data by revision (and the recorded outcomes it was built from). The
+child reads the recorded outcomes from the same database, and builds the server's data again from
+those when more were posted since; a model loaded after the fork needs a new child, which the pool
+forks (app/inspections/list_pool.py), ranking in the server what that child cannot match either. A
+child that dies is forked again. Right after the fork the child lets go of the server's sockets and
+pipes (`_let_go_of_inherited_streams`).
 """
 
 from __future__ import annotations

@@ -215,10 +215,17 @@ class Repository:
             created=[i for i in ids if i in created], already_recorded=[i for i in ids if i not in created]
         )
 
-    def outcomes(self, city: str) -> list[dict[str, Any]]:
+    def outcomes(self, city: str, received_by: datetime | None = None) -> list[dict[str, Any]]:
+        """A city's recorded outcomes (with `received_by`: those received by then), in one order
+        whichever process reads them: by inspection date, then inspection id."""
+        condition = outcomes.c.city == city
+        if received_by is not None:
+            condition = condition & (outcomes.c.received_at <= received_by)
         with self._translate_errors(), self.engine.connect() as connection:
             rows = connection.execute(
-                sa.select(outcomes).where(outcomes.c.city == city).order_by(outcomes.c.inspection_date)
+                sa.select(outcomes)
+                .where(condition)
+                .order_by(outcomes.c.inspection_date, outcomes.c.inspection_id)
             ).mappings()
             return [dict(row) for row in rows]
 
