@@ -227,8 +227,9 @@ class DailyLists:
                 return self._ranked[key]
         revision = _data_revision(data, list_date)
         city = data.config.city
-        outcomes = self._versions.revision_of(city, data)
-        request = RankRequest(city, list_date, model.fingerprint, revision, outcomes)
+        built_from = self._versions.built_from(city, data)
+        outcomes, ids = built_from if built_from is not None else (None, ())
+        request = RankRequest(city, list_date, model.fingerprint, revision, outcomes, ids)
         rows = self.pool.run(lambda: self._rank(data, model, list_date), None if here else request)
         ranked = RankedDay(model, list_date, rows)
         with self._lock:
@@ -248,7 +249,11 @@ class DailyLists:
         if _data_revision(data, request.list_date) != request.data_revision:
             # Outcomes posted since the server built its data: build that data again, from its outcomes.
             outcomes = request.outcomes
-            rebuilt = None if outcomes is None else self._versions.as_built_from(request.city, outcomes)
+            rebuilt = (
+                None
+                if outcomes is None
+                else self._versions.as_built_from(request.city, outcomes, request.outcome_ids)
+            )
             if rebuilt is None or _data_revision(rebuilt, request.list_date) != request.data_revision:
                 return Stale.DATA
             data = rebuilt

@@ -59,8 +59,10 @@ class RankRequest:
     model_fingerprint: str
     data_revision: tuple[int, str]
     # The recorded outcomes the server's data was built from (count, latest receipt), when known: a
-    # list process reading the database later may find more, and builds the server's data from these.
+    # list process reading the database later may find more, and builds the server's data from these
+    # (and their inspection ids, for one received earlier but committed after the server's read).
     outcomes: tuple[int, datetime | None] | None = None
+    outcome_ids: tuple[str, ...] = ()
 
     def encode(self) -> bytes:
         outcomes = None if self.outcomes is None else [self.outcomes[0], _iso(self.outcomes[1])]
@@ -71,16 +73,17 @@ class RankRequest:
                 self.model_fingerprint,
                 list(self.data_revision),
                 outcomes,
+                self.outcome_ids,
             ]
         )
 
     @classmethod
     def decode(cls, payload: bytes) -> RankRequest:
-        city, list_date, fingerprint, revision, outcomes = orjson.loads(payload)
+        city, list_date, fingerprint, revision, outcomes, ids = orjson.loads(payload)
         if outcomes is not None:
             count, latest = outcomes
             outcomes = (count, None if latest is None else datetime.fromisoformat(latest))
-        return cls(city, date.fromisoformat(list_date), fingerprint, tuple(revision), outcomes)
+        return cls(city, date.fromisoformat(list_date), fingerprint, tuple(revision), outcomes, tuple(ids))
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -4,12 +4,13 @@ another model or other data than the server's, and stopped with the app."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import select
 import signal
 import socket
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from app.inspections.ranked_rows import RankedRows
 from app.platform.registry import ModelRegistry
 from app.platform.settings import Settings
 from app.platform.storage.repository import Repository
+from app.platform.storage.tables import outcomes as outcomes_table
 from training.inspections.features import neighbourhood
 
 
@@ -100,8 +102,9 @@ def test_the_process_ranks_with_the_servers_outcomes_when_more_were_posted_since
 
     record("posted-before-the-build")
     data = lists.city_data("chicago", day)  # the server's build: one recorded outcome
-    outcomes = lists._versions.revision_of("chicago", data)
-    assert outcomes is not None and outcomes[0] == 1
+    built_from = lists._versions.built_from("chicago", data)
+    assert built_from is not None and built_from[0][0] == 1
+    outcomes = built_from[0]
     ranker.rank(RankRequest("chicago", day, model.fingerprint, _data_revision(data, day)))  # forked
     record("posted-after-the-build")  # the process reads two, the server ranks with one
     revision = _data_revision(data, day)
@@ -109,6 +112,48 @@ def test_the_process_ranks_with_the_servers_outcomes_when_more_were_posted_since
     assert isinstance(rows, RankedRows)
     assert list(rows) == list(lists._rank(data, model, day))
     assert ranker.rank(RankRequest("chicago", day, model.fingerprint, revision)) is Stale.DATA
+    assert ranker.forks == 1
+
+
+def test_the_process_ranks_with_the_servers_outcomes_when_one_received_earlier_committed_later(
+    lists: DailyLists,
+) -> None:
+    """Two posts at once: each takes its receipt time, then commits; the later receipt may commit
+    first, and a build read in between holds it alone. Reading back "received by the build's latest
+    receipt" then finds both: the request's inspection ids say which one the server's build held
+    (without them the process can only say the data is stale, and the server ranks the list)."""
+    ranker = lists.pool.rankers[0]  # type: ignore[index]
+    day = date(2014, 7, 10)
+    model = lists.model_for("chicago")
+    outcome = {
+        "city": "chicago",
+        "establishment_id": "1",
+        "inspection_date": date(2014, 7, 1),
+        "inspection_type": "Canvass",
+        "result": "Fail",
+        "violations": None,
+    }
+    repository = lists.repository()
+    later = datetime(2026, 12, 6, 12, 0, 1, tzinfo=UTC)
+    with repository.engine.begin() as connection:
+        connection.execute(
+            outcomes_table.insert().values(**outcome, inspection_id="later", received_at=later)
+        )
+    data = lists.city_data("chicago", day)  # the server's build: the later receipt alone
+    built_from = lists._versions.built_from("chicago", data)
+    assert built_from is not None and built_from[1] == ("later",)
+    revision, ids = built_from
+    ranker.rank(RankRequest("chicago", day, model.fingerprint, _data_revision(data, day)))  # forked
+    earlier = later - timedelta(seconds=1)
+    with repository.engine.begin() as connection:  # the earlier receipt, committed only now
+        connection.execute(
+            outcomes_table.insert().values(**outcome, inspection_id="earlier", received_at=earlier)
+        )
+    request = RankRequest("chicago", day, model.fingerprint, _data_revision(data, day), revision)
+    assert ranker.rank(request) is Stale.DATA
+    rows = ranker.rank(dataclasses.replace(request, outcome_ids=ids))
+    assert isinstance(rows, RankedRows)
+    assert list(rows) == list(lists._rank(data, model, day))
     assert ranker.forks == 1
 
 

@@ -111,3 +111,68 @@ def test_outcomes_recorded_later_are_counted_without_rebuilding(
     features = _features(queries, data)
     assert len(neighbourhood._indexes) == built  # the same index, the new rows counted directly
     pd.testing.assert_frame_equal(features, _with_trees_only(queries, data, monkeypatch))
+
+
+def test_repeated_points_are_kept_once_and_each_counted() -> None:
+    """Many points at one place on one day (outcomes posted for one establishment) take the memory
+    of one: the index keeps a repeated key once, with how many there are."""
+    rng = np.random.default_rng(11)
+    locations = np.unique(rng.uniform(0, 10, size=(200, 3)), axis=0)
+    spread = rng.uniform(0, 10, size=(300, 3))
+    points = np.vstack([spread, np.repeat(locations[:1] + 0.3, 5_000, axis=0)])
+    days = np.concatenate([rng.integers(100, 200, size=len(spread)), np.full(5_000, 150)])
+    flags = np.concatenate([rng.random(len(spread)) < 0.3, np.arange(5_000) % 2 == 0])
+    order = np.argsort(days, kind="stable")
+    points, days, flags = points[order], days[order], flags[order]
+    index = RadiusIndex(locations, points, days, flags, (1.0, 2.5))
+    near_repeated = int((((locations - (locations[0] + 0.3)) ** 2).sum(axis=1) <= 2.5**2).sum())
+    assert index.nbytes < near_repeated * 5_000 * 4 // 10  # not one key per repeated pair
+    rows = index.rows_of(locations)
+    for first, end in [(100, 151), (150, 151), (151, 300), (0, 1_000)]:
+        window = (days >= first) & (days < end)
+        counted = index.count(rows, first, end)
+        for radius in (1.0, 2.5):
+            expected, expected_hits = count_unindexed(locations, points[window], flags[window], radius)
+            np.testing.assert_array_equal(counted[radius][0], expected)
+            np.testing.assert_array_equal(counted[radius][1], expected_hits)
+
+
+def test_many_outcomes_recorded_later_get_an_index_of_their_own_not_a_new_base(
+    chicago: CityData, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past MAX_UNINDEXED points the first index lacks, those points are indexed apart: the first
+    index (in a server, shared by its list processes) stays the one object, and the features are
+    still exactly the trees'."""
+    monkeypatch.setattr(neighbourhood, "MAX_UNINDEXED", 10)
+    _features(_roster_queries(chicago, "2014-06-02"), chicago)
+    base_key = next(key for key in neighbourhood._indexes if key[0] == "nearby")
+    base = neighbourhood._indexes[base_key][1]
+    latest = chicago.inspections.sort_values("date").groupby("establishment_id").tail(1)
+
+    def recorded(start: int, count: int, day: str) -> pd.DataFrame:
+        chosen = latest.iloc[start : start + count]
+        return pd.DataFrame(
+            {
+                "inspection_id": [f"many-{start + n}" for n in range(count)],
+                "establishment_id": chosen["establishment_id"].to_numpy(),
+                "date": pd.Timestamp(day),
+                "result": ["Fail" if n % 3 == 0 else "Pass" for n in range(count)],
+                "violations": "3. POTENTIALLY HAZARDOUS FOOD MEETS TEMPERATURE REQUIREMENT - Comments: x",
+            }
+        )
+
+    first = with_recorded_outcomes(chicago, recorded(0, 40, "2014-08-25"))
+    queries = _roster_queries(first, "2014-09-01")
+    pd.testing.assert_frame_equal(_features(queries, first), _with_trees_only(queries, first, monkeypatch))
+    assert neighbourhood._indexes[base_key][1] is base
+    added = neighbourhood._indexes[("nearby-added", *base_key[1:])]
+    assert added[0] is base and len(added[2] or ()) == 40
+
+    # A few more: counted directly beside both indexes; many more: the added index built again.
+    for count, rebuilt in ((45, False), (80, True)):
+        more = with_recorded_outcomes(first, recorded(40, count - 40, "2014-08-28"))
+        queries = _roster_queries(more, "2014-09-01")
+        pd.testing.assert_frame_equal(_features(queries, more), _with_trees_only(queries, more, monkeypatch))
+        assert neighbourhood._indexes[base_key][1] is base
+        now = neighbourhood._indexes[("nearby-added", *base_key[1:])]
+        assert (now is not added) == rebuilt and len(now[2] or ()) == (count if rebuilt else 40)

@@ -22,7 +22,7 @@ from scipy.spatial import cKDTree
 from training.inspections.config import CityConfig
 from training.inspections.config_schema import Key, present
 from training.inspections.features.family import FeatureFamily, located
-from training.inspections.features.radius_index import RadiusIndex, count_unindexed
+from training.inspections.features.radius_index import RadiusIndex, StackedRadiusIndex, count_unindexed
 from training.inspections.frame_memo import remembered
 from training.inspections.ingest import CityData, EventTable
 from training.points import to_day, to_xyz
@@ -48,8 +48,10 @@ def _window(days: np.ndarray, day: int, window_days: int) -> slice:
 
 
 INDEX_MIN_QUERIES = 1_000  # a date with this many queries is a roster: counted through an index
-MAX_UNINDEXED = 5_000  # points added since an index was built, counted directly; beyond, rebuilt
-_INDEXES_KEPT = 6  # indexes kept (cities x sources), least recently built out
+# Points added since an index was built (outcomes recorded through the API), counted directly per
+# list; beyond, they get an index of their own, built again whenever this many more are added.
+MAX_UNINDEXED = 256
+_INDEXES_KEPT = 8  # indexes kept (cities x sources, and points added), least recently built out
 _indexes: dict[tuple[Any, ...], tuple[Any, RadiusIndex, frozenset[str] | None]] = {}
 _indexes_lock = threading.Lock()  # the lists of several dates may be ranked in threads
 
@@ -74,7 +76,7 @@ def _store(key: tuple[Any, ...], entry: tuple[Any, RadiusIndex, frozenset[str] |
 
 
 def _radius_counts(
-    index: RadiusIndex | None,
+    index: RadiusIndex | StackedRadiusIndex | None,
     query_xyz: np.ndarray,
     points: np.ndarray,
     flags: np.ndarray | None,
@@ -208,7 +210,7 @@ def nearby_outcome_features(
     history = _located_history(inspections)
     day, xyz, groups = _query_groups(queries)
     columns: dict[str, np.ndarray] = {}
-    radius_index: RadiusIndex | None = None
+    radius_index: RadiusIndex | StackedRadiusIndex | None = None
     unindexed: np.ndarray | None = None
     if any(len(rows) >= INDEX_MIN_QUERIES for rows in groups):
         radius_index, unindexed = _history_index(inspections, history, radii_km)
@@ -272,13 +274,13 @@ def nearby_outcome_features(
 
 def _history_index(
     inspections: pd.DataFrame, history: dict[str, np.ndarray], radii_km: tuple[float, ...]
-) -> tuple[RadiusIndex, np.ndarray]:
+) -> tuple[RadiusIndex | StackedRadiusIndex, np.ndarray]:
     """The radius index over located inspection outcomes, and which rows of `history` it lacks.
 
     Outcomes recorded after the city's files were read only add rows (ingest.with_recorded_outcomes),
     so the index of the data as first read stays valid: its rows are matched by inspection id and
-    the others counted directly, until there are too many of them. Kept per city: keyed by its
-    earliest inspection, which recorded outcomes never precede by much."""
+    the others counted directly, or once they are many, through an index of their own. Kept per
+    city: keyed by its earliest inspection, which recorded outcomes never precede by much."""
     return remembered(
         inspections, ("index", radii_km), lambda: _fresh_history_index(inspections, history, radii_km)
     )
@@ -286,22 +288,50 @@ def _history_index(
 
 def _fresh_history_index(
     inspections: pd.DataFrame, history: dict[str, np.ndarray], radii_km: tuple[float, ...]
-) -> tuple[RadiusIndex, np.ndarray]:
+) -> tuple[RadiusIndex | StackedRadiusIndex, np.ndarray]:
     ids = history["id"]
     key = ("nearby", radii_km, ids[0] if len(ids) else None)
     entry = _stored(key)
     if entry is not None:
-        indexed = entry[2]
-        assert indexed is not None
-        unindexed = np.fromiter((each not in indexed for each in ids), dtype=bool, count=len(ids))
-        # Every indexed row still there (the same city's data) and few new ones: still valid.
-        if len(ids) - int(unindexed.sum()) == len(indexed) and unindexed.sum() <= MAX_UNINDEXED:
-            unindexed.flags.writeable = False
-            return entry[1], unindexed
+        base, base_ids = entry[1], entry[2]
+        assert base_ids is not None
+        lacked = np.fromiter((each not in base_ids for each in ids), dtype=bool, count=len(ids))
+        # Every indexed row still there (the same city's data), and not more new ones than it holds.
+        if len(ids) - int(lacked.sum()) == len(base_ids) and lacked.sum() <= len(base_ids):
+            return _with_added_points(key, base, history, lacked)
     flags = history["label"] > 0
     index = RadiusIndex(_locations(inspections), history["xyz"], history["day"], flags, radii_km)
     _store(key, (None, index, frozenset(ids)))
-    return index, np.zeros(len(ids), dtype=bool)
+    return index, _read_only_mask(np.zeros(len(ids), dtype=bool))
+
+
+def _with_added_points(
+    key: tuple[Any, ...], base: RadiusIndex, history: dict[str, np.ndarray], lacked: np.ndarray
+) -> tuple[RadiusIndex | StackedRadiusIndex, np.ndarray]:
+    """The base index, with an index of its own for the rows it lacks once they are too many to
+    count directly: the base (in a server, built before its list processes were forked and shared
+    with them) is never built again for outcomes recorded since, each process building only the
+    small index of those."""
+    if lacked.sum() <= MAX_UNINDEXED:
+        return base, _read_only_mask(lacked)
+    ids = history["id"]
+    added_key = ("nearby-added", *key[1:])
+    entry = _stored(added_key)
+    if entry is not None and entry[0] is base:
+        added_ids = entry[2]
+        assert added_ids is not None
+        unindexed = lacked & np.fromiter((each not in added_ids for each in ids), dtype=bool, count=len(ids))
+        if int((lacked & ~unindexed).sum()) == len(added_ids) and unindexed.sum() <= MAX_UNINDEXED:
+            return StackedRadiusIndex(base, entry[1]), _read_only_mask(unindexed)
+    flags = history["label"][lacked] > 0
+    added = base.over_more_points(history["xyz"][lacked], history["day"][lacked], flags)
+    _store(added_key, (base, added, frozenset(ids[lacked])))
+    return StackedRadiusIndex(base, added), _read_only_mask(np.zeros(len(ids), dtype=bool))
+
+
+def _read_only_mask(mask: np.ndarray) -> np.ndarray:
+    mask.flags.writeable = False
+    return mask
 
 
 def prepare_indexes(data: CityData) -> None:

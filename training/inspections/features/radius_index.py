@@ -5,7 +5,10 @@ k-d trees over the window and querying every establishment was most of a new dat
 establishments stand at locations known in advance, so each (location, point) pair within the
 largest radius is found once, and a window's count is then two binary searches per location. The
 pairs are keyed by location row and day, so appending points (outcomes recorded later) never moves
-the existing keys: points not in the index are counted directly (`count_unindexed`).
+the existing keys: a few points not in the index are counted directly (`count_unindexed`), more get
+an index of their own over the same locations (`over_more_points`, `StackedRadiusIndex`), so that the
+first, large index is never built again for them (in a server, built before it forks and shared).
+Keys that repeat (many points at one place on one day) are kept once, with how many there are.
 
 A point is within radius r when its squared chord distance is at most r², computed the same way
 for the pairs and for the points counted directly.
@@ -40,6 +43,7 @@ class RadiusIndex:
         radii: tuple[float, ...],
     ) -> None:
         self.radii = tuple(sorted(set(radii)))
+        self.locations = locations  # kept for an index of more points over the same rows
         # Locations as raw bytes, sorted, for an exact vectorised look-up of each query's row.
         as_bytes = _as_bytes(locations)
         self._location_order = np.argsort(as_bytes, kind="stable")
@@ -72,11 +76,15 @@ class RadiusIndex:
             pair_class = band * 2 + flag
             keys = ((rows + start) * self._classes + pair_class) * self._span + (days[columns] - self._day0)
             parts.append(keys.astype(key_type))
-        self._keys = _sorted(parts, key_type)
+        self._keys, self._before = _compacted(_sorted(parts, key_type))
+
+    def over_more_points(self, points: np.ndarray, days: np.ndarray, flags: np.ndarray | None) -> RadiusIndex:
+        """An index of other points over the same locations and radii (rows as in this one)."""
+        return RadiusIndex(self.locations, points, days, flags, self.radii)
 
     @property
     def nbytes(self) -> int:
-        return int(self._keys.nbytes)
+        return int(self._keys.nbytes) + (0 if self._before is None else int(self._before.nbytes))
 
     def rows_of(self, locations: np.ndarray) -> np.ndarray:
         """Each location's row in the index, or -1 for a location it does not hold (exact match)."""
@@ -104,6 +112,8 @@ class RadiusIndex:
         runs = places.astype(np.int64)[:, np.newaxis] * self._classes + np.arange(self._classes)
         bounds = (runs * self._span)[:, :, np.newaxis] + np.array([low_day, high_day])
         found = np.searchsorted(self._keys, bounds.ravel().astype(self._keys.dtype))
+        if self._before is not None:  # keys kept once: positions to how many keys lie before
+            found = self._before[found]
         per_class = np.diff(found.reshape(-1, 2), axis=1).reshape(len(places), self._classes)
         result: dict[float, tuple[np.ndarray, np.ndarray]] = {}
         for band, radius in enumerate(self.radii):  # a radius counts its band and every smaller one
@@ -112,17 +122,45 @@ class RadiusIndex:
         return result
 
 
+class StackedRadiusIndex:
+    """A first index and one of points added since, over the same locations: counted as one."""
+
+    def __init__(self, base: RadiusIndex, added: RadiusIndex) -> None:
+        self.base, self.added = base, added
+        self.radii = base.radii
+
+    def rows_of(self, locations: np.ndarray) -> np.ndarray:
+        return self.base.rows_of(locations)
+
+    def count(
+        self, rows: np.ndarray, first_day: int, end_day: int
+    ) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+        base = self.base.count(rows, first_day, end_day)
+        added = self.added.count(rows, first_day, end_day)
+        return {
+            radius: (totals + added[radius][0], hits + added[radius][1])
+            for radius, (totals, hits) in base.items()
+        }
+
+
 def count_unindexed(
     locations: np.ndarray, points: np.ndarray, flags: np.ndarray | None, radius: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Points, and flagged points, within `radius` of each location, by brute force (few points)."""
+    """Points, and flagged points, within `radius` of each location, without an index (few points):
+    the candidate pairs from two k-d trees, each decided as the index decides it."""
     totals = np.zeros(len(locations), dtype=np.int64)
     hits = np.zeros(len(locations), dtype=np.int64)
-    for point, flag in zip(points, flags if flags is not None else np.zeros(len(points), bool), strict=True):
-        inside = squared_distances(locations, point[np.newaxis, :]) <= radius * radius
-        totals += inside
-        if flag:
-            hits += inside
+    if not len(points) or not len(locations):
+        return totals, hits
+    found = cKDTree(locations).sparse_distance_matrix(
+        cKDTree(points), radius * (1 + 1e-9), output_type="ndarray"
+    )
+    rows, columns = found["i"].astype(np.int64), found["j"].astype(np.int64)
+    inside = squared_distances(locations[rows], points[columns]) <= radius * radius
+    rows, columns = rows[inside], columns[inside]
+    totals += np.bincount(rows, minlength=len(locations))
+    if flags is not None:
+        hits += np.bincount(rows[flags[columns]], minlength=len(locations))
     return totals, hits
 
 
@@ -131,6 +169,18 @@ def _as_bytes(points: np.ndarray) -> np.ndarray:
     points = np.ascontiguousarray(points, dtype=np.float64)
     width = points.dtype.itemsize * points.shape[1]
     return points.view(np.dtype((np.void, width))).ravel()
+
+
+def _compacted(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Sorted keys, each kept once with how many keys precede it, when that takes less memory (many
+    points at one place on one day: a test's or a soak's posted outcomes); else as they are."""
+    if len(keys) < 2:
+        return keys, None
+    first = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    if 2 * len(first) > len(keys):
+        return keys, None
+    before = np.append(first, len(keys)).astype(np.int64 if len(keys) >= 2**31 else np.int32)
+    return keys[first], before
 
 
 def _sorted(parts: list[np.ndarray], key_type: type) -> np.ndarray:
