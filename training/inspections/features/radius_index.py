@@ -176,9 +176,10 @@ def _compacted(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     points at one place on one day: a test's or a soak's posted outcomes); else as they are."""
     if len(keys) < 2:
         return keys, None
-    first = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
-    if 2 * len(first) > len(keys):
+    changes = keys[1:] != keys[:-1]
+    if 2 * (1 + np.count_nonzero(changes)) > len(keys):  # (without the positions' 8 bytes a key)
         return keys, None
+    first = np.flatnonzero(np.concatenate(([True], changes)))
     before = np.append(first, len(keys)).astype(np.int64 if len(keys) >= 2**31 else np.int32)
     return keys[first], before
 
