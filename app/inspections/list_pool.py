@@ -54,27 +54,28 @@ class ListPool:
                 self.computations += 1
             started = time.monotonic()
             if self.rankers is None or request is None:
-                rows = compute()
+                rows: RankedRows | bytes = compute()
             else:
                 rows = self._in_process(compute, request)
             with self._lock:
                 self._recent_seconds = 0.7 * self._recent_seconds + 0.3 * (time.monotonic() - started)
-            return rows
         finally:
             self._slots.release()
+        # Decoded after the slot is free: the list process ranks the next date meanwhile.
+        return rows if isinstance(rows, RankedRows) else RankedRows.decode(rows)
 
-    def _in_process(self, compute: Callable[[], RankedRows], request: RankRequest) -> RankedRows:
+    def _in_process(self, compute: Callable[[], RankedRows], request: RankRequest) -> RankedRows | bytes:
         with self._lock:  # a slot is held, so an idle process is there
             ranker = self._idle_rankers.pop()
         try:
-            rows = ranker.rank(request)
+            rows = ranker.rank_encoded(request)
             if rows is Stale.MODEL:  # forked before the server loaded this model: once more, anew
                 ranker.close()
-                rows = ranker.rank(request)
+                rows = ranker.rank_encoded(request)
         finally:
             with self._lock:
                 self._idle_rankers.append(ranker)
-        if isinstance(rows, RankedRows):
+        if not isinstance(rows, Stale):
             return rows
         # A new fork would read the same database: the data's race is not a reason for one.
         log.warning(

@@ -127,6 +127,13 @@ class RankerProcess:
 
     def rank(self, request: RankRequest) -> RankedRows | Stale:
         """The rows, or why the child could not match the request's model or data."""
+        answer = self.rank_encoded(request)
+        return answer if isinstance(answer, Stale) else RankedRows.decode(answer)
+
+    def rank_encoded(self, request: RankRequest) -> bytes | Stale:
+        """The rows as the child sent them (`RankedRows.decode` reads them), or why it could not
+        match the request's model or data: the caller may let the child rank its next date while
+        it decodes these."""
         with self._lock:
             for attempt in (1, 2):  # a child that died (killed, out of memory) is forked again once
                 connection = self._running(request)
@@ -145,7 +152,7 @@ class RankerProcess:
                     raise ListComputationFailed(f"the list computation failed: {payload[1:].decode()}")
                 if payload[:1] in (Stale.MODEL.value, Stale.DATA.value):
                     return Stale(payload[:1])
-                return RankedRows.decode(payload[1:])
+                return payload[1:]
         raise AssertionError("unreachable")
 
     def close(self) -> None:

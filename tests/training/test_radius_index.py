@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from scipy.spatial import cKDTree
 
+from training.inspections import frame_memo
 from training.inspections.config import load_city_config
 from training.inspections.features import neighbourhood
 from training.inspections.features.radius_index import RadiusIndex, count_unindexed
@@ -144,6 +145,9 @@ def test_many_outcomes_recorded_later_get_an_index_of_their_own_not_a_new_base(
     index (in a server, shared by its list processes) stays the one object, and the features are
     still exactly the trees'."""
     monkeypatch.setattr(neighbourhood, "MAX_UNINDEXED", 10)
+    # Indexes of this city's data from earlier tests (other data, the same key) out of the way.
+    monkeypatch.setattr(neighbourhood, "_indexes", {})
+    monkeypatch.setattr(frame_memo, "_per_frame", {})
     _features(_roster_queries(chicago, "2014-06-02"), chicago)
     base_key = next(key for key in neighbourhood._indexes if key[0] == "nearby")
     base = neighbourhood._indexes[base_key][1]
