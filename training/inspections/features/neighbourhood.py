@@ -9,7 +9,6 @@ data: the same counts, without a tree per window (training/inspections/features/
 from __future__ import annotations
 
 import math
-import os
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -49,10 +48,6 @@ def _window(days: np.ndarray, day: int, window_days: int) -> slice:
 
 
 INDEX_MIN_QUERIES = 1_000  # a date with this many queries is a roster: counted through an index
-# A roster's k-nearest queries (a third of a new date's list) split over threads, each place's answer
-# the same: on two CPUs the list is ready sooner when the other one is free (a server's list
-# process runs at a lower priority than the server, so scoring still comes first).
-ROSTER_QUERY_THREADS = min(2, len(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else 1
 # Points added since an index was built (outcomes recorded through the API), counted directly per
 # list; beyond, they get an index of their own, built again whenever this many more are added.
 MAX_UNINDEXED = 256
@@ -258,8 +253,7 @@ def nearby_outcome_features(
                 column(f"{prefix}_{name}")
             if window.stop - window.start < k:
                 continue
-            workers = ROSTER_QUERY_THREADS if roster else 1
-            distance, index = cKDTree(history["xyz"][window]).query(places, k=k, workers=workers)
+            distance, index = cKDTree(history["xyz"][window]).query(places, k=k)
             critical = history["label"][window][index].mean(axis=1)
             failed = history["failed"][window][index].mean(axis=1)
             violations = history["violations"][window][index].mean(axis=1)
