@@ -32,7 +32,7 @@ class CityVersion:
     revision: Revision
     recorded_dates: np.ndarray  # datetime64[D] of each recorded outcome it includes
     recorded_receipts: np.ndarray  # object: each one's received_at
-    recorded_ids: tuple[str, ...]  # each one's inspection id
+    recorded: list[dict[str, Any]]  # the outcomes as read (for a list process lacking this build)
     data: CityData
 
     def revision_before(self, day: date) -> Revision:
@@ -76,32 +76,28 @@ class CityDataVersions:
                 self._versions[city] = version
             return version.data
 
-    def built_from(self, city: str, data: CityData) -> tuple[Revision, tuple[str, ...]] | None:
-        """The recorded outcomes `data` was built from (revision, inspection ids), if it is this
-        process's latest build."""
+    def built_from(self, city: str, data: CityData) -> CityVersion | None:
+        """The build `data` comes from, if it is this process's latest build of the city."""
         version = self._versions.get(city)
-        if version is None or version.data is not data:
-            return None
-        return version.revision, version.recorded_ids
+        return version if version is not None and version.data is data else None
 
-    def as_built_from(self, city: str, revision: Revision, ids: tuple[str, ...] = ()) -> CityData | None:
-        """The city's data built from the recorded outcomes of `revision` (another process's build),
-        or None when they cannot be read back. Outcomes are only added, so they are the ones received
-        by its latest receipt, unless one received earlier was committed after that build read (two
-        posts at once: each takes its receipt time before it commits); then `ids`, the build's
-        inspection ids, say which."""
+    def as_built_from(
+        self, city: str, revision: Revision, recorded: list[dict[str, Any]] | None = None
+    ) -> CityData | None:
+        """The city's data as another process built it from the recorded outcomes of `revision`:
+        a build of the same revision held here, else one made from `recorded` (that build's rows,
+        sent along), else None. Never from the database: a forked list process must not open a
+        connection (another thread of its server may have held the database library's locks at the
+        fork, and the child would wait on them for ever)."""
         base = self.files(city)
         for version in (self._versions.get(city), self._rebuilt.get(city)):
             if version is not None and version.base is base and version.revision == revision:
                 return version.data
-        count, latest = revision
-        recorded = [] if latest is None else self.repository().outcomes(city, received_by=latest)
-        if len(recorded) > count and ids:
-            wanted = set(ids)
-            recorded = [outcome for outcome in recorded if outcome["inspection_id"] in wanted]
-        if len(recorded) != count:
+        if recorded is None:
             return None
         version = _build(base, recorded)
+        if version.revision != revision:
+            return None
         self._rebuilt[city] = version  # the server's next requests likely carry the same outcomes
         return version.data
 
@@ -118,11 +114,10 @@ def _build(base: CityData, outcomes: list[dict[str, Any]]) -> CityVersion:
     recorded = pd.DataFrame(outcomes)
     if recorded.empty:
         empty = np.array([], dtype="datetime64[D]")
-        return CityVersion(base, (0, None), empty, np.array([], dtype=object), (), base)
+        return CityVersion(base, (0, None), empty, np.array([], dtype=object), [], base)
     # From the rows as read, not the frame: pandas would turn receipts into its own timestamps.
     dates = np.array([outcome["inspection_date"] for outcome in outcomes], dtype="datetime64[D]")
     receipts = np.array([outcome["received_at"] for outcome in outcomes], dtype=object)
-    ids = tuple(str(outcome["inspection_id"]) for outcome in outcomes)
     revision = (len(recorded), max(receipts))
     data = with_recorded_outcomes(base, recorded.rename(columns={"inspection_date": "date"}))
-    return CityVersion(base, revision, dates, receipts, ids, data)
+    return CityVersion(base, revision, dates, receipts, outcomes, data)

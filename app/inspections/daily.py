@@ -227,9 +227,9 @@ class DailyLists:
                 return self._ranked[key]
         revision = _data_revision(data, list_date)
         city = data.config.city
-        built_from = self._versions.built_from(city, data)
-        outcomes, ids = built_from if built_from is not None else (None, ())
-        request = RankRequest(city, list_date, model.fingerprint, revision, outcomes, ids)
+        version = self._versions.built_from(city, data)
+        outcomes, recorded = (None, None) if version is None else (version.revision, version.recorded)
+        request = RankRequest(city, list_date, model.fingerprint, revision, outcomes, recorded)
         rows = self.pool.run(lambda: self._rank(data, model, list_date), None if here else request)
         ranked = RankedDay(model, list_date, rows)
         with self._lock:
@@ -239,24 +239,21 @@ class DailyLists:
         return ranked
 
     def _rank_request(self, request: RankRequest) -> RankedRows | Stale:
-        """In a list process: the request's rows, or why its model or data is not here."""
+        """In a list process: the request's rows, or why its model or data is not here. Nothing here
+        opens the database (app/inspections/city_data.py, `as_built_from`)."""
         # A model the server loaded after the fork: the server forks this process again. Not loaded
         # here: loading checks a bundle's predictions, and OpenMP's threads do not survive a fork.
         model = self._model_with(request.city, request.model_fingerprint)
         if model is None:
             return Stale.MODEL
-        data = self.city_data(request.city, request.list_date)  # from the shared database
-        if _data_revision(data, request.list_date) != request.data_revision:
-            # Outcomes posted since the server built its data: build that data again, from its outcomes.
-            outcomes = request.outcomes
-            rebuilt = (
-                None
-                if outcomes is None
-                else self._versions.as_built_from(request.city, outcomes, request.outcome_ids)
-            )
-            if rebuilt is None or _data_revision(rebuilt, request.list_date) != request.data_revision:
-                return Stale.DATA
-            data = rebuilt
+        outcomes = request.outcomes
+        data = (
+            None
+            if outcomes is None
+            else self._versions.as_built_from(request.city, outcomes, request.recorded)
+        )
+        if data is None or _data_revision(data, request.list_date) != request.data_revision:
+            return Stale.DATA
         return self._rank(data, model, request.list_date)
 
     def _model_with(self, city: str, fingerprint: str) -> LoadedModel | None:

@@ -77,7 +77,8 @@ class ListPool:
                 self._idle_rankers.append(ranker)
         if not isinstance(rows, Stale):
             return rows
-        # A new fork would read the same database: the data's race is not a reason for one.
+        # Data the process could not match even with the outcomes sent (the server's data was not
+        # its latest build): a new fork would not have it either.
         log.warning(
             "daily list ranked in the server: its process could not match the model or the data",
             extra={"city": request.city, "date": request.list_date.isoformat(), "stale": rows.name},

@@ -8,12 +8,14 @@ models and city data (shared copy-on-write pages, nothing read twice), runs at a
 day's columns back (app/inspections/ranked_rows.py).
 
 It answers "stale" rather than rank with other inputs than the server's: the request names the model
-by fingerprint and the city's data by revision (and the recorded outcomes it was built from). The
-child reads the recorded outcomes from the same database, and builds the server's data again from
-those when more were posted since; a model loaded after the fork needs a new child, which the pool
-forks (app/inspections/list_pool.py), ranking in the server what that child cannot match either. A
-child that dies is forked again. Right after the fork the child lets go of the server's sockets and
-pipes (`_let_go_of_inherited_streams`).
+by fingerprint and the city's data by revision (and the recorded outcomes it was built from). A
+child lacking that build of the data (outcomes were posted since the fork) gets the outcomes from
+the server and builds it. It never opens the database: another of the server's threads may have held
+one of the database library's own locks when it forked (SQLite's allocator mutex, say), and the
+child would wait on that lock for ever. A model loaded after the fork needs a new child, which the
+pool forks (app/inspections/list_pool.py), ranking in the server what that child cannot match
+either. A child that dies is forked again. Right after the fork the child lets go of the server's
+sockets and pipes (`_let_go_of_inherited_streams`).
 """
 
 from __future__ import annotations
@@ -22,16 +24,17 @@ import gc
 import logging
 import multiprocessing
 import os
+import pickle
 import stat
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from enum import Enum
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from typing import Any
 
-import orjson
 from threadpoolctl import threadpool_limits
 
 from app.inspections.errors import ListComputationFailed
@@ -58,36 +61,21 @@ class RankRequest:
     list_date: date
     model_fingerprint: str
     data_revision: tuple[int, str]
-    # The recorded outcomes the server's data was built from (count, latest receipt), when known: a
-    # list process reading the database later may find more, and builds the server's data from these
-    # (and their inspection ids, for one received earlier but committed after the server's read).
+    # The recorded outcomes the server's data was built from (count, latest receipt), when known,
+    # and those outcomes as the server read them: sent only to a child that lacks that build.
     outcomes: tuple[int, datetime | None] | None = None
-    outcome_ids: tuple[str, ...] = ()
+    recorded: list[dict[str, Any]] | None = field(default=None, compare=False, repr=False)
 
-    def encode(self) -> bytes:
-        outcomes = None if self.outcomes is None else [self.outcomes[0], _iso(self.outcomes[1])]
-        return orjson.dumps(
-            [
-                self.city,
-                self.list_date.isoformat(),
-                self.model_fingerprint,
-                list(self.data_revision),
-                outcomes,
-                self.outcome_ids,
-            ]
-        )
+    def encode(self, with_recorded: bool = False) -> bytes:
+        """Pickled (between a server and its own fork): dates and receipts come back as they were."""
+        sent = self if with_recorded else replace(self, recorded=None)
+        return pickle.dumps(sent, protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod
     def decode(cls, payload: bytes) -> RankRequest:
-        city, list_date, fingerprint, revision, outcomes, ids = orjson.loads(payload)
-        if outcomes is not None:
-            count, latest = outcomes
-            outcomes = (count, None if latest is None else datetime.fromisoformat(latest))
-        return cls(city, date.fromisoformat(list_date), fingerprint, tuple(revision), outcomes, tuple(ids))
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat()
+        request = pickle.loads(payload)  # noqa: S301 (our own server's bytes)
+        assert isinstance(request, cls)
+        return request
 
 
 # In the child: the request's rows, or why its model or data cannot be matched.
@@ -135,24 +123,32 @@ class RankerProcess:
         match the request's model or data: the caller may let the child rank its next date while
         it decodes these."""
         with self._lock:
-            for attempt in (1, 2):  # a child that died (killed, out of memory) is forked again once
-                connection = self._running(request)
-                try:
-                    connection.send_bytes(request.encode())
-                    payload = connection.recv_bytes()
-                except (EOFError, OSError) as error:
-                    self._forget()
-                    if attempt == 2:
-                        raise ListComputationFailed(
-                            f"the list process ended without a list ({type(error).__name__})"
-                        ) from error
-                    log.warning("daily list process ended; starting another")
-                    continue
-                if payload[:1] == _ERROR:
-                    raise ListComputationFailed(f"the list computation failed: {payload[1:].decode()}")
-                if payload[:1] in (Stale.MODEL.value, Stale.DATA.value):
-                    return Stale(payload[:1])
-                return payload[1:]
+            answer = self._exchange(request, with_recorded=False)
+            if answer is Stale.DATA and request.recorded is not None:
+                # The child lacks the server's build of the city's data (outcomes posted since the
+                # fork): it builds it from the outcomes sent along, never from the database.
+                answer = self._exchange(request, with_recorded=True)
+            return answer
+
+    def _exchange(self, request: RankRequest, with_recorded: bool) -> bytes | Stale:
+        for attempt in (1, 2):  # a child that died (killed, out of memory) is forked again once
+            connection = self._running(request)
+            try:
+                connection.send_bytes(request.encode(with_recorded))
+                payload = connection.recv_bytes()
+            except (EOFError, OSError) as error:
+                self._forget()
+                if attempt == 2:
+                    raise ListComputationFailed(
+                        f"the list process ended without a list ({type(error).__name__})"
+                    ) from error
+                log.warning("daily list process ended; starting another")
+                continue
+            if payload[:1] == _ERROR:
+                raise ListComputationFailed(f"the list computation failed: {payload[1:].decode()}")
+            if payload[:1] in (Stale.MODEL.value, Stale.DATA.value):
+                return Stale(payload[:1])
+            return payload[1:]
         raise AssertionError("unreachable")
 
     def close(self) -> None:

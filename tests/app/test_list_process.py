@@ -10,7 +10,7 @@ import select
 import signal
 import socket
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -23,7 +23,6 @@ from app.inspections.ranked_rows import RankedRows
 from app.platform.registry import ModelRegistry
 from app.platform.settings import Settings
 from app.platform.storage.repository import Repository
-from app.platform.storage.tables import outcomes as outcomes_table
 from training.inspections.features import neighbourhood
 
 
@@ -62,7 +61,10 @@ def test_the_process_refuses_a_model_or_data_it_cannot_match(lists: DailyLists) 
     ranker = lists.pool.rankers[0]  # type: ignore[index]
     data = lists.city_data("chicago")
     model = lists.model_for("chicago")
-    good = RankRequest("chicago", date(2014, 7, 1), model.fingerprint, _data_revision(data, date(2014, 7, 1)))
+    version = lists._versions.built_from("chicago", data)
+    assert version is not None
+    revision = _data_revision(data, date(2014, 7, 1))
+    good = RankRequest("chicago", date(2014, 7, 1), model.fingerprint, revision, version.revision)
     rows = ranker.rank(good)
     assert rows is not None and list(rows) == list(lists._rank(data, model, date(2014, 7, 1)))
     other_model = RankRequest("chicago", date(2014, 7, 1), "0" * 64, _data_revision(data, date(2014, 7, 1)))
@@ -79,81 +81,76 @@ def test_the_process_refuses_a_model_or_data_it_cannot_match(lists: DailyLists) 
     assert ranker.forks == 2
 
 
-def test_the_process_ranks_with_the_servers_outcomes_when_more_were_posted_since(
-    lists: DailyLists,
-) -> None:
-    """Outcomes posted between the server's build of the city's data and the list process's read:
-    the process builds the server's data again from the outcomes it was built from (count, latest
-    receipt), and ranks exactly what the server would have; without them it says the data is stale."""
-    ranker = lists.pool.rankers[0]  # type: ignore[index]
-    day = date(2014, 7, 10)
-    model = lists.model_for("chicago")
-
-    def record(inspection_id: str) -> None:
-        outcome = {
-            "inspection_id": inspection_id,
-            "establishment_id": "1",
-            "date": date(2014, 7, 1),
-            "inspection_type": "Canvass",
-            "result": "Fail",
-            "violations": None,
-        }
-        assert lists.record_outcomes("chicago", [type("Outcome", (), outcome)()]).created
-
-    record("posted-before-the-build")
-    data = lists.city_data("chicago", day)  # the server's build: one recorded outcome
-    built_from = lists._versions.built_from("chicago", data)
-    assert built_from is not None and built_from[0][0] == 1
-    outcomes = built_from[0]
-    ranker.rank(RankRequest("chicago", day, model.fingerprint, _data_revision(data, day)))  # forked
-    record("posted-after-the-build")  # the process reads two, the server ranks with one
-    revision = _data_revision(data, day)
-    rows = ranker.rank(RankRequest("chicago", day, model.fingerprint, revision, outcomes))
-    assert isinstance(rows, RankedRows)
-    assert list(rows) == list(lists._rank(data, model, day))
-    assert ranker.rank(RankRequest("chicago", day, model.fingerprint, revision)) is Stale.DATA
-    assert ranker.forks == 1
-
-
-def test_the_process_ranks_with_the_servers_outcomes_when_one_received_earlier_committed_later(
-    lists: DailyLists,
-) -> None:
-    """Two posts at once: each takes its receipt time, then commits; the later receipt may commit
-    first, and a build read in between holds it alone. Reading back "received by the build's latest
-    receipt" then finds both: the request's inspection ids say which one the server's build held
-    (without them the process can only say the data is stale, and the server ranks the list)."""
-    ranker = lists.pool.rankers[0]  # type: ignore[index]
-    day = date(2014, 7, 10)
-    model = lists.model_for("chicago")
+def _record(lists: DailyLists, inspection_id: str) -> None:
     outcome = {
-        "city": "chicago",
+        "inspection_id": inspection_id,
         "establishment_id": "1",
-        "inspection_date": date(2014, 7, 1),
+        "date": date(2014, 7, 1),
         "inspection_type": "Canvass",
         "result": "Fail",
         "violations": None,
     }
-    repository = lists.repository()
-    later = datetime(2026, 12, 6, 12, 0, 1, tzinfo=UTC)
-    with repository.engine.begin() as connection:
-        connection.execute(
-            outcomes_table.insert().values(**outcome, inspection_id="later", received_at=later)
-        )
-    data = lists.city_data("chicago", day)  # the server's build: the later receipt alone
-    built_from = lists._versions.built_from("chicago", data)
-    assert built_from is not None and built_from[1] == ("later",)
-    revision, ids = built_from
-    ranker.rank(RankRequest("chicago", day, model.fingerprint, _data_revision(data, day)))  # forked
-    earlier = later - timedelta(seconds=1)
-    with repository.engine.begin() as connection:  # the earlier receipt, committed only now
-        connection.execute(
-            outcomes_table.insert().values(**outcome, inspection_id="earlier", received_at=earlier)
-        )
-    request = RankRequest("chicago", day, model.fingerprint, _data_revision(data, day), revision)
-    assert ranker.rank(request) is Stale.DATA
-    rows = ranker.rank(dataclasses.replace(request, outcome_ids=ids))
+    assert lists.record_outcomes("chicago", [type("Outcome", (), outcome)()]).created
+
+
+def test_the_process_ranks_with_the_servers_outcomes_when_more_were_posted_since(
+    lists: DailyLists,
+) -> None:
+    """Outcomes posted after the list process was forked: the server's build of the city's data is
+    not in the child, which says so; the server then sends the outcomes it was built from, and the
+    child ranks exactly what the server would have (and keeps that build for the next dates)."""
+    ranker = lists.pool.rankers[0]  # type: ignore[index]
+    day = date(2014, 7, 10)
+    model = lists.model_for("chicago")
+    before = lists.city_data("chicago", day)
+    ranker.rank(RankRequest("chicago", day, model.fingerprint, _data_revision(before, day)))  # forked
+    _record(lists, "posted-after-the-fork")
+    data = lists.city_data("chicago", day)  # the server's build: one recorded outcome
+    version = lists._versions.built_from("chicago", data)
+    assert version is not None and version.revision[0] == 1
+    revision = _data_revision(data, day)
+    assert revision != _data_revision(before, day)
+    without = RankRequest("chicago", day, model.fingerprint, revision, version.revision)
+    assert ranker.rank(without) is Stale.DATA
+    request = dataclasses.replace(without, recorded=version.recorded)
+    rows = ranker.rank(request)
     assert isinstance(rows, RankedRows)
     assert list(rows) == list(lists._rank(data, model, day))
+    assert ranker.rank(without) is not Stale.DATA  # the child kept the build
+    assert ranker.forks == 1
+
+
+def test_the_process_never_opens_the_database(lists: DailyLists) -> None:
+    """A forked child must not use the database library: another thread of the server may hold one
+    of its locks at the fork (SQLite's allocator mutex, say), and the child would wait on it for
+    ever. Here any use of the database in the child fails its list; none does, also after outcomes
+    were posted since the fork."""
+    ranker = lists.pool.rankers[0]  # type: ignore[index]
+    forked_setup = ranker._after_fork
+
+    def without_database() -> None:
+        forked_setup()
+
+        def refuse() -> Repository:
+            raise AssertionError("the list process opened the database")
+
+        lists.repository = refuse
+        lists._versions.repository = refuse
+
+    ranker._after_fork = without_database
+    model = lists.model_for("chicago")
+    for n, day in enumerate((date(2014, 7, 10), date(2014, 7, 11), date(2014, 7, 12))):
+        if n:
+            _record(lists, f"posted-{n}")
+        data = lists.city_data("chicago", day)
+        version = lists._versions.built_from("chicago", data)
+        assert version is not None
+        request = RankRequest(
+            "chicago", day, model.fingerprint, _data_revision(data, day), version.revision, version.recorded
+        )
+        rows = ranker.rank(request)
+        assert isinstance(rows, RankedRows)
+        assert list(rows) == list(lists._rank(data, model, day))
     assert ranker.forks == 1
 
 

@@ -121,18 +121,6 @@ def test_outcomes_are_idempotent(database_url: str) -> None:
     assert repository.outcomes("boston") == []
 
 
-def test_outcomes_received_by_a_moment_are_the_ones_a_build_then_read(database_url: str) -> None:
-    """What a list process reads back to build its server's data: the outcomes received by the
-    latest receipt that data was built from, none later."""
-    repository = Repository.open(database_url)
-    repository.record_outcomes("chicago", [_outcome("9101"), _outcome("9102")])
-    built_from = repository.outcomes("chicago")
-    latest = max(row["received_at"] for row in built_from)
-    repository.record_outcomes("chicago", [_outcome("9103")])
-    assert repository.outcomes("chicago", received_by=latest) == built_from
-    assert len(repository.outcomes("chicago")) == len(built_from) + 1
-
-
 def test_unreachable_database_is_reported_not_crashed() -> None:
     with pytest.raises(DatabaseUnavailable, match="database unavailable"):
         Repository.open("postgresql+psycopg://postgres@127.0.0.1:9/test")

@@ -215,12 +215,10 @@ class Repository:
             created=[i for i in ids if i in created], already_recorded=[i for i in ids if i not in created]
         )
 
-    def outcomes(self, city: str, received_by: datetime | None = None) -> list[dict[str, Any]]:
-        """A city's recorded outcomes (with `received_by`: those received by then), in one order
-        whichever process reads them: by inspection date, then inspection id."""
+    def outcomes(self, city: str) -> list[dict[str, Any]]:
+        """A city's recorded outcomes, in one order whichever process reads them: by inspection date,
+        then inspection id."""
         condition = outcomes.c.city == city
-        if received_by is not None:
-            condition = condition & (outcomes.c.received_at <= received_by)
         with self._translate_errors(), self.engine.connect() as connection:
             rows = connection.execute(
                 sa.select(outcomes)
