@@ -44,7 +44,9 @@ def test_counts_equal_a_tree_over_the_window_for_any_window() -> None:
             )
             np.testing.assert_array_equal(totals, expected)
             np.testing.assert_array_equal(hits, expected_hits)
-            direct, direct_hits = count_unindexed(locations, points[window], flags[window], radius)
+            direct, direct_hits = count_unindexed(locations, points[window], flags[window], (1.0, 2.5))[
+                radius
+            ]
             np.testing.assert_array_equal(direct, expected)
             np.testing.assert_array_equal(direct_hits, expected_hits)
     assert (index.rows_of(locations + 1e-9) == -1).all()  # exact places only
@@ -133,7 +135,9 @@ def test_repeated_points_are_kept_once_and_each_counted() -> None:
         window = (days >= first) & (days < end)
         counted = index.count(rows, first, end)
         for radius in (1.0, 2.5):
-            expected, expected_hits = count_unindexed(locations, points[window], flags[window], radius)
+            expected, expected_hits = count_unindexed(locations, points[window], flags[window], (1.0, 2.5))[
+                radius
+            ]
             np.testing.assert_array_equal(counted[radius][0], expected)
             np.testing.assert_array_equal(counted[radius][1], expected_hits)
 

@@ -99,18 +99,20 @@ def _radius_counts(
     tree = cKDTree(in_window) if (~held).any() and len(in_window) else None
     flagged = flags is not None and (~held).any() and flags[window].any()
     flagged_tree = cKDTree(in_window[flags[window]]) if flagged and flags is not None else None
+    more = (
+        count_unindexed(query_xyz[held], points[extra], None if flags is None else flags[extra], radii)
+        if len(extra)
+        else {}
+    )
     result: dict[float, tuple[np.ndarray, np.ndarray]] = {}
     for radius in radii:
         totals = np.zeros(len(query_xyz), dtype=np.int64)
         hits = np.zeros(len(query_xyz), dtype=np.int64)
         if indexed:
             totals[held], hits[held] = indexed[radius]
-            if len(extra):
-                more, more_hits = count_unindexed(
-                    query_xyz[held], points[extra], None if flags is None else flags[extra], radius
-                )
-                totals[held] += more
-                hits[held] += more_hits
+            if more:
+                totals[held] += more[radius][0]
+                hits[held] += more[radius][1]
         if tree is not None:
             totals[~held] = tree.query_ball_point(query_xyz[~held], radius, return_length=True)
         if flagged_tree is not None:
@@ -320,7 +322,8 @@ def _with_added_points(
     if entry is not None and entry[0] is base:
         added_ids = entry[2]
         assert added_ids is not None
-        unindexed = lacked & np.fromiter((each not in added_ids for each in ids), dtype=bool, count=len(ids))
+        unindexed = lacked.copy()  # of the rows the base lacks, those the added index lacks too
+        unindexed[lacked] = [each not in added_ids for each in ids[lacked]]
         if int((lacked & ~unindexed).sum()) == len(added_ids) and unindexed.sum() <= MAX_UNINDEXED:
             return StackedRadiusIndex(base, entry[1]), _read_only_mask(unindexed)
     flags = history["label"][lacked] > 0

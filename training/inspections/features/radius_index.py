@@ -56,20 +56,13 @@ class RadiusIndex:
         self._classes = 2 * len(self.radii)
         width = len(locations) * self._classes * self._span
         key_type = np.int32 if width < np.iinfo(np.int32).max else np.int64
-        radii_squared = np.array([radius * radius for radius in self.radii])
         parts: list[np.ndarray] = []
         point_tree = cKDTree(points) if len(points) else None
         for start in range(0, len(locations), LOCATION_CHUNK):
             if point_tree is None:
                 break
             chunk = locations[start : start + LOCATION_CHUNK]
-            # Candidates a hair beyond the largest radius; inclusion is decided here, the same way
-            # for every radius and for points counted directly.
-            found = cKDTree(chunk).sparse_distance_matrix(
-                point_tree, self.radii[-1] * (1 + 1e-9), output_type="ndarray"
-            )
-            rows, columns = found["i"].astype(np.int64), found["j"].astype(np.int64)
-            band = np.searchsorted(radii_squared, squared_distances(chunk[rows], points[columns]))
+            rows, columns, band = _pairs_by_band(chunk, point_tree, points, self.radii)
             inside = band < len(self.radii)  # band b: within radii[b] and no smaller radius
             rows, columns, band = rows[inside], columns[inside], band[inside]
             flag = flags[columns].astype(np.int64) if flags is not None else 0
@@ -127,7 +120,6 @@ class StackedRadiusIndex:
 
     def __init__(self, base: RadiusIndex, added: RadiusIndex) -> None:
         self.base, self.added = base, added
-        self.radii = base.radii
 
     def rows_of(self, locations: np.ndarray) -> np.ndarray:
         return self.base.rows_of(locations)
@@ -144,24 +136,40 @@ class StackedRadiusIndex:
 
 
 def count_unindexed(
-    locations: np.ndarray, points: np.ndarray, flags: np.ndarray | None, radius: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Points, and flagged points, within `radius` of each location, without an index (few points):
-    the candidate pairs from two k-d trees, each decided as the index decides it."""
-    totals = np.zeros(len(locations), dtype=np.int64)
-    hits = np.zeros(len(locations), dtype=np.int64)
-    if not len(points) or not len(locations):
-        return totals, hits
+    locations: np.ndarray, points: np.ndarray, flags: np.ndarray | None, radii: tuple[float, ...]
+) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+    """Per radius: points, and flagged points, within it of each location, without an index (few
+    points), each pair decided as the index decides it."""
+    ordered = tuple(sorted(set(radii)))
+    band = np.empty(0, dtype=np.int64)
+    rows = columns = band
+    if len(points) and len(locations):
+        rows, columns, band = _pairs_by_band(locations, cKDTree(points), points, ordered)
+    flagged = flags[columns] if flags is not None else np.zeros(len(columns), dtype=bool)
+    result: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+    for index, radius in enumerate(ordered):  # band b: within radii[b] and no smaller radius
+        inside = band <= index
+        result[radius] = (
+            np.bincount(rows[inside], minlength=len(locations)).astype(np.int64),
+            np.bincount(rows[inside & flagged], minlength=len(locations)).astype(np.int64),
+        )
+    return result
+
+
+def _pairs_by_band(
+    locations: np.ndarray, point_tree: cKDTree, points: np.ndarray, radii: tuple[float, ...]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(location row, point column, band) of each pair within the largest radius; band b: within
+    radii[b] and no smaller one, beyond every radius when b == len(radii). Candidates come from the
+    trees a hair beyond the largest radius; inclusion is decided here, by the squared distance, the
+    same way for the index and for points counted directly."""
     found = cKDTree(locations).sparse_distance_matrix(
-        cKDTree(points), radius * (1 + 1e-9), output_type="ndarray"
+        point_tree, radii[-1] * (1 + 1e-9), output_type="ndarray"
     )
     rows, columns = found["i"].astype(np.int64), found["j"].astype(np.int64)
-    inside = squared_distances(locations[rows], points[columns]) <= radius * radius
-    rows, columns = rows[inside], columns[inside]
-    totals += np.bincount(rows, minlength=len(locations))
-    if flags is not None:
-        hits += np.bincount(rows[flags[columns]], minlength=len(locations))
-    return totals, hits
+    radii_squared = np.array([radius * radius for radius in radii])
+    band = np.searchsorted(radii_squared, squared_distances(locations[rows], points[columns]))
+    return rows, columns, band
 
 
 def _as_bytes(points: np.ndarray) -> np.ndarray:
