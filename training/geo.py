@@ -161,6 +161,18 @@ class GeoIndex:
         return Location(tract=tract, community_area=int(row["community_area"]))
 
 
+# Per cell: the one shape that alone holds all of it, else the indexes of the shapes that meet it.
+Grid = list[int | tuple[int, ...]]
+
+
+@dataclass(frozen=True)
+class BoxGrids:
+    """PointLocator's per-cell entries for boxes of a caller's choosing (`PointLocator.box_grids`)."""
+
+    tracts: Grid
+    areas: Grid
+
+
 class PointLocator:
     """`GeoIndex.locate_many` for one point at a time, for request paths (a hospital's child).
 
@@ -192,17 +204,40 @@ class PointLocator:
         x, y = longitude * geo._lon_scale, latitude * _METRES_PER_DEGREE_LAT
         column, row = (x - self._x0) // self._cell, (y - self._y0) // self._cell
         cell = int(row) * self._nx + int(column) if 0 <= column < self._nx and 0 <= row < self._ny else -1
-        tract = self._find(self._tracts, cell, geo._tract_tree, geo._tracts, x, y)
-        area = self._find(self._areas, cell, geo._area_tree, geo._areas, x, y)
+        return self._answer(self._tracts, self._areas, cell, x, y)
+
+    def box_grids(self, south: np.ndarray, west: np.ndarray, north: np.ndarray, east: np.ndarray) -> BoxGrids:
+        """The grid's entries for boxes of the caller's own (latitude, longitude bounds), e.g. finer
+        cells around the addresses a request path meets most; `locate_in_box` reads them."""
+        geo = self._geo
+        pad = 1e-3  # metres, far above the rounding of a projected coordinate: a box slightly larger
+        boxes = shapely.box(
+            west * geo._lon_scale - pad,
+            south * _METRES_PER_DEGREE_LAT - pad,
+            east * geo._lon_scale + pad,
+            north * _METRES_PER_DEGREE_LAT + pad,
+        )
+        return BoxGrids(
+            _cell_shapes(geo._tract_tree, geo._tracts, boxes), _cell_shapes(geo._area_tree, geo._areas, boxes)
+        )
+
+    def locate_in_box(self, grids: BoxGrids, box: int, latitude: float, longitude: float) -> tuple[int, int]:
+        """`locate` for a point inside box `box` of `grids`: the same answer, fewer shape tests."""
+        geo = self._geo
+        x, y = longitude * geo._lon_scale, latitude * _METRES_PER_DEGREE_LAT
+        return self._answer(grids.tracts, grids.areas, box, x, y)
+
+    def _answer(self, tracts: Grid, areas: Grid, cell: int, x: float, y: float) -> tuple[int, int]:
+        geo = self._geo
+        tract = self._find(tracts, cell, geo._tract_tree, geo._tracts, x, y)
+        area = self._find(areas, cell, geo._area_tree, geo._areas, x, y)
         if area >= 0:
             return tract, int(geo.area_ids[area])
         if tract >= 0 and int(geo.tract_area[tract]) >= 0:
             return tract, int(geo.tract_area[tract])  # the lake-shore gap, as locate_many does
         return tract, -1
 
-    def _find(
-        self, grid: list[int | tuple[int, ...]], cell: int, tree: Any, shapes: np.ndarray, x: float, y: float
-    ) -> int:
+    def _find(self, grid: Grid, cell: int, tree: Any, shapes: np.ndarray, x: float, y: float) -> int:
         entry = grid[cell] if cell >= 0 else ()
         if isinstance(entry, int):
             return entry
@@ -212,7 +247,7 @@ class PointLocator:
         return int(self._geo._lookup(tree, shapes, shapely.points([x], [y]))[0])
 
 
-def _cell_shapes(tree: shapely.STRtree, shapes: np.ndarray, cells: np.ndarray) -> list[int | tuple[int, ...]]:
+def _cell_shapes(tree: shapely.STRtree, shapes: np.ndarray, cells: np.ndarray) -> Grid:
     """Per cell: the one shape whose interior holds it and that no other shape meets, else the
     (ascending) indexes of every shape that meets it."""
     cell_index, shape_index = tree.query(cells, predicate="intersects")
@@ -222,16 +257,20 @@ def _cell_shapes(tree: shapely.STRtree, shapes: np.ndarray, cells: np.ndarray) -
     starts: list[int] = (
         np.flatnonzero(np.r_[True, cell_index[1:] != cell_index[:-1]]).tolist() if len(cell_index) else []
     )
-    for start, stop in zip(starts, [*starts[1:], len(cell_index)], strict=True):
-        meeting[int(cell_index[start])] = tuple(shape_index[start:stop].tolist())
-    grid: list[int | tuple[int, ...]] = list(meeting)
+    stops = [*starts[1:], len(cell_index)] if starts else []  # no cells or none meeting a shape
+    # One object per distinct entry, shared by every cell that has it (neighbouring cells mostly do).
+    shared: dict[tuple[int, ...], tuple[int, ...]] = {}
+    for start, stop in zip(starts, stops, strict=True):
+        entry = tuple(shape_index[start:stop].tolist())
+        meeting[int(cell_index[start])] = shared.setdefault(entry, entry)
+    grid: Grid = list(meeting)
     alone = [i for i, entry in enumerate(meeting) if len(entry) == 1]
     if alone:
         candidates = np.asarray([meeting[i][0] for i in alone])
         inside = shapely.contains_properly(shapes[candidates], cells[alone])
-        for i, shape, holds in zip(alone, candidates.tolist(), inside.tolist(), strict=True):
+        for i, holds in zip(alone, inside.tolist(), strict=True):
             if holds:
-                grid[i] = shape
+                grid[i] = meeting[i][0]  # the entry's own int object, shared with its tuple
     return grid
 
 

@@ -4,8 +4,8 @@ The same features as `training/lead/features.build_features` (tests compare the 
 child in well under a millisecond: everything that does not depend on the child (the city's earlier
 blood tests in a k-d tree, tract and community-area feature rows, the address and boundary indexes,
 and each known address's place and nearby tests) is built once per lead config and reused by every
-request (and, for any other home near a known address, its 40 m cell's nearby tests:
-app/hospitals/nearby_tests.py). Nothing about a child is kept: the inputs live only in this call's
+request (and, for any other home near a known address or between two, its 40 m cell's nearby tests
+and the boundary shapes that meet the cell: app/hospitals/nearby_tests.py). Nothing about a child is kept: the inputs live only in this call's
 local variables.
 """
 
@@ -23,7 +23,7 @@ from scipy.spatial import cKDTree
 
 from app.hospitals.errors import OutsideArea
 from app.hospitals.known_homes import KnownHomes
-from app.hospitals.nearby_tests import NearbyTests
+from app.hospitals.nearby_tests import NearbyTests, along
 from app.platform.errors import ModelUnavailable
 from app.platform.registry import LoadedModel, ModelRegistry, Snapshot
 from app.scoring.explain import TOP_REASONS, largest
@@ -135,13 +135,18 @@ class LeadEngine:
             elevated,
         )
         # Any other home near a known address: its cell's tests, worked out once (nearby_tests.py).
+        # The cells of the known addresses and of the stretches between them that the resolver
+        # interpolates along: every home given as an address line lands in a prepared cell.
+        along_stretches = along(self._addresses.interpolation_stretches()).tolist() if known_homes else []
         self.nearby = NearbyTests(
-            self._addresses.points() if known_homes else [],
+            self._addresses.points() + [(lat, lon) for lat, lon in along_stretches] if known_homes else [],
             self._tree,
             (self.radius_km, SAME_ADDRESS_KM),
             days,
             elevated,
         )
+        # Where each of those cells lies: the tract and area shapes that meet it (most lie in one).
+        self._cell_places = self._locator.box_grids(*self.nearby.cell_bounds())
 
     def coordinates(self, home: Home) -> tuple[float, float]:
         """Where a home is: its coordinates, or its address resolved; raises OutsideArea."""
@@ -154,19 +159,23 @@ class LeadEngine:
             raise OutsideArea(not_found=True) from None
         return match.latitude, match.longitude
 
-    def history(self, latitude: float, longitude: float, as_of: date) -> list[float]:
+    def history(self, latitude: float, longitude: float, as_of: date, cell: int | None = None) -> list[float]:
         """HISTORY_FEATURES: earlier tests (and elevated ones) at the address and within the block,
-        for any point (a known address point answers from `self.known` instead)."""
+        for any point (a known address point answers from `self.known` instead); `cell`, when given,
+        is the point's prepared cell in `self.nearby`."""
         # to_xyz's arithmetic, for one point without numpy.
         lat, lon = math.radians(latitude), math.radians(longitude)
+        cos_lat = math.cos(lat)
         point = (
-            EARTH_RADIUS_KM * math.cos(lat) * math.cos(lon),
-            EARTH_RADIUS_KM * math.cos(lat) * math.sin(lon),
+            EARTH_RADIUS_KM * cos_lat * math.cos(lon),
+            EARTH_RADIUS_KM * cos_lat * math.sin(lon),
             EARTH_RADIUS_KM * math.sin(lat),
         )
         day = (as_of - EPOCH).days
-        counted = self.nearby.counts(latitude, longitude, point, day)
-        return _history(*(counted if counted is not None else self.tree_counts(point, day)))
+        if cell is None:
+            cell = self.nearby.cell(latitude, longitude)
+        counted = self.tree_counts(point, day) if cell is None else self.nearby.counts(cell, point, day)
+        return _history(*counted)
 
     def tree_counts(self, point: tuple[float, float, float], day: int) -> tuple[int, int, int, int]:
         """(tests, elevated) at the address and within the block before `day`, from the tree: for a
@@ -184,14 +193,22 @@ class LeadEngine:
         """FEATURES (training/lead/features.py), in that order, for one child; raises OutsideArea."""
         latitude, longitude = self.coordinates(home)
         known = self.known.get(latitude, longitude)
-        point, tract, area = (-1, *self._locator.locate(latitude, longitude)) if known is None else known
-        if area < 0:
-            raise OutsideArea(not_found=False)
-        if known is None:
-            history = self.history(latitude, longitude, as_of)
-        else:
+        if known is not None:
+            point, tract, area = known
             day = (as_of - EPOCH).days
             history = _history(*self.known.address.before(point, day), *self.known.block.before(point, day))
+        else:
+            # Any other home: in a prepared cell, its place from the cell's few shapes and its history
+            # from the cell's tests; elsewhere the whole city's grid and tree.
+            cell = self.nearby.cell(latitude, longitude)
+            if cell is None:
+                tract, area = self._locator.locate(latitude, longitude)
+            else:
+                tract, area = self._locator.locate_in_box(self._cell_places, cell, latitude, longitude)
+            if area >= 0:
+                history = self.history(latitude, longitude, as_of, cell)
+        if area < 0:
+            raise OutsideArea(not_found=False)
         return [
             float((as_of - birth).days),
             *(self._tract_rows[tract] if tract >= 0 else self._nan_tract),

@@ -212,10 +212,11 @@ def test_the_answer_knows_the_home_areas_latest_published_rate(
     assert early.area_rate is None
 
 
-def test_nearby_cells_count_as_the_tree_does(engine: LeadEngine) -> None:
+def test_nearby_cells_count_and_place_as_the_tree_and_the_grid_do(engine: LeadEngine) -> None:
     """Homes off the table of known homes (address points moved up to 40 m in any direction, as an
     interpolated house number or a clinic's own coordinates are): the prepared cells give, for every
-    date, exactly the tree's counts, on busy blocks and at repeat-test addresses alike."""
+    date, exactly the tree's counts, on busy blocks and at repeat-test addresses alike, and the
+    tract and community area the city-wide grid gives."""
     import math
 
     rng = np.random.default_rng(13)
@@ -223,7 +224,8 @@ def test_nearby_cells_count_as_the_tree_does(engine: LeadEngine) -> None:
     chosen = [points[i] for i in rng.choice(len(points), 4000, replace=False)]
     offsets = rng.uniform(-0.00036, 0.00036, (len(chosen), 2))
     days = rng.integers(date(2005, 1, 1).toordinal(), date(2017, 6, 1).toordinal(), len(chosen))
-    prepared = busy = at_address = 0
+    days[::4] = date(2026, 12, 6).toordinal()  # after every test: each cell's running counts
+    prepared = busy = at_address = after_all = 0
     for (latitude, longitude), (north, east), ordinal in zip(chosen, offsets, days.tolist(), strict=True):
         latitude, longitude = latitude + float(north), longitude + float(east)
         lat, lon = math.radians(latitude), math.radians(longitude)
@@ -231,11 +233,39 @@ def test_nearby_cells_count_as_the_tree_does(engine: LeadEngine) -> None:
         point = (radius * math.cos(lat) * math.cos(lon), radius * math.cos(lat) * math.sin(lon),
                  radius * math.sin(lat))  # fmt: skip
         day = ordinal - date(1970, 1, 1).toordinal()
-        counted = engine.nearby.counts(latitude, longitude, point, day)
-        if counted is None:
+        cell = engine.nearby.cell(latitude, longitude)
+        if cell is None:
             continue
+        counted = engine.nearby.counts(cell, point, day)
         assert counted == engine.tree_counts(point, day)
+        placed = engine._locator.locate_in_box(engine._cell_places, cell, latitude, longitude)
+        assert placed == engine._locator.locate(latitude, longitude)
         prepared += 1
         busy += counted[2] > 64
         at_address += counted[0] > 0
+        after_all += engine.nearby._latest[cell] < day
     assert prepared > 500 and busy > 10 and at_address > 5, (prepared, busy, at_address)
+    assert 200 < after_all < prepared - 200, after_all  # both ways of counting are exercised
+
+
+def test_interpolated_homes_land_in_prepared_cells(engine: LeadEngine) -> None:
+    """A home given as an address line is a known address point or lies on a stretch the resolver
+    interpolates along; the cells of both are prepared, so such a home never needs the city-wide
+    tree (a stretch clipping a cell's corner by less than a step may be missed: at most a few)."""
+    points = pd.read_csv(DATA_DIR / "chicago" / "address_points.csv.gz", dtype={"zip": "string"})
+    chosen = points.dropna(subset=["address"]).sample(3000, random_state=11)
+    interpolated = prepared = 0
+    for address in chosen["address"]:
+        number, _, street = str(address).partition(" ")
+        if not number.isdigit():
+            continue
+        for moved in (int(number) + 2, int(number) + 6):
+            try:
+                match = engine._addresses.resolve(f"{moved} {street}")
+            except Exception:
+                continue
+            if match.method == "interpolated":
+                interpolated += 1
+                prepared += engine.nearby.cell(match.latitude, match.longitude) is not None
+    assert interpolated > 1000, interpolated
+    assert prepared >= 0.995 * interpolated, (prepared, interpolated)
