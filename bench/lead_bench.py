@@ -214,9 +214,10 @@ lead {lead_cpu_rounds}, between {between_cpu_rounds}, insert {insert_cpu_rounds}
 {insert_between_cpu_rounds}. Errors: floor {floor_errors:.0f}, lead {lead_errors:.0f}, between
 {between_errors:.0f}, insert {insert_errors:.0f}, insert between {insert_between_errors:.0f}. The load cycles through {scored} of {sampled} homes drawn (seeded)
 from the city's address points, each resolved afresh; the second row's {between} homes (house numbers moved
-by 2 between two known ones) are not in the known-homes table: each is placed per request and its earlier tests nearby
-counted from its prepared 40 m cell (`app/hospitals/nearby_tests.py`; the k-d tree for a cell holding no known
-address). The drop-in rows send the same homes to `/upload/insert/` with `Authorization: Bearer` and a token from
+by 2 between two known ones) are not in the known-homes table: each is placed per request from the boundary shapes
+that meet its prepared 40 m cell and its earlier tests nearby counted from the cell's lists (`app/hospitals/nearby_tests.py`;
+cells are prepared at every known address and along every stretch the resolver interpolates on; the city-wide grid and
+k-d tree for any other point). The drop-in rows send the same homes to `/upload/insert/` with `Authorization: Bearer` and a token from
 `/oauth/token`. The first request after start-up took {first:.1f} s (it waits for the engine's start-up build).
 """
 

@@ -5,8 +5,8 @@ child in well under a millisecond: everything that does not depend on the child 
 blood tests in a k-d tree, tract and community-area feature rows, the address and boundary indexes,
 and each known address's place and nearby tests) is built once per lead config and reused by every
 request (and, for any other home near a known address or between two, its 40 m cell's nearby tests
-and the boundary shapes that meet the cell: app/hospitals/nearby_tests.py). Nothing about a child is kept: the inputs live only in this call's
-local variables.
+and the boundary shapes that meet the cell: app/hospitals/nearby_tests.py). Nothing about a child is
+kept: the inputs live only in this call's local variables.
 """
 
 from __future__ import annotations
