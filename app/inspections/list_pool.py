@@ -62,7 +62,7 @@ class ListPool:
         finally:
             self._slots.release()
         # Decoded after the slot is free: the list process ranks the next date meanwhile.
-        return rows if isinstance(rows, RankedRows) else RankedRows.decode(rows)
+        return RankedRows.decode(rows) if isinstance(rows, bytes) else rows
 
     def _in_process(self, compute: Callable[[], RankedRows], request: RankRequest) -> RankedRows | bytes:
         with self._lock:  # a slot is held, so an idle process is there
