@@ -216,8 +216,7 @@ lead {lead_cpu_rounds}, between {between_cpu_rounds}, insert {insert_cpu_rounds}
 from the city's address points, each resolved afresh; the second row's {between} homes (house numbers moved
 by 2 between two known ones) are not in the known-homes table: each is placed per request from the boundary shapes
 that meet its prepared 40 m cell and its earlier tests nearby counted from the cell's lists (`app/hospitals/nearby_tests.py`;
-cells are prepared at every known address and along every stretch the resolver interpolates on; the city-wide grid and
-k-d tree for any other point). The drop-in rows send the same homes to `/upload/insert/` with `Authorization: Bearer` and a token from
+the city-wide grid and k-d tree for a cell holding no known address). The drop-in rows send the same homes to `/upload/insert/` with `Authorization: Bearer` and a token from
 `/oauth/token`. The first request after start-up took {first:.1f} s (it waits for the engine's start-up build).
 """
 

@@ -207,21 +207,6 @@ class AddressIndex:
             {(lat, lon) for street in self._streets.values() for lat, lon, _ in street.entries.values()}
         )
 
-    def interpolation_stretches(self) -> list[tuple[float, float, float, float]]:
-        """Every stretch an interpolated match lies on: (latitude, longitude) of two neighbouring known
-        numbers on one side of a street, close enough in number to interpolate between (`_Street.near`)."""
-        stretches = []
-        for street in self._streets.values():
-            for positions, numbers in street.sides:
-                for k in range(1, len(positions)):
-                    if numbers[k] - numbers[k - 1] <= MAX_INTERPOLATION_GAP:
-                        (lat_a, lon_a, _), (lat_b, lon_b, _) = (
-                            street.points[positions[k - 1]],
-                            street.points[positions[k]],
-                        )
-                        stretches.append((lat_a, lon_a, lat_b, lon_b))
-        return stretches
-
     def _streets_for(self, parsed: ParsedAddress) -> list[tuple[ParsedAddress, _Street, bool]]:
         """Candidate streets: the named one, else every direction of the name, else one close spelling."""
         named = self._streets.get(parsed.street) if parsed.direction else None

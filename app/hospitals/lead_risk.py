@@ -4,8 +4,8 @@ The same features as `training/lead/features.build_features` (tests compare the 
 child in well under a millisecond: everything that does not depend on the child (the city's earlier
 blood tests in a k-d tree, tract and community-area feature rows, the address and boundary indexes,
 and each known address's place and nearby tests) is built once per lead config and reused by every
-request (and, for any other home near a known address or between two, its 40 m cell's nearby tests
-and the boundary shapes that meet the cell: app/hospitals/nearby_tests.py). Nothing about a child is
+request (and, for any other home near a known address, its 40 m cell's nearby tests and the boundary
+shapes that meet the cell: app/hospitals/nearby_tests.py). Nothing about a child is
 kept: the inputs live only in this call's local variables.
 """
 
@@ -23,7 +23,7 @@ from scipy.spatial import cKDTree
 
 from app.hospitals.errors import OutsideArea
 from app.hospitals.known_homes import KnownHomes
-from app.hospitals.nearby_tests import NearbyTests, along
+from app.hospitals.nearby_tests import NearbyTests
 from app.platform.errors import ModelUnavailable
 from app.platform.registry import LoadedModel, ModelRegistry, Snapshot
 from app.scoring.explain import TOP_REASONS, largest
@@ -123,6 +123,9 @@ class LeadEngine:
         self._test_days: list[int] = days.tolist()
         self._test_elevated: list[int] = elevated.astype(int).tolist()
         self._tree = cKDTree(to_xyz(tests["latitude"], tests["longitude"])[order])
+        # The elevated tests alone (the same coordinates): when every test predates the visit, the
+        # counts are two counting queries, no index lists.
+        self._elevated_tree = cKDTree(self._tree.data[elevated])
         self._radii = np.array((self.radius_km, SAME_ADDRESS_KM))  # the block, the address
         # Every address the resolver knows, with its place and neighbours (app/hospitals/known_homes.py);
         # without `known_homes` the table is empty and every home takes the general path.
@@ -135,11 +138,8 @@ class LeadEngine:
             elevated,
         )
         # Any other home near a known address: its cell's tests, worked out once (nearby_tests.py).
-        # The cells of the known addresses and of the stretches between them that the resolver
-        # interpolates along: every home given as an address line lands in a prepared cell.
-        along_stretches = along(self._addresses.interpolation_stretches()).tolist() if known_homes else []
         self.nearby = NearbyTests(
-            self._addresses.points() + [(lat, lon) for lat, lon in along_stretches] if known_homes else [],
+            np.asarray(self._addresses.points()) if known_homes else np.empty((0, 2)),
             self._tree,
             (self.radius_km, SAME_ADDRESS_KM),
             days,
@@ -184,7 +184,14 @@ class LeadEngine:
         elevated = self._test_elevated.__getitem__
         # The same distance test as training's sparse_distance_matrix (the tree's), both radii in
         # one query.
-        near_block, near_address = self._tree.query_ball_point(np.array((point, point)), self._radii)
+        pair = np.array((point, point))
+        if earlier == len(self._test_days):  # every test predates the day (today's visits)
+            block_tests, address_tests = self._tree.query_ball_point(pair, self._radii, return_length=True)
+            block_elevated, address_elevated = self._elevated_tree.query_ball_point(
+                pair, self._radii, return_length=True
+            )
+            return int(address_tests), int(address_elevated), int(block_tests), int(block_elevated)
+        near_block, near_address = self._tree.query_ball_point(pair, self._radii)
         block = [i for i in near_block if i < earlier]
         address = [i for i in near_address if i < earlier]
         return len(address), sum(map(elevated, address)), len(block), sum(map(elevated, block))

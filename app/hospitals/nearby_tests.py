@@ -3,9 +3,8 @@
 A home at an address the table does not hold (an interpolated house number, coordinates off the
 table: most real homes) used to cost a k-d tree query over every test in the city per request, whose
 scattered memory reads made it the largest part of such a request (bench/README.md). Here the city
-is cut into small cells (40 m), and for each cell holding a known address or crossed by a stretch the
-resolver interpolates along (`along`), the work that does not depend on where in the cell the home
-is, is done once:
+is cut into small cells (40 m), and for each cell holding a known address the work that does not
+depend on where in the cell the home is, is done once:
 
 - the tests within `radius - h` of the cell's centre (`h` the farthest any point of the cell is from
   its centre) are within `radius` of every point of the cell: counted by one bisection, as
@@ -28,7 +27,6 @@ import bisect
 import itertools
 import math
 from array import array
-from collections.abc import Sequence
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -49,28 +47,31 @@ class NearbyTests:
 
     def __init__(
         self,
-        points: Sequence[tuple[float, float]],
+        points: np.ndarray,
         tree: cKDTree,
         radii_km: tuple[float, float],
         test_days: np.ndarray,
         test_elevated: np.ndarray,
         cell_km: float = CELL_KM,
     ) -> None:
-        """`tree` holds the tests in the order of `test_days` (ascending); `points` (latitude,
-        longitude) are the known addresses and the points `along` gives: their cells are prepared."""
-        latitudes = [lat for lat, _ in points]
-        middle = math.radians(float(np.mean(latitudes))) if points else 0.0
+        """`tree` holds the tests in the order of `test_days` (ascending); `points` (rows of latitude,
+        longitude) are the known addresses, whose cells are the ones prepared."""
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        middle = math.radians(float(points[:, 0].mean())) if len(points) else 0.0
         self._dlat = cell_km / KM_PER_DEGREE
         self._dlon = cell_km / (KM_PER_DEGREE * math.cos(middle))
-        keys = sorted({self._key(lat, lon) for lat, lon in points})
-        self._cells = {key: index for index, key in enumerate(keys)}
-        # A key is row * 2**32 + column (one int, not a tuple: ~100,000 cells): unique for any
-        # column within int32, which a longitude is for every cell size above a millimetre.
-        rows = np.array([(key + 2**31) >> 32 for key in keys], dtype=np.float64)
-        columns = np.array([key - ((key + 2**31) >> 32 << 32) for key in keys], dtype=np.float64)
+        # A key is row * 2**32 + column (one int, not a tuple: ~100,000 cells): unique for any column
+        # within int32, which a longitude is for every cell size above a millimetre. numpy's floor of
+        # the quotient is `_key`'s (IEEE division either way).
+        row_of = np.floor(points[:, 0] / self._dlat).astype(np.int64)
+        column_of = np.floor(points[:, 1] / self._dlon).astype(np.int64)
+        keys = np.unique((row_of << 32) + column_of)
+        self._cells = dict(zip(keys.tolist(), range(len(keys)), strict=True))
+        row_numbers = (keys + 2**31) >> 32
+        rows, columns = row_numbers.astype(np.float64), (keys - (row_numbers << 32)).astype(np.float64)
         self._rows, self._columns = rows, columns
         centres = (
-            to_xyz((rows + 0.5) * self._dlat, (columns + 0.5) * self._dlon) if keys else np.empty((0, 3))
+            to_xyz((rows + 0.5) * self._dlat, (columns + 0.5) * self._dlon) if len(keys) else np.empty((0, 3))
         )
         half = self._half_diagonal(rows, columns, centres)
         block, address = radii_km
@@ -183,25 +184,6 @@ class NearbyTests:
                 address_tests += 1
                 address_elevated += tests[j + 3] > 0.0
         return address_tests, address_elevated, block_tests, block_elevated
-
-
-def along(stretches: Sequence[tuple[float, float, float, float]], step_km: float = CELL_KM / 4) -> np.ndarray:
-    """Points (latitude, longitude rows) every `step_km` or closer along each stretch (latitude and
-    longitude of its two ends), ends included: the cells an interpolated address can fall in are
-    then prepared too (a stretch clipping a cell's corner by less than a step may be missed: such
-    a home takes the tree)."""
-    if not stretches:
-        return np.empty((0, 2))
-    ends = np.asarray(stretches, dtype=np.float64)
-    start, stop = ends[:, :2], ends[:, 2:]
-    length = np.sqrt(((to_xyz(start[:, 0], start[:, 1]) - to_xyz(stop[:, 0], stop[:, 1])) ** 2).sum(axis=1))
-    steps = np.ceil(length / step_km).astype(np.int64) + 1  # points per stretch, both ends among them
-    which = np.repeat(np.arange(len(ends)), steps)
-    share = (np.arange(len(which)) - np.repeat(np.cumsum(steps) - steps, steps)) / np.repeat(
-        steps - 1, steps
-    ).clip(1)
-    points: np.ndarray = start[which] + share[:, None] * (stop[which] - start[which])
-    return points
 
 
 def _lists(tree: cKDTree, centres: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:

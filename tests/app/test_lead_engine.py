@@ -15,6 +15,7 @@ from app.platform.registry import LoadedModel, ModelRegistry
 from app.scoring.types import RecordRows
 from training.lead.data import LeadData, load_lead_data
 from training.lead.features import FEATURES, HISTORY_FEATURES, build_features
+from training.points import to_xyz
 
 DATA_DIR = REPO_ROOT / "data" / "sample"
 LEAD_CONFIG = DATA_DIR / "chicago" / "lead.toml"
@@ -248,24 +249,28 @@ def test_nearby_cells_count_and_place_as_the_tree_and_the_grid_do(engine: LeadEn
     assert 200 < after_all < prepared - 200, after_all  # both ways of counting are exercised
 
 
-def test_interpolated_homes_land_in_prepared_cells(engine: LeadEngine) -> None:
-    """A home given as an address line is a known address point or lies on a stretch the resolver
-    interpolates along; the cells of both are prepared, so such a home never needs the city-wide
-    tree (a stretch clipping a cell's corner by less than a step may be missed: at most a few)."""
-    points = pd.read_csv(DATA_DIR / "chicago" / "address_points.csv.gz", dtype={"zip": "string"})
-    chosen = points.dropna(subset=["address"]).sample(3000, random_state=11)
-    interpolated = prepared = 0
-    for address in chosen["address"]:
-        number, _, street = str(address).partition(" ")
-        if not number.isdigit():
-            continue
-        for moved in (int(number) + 2, int(number) + 6):
-            try:
-                match = engine._addresses.resolve(f"{moved} {street}")
-            except Exception:
-                continue
-            if match.method == "interpolated":
-                interpolated += 1
-                prepared += engine.nearby.cell(match.latitude, match.longitude) is not None
-    assert interpolated > 1000, interpolated
-    assert prepared >= 0.995 * interpolated, (prepared, interpolated)
+def test_tree_counts_for_a_day_after_every_test_are_the_listed_ones(engine: LeadEngine) -> None:
+    """The tree's counting queries (every test predating the day) give the counts the listed
+    neighbours give, at address points moved up to ~120 m (inside and outside prepared cells)."""
+    from app.hospitals.lead_risk import EPOCH
+
+    rng = np.random.default_rng(17)
+    points = engine._addresses.points()
+    chosen = np.asarray([points[i] for i in rng.choice(len(points), 1500, replace=False)])
+    moved = chosen + rng.uniform(-0.0011, 0.0011, chosen.shape)
+    xyz = to_xyz(moved[:, 0], moved[:, 1])
+    after = (date(2026, 12, 6) - EPOCH).days
+    assert after > engine._test_days[-1]
+    elevated = np.asarray(engine._test_elevated)
+    busy = 0
+    for point in xyz.tolist():
+        near_block, near_address = engine._tree.query_ball_point(np.array((point, point)), engine._radii)
+        listed = (
+            len(near_address),
+            int(elevated[near_address].sum()),
+            len(near_block),
+            int(elevated[near_block].sum()),
+        )
+        assert engine.tree_counts(tuple(point), after) == listed
+        busy += listed[3] > 0
+    assert busy > 300, busy
