@@ -97,12 +97,12 @@ class NearbyTests:
         # A cell whose tests all predate the day (the usual case: today) counts its certain maybe-tests
         # by the running count, without reading their dates.
         self._latest = array("i", np.maximum(latest_maybe, latest_near).tobytes())
-        self._cx, self._cy, self._cz = (array("d", centres[:, axis].tolist()) for axis in range(3))
-        # Each test's x, y, z and elevated (0 or 1) side by side: the distance test reads one cache line
-        # per test, not four scattered ones (a request's tests are scattered over the city's arrays).
-        self._tests = array(
-            "d", np.column_stack((tree.data, test_elevated)).astype(np.float64).ravel().tolist()
+        self._cx, self._cy, self._cz = (
+            array("d", np.ascontiguousarray(centres[:, axis]).tobytes()) for axis in range(3)
         )
+        # Each test's x, y, z and elevated (0 or 1) side by side, so one test's distance and flag are
+        # read from one place rather than four arrays (a request's tests lie scattered over them).
+        self._tests = array("d", np.column_stack((tree.data, test_elevated)).astype(np.float64).tobytes())
         self._days = array("i", days.tobytes())
 
     def __len__(self) -> int:
