@@ -159,10 +159,13 @@ class LeadEngine:
             raise OutsideArea(not_found=True) from None
         return match.latitude, match.longitude
 
-    def history(self, latitude: float, longitude: float, as_of: date, cell: int | None = None) -> list[float]:
+    def history(self, latitude: float, longitude: float, as_of: date) -> list[float]:
         """HISTORY_FEATURES: earlier tests (and elevated ones) at the address and within the block,
-        for any point (a known address point answers from `self.known` instead); `cell`, when given,
-        is the point's prepared cell in `self.nearby`."""
+        for any point (a known address point answers from `self.known` instead)."""
+        return self._history_in(self.nearby.cell(latitude, longitude), latitude, longitude, as_of)
+
+    def _history_in(self, cell: int | None, latitude: float, longitude: float, as_of: date) -> list[float]:
+        """`history` for a point in `cell` of `self.nearby` (None: in no prepared cell, so the tree)."""
         # to_xyz's arithmetic, for one point without numpy.
         lat, lon = math.radians(latitude), math.radians(longitude)
         cos_lat = math.cos(lat)
@@ -172,8 +175,6 @@ class LeadEngine:
             EARTH_RADIUS_KM * math.sin(lat),
         )
         day = (as_of - EPOCH).days
-        if cell is None:
-            cell = self.nearby.cell(latitude, longitude)
         counted = self.tree_counts(point, day) if cell is None else self.nearby.counts(cell, point, day)
         return _history(*counted)
 
@@ -213,7 +214,7 @@ class LeadEngine:
             else:
                 tract, area = self._locator.locate_in_box(self._cell_places, cell, latitude, longitude)
             if area >= 0:
-                history = self.history(latitude, longitude, as_of, cell)
+                history = self._history_in(cell, latitude, longitude, as_of)
         if area < 0:
             raise OutsideArea(not_found=False)
         return [
