@@ -79,7 +79,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     areas.add_argument("--city", required=True, type=Path, metavar="CONFIG", help="lead config (TOML)")
     areas.add_argument(
-        "--year", type=int, action="append", metavar="Y", help="train to Y; repeat (default: 2010 2012 2013)"
+        "--year",
+        type=int,
+        action="append",
+        metavar="Y",
+        help="train to Y; repeat (default: every year the area series can judge)",
     )
     areas.add_argument("--out", type=Path, metavar="JSON", help="also write the full results here")
 
@@ -189,9 +193,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
         if config_task(args.city) != "inspections":
             raise UsageError("--history frozen applies to inspection models only")
-        metrics = evaluate_bundle(
-            args.city, args.model, args.start, args.end, "frozen", args.history_until
-        )
+        metrics = evaluate_bundle(args.city, args.model, args.start, args.end, "frozen", args.history_until)
     else:
         metrics = task_for(args.city).evaluate(args.city, args.model, args.start, args.end)
     print(json.dumps(_json_safe(metrics), sort_keys=True))
@@ -199,12 +201,13 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _evaluate_areas(args: argparse.Namespace) -> int:
-    from training.lead.area_backtest import BACKTEST_YEARS, evaluate_areas, markdown_table, summary
+    from training.lead.area_backtest import default_years, evaluate_areas, markdown_table, summary
+    from training.lead.config import load_lead_config
     from training.tasks import config_task
 
     if config_task(args.city) != "lead":
         raise UsageError('evaluate-areas applies to lead configs (task = "lead") only')
-    years = args.year or list(BACKTEST_YEARS)
+    years = args.year or default_years(load_lead_config(args.city))
     command = "civicrisk " + shlex.join(
         ["evaluate-areas", "--city", str(args.city), *[f"--year={y}" for y in years]]
         + _opt("--out", args.out)

@@ -6,14 +6,17 @@ children whose outcomes closed by 31 December Y (as `civicrisk train --until` do
 when year Y's rates are published, a standard child (STANDARD_AGE_DAYS old) is scored at every known
 address; each area's mean score is compared with the area's real rates of Y+1..Y+HORIZON_YEARS (their
 mean) by Spearman and Pearson correlation, with bootstrap intervals over areas. Baselines are computed
-the same way, from the same addresses: the area's last observed rate (year Y, as published), its median
-household income (lower ranks higher) and the tract housing-age index. The children are synthetic; the
-areas' rates they are judged against are real.
+the same way, from the same addresses: the area's last observed rate (year Y, as published), the same
+rate smoothed as the model's features read it (shrunk towards the city's rate), its median household
+income (lower ranks higher) and the tract housing-age index. The children are synthetic; the areas'
+rates they are judged against are real. By default every year the series can judge is backtested
+(`default_years`), so no choice of years flatters the model.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,18 +26,18 @@ import pandas as pd
 from scipy.stats import pearsonr, spearmanr
 
 from training.config import ConfigError
+from training.lead.cohort import AREA_YEAR_OFFSET
 from training.lead.config import LeadConfig, load_lead_config
 from training.lead.data import LeadData, lead_data
 from training.lead.features import build_features
 from training.lead.train import fit_lead
 from training.progress import Progress, stderr_progress
 
-BACKTEST_YEARS = (2010, 2012, 2013)
 HORIZON_YEARS = 3
 STANDARD_AGE_DAYS = 182  # the standard child: six months old on the scoring date
 BOOTSTRAP_SAMPLES = 2000
 BOOTSTRAP_SEED = 0
-METHODS = ("model", "last_observed_rate", "median_income", "housing_age_index")
+METHODS = ("model", "last_observed_rate", "smoothed_last_rate", "median_income", "housing_age_index")
 
 
 def backtest_config(config: LeadConfig, year: int) -> LeadConfig:
@@ -44,6 +47,20 @@ def backtest_config(config: LeadConfig, year: int) -> LeadConfig:
     first, last = config.synthetic.birth_years
     births = (year - 3 - (last - first), year - 3)
     return dataclasses.replace(config, synthetic=dataclasses.replace(config.synthetic, birth_years=births))
+
+
+def default_years(config: LeadConfig) -> list[int]:
+    """Every year the series can judge, not a chosen few: from the first Y whose whole training
+    cohort (births ending Y - 3) follows a real area pattern, to the last Y with HORIZON_YEARS real
+    years after it. Chicago's 1996-2016 series and eight birth years give 2004-2013."""
+    if config.synthetic is None or config.area_outcomes is None:
+        raise ConfigError(
+            config.path, "area_outcomes", "the area backtest needs a synthetic cohort and an area series"
+        )
+    first_birth, last_birth = config.synthetic.birth_years
+    first_year, last_year = config.area_outcomes.years
+    earliest = first_year - AREA_YEAR_OFFSET + 3 + (last_birth - first_birth)
+    return list(range(earliest, last_year - HORIZON_YEARS + 1))
 
 
 def standard_children(data: LeadData, as_of: pd.Timestamp) -> pd.DataFrame:
@@ -118,6 +135,12 @@ def backtest_year(config: LeadConfig, year: int, progress: Progress) -> dict[str
             .set_axis(area.index)
             .groupby(area)
             .mean(),
+            # The same year's rate as the model's features read it: shrunk towards the city's.
+            "smoothed_last_rate": outcomes.smoothed[year]
+            .reindex(area)
+            .set_axis(area.index)
+            .groupby(area)
+            .mean(),
             # Lower income ranks higher, so the baseline's score is the negative income.
             "median_income": -features["ca_median_income"].groupby(area).mean(),
             "housing_age_index": features["tract_housing_risk_index"].groupby(area).mean(),
@@ -159,27 +182,51 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> list[str]:
     names = {
         "model": "model",
         "last_observed_rate": "area's last observed rate",
+        "smoothed_last_rate": "the same, smoothed (the model's input)",
         "median_income": "median income (lower = higher)",
         "housing_age_index": "housing-age index",
     }
-    header = ["trained to Y", "judged on", *[f"{names[m]}: Spearman / Pearson" for m in METHODS]]
+    header = [
+        "trained to Y",
+        "judged on",
+        *[f"{names[m]}: Spearman / Pearson" for m in METHODS],
+        "model − last rate: Spearman [95% CI]",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         judged = f"{row['real_years'][0]}–{row['real_years'][-1]} ({row['areas']} areas)"
+        # A method a results file of an earlier version lacks: a dash.
         cells = [
-            f"{_cell(row['methods'][m], 'spearman')} / {_cell(row['methods'][m], 'pearson')}" for m in METHODS
+            f"{_cell(row['methods'][m], 'spearman')} / {_cell(row['methods'][m], 'pearson')}"
+            if m in row["methods"]
+            else "—"
+            for m in METHODS
         ]
+        model, last = row["methods"]["model"], row["methods"]["last_observed_rate"]
+        low, high = model.get("spearman_minus_last_rate_ci") or (math.nan, math.nan)
+        cells.append(f"{model['spearman'] - last['spearman']:+.3f} [{low:+.2f}, {high:+.2f}]")
         lines.append("| " + " | ".join([str(row["year"]), judged, *cells]) + " |")
     return lines
 
 
+def wins(rows: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """In how many of the years the model's correlation is above the last observed rate's."""
+    return {
+        "years": len(rows),
+        **{
+            stat: sum(bool(row["model_beats_last_rate"][stat]) for row in rows)
+            for stat in ("spearman", "pearson")
+        },
+    }
+
+
 def evaluate_areas(
-    config_path: Path, years: Sequence[int] = BACKTEST_YEARS, progress: Progress = stderr_progress
+    config_path: Path, years: Sequence[int] | None = None, progress: Progress = stderr_progress
 ) -> dict[str, Any]:
-    """The `civicrisk evaluate-areas` entry point: every year's row and whether the model beat the
-    last observed rate on all of them."""
+    """The `civicrisk evaluate-areas` entry point: every year's row (by default every year the series
+    can judge, `default_years`) and whether the model beat the last observed rate on all of them."""
     config = load_lead_config(config_path)
-    rows = [backtest_year(config, year, progress) for year in years]
+    rows = [backtest_year(config, year, progress) for year in years or default_years(config)]
     return {
         "city": config.city,
         "config": config.path.name,
@@ -188,6 +235,7 @@ def evaluate_areas(
         "bootstrap_samples": BOOTSTRAP_SAMPLES,
         "rows": rows,
         "model_beats_last_rate_every_year": all(row["model_beats_last_rate"]["spearman"] for row in rows),
+        "model_beats_last_rate_in": wins(rows),
     }
 
 
@@ -195,6 +243,7 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
     """The last line of `civicrisk evaluate-areas`: Spearman of the model and of each baseline by year."""
     return {
         "model_beats_last_rate_every_year": results["model_beats_last_rate_every_year"],
+        "model_beats_last_rate_in": wins(results["rows"]),
         "spearman": {
             str(row["year"]): {name: round(row["methods"][name]["spearman"], 4) for name in METHODS}
             for row in results["rows"]
