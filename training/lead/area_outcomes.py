@@ -3,7 +3,12 @@ smoothed, and turned into point-in-time features.
 
 A city's series is one row per area and one rate column per year, each with its standard error
 (`[area_outcomes]` in the lead config). Small areas' rates are noisy, so each year's rates are shrunk
-towards that year's city rate by empirical Bayes (Marshall's global moment estimator, 1991): an
+by empirical Bayes towards a prior: for a series by community area, what the area's census profile
+predicts (a regression of that year's rates on the community-area features, weighted by children
+tested: Fay and Herriot's small-area estimator, 1979); otherwise the year's city rate (Marshall's
+global moment estimator, 1991, which is the same with no covariate). Shrinking towards the city rate
+pulled a small area with a high rate down even where its whole neighbourhood was as high, and ranked
+areas' later real rates worse than the raw rate in 8 of 10 backtest years (LEAD_README.md). An
 area's weight on its own rate grows with the number of children tested there, which the rate and its
 standard error imply (n = p(1 - p) / se^2). The series measures the share of tested children classed
 as poisoned under the agency's threshold of the time, not the model's label, so features are relative
@@ -149,15 +154,60 @@ def _tested(series: Series) -> pd.DataFrame:
     return tested.fillna(implied.median(axis=0), axis=0).where(p.notna())
 
 
-def smooth(series: Series) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
-    """Empirical-Bayes rates by area and year (Marshall 1991), the city's rate by year, and the
-    children tested per area and year as the series implies."""
+@dataclass(frozen=True)
+class Smoothed:
+    rates: pd.DataFrame  # shares, by area and year
+    city: pd.Series  # the city's rate, by year
+    tested: pd.DataFrame  # children tested, by area and year, as the rates and errors imply
+    prior: pd.DataFrame  # what each area's rate is shrunk towards, by area and year
+
+
+def smooth(series: Series, covariates: pd.DataFrame | None = None) -> Smoothed:
+    """Empirical-Bayes rates by area and year. Each year, an area's rate p is shrunk towards its prior
+    m (`regression_prior` of `covariates`, or the city's rate c) with weight A / (A + c / n) on p:
+    c / n is p's sampling variance (Poisson, at the city's rate, as Marshall's), A the variance of the
+    areas' rates around their priors that sampling does not explain (moment estimate, weighted by n).
+    An area with no rate that year is unknown: the city's rate, not a prediction."""
     p, n = series.rate, _tested(series)
     city = (p * n).sum() / n.sum()
-    spread = (n * (p - city).pow(2)).sum() / n.sum()
+    prior = pd.DataFrame(
+        np.broadcast_to(city.to_numpy(), p.shape), index=p.index, columns=p.columns, dtype="float64"
+    )
+    if covariates is not None:
+        prior = regression_prior(p, n, city, covariates)
+    spread = (n * (p - prior).pow(2)).sum() / n.sum()
     between = (spread - city / n.mean()).clip(lower=0)
-    weight = (between / (between + city / n)).fillna(0.0)  # no children known: all the city's rate
-    return city + weight * (p.fillna(0) - city), city, n
+    weight = (between / (between + city / n)).fillna(0.0)  # no children known: all the prior
+    return Smoothed(prior + weight * (p.fillna(0) - prior), city, n, prior)
+
+
+# A prior below this share of the city's rate is raised to it: a linear fit can go negative, and an
+# area's expected rate is not 0.
+PRIOR_FLOOR = 0.05
+
+
+def regression_prior(
+    rate: pd.DataFrame, tested: pd.DataFrame, city: pd.Series, covariates: pd.DataFrame
+) -> pd.DataFrame:
+    """Per year, the rates predicted from `covariates` (by area; standardized, with an intercept) by
+    least squares weighted by children tested, fitted on that year's rates only; the city's rate for
+    an area with no rate that year or an incomplete profile, or in a year with too few areas to fit."""
+    design = covariates.reindex(rate.index).astype("float64")
+    design = (design - design.mean()) / design.std().replace(0.0, 1.0)
+    complete = design.notna().all(axis=1).to_numpy()
+    matrix = np.column_stack([np.ones(len(design)), design.fillna(0.0).to_numpy()])
+    prior = pd.DataFrame(index=rate.index, columns=rate.columns, dtype="float64")
+    for year in rate.columns:
+        p, n = rate[year].to_numpy(), tested[year].to_numpy()
+        known = complete & ~np.isnan(p) & ~np.isnan(n) & (n > 0)
+        if known.sum() <= 2 * matrix.shape[1]:
+            prior[year] = city[year]
+            continue
+        root = np.sqrt(n[known])
+        beta = np.linalg.lstsq(matrix[known] * root[:, np.newaxis], p[known] * root, rcond=None)[0]
+        fitted = np.maximum(matrix @ beta, PRIOR_FLOOR * city[year])
+        prior[year] = np.where(complete & ~np.isnan(p), fitted, city[year])
+    return prior
 
 
 @dataclass(frozen=True)
@@ -169,6 +219,7 @@ class AreaOutcomes:
     smoothed: pd.DataFrame  # shares, by area and year
     city: pd.Series  # shares, by year
     tested: pd.DataFrame  # children tested, by area and year, as the rates and errors imply
+    prior: pd.DataFrame  # what `smoothed` shrank each area's rate towards, by area and year
     table: pd.DataFrame  # AREA_OUTCOME_FEATURES + AREA_OUTCOME_CONTEXT by (area, year)
     rows: dict[tuple[object, int], list[float]]
 
@@ -257,12 +308,21 @@ def feature_table(
     return table.set_axis(index)[[*AREA_OUTCOME_FEATURES, *AREA_OUTCOME_CONTEXT]]
 
 
-def load_area_outcomes(spec: AreaOutcomesSpec, config_path: Path, area_ids: list[object]) -> AreaOutcomes:
+def load_area_outcomes(
+    spec: AreaOutcomesSpec,
+    config_path: Path,
+    area_ids: list[object],
+    covariates: pd.DataFrame | None = None,
+) -> AreaOutcomes:
+    """The series read and checked, smoothed towards `covariates`' prediction (by area, e.g. the
+    community-area features) or, without, towards the city's rate, and its feature table."""
     series = read_series(spec, config_path, area_ids)
-    smoothed, city, tested = smooth(series)
-    table = feature_table(spec, series, smoothed, city, tested)
+    smoothed = smooth(series, covariates)
+    table = feature_table(spec, series, smoothed.rates, smoothed.city, smoothed.tested)
     rows = {
         (int(area) if spec.area_level == "community_area" else area, int(year)): values
         for (area, year), values in zip(table.index, table.to_numpy().tolist(), strict=True)
     }
-    return AreaOutcomes(spec, series, smoothed, city, tested, table, rows)
+    return AreaOutcomes(
+        spec, series, smoothed.rates, smoothed.city, smoothed.tested, smoothed.prior, table, rows
+    )

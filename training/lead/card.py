@@ -215,7 +215,8 @@ def _area_outcomes(manifest: Mapping[str, Any]) -> list[str]:
         f"Real outcomes by area: `{section.get('file')}` ({section.get('area_level')}, "
         f"{years[0]}–{years[1]}; a year's rates count as known {section.get('publication_lag_years')} "
         "year(s) later). Features read only years published before the scoring date, relative to the "
-        "city's rate of the same year and smoothed by empirical Bayes; the series counts children classed "
+        "city's rate of the same year and shrunk by empirical Bayes towards what each area's census "
+        "profile predicts (a series by tract: towards the city's rate); the series counts children classed "
         "as poisoned under the agency's threshold of the time, not this model's label, so it sets relative "
         "levels only and the label's base rate stays the configured one.",
     ]

@@ -59,9 +59,10 @@ FEATURE_DESCRIPTIONS = {
     "prior_elevated_share_block": "share of earlier tests within the block radius at or above the threshold "
     "(missing when there were none)",
     "area_outcome_log_ratio": "log of the home area's real lead-poisoning rate relative to the city's, in "
-    "the latest year published before the scoring date (empirical-Bayes smoothed; [area_outcomes])",
+    "the latest year published before the scoring date (empirical-Bayes smoothed towards what the area's "
+    "profile predicts; [area_outcomes])",
     "area_outcome_log_ratio_mean": "the same over the last published years pooled ([area_outcomes] "
-    "mean_years), smoothed likewise",
+    "mean_years), shrunk towards the city's level",
     "area_outcome_trend": "trend of that log ratio per year over the last published years ([area_outcomes] "
     "trend_years)",
     "area_outcome_se_ratio": "standard error of the area's rate in the latest published year, relative to "

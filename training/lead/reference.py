@@ -123,16 +123,20 @@ def load_reference(config: LeadConfig) -> Reference:
     absent = sorted(set(config.community_columns.values()) - set(profiles.columns))
     if absent:
         raise ConfigError(config.path, "reference.community_columns", f"column {absent[0]!r} not in the file")
+    areas = community_features(profiles, config.community_columns)
     area_outcomes = None
     if config.area_outcomes is not None:
         level = config.area_outcomes.area_level
         ids = geo.area_ids if level == "community_area" else geo.tract_ids
-        area_outcomes = load_area_outcomes(config.area_outcomes, config.path, ids.tolist())
+        # A series by community area is smoothed towards what each area's profile predicts; one by
+        # tract towards the city's rate (the tract table has housing age only).
+        covariates = areas if level == "community_area" else None
+        area_outcomes = load_area_outcomes(config.area_outcomes, config.path, ids.tolist(), covariates)
     return Reference(
         area_outcomes=area_outcomes,
         config=config,
         geo=geo,
         tracts=housing_age_features(housing),
-        areas=community_features(profiles, config.community_columns),
+        areas=areas,
         profiles=profiles.set_index(profiles[config.community_columns["id"]].astype("int64")),
     )

@@ -1,5 +1,6 @@
 """Real area outcomes: read as configured, bad series refused in one line (or imputed and counted),
-features point in time, smoothing towards the city, and the cohort's area pattern following the series."""
+features point in time, smoothing towards the census profile's prediction (or the city's rate), and the
+cohort's area pattern following the series."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import spearmanr
+from sklearn.linear_model import LinearRegression
 
 from training.config import ConfigError
-from training.lead.area_outcomes import AREA_OUTCOME_FEATURES, load_area_outcomes
+from training.lead.area_outcomes import AREA_OUTCOME_FEATURES, PRIOR_FLOOR, load_area_outcomes
 from training.lead.cohort import generate_cohort
 from training.lead.config import LeadConfig, load_lead_config
 from training.lead.reference import Reference
@@ -43,10 +45,10 @@ def _copy(tmp_path: Path, lead_config_path: Path, edit_csv=None, toml_edit=None)
     return out
 
 
-def _load(path: Path):  # noqa: ANN202
+def _load(path: Path, covariates: pd.DataFrame | None = None):  # noqa: ANN202
     config = load_lead_config(path)
     assert config.area_outcomes is not None
-    return load_area_outcomes(config.area_outcomes, config.path, AREAS)
+    return load_area_outcomes(config.area_outcomes, config.path, AREAS, covariates)
 
 
 def _drop_area(lines: list[str]) -> list[str]:
@@ -97,7 +99,7 @@ def test_a_bad_series_is_one_config_error_line_naming_it(
 
 
 def test_where_the_config_allows_it_bad_values_are_imputed_and_counted(
-    tmp_path: Path, lead_config_path: Path
+    tmp_path: Path, lead_config_path: Path, reference: Reference
 ) -> None:
     def everything(lines: list[str]) -> list[str]:
         return _bad_rate(_drop_year(_drop_area(lines)))
@@ -105,13 +107,14 @@ def test_where_the_config_allows_it_bad_values_are_imputed_and_counted(
     def impute(text: str) -> str:
         return text.replace('on_bad_value = "error"', 'on_bad_value = "impute"')
 
-    outcomes = _load(_copy(tmp_path, lead_config_path, everything, impute))
+    outcomes = _load(_copy(tmp_path, lead_config_path, everything, impute), reference.areas)
     assert outcomes.series.imputed == {
         "missing areas": 1,
         "missing years": 1,
         "non-numeric or impossible rates": 1,
     }
-    # A missing area is unknown: its smoothed rate is the city's, not invented from neighbours.
+    # A missing area is unknown: its smoothed rate is the city's, not invented from neighbours or
+    # predicted from its profile.
     assert outcomes.smoothed.loc[3].to_numpy() == pytest.approx(outcomes.city.to_numpy())
     assert outcomes.series.rate[2003].notna().sum() == 76  # interpolated along each area's years
 
@@ -137,16 +140,42 @@ def test_features_read_only_published_years_and_are_missing_before_the_series(
         np.testing.assert_allclose(got, rows.iloc[i].to_numpy(), rtol=1e-12)
 
 
-def test_smoothing_pulls_small_areas_towards_the_city_more_than_large_ones(reference: Reference) -> None:
+def test_smoothing_pulls_small_areas_towards_their_prior_more_than_large_ones(reference: Reference) -> None:
     outcomes = reference.area_outcomes
     assert outcomes is not None
     year = 2012
     raw, smooth, tested = outcomes.series.rate[year], outcomes.smoothed[year], outcomes.tested[year]
-    pull = ((raw - smooth) / (raw - outcomes.city[year])).where((raw - outcomes.city[year]).abs() > 1e-4)
+    prior = outcomes.prior[year]
+    assert prior.nunique() > 70  # each area's own prediction (a few at the floor), not one city rate
+    pull = ((raw - smooth) / (raw - prior)).where((raw - prior).abs() > 1e-4)
     small, large = tested < tested.quantile(0.25), tested > tested.quantile(0.75)
     assert pull[small].median() > pull[large].median() >= 0
     assert (smooth > 0).all()  # a rate of 0 in a small area is not taken as a certain 0
     assert spearmanr(raw, smooth).statistic > 0.9
+
+
+@pytest.mark.parametrize("year", [1996, 2005, 2012, 2016])
+def test_the_prior_is_the_census_profiles_least_squares_fit_weighted_by_children_tested(
+    reference: Reference, year: int
+) -> None:
+    outcomes = reference.area_outcomes
+    assert outcomes is not None
+    profiles = reference.areas.reindex(outcomes.series.rate.index)
+    assert profiles.notna().all().all()
+    fit = LinearRegression().fit(
+        profiles, outcomes.series.rate[year], sample_weight=outcomes.tested[year].to_numpy()
+    )
+    expected = np.maximum(fit.predict(profiles), PRIOR_FLOOR * outcomes.city[year])
+    np.testing.assert_allclose(outcomes.prior[year].to_numpy(), expected, rtol=1e-6)
+
+
+def test_without_covariates_the_prior_is_the_city_rate(tmp_path: Path, lead_config_path: Path) -> None:
+    # Marshall's estimator: what a series by tract gets (the tract table has no area profile).
+    outcomes = _load(_copy(tmp_path, lead_config_path))
+    for year in (1996, 2012):
+        assert outcomes.prior[year].to_numpy() == pytest.approx(outcomes.city[year])
+        raw, smooth = outcomes.series.rate[year], outcomes.smoothed[year]
+        assert ((smooth - outcomes.city[year]) * (raw - outcomes.city[year]) >= 0).all()
 
 
 def test_the_cohort_follows_the_real_pattern_of_known_years_only(
