@@ -7,7 +7,7 @@ when year Y's rates are published, a standard child (STANDARD_AGE_DAYS old) is s
 address; each area's mean score is compared with the area's real rates of Y+1..Y+HORIZON_YEARS (their
 mean) by Spearman and Pearson correlation, with bootstrap intervals over areas. Baselines are computed
 the same way, from the same addresses: the area's last observed rate (year Y, as published), the same
-rate smoothed as the model's features read it (shrunk towards the city's rate), its median household
+rate smoothed as the model's features read it (training/lead/area_outcomes.py), its median household
 income (lower ranks higher) and the tract housing-age index. The children are synthetic; the areas'
 rates they are judged against are real. By default every year the series can judge is backtested
 (`default_years`), so no choice of years flatters the model.
@@ -135,7 +135,7 @@ def backtest_year(config: LeadConfig, year: int, progress: Progress) -> dict[str
             .set_axis(area.index)
             .groupby(area)
             .mean(),
-            # The same year's rate as the model's features read it: shrunk towards the city's.
+            # The same year's rate as the model's features read it (after smoothing).
             "smoothed_last_rate": outcomes.smoothed[year]
             .reindex(area)
             .set_axis(area.index)
