@@ -9,6 +9,10 @@ process CPU time of `DailyLists._rank` plus reading the first 100 rows (the defa
 built when read, so a ranked day alone would flatter) for each of --dates consecutive new dates
 after one warm-up date (the city's data loaded, the collector's view frozen as the server's is,
 start-up's background work done), median and minimum. RANK_COST_EACH=1 prints each date's figure on stderr.
+--parts also times two parts of it (process CPU, totals over the measured dates divided by their
+number): the k-nearest queries (every `cKDTree` the neighbourhood features build, and its k-nearest
+queries; a tree built for the radius counts of places the index lacks is counted with them) and the
+radius index's counts (`RadiusIndex.count`); the wrappers add a few microseconds a call.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
     parser.add_argument("checkout", nargs="?", default=str(Path(__file__).resolve().parent.parent))
     parser.add_argument("--dates", type=int, default=8)
+    parser.add_argument("--parts", action="store_true", help="also time the k-nearest queries and counts")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(args.checkout).resolve()))
     os.environ["CIVICRISK_DATABASE_URL"] = f"sqlite:///{tempfile.mkdtemp()}/rank.sqlite3"
@@ -50,6 +55,7 @@ def main() -> None:
         data, model = lists.city_data("chicago"), lists.model_for("chicago")
         lists._rank(data, model, FIRST_DATE)  # warm-up: anything built once per city's data
         gc.freeze()
+        parts = _timed_parts() if args.parts else None
         seconds = []
         for offset in range(1, args.dates + 1):
             started = time.process_time()
@@ -63,6 +69,46 @@ def main() -> None:
         f"{args.checkout}: ranking a new date: median {statistics.median(seconds) * 1000:.0f} ms CPU, "
         f"min {min(seconds) * 1000:.0f} ms ({args.dates} dates; load average {load:.2f})"
     )
+    if parts is not None:
+        each = {name: f"{total / args.dates * 1000:.1f} ms" for name, total in parts.items()}
+        print(f"of which, a date: k-nearest queries {each['nearest']}, radius index counts {each['counts']}")
+
+
+def _timed_parts() -> dict[str, float]:
+    """Wrap the two parts in the modules that call them; their CPU seconds accumulate in the dict."""
+    from scipy.spatial import cKDTree
+
+    import training.inspections.features.neighbourhood as neighbourhood
+    from training.inspections.features.radius_index import RadiusIndex
+
+    totals = {"nearest": 0.0, "counts": 0.0}
+
+    class TimedTree:
+        def __init__(self, points: object) -> None:
+            started = time.process_time()
+            self.tree = cKDTree(points)
+            totals["nearest"] += time.process_time() - started
+
+        def query(self, places: object, k: int) -> object:
+            started = time.process_time()
+            found = self.tree.query(places, k=k)
+            totals["nearest"] += time.process_time() - started
+            return found
+
+        def __getattr__(self, name: str) -> object:  # radius queries on trees: not the k-nearest part
+            return getattr(self.tree, name)
+
+    counted = RadiusIndex.count
+
+    def timed_count(self: RadiusIndex, *args: object) -> object:
+        started = time.process_time()
+        result = counted(self, *args)
+        totals["counts"] += time.process_time() - started
+        return result
+
+    neighbourhood.cKDTree = TimedTree  # type: ignore[misc]
+    RadiusIndex.count = timed_count  # type: ignore[method-assign,assignment]
+    return totals
 
 
 if __name__ == "__main__":
