@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,6 +29,7 @@ from app.inspections import routes as inspection_routes
 from app.inspections.cities import CityStore
 from app.inspections.daily import DailyLists, DailyOptions
 from app.inspections.staleness import refresh_metrics
+from app.platform.cpus import usable_cpus
 from app.platform.docs_pages import install_offline_docs
 from app.platform.fast_lane import ServiceApp
 from app.platform.generation import ModelSetWatcher
@@ -225,7 +225,7 @@ def _daily_options(settings: Settings) -> DailyOptions:
         child_process=(
             settings.daily_child_process
             if settings.daily_child_process is not None
-            else len(os.sched_getaffinity(0)) >= 2
+            else usable_cpus() >= 2  # the affinity, capped by a container's CPU quota
         ),
         precompute=settings.daily_precompute,
         precompute_min_interval_seconds=settings.daily_precompute_min_interval_seconds,
