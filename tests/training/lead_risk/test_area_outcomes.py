@@ -169,6 +169,35 @@ def test_the_prior_is_the_census_profiles_least_squares_fit_weighted_by_children
     np.testing.assert_allclose(outcomes.prior[year].to_numpy(), expected, rtol=1e-6)
 
 
+def test_a_years_smoothed_rate_and_prior_use_no_later_year(
+    tmp_path: Path, lead_config_path: Path, reference: Reference
+) -> None:
+    """Point in time: rewriting every rate after 2011 in the file (areas' rates shuffled) leaves the
+    smoothed rates, priors and features of 2011 and before as they were."""
+
+    def scramble_later(lines: list[str]) -> list[str]:
+        rows = [line.split(",") for line in lines]
+        header = rows[0]
+        later = [i for i, name in enumerate(header) if name.startswith("LDPPH_20") and int(name[6:10]) > 2011]
+        data = rows[2:]
+        shuffled = [data[(k * 7 + 3) % len(data)] for k in range(len(data))]
+        for row, donor in zip(data, shuffled, strict=True):
+            for i in later:
+                row[i] = donor[i]
+        return [",".join(row) for row in rows]
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    original = _load(_copy(tmp_path / "a", lead_config_path), reference.areas)
+    rewritten = _load(_copy(tmp_path / "b", lead_config_path, scramble_later), reference.areas)
+    earlier = [year for year in original.smoothed.columns if year <= 2011]
+    assert not rewritten.series.rate[2012].equals(original.series.rate[2012])  # the rewrite took
+    pd.testing.assert_frame_equal(rewritten.smoothed[earlier], original.smoothed[earlier])
+    pd.testing.assert_frame_equal(rewritten.prior[earlier], original.prior[earlier])
+    keep = original.table.index.get_level_values(1) <= 2011
+    pd.testing.assert_frame_equal(rewritten.table[keep], original.table[keep])
+
+
 def test_without_covariates_the_prior_is_the_city_rate(tmp_path: Path, lead_config_path: Path) -> None:
     # Marshall's estimator: what a series by tract gets (the tract table has no area profile).
     outcomes = _load(_copy(tmp_path, lead_config_path))
