@@ -216,8 +216,11 @@ def test_the_cohort_follows_the_real_pattern_of_known_years_only(
     fit = {row["birth_year"]: row for row in cohort.calibration}
     assert fit[2008]["pattern_year"] == 2010 and fit[2009]["pattern_year"] == 2011
     assert fit[2010]["pattern_year"] == 2011 and fit[2010]["carried_forward"]
-    assert all(row["spearman_expected"] > 0.85 for row in fit.values())
+    # The expected prevalence is the fitted (smoothed) pattern to within 1%; against the raw published
+    # rates it ranks areas a little differently, as smoothing moves small areas towards what their
+    # census profile predicts (0.86 and 0.90 here).
     assert all(row["median_relative_error_expected"] < 0.01 for row in fit.values())
+    assert all(row["spearman_expected"] > 0.8 for row in fit.values())
     # Rewriting the years after known_until changes nothing in the cohort.
     outcomes = reference.area_outcomes
     assert outcomes is not None
