@@ -201,18 +201,18 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _evaluate_areas(args: argparse.Namespace) -> int:
-    from training.lead.area_backtest import default_years, evaluate_areas, markdown_table, summary
-    from training.lead.config import load_lead_config
+    from training.lead.area_backtest import evaluate_areas, markdown_table, summary
     from training.tasks import config_task
 
     if config_task(args.city) != "lead":
         raise UsageError('evaluate-areas applies to lead configs (task = "lead") only')
-    years = args.year or default_years(load_lead_config(args.city))
+    results = evaluate_areas(args.city, args.year)  # without --year: every year the series can judge
+    years = [row["year"] for row in results["rows"]]
     command = "civicrisk " + shlex.join(
         ["evaluate-areas", "--city", str(args.city), *[f"--year={y}" for y in years]]
         + _opt("--out", args.out)
     )
-    results = evaluate_areas(args.city, years) | {"command": command}
+    results |= {"command": command}
     if args.out is not None:
         args.out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     print("\n".join(markdown_table(results["rows"])))

@@ -9,7 +9,6 @@ second process when there is a second CPU" must also read the quota: cgroup v2's
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
@@ -89,5 +88,4 @@ def _ratio(quota: str, period: str) -> float | None:
         return None
     if value <= 0 or length <= 0:  # -1: no quota
         return None
-    ratio = value / length
-    return ratio if math.isfinite(ratio) else None
+    return value / length

@@ -16,6 +16,12 @@ def _write(path: Path, text: str) -> None:
     path.write_text(text)
 
 
+def _cfs(root: Path, controller: str, quota: str, period: str) -> None:
+    """cgroup v1's CFS quota and period files under `controller`."""
+    _write(root / controller / "cpu.cfs_quota_us", quota + "\n")
+    _write(root / controller / "cpu.cfs_period_us", period + "\n")
+
+
 def _proc(tmp_path: Path, v2_path: str | None) -> Path:
     lines = ["4:memory:/some/where", "1:cpu:/"] + ([f"0::{v2_path}"] if v2_path is not None else [])
     proc = tmp_path / "proc-self-cgroup"
@@ -26,8 +32,7 @@ def _proc(tmp_path: Path, v2_path: str | None) -> Path:
 def test_no_quota_anywhere_is_none(tmp_path: Path) -> None:
     root = tmp_path / "cgroup"
     _write(root / "cpu.max", "max 100000\n")
-    _write(root / "cpu" / "cpu.cfs_quota_us", "-1\n")
-    _write(root / "cpu" / "cpu.cfs_period_us", "100000\n")
+    _cfs(root, "cpu", "-1", "100000")
     assert cgroup_cpu_quota(root, _proc(tmp_path, "/")) is None
     assert usable_cpus(root, _proc(tmp_path, "/")) == len(os.sched_getaffinity(0))
 
@@ -54,8 +59,7 @@ def test_a_container_sees_its_own_cgroup_as_the_root(tmp_path: Path) -> None:
 @pytest.mark.parametrize("controller", ["cpu", "cpu,cpuacct"])
 def test_a_cgroup_v1_cfs_quota_caps(tmp_path: Path, controller: str) -> None:
     root = tmp_path / "cgroup"
-    _write(root / controller / "cpu.cfs_quota_us", "50000\n")
-    _write(root / controller / "cpu.cfs_period_us", "100000\n")
+    _cfs(root, controller, "50000", "100000")
     assert cgroup_cpu_quota(root, _proc(tmp_path, None)) == pytest.approx(0.5)
     assert usable_cpus(root, _proc(tmp_path, None)) == pytest.approx(0.5)
 
@@ -63,7 +67,6 @@ def test_a_cgroup_v1_cfs_quota_caps(tmp_path: Path, controller: str) -> None:
 def test_unreadable_or_malformed_files_mean_no_quota(tmp_path: Path) -> None:
     root = tmp_path / "cgroup"
     _write(root / "cpu.max", "garbage\n")
-    _write(root / "cpu" / "cpu.cfs_quota_us", "many\n")
-    _write(root / "cpu" / "cpu.cfs_period_us", "0\n")
+    _cfs(root, "cpu", "many", "0")
     assert cgroup_cpu_quota(root, _proc(tmp_path, "/")) is None
     assert cgroup_cpu_quota(tmp_path / "absent", tmp_path / "absent-proc") is None
