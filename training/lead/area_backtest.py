@@ -127,20 +127,17 @@ def backtest_year(config: LeadConfig, year: int, progress: Progress) -> dict[str
     columns = fitted.best.candidate.features
     scores = fitted.model.predict_proba(features[columns])[:, 1]
     area = queries["community_area"].astype("int64")
+
+    def by_address(rates: pd.Series) -> pd.Series:
+        """An area-level rate read at each address, averaged by area as the scores are."""
+        return rates.reindex(area).set_axis(area.index).groupby(area).mean()
+
     by_area = pd.DataFrame(
         {
             "model": pd.Series(scores).groupby(area).mean(),
-            "last_observed_rate": outcomes.series.rate[year]
-            .reindex(area)
-            .set_axis(area.index)
-            .groupby(area)
-            .mean(),
+            "last_observed_rate": by_address(outcomes.series.rate[year]),
             # The same year's rate as the model's features read it (after smoothing).
-            "smoothed_last_rate": outcomes.smoothed[year]
-            .reindex(area)
-            .set_axis(area.index)
-            .groupby(area)
-            .mean(),
+            "smoothed_last_rate": by_address(outcomes.smoothed[year]),
             # Lower income ranks higher, so the baseline's score is the negative income.
             "median_income": -features["ca_median_income"].groupby(area).mean(),
             "housing_age_index": features["tract_housing_risk_index"].groupby(area).mean(),

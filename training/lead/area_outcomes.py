@@ -14,7 +14,10 @@ standard error imply (n = p(1 - p) / se^2). The series measures the share of tes
 as poisoned under the agency's threshold of the time, not the model's label, so features are relative
 to the city's rate of the same year, never the rate itself. The area's recent level pools its last
 `mean_years` years before shrinking (judged on years before the backtest's, 2000-2009, pooling three
-years ranked areas' later rates better than the latest year alone, raw or smoothed).
+years ranked areas' later rates better than the latest year alone, raw or smoothed). The synthetic
+cohort's area pattern (`AreaOutcomes.relative`) is the real rates pooled over time, not smoothed
+towards the census profile: a cohort following census-smoothed rates taught the model that profile's
+bias.
 
 Point in time: a year's rates are known `publication_lag_years` after the year (1 January), so a child
 scored on date D sees years up to D.year - lag; before the series' first such year the features are
@@ -27,6 +30,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -39,6 +43,13 @@ AREA_OUTCOME_FEATURES = (
     "area_outcome_trend",
     "area_outcome_se_ratio",
 )
+# What models learn from: all but the standard error relative to the city's rate, whose scale grows as
+# the city's rate falls (fewer cases), so that a model fitted on earlier cohorts reads a later year's
+# values as extreme. It still makes the smoothing (an area's weight on its own rate) and is computed
+# for bundles trained with it. Models given it ranked areas' later real rates worse (LEAD_README.md).
+MODELLED_AREA_OUTCOME_FEATURES = tuple(
+    name for name in AREA_OUTCOME_FEATURES if name != "area_outcome_se_ratio"
+)
 # Computed with the features (so training and the service share one definition) but never given to a
 # model: absolute rates fall over the years under changing thresholds, so only the answer text shows them.
 AREA_OUTCOME_CONTEXT = ("area_outcome_year", "area_outcome_rate")
@@ -46,6 +57,7 @@ RATE_UNITS = {"percent": 100.0, "share": 1.0, "per_1000": 1000.0}
 AREA_LEVELS = ("community_area", "tract")
 # Earlier years whose implied number tested stands in for a year whose rate is 0 (no standard error).
 TESTED_LOOKBACK_YEARS = 3
+_Frame = TypeVar("_Frame", pd.DataFrame, pd.Series)
 
 
 @dataclass(frozen=True)
@@ -247,9 +259,18 @@ class AreaOutcomes:
         found = None if year is None else self.rows.get((area, year))
         return found if found is not None else [math.nan] * len(self.names)
 
-    def relative(self, year: int) -> pd.Series:
-        """Each area's smoothed rate relative to the city's in `year` (the cohort's target pattern)."""
-        return self.smoothed[year] / self.city[year]
+    def relative(self, year: int, known_until: int | None = None) -> pd.Series:
+        """Each area's rate relative to the city's around `year`, the cohort's target pattern: the years
+        `year` - 1 .. `year` + 1 that are known by `known_until`, pooled (cases over the cases the
+        city's rates would give) and shrunk towards the city's as `pooled_relative` does. Pooled over
+        time, not shrunk towards the census profile: a cohort that follows the census-smoothed rates
+        teaches the model the profile's bias, and models trained on one ranked areas' later real rates
+        worse (LEAD_README.md)."""
+        last = min(self.spec.years[1], year + 1 if known_until is None else min(known_until, year + 1))
+        years = [each for each in range(year - 1, last + 1) if each >= self.spec.years[0]]
+        cases = (self.series.rate[years] * self.tested[years]).sum(axis=1, min_count=1)
+        expected = self.tested[years].mul(self.city[years], axis=1).sum(axis=1, min_count=1)
+        return _shrunk_ratio(cases, expected)
 
 
 def _area_keys(area: pd.Series, level: str) -> np.ndarray:
@@ -272,9 +293,15 @@ def pooled_relative(series: Series, tested: pd.DataFrame, city: pd.Series, years
     rates would give), shrunk by the same estimator: pooling years makes small areas less noisy."""
     cases = (series.rate * tested).T.rolling(years, min_periods=1).sum().T
     expected = tested.mul(city, axis=1).T.rolling(years, min_periods=1).sum().T
+    return _shrunk_ratio(cases, expected)
+
+
+def _shrunk_ratio(cases: _Frame, expected: _Frame) -> _Frame:
+    """Cases over expected cases by area (a column per year, or one Series), shrunk towards 1 by
+    Marshall's estimator (the ratio's sampling variance is 1 / expected)."""
     ratio = cases / expected
     spread = (expected * (ratio - 1).pow(2)).sum() / expected.sum()
-    between = (spread - 1 / expected.mean()).clip(lower=0)
+    between = np.maximum(spread - 1 / expected.mean(), 0.0)  # per column, or one number
     weight = (between / (between + 1 / expected)).fillna(0.0)
     return 1 + weight * (ratio.fillna(1.0) - 1)
 

@@ -218,7 +218,8 @@ def _area_outcomes(manifest: Mapping[str, Any]) -> list[str]:
         "city's rate of the same year and shrunk by empirical Bayes towards what each area's census "
         "profile predicts (a series by tract: towards the city's rate); the series counts children classed "
         "as poisoned under the agency's threshold of the time, not this model's label, so it sets relative "
-        "levels only and the label's base rate stays the configured one.",
+        "levels only and the label's base rate stays the configured one. The rate's standard error "
+        "sets how far it is shrunk but is not a model input (its scale grows as the city's rate falls).",
     ]
     if section.get("imputed"):
         body += ["", f"Imputed in the series: {format_value(section['imputed'])}."]
@@ -227,10 +228,11 @@ def _area_outcomes(manifest: Mapping[str, Any]) -> list[str]:
         body += [
             "",
             "How the synthetic cohort follows the real series (individuals synthetic, area pattern real): "
-            "per birth year, the real year whose relative area pattern it was fitted to, the rank "
-            "correlation of the simulated area prevalence (expected, and realised in this one cohort) "
-            "with the real published rates, and the median relative error of the simulated relative "
-            "prevalence against the smoothed real relative rate it was fitted to.",
+            "per birth year, the real year whose relative area pattern it was fitted to (the real "
+            "rates of that year and the known years either side, pooled), the rank correlation of the "
+            "simulated area prevalence (expected, and realised in this one cohort) with the real "
+            "published rates of that year, and the median relative error of the simulated relative "
+            "prevalence against the pooled real relative rate it was fitted to.",
             "",
             *markdown_table(fit),
         ]

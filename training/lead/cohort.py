@@ -20,12 +20,13 @@ no effect on the outcome beyond the place it is drawn in. None of this is real-w
 
 With real area outcomes configured ([area_outcomes]), the place structure is real too: each birth
 year's area effect is fitted so that the areas' simulated prevalence, relative to the city's, equals
-the real series' (smoothed) relative rates of the year the cohort turns two (birth year +
-AREA_YEAR_OFFSET, when most elevated tests happen), using only years up to `known_until`; later birth
-years carry the last known year's pattern forward. The area effect then takes over the area-level part
-of every driver, so poverty and renting act through the real pattern; housing age and the home effect
-still vary children within an area. The cohort's base rate stays the configured one in every year: the
-series' threshold changed over the years, so only its relative pattern is used.
+the real series' relative rates of the year the cohort turns two (birth year + AREA_YEAR_OFFSET, when
+most elevated tests happen), pooled with the years either side (`AreaOutcomes.relative`), using only
+years up to `known_until`; later birth years carry the last known year's pattern forward. The area
+effect then takes over the area-level part of every driver, so poverty and renting act through the
+real pattern; housing age and the home effect still vary children within an area. The cohort's base
+rate stays the configured one in every year: the series' threshold changed over the years, so only
+its relative pattern is used.
 
 Tests: a screening test near 12 months (80% of children), 24 months (55%) and 36 months (25%), at least
 one per child. An affected child's tests from an onset age (about 20 months, varying) on are >= 5; if
@@ -118,7 +119,7 @@ def area_offsets(
         if year is None:
             offsets[members] = solve_intercept(linear[members], base_rate)
             continue
-        relative = outcomes.relative(year)
+        relative = outcomes.relative(year, known_until)
         keys = areas.iloc[members]
         ratio = relative.reindex(keys.to_numpy()).fillna(1.0).to_numpy()  # an unknown area: the city's
         targets_by_child = np.minimum(base_rate * ratio / ratio.mean(), 0.95)
@@ -147,7 +148,7 @@ def calibration_report(
         published = (outcomes.series.rate[year] / outcomes.city[year]).reindex(by_area.index)
         # Relative to the cohort's own mean, as the fit normalises it (the city's rate weighs areas
         # by children tested, the cohort by children born).
-        fitted_to = outcomes.relative(year).reindex(by_area.index)
+        fitted_to = outcomes.relative(year, known_until).reindex(by_area.index)
         fitted_to = fitted_to / np.average(fitted_to, weights=cohort[level].value_counts()[by_area.index])
         rows.append(
             {

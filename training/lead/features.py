@@ -13,7 +13,11 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
-from training.lead.area_outcomes import AREA_OUTCOME_CONTEXT, AREA_OUTCOME_FEATURES
+from training.lead.area_outcomes import (
+    AREA_OUTCOME_CONTEXT,
+    AREA_OUTCOME_FEATURES,
+    MODELLED_AREA_OUTCOME_FEATURES,
+)
 from training.lead.reference import AREA_FEATURES, TRACT_FEATURES, Reference
 from training.points import to_day, to_xyz
 
@@ -29,10 +33,11 @@ HISTORY_FEATURES = (
     "prior_elevated_block",
     "prior_elevated_share_block",
 )
-# What models learn from; FEATURES adds the area's published rate and its year, which only the answer
-# text shows (see training/lead/area_outcomes.py).
-MODEL_FEATURES = ("age_days", *TRACT_FEATURES, *AREA_FEATURES, *HISTORY_FEATURES, *AREA_OUTCOME_FEATURES)
-FEATURES = (*MODEL_FEATURES, *AREA_OUTCOME_CONTEXT)
+CHILD_AND_PLACE_FEATURES = ("age_days", *TRACT_FEATURES, *AREA_FEATURES, *HISTORY_FEATURES)
+# What models learn from; FEATURES adds what only the answer text shows or earlier bundles read: the
+# area's published rate and its year, and its standard error (see training/lead/area_outcomes.py).
+MODEL_FEATURES = (*CHILD_AND_PLACE_FEATURES, *MODELLED_AREA_OUTCOME_FEATURES)
+FEATURES = (*CHILD_AND_PLACE_FEATURES, *AREA_OUTCOME_FEATURES, *AREA_OUTCOME_CONTEXT)
 BASELINE_FEATURE = "tract_housing_risk_index"
 
 FEATURE_DESCRIPTIONS = {
