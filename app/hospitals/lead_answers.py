@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
-from app.hospitals.lead_risk import LeadResult, Reason
+from app.hospitals.lead_risk import HOME_AREA, HOME_AREA_DESCRIPTION, LeadResult, Reason
 
 ACTIONS = {
     "high": "High risk: order a blood lead test at this visit and refer the home for a lead inspection "
@@ -29,6 +29,7 @@ AREA_FACTS = {
     "area_outcome_log_ratio_mean": "the home area's real lead-poisoning rate over recent published years",
     "area_outcome_trend": "the yearly trend of the home area's real rate against the city's",
     "area_outcome_se_ratio": "the uncertainty of the home area's latest real rate",
+    HOME_AREA: HOME_AREA_DESCRIPTION,
 }
 
 
@@ -70,6 +71,11 @@ def _plain_fact(reason: Reason) -> str:
 def plain_reason(reason: Reason) -> str:
     """E.g. "raises risk: share of the tract's housing units built before 1940 is 44%"."""
     direction = "raises risk" if reason.contribution > 0 else "lowers risk"
+    if reason.feature == HOME_AREA:  # the area's real rate and census features, one reason
+        if reason.value is None:
+            return f"{direction}: {HOME_AREA_DESCRIPTION}"
+        recent = f"over recent published years ({math.exp(reason.value):.1f}× the city's)"
+        return f"{direction}: the home area's real lead-poisoning rate {recent} and census profile"
     return f"{direction}: {_plain_fact(reason)} is {_value(reason)}"
 
 

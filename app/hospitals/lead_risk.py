@@ -49,6 +49,15 @@ LEAD_TASK = "lead_risk"
 EPOCH = date(1970, 1, 1)  # to_day counts days from here
 # The area's published rate and its year: computed with the features, shown in the answer text only.
 AREA_YEAR, AREA_RATE = FEATURES.index("area_outcome_year"), FEATURES.index("area_outcome_rate")
+# One reason for the home area as a whole. Where a model reads the area's real outcome history, the
+# area-level census features only adjust that history's level and their coefficients offset each other,
+# so one by one they read as nonsense to a clinician ("lowers risk: community area's share of housing
+# built before 1940 is 52%"); their contributions and the history's are added into one reason, shown
+# with the area's recent real rate (its value: the log of that rate relative to the city's).
+HOME_AREA = "home_area"
+HOME_AREA_DESCRIPTION = "the home area's real lead-poisoning rate and census profile"
+HOME_AREA_VALUE = "area_outcome_log_ratio_mean"
+_AREA_OUTCOME_FEATURES = tuple(name for name in FEATURES if name.startswith("area_outcome_"))
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,52 @@ class Reason:
     value: float | None
     contribution: float  # log-odds, relative to the training mean
     description: str
+
+
+@dataclass(frozen=True)
+class ReasonLayout:
+    """How a model's contributions become reasons, worked out once per model: `home_area`, the
+    positions added into one home-area reason (empty: every feature is its own reason), `others` the
+    rest, and `home_area_value` the position whose value the home-area reason shows (-1: none)."""
+
+    home_area: tuple[int, ...]
+    others: tuple[int, ...]
+    home_area_value: int
+
+    @classmethod
+    def of(cls, names: tuple[str, ...]) -> ReasonLayout:
+        every = tuple(range(len(names)))
+        if not any(name in _AREA_OUTCOME_FEATURES for name in names):
+            return cls((), every, -1)
+        area_level = {*AREA_FEATURES, *_AREA_OUTCOME_FEATURES}
+        home_area = tuple(j for j in every if names[j] in area_level)
+        value = names.index(HOME_AREA_VALUE) if HOME_AREA_VALUE in names else -1
+        return cls(home_area, tuple(j for j in every if j not in home_area), value)
+
+    def reasons(
+        self,
+        names: tuple[str, ...],
+        descriptions: tuple[str, ...],
+        row: tuple[float, ...],
+        contributions: list[float],
+    ) -> list[Reason]:
+        """The TOP_REASONS largest contributions, the home area's counted as one."""
+        ranked = [contributions[j] for j in self.others]
+        if self.home_area:
+            ranked.append(math.fsum(contributions[j] for j in self.home_area))
+        reasons = []
+        for k in largest(ranked, TOP_REASONS):
+            if k == len(self.others):
+                value = row[self.home_area_value] if self.home_area_value >= 0 else math.nan
+                reasons.append(
+                    Reason(HOME_AREA, None if math.isnan(value) else value, ranked[k], HOME_AREA_DESCRIPTION)
+                )
+                continue
+            j = self.others[k]
+            reasons.append(
+                Reason(names[j], None if math.isnan(row[j]) else row[j], contributions[j], descriptions[j])
+            )
+        return reasons
 
 
 @dataclass(frozen=True)
@@ -278,7 +333,7 @@ class LeadService:
         self.data_dir = Path(data_dir)
         self.model_name = model_name
         self.known_homes = known_homes
-        self._orders: dict[str, tuple[int, ...]] = {}
+        self._orders: dict[str, tuple[tuple[int, ...], ReasonLayout]] = {}
         # The request path's lookups, worked out once per snapshot and per model (both immutable).
         self._chosen: tuple[Snapshot | None, LoadedModel | None] = (None, None)
         self._ready: dict[str, LeadEngine] = {}
@@ -343,23 +398,25 @@ class LeadService:
         except ModelUnavailable:
             return
 
-    def _order(self, model: LoadedModel) -> tuple[int, ...]:
+    def _order(self, model: LoadedModel) -> tuple[tuple[int, ...], ReasonLayout]:
         """Where each of the model's features is in the engine's FEATURES (-1: not one of them, so
-        unknown), worked out once per model."""
+        unknown), and how its contributions become reasons, worked out once per model."""
         key = model.fingerprint
-        order = self._orders.get(key)
-        if order is None:
+        found = self._orders.get(key)
+        if found is None:
             if model.layout.categorical:
                 raise ModelUnavailable(f"model {model.name!r} has categorical features; not a lead model")
-            order = tuple(FEATURES.index(name) if name in FEATURES else -1 for name in model.layout.names)
-            self._orders = self._orders | {key: order}
-        return order
+            names = model.layout.names
+            order = tuple(FEATURES.index(name) if name in FEATURES else -1 for name in names)
+            found = (order, ReasonLayout.of(names))
+            self._orders = self._orders | {key: found}
+        return found
 
     def score(
         self, engine: LeadEngine, model: LoadedModel, birth: date, as_of: date, home: Home
     ) -> LeadResult:
         """Score one child; raises OutsideArea (the caller checks eligibility by age first)."""
-        order = self._order(model)
+        order, reason_layout = self._order(model)
         vector = engine.feature_vector(birth, as_of, home)
         year, rate = vector[AREA_YEAR], vector[AREA_RATE]
         area_rate = None if math.isnan(rate) else (int(year), rate)
@@ -367,6 +424,8 @@ class LeadService:
         row = tuple(map(vector.__getitem__, order))
         layout, scorer = model.layout, model.scorer
         if not isinstance(scorer, CompiledLinear):
+            # The generic explainer returns its top features only, so no home-area reason here: a
+            # non-linear lead model's reasons are per feature.
             result = model.score_batch(
                 RecordBatch(numeric=np.asarray([row], dtype=np.float64), categorical=())
             )[0]
@@ -383,14 +442,5 @@ class LeadService:
         # The model's own compiled scorer, in plain Python for one row (exact contributions).
         scored = scorer.score_rows(RecordRows(numeric=[row], categorical=()))
         score, contributions = scored.scores[0], scored.contributions[0]
-        top = largest(contributions, TOP_REASONS)
-        reasons = [
-            Reason(
-                layout.names[j],
-                None if math.isnan(row[j]) else row[j],
-                contributions[j],
-                model.descriptions[j],
-            )
-            for j in top
-        ]
+        reasons = reason_layout.reasons(layout.names, model.descriptions, row, contributions)
         return LeadResult(score, model.tiers.label_one(score), reasons, model, area_rate)

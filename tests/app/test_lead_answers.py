@@ -64,3 +64,20 @@ def test_one_clause_says_what_drove_the_score_with_the_areas_real_rate() -> None
     assert notes(no_area, elevated_lab=False, expected=False)[1] == "Raised mostly by tract_pct_pre1940"
     unknown = _result([("area_outcome_log_ratio", 0.2)], None)
     assert "%" not in notes(unknown, elevated_lab=False, expected=False)[1]
+
+
+def test_the_home_area_is_one_reason_with_its_recent_real_rate() -> None:
+    from app.hospitals.lead_answers import notes
+    from app.hospitals.lead_risk import HOME_AREA, HOME_AREA_DESCRIPTION
+
+    lowered = Reason(HOME_AREA, -0.9, -0.6, HOME_AREA_DESCRIPTION)
+    assert plain_reason(lowered) == (
+        "lowers risk: the home area's real lead-poisoning rate over recent published years (0.4× the "
+        "city's) and census profile"
+    )
+    unknown = Reason(HOME_AREA, None, 0.2, HOME_AREA_DESCRIPTION)
+    assert plain_reason(unknown) == "raises risk: the home area's real lead-poisoning rate and census profile"
+    led = _result([(HOME_AREA, -0.9)], (2016, 0.3))
+    assert notes(led, elevated_lab=False, expected=False)[1] == (
+        "Raised mostly by the home area's real lead-poisoning rate: 0.3% of tested children in 2016"
+    )

@@ -10,7 +10,7 @@ import pytest
 from app_helpers import MODELS_DIR, REPO_ROOT
 
 from app.hospitals.errors import OutsideArea
-from app.hospitals.lead_risk import Home, LeadEngine, LeadService
+from app.hospitals.lead_risk import HOME_AREA, Home, LeadEngine, LeadService, ReasonLayout
 from app.platform.registry import LoadedModel, ModelRegistry
 from app.scoring.types import RecordRows
 from training.lead.data import LeadData, load_lead_data
@@ -149,9 +149,46 @@ def test_reasons_are_the_largest_of_contributions_that_add_up(
     frame = pd.DataFrame([row], columns=list(model.layout.names))
     logit = float(model.bundle.estimator.decision_function(frame)[0])
     assert scored.baseline + sum(contributions) == pytest.approx(logit, abs=1e-9)
-    ranked = sorted(range(len(row)), key=lambda j: abs(contributions[j]), reverse=True)[:3]
-    assert [reason.feature for reason in result.reasons] == [model.layout.names[j] for j in ranked]
-    assert [reason.contribution for reason in result.reasons] == [contributions[j] for j in ranked]
+    # The committed model reads the area's real outcome history, so the community area's census
+    # features and that history make one "home area" reason: their contributions added up.
+    names = model.layout.names
+    area_level = [j for j, name in enumerate(names) if name.startswith(("ca_", "area_outcome_"))]
+    assert any(names[j].startswith("area_outcome_") for j in area_level)
+    candidates = {names[j]: contributions[j] for j in range(len(row)) if j not in area_level}
+    candidates[HOME_AREA] = sum(contributions[j] for j in area_level)
+    ranked = sorted(candidates, key=lambda name: abs(candidates[name]), reverse=True)[:3]
+    assert [reason.feature for reason in result.reasons] == ranked
+    assert [reason.contribution for reason in result.reasons] == pytest.approx(
+        [candidates[n] for n in ranked]
+    )
+    if HOME_AREA in ranked:  # shown with the area's recent real rate (log ratio to the city's)
+        area_reason = result.reasons[ranked.index(HOME_AREA)]
+        assert area_reason.value == vector["area_outcome_log_ratio_mean"]
+
+
+def test_without_real_area_history_every_feature_is_its_own_reason() -> None:
+    names = ("age_days", "tract_pct_pre1940", "ca_pct_pre1940", "ca_median_income")
+    layout = ReasonLayout.of(names)
+    assert layout.home_area == () and layout.others == (0, 1, 2, 3)
+    reasons = layout.reasons(names, names, (1.0, 2.0, 3.0, 4.0), [0.1, -0.4, 0.3, -0.2])
+    assert [reason.feature for reason in reasons] == [
+        "tract_pct_pre1940",
+        "ca_pct_pre1940",
+        "ca_median_income",
+    ]
+    # With the history among them, the area-level ones are one reason, valued by its recent level.
+    with_history = (*names, "area_outcome_log_ratio_mean")
+    layout = ReasonLayout.of(with_history)
+    assert layout.home_area == (2, 3, 4) and layout.others == (0, 1)
+    reasons = layout.reasons(
+        with_history, with_history, (1.0, 2.0, 3.0, 4.0, -0.9), [0.1, -0.3, 0.3, -0.2, -0.5]
+    )
+    assert [(r.feature, r.value) for r in reasons] == [
+        (HOME_AREA, -0.9),
+        ("tract_pct_pre1940", 2.0),
+        ("age_days", 1.0),
+    ]
+    assert reasons[0].contribution == pytest.approx(-0.4)
 
 
 def test_homes_outside_the_city_or_unknown_are_refused(engine: LeadEngine) -> None:
