@@ -31,6 +31,11 @@ AREA_FACTS = {
     "area_outcome_se_ratio": "the uncertainty of the home area's latest real rate",
     HOME_AREA: HOME_AREA_DESCRIPTION,
 }
+# The housing-age index in words: its weights are the shares of homes of each construction period found
+# with lead-based paint hazards (HUD's national survey, as Washington State DOH's method uses them), so
+# the index is the share of the tract's homes expected to have such hazards, in percent.
+HOUSING_INDEX = "tract_housing_risk_index"
+HOUSING_INDEX_FACT = "share of the tract's homes estimated to have lead paint hazards (by their age)"
 
 
 @lru_cache(maxsize=1024)
@@ -61,10 +66,14 @@ def _value(reason: Reason) -> str:
         return f"{math.exp(reason.value) - 1:+.0%} a year"
     if reason.feature == "area_outcome_se_ratio":
         return f"{reason.value:.2f}× the city's rate"
+    if reason.feature == HOUSING_INDEX:
+        return f"{reason.value / 100:.0%}"
     return _value_layout(reason.feature).format(reason.value)
 
 
 def _plain_fact(reason: Reason) -> str:
+    if reason.feature == HOUSING_INDEX:
+        return HOUSING_INDEX_FACT
     return AREA_FACTS.get(reason.feature) or _fact(reason.description)
 
 

@@ -81,3 +81,12 @@ def test_the_home_area_is_one_reason_with_its_recent_real_rate() -> None:
     assert notes(led, elevated_lab=False, expected=False)[1] == (
         "Raised mostly by the home area's real lead-poisoning rate: 0.3% of tested children in 2016"
     )
+
+
+def test_the_housing_age_index_reads_as_the_share_of_homes_with_lead_paint_hazards() -> None:
+    # 0.68 x 40% pre-1940 + 0.43 x 20% 1940-59 + ...: about 36% of the homes expected to have hazards.
+    description = "Washington State DOH housing-age lead-risk index of the home's census tract (0.68 x ...)"
+    reason = Reason("tract_housing_risk_index", 35.8, 0.3, description)
+    assert plain_reason(reason) == (
+        "raises risk: share of the tract's homes estimated to have lead paint hazards (by their age) is 36%"
+    )
