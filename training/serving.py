@@ -26,6 +26,7 @@ from training.inspections.features import build_features, describe_feature, feat
 from training.inspections.features.neighbourhood import prepare_indexes
 from training.inspections.ingest import CityData, load_city, parse_violation_codes, with_recorded_outcomes
 from training.inspections.roster import build_roster
+from training.lead.area_outcomes import AREA_OUTCOME_FEATURES
 from training.lead.config import LeadConfig
 from training.lead.data import load_lead_data
 from training.lead.features import FEATURES as LEAD_FEATURES
@@ -64,6 +65,7 @@ __all__ = [
     "top_k_count",
     # Lead: the config, reference data and feature definitions of the hospital endpoint.
     "AREA_FEATURES",
+    "AREA_OUTCOME_FEATURES",
     "AddressIndex",
     "AddressNotFound",
     "LEAD_FEATURES",

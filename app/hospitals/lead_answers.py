@@ -35,7 +35,10 @@ AREA_FACTS = {
 # with lead-based paint hazards (HUD's national survey, as Washington State DOH's method uses them), so
 # the index is the share of the tract's homes expected to have such hazards, in percent.
 HOUSING_INDEX = "tract_housing_risk_index"
-HOUSING_INDEX_FACT = "share of the tract's homes estimated to have lead paint hazards (by their age)"
+# Features whose plain words are not their description's.
+PLAIN_FACTS = AREA_FACTS | {
+    HOUSING_INDEX: "share of the tract's homes estimated to have lead paint hazards (by their age)"
+}
 
 
 @lru_cache(maxsize=1024)
@@ -72,9 +75,7 @@ def _value(reason: Reason) -> str:
 
 
 def _plain_fact(reason: Reason) -> str:
-    if reason.feature == HOUSING_INDEX:
-        return HOUSING_INDEX_FACT
-    return AREA_FACTS.get(reason.feature) or _fact(reason.description)
+    return PLAIN_FACTS.get(reason.feature) or _fact(reason.description)
 
 
 def plain_reason(reason: Reason) -> str:

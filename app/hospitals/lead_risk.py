@@ -31,6 +31,7 @@ from app.scoring.linear import CompiledLinear
 from app.scoring.types import RecordBatch, RecordRows
 from training.serving import (
     AREA_FEATURES,
+    AREA_OUTCOME_FEATURES,
     EARTH_RADIUS_KM,
     SAME_ADDRESS_KM,
     TRACT_FEATURES,
@@ -57,7 +58,6 @@ AREA_YEAR, AREA_RATE = FEATURES.index("area_outcome_year"), FEATURES.index("area
 HOME_AREA = "home_area"
 HOME_AREA_DESCRIPTION = "the home area's real lead-poisoning rate and census profile"
 HOME_AREA_VALUE = "area_outcome_log_ratio_mean"
-_AREA_OUTCOME_FEATURES = tuple(name for name in FEATURES if name.startswith("area_outcome_"))
 
 
 @dataclass(frozen=True)
@@ -90,9 +90,9 @@ class ReasonLayout:
     @classmethod
     def of(cls, names: tuple[str, ...]) -> ReasonLayout:
         every = tuple(range(len(names)))
-        if not any(name in _AREA_OUTCOME_FEATURES for name in names):
+        if not any(name in AREA_OUTCOME_FEATURES for name in names):
             return cls((), every, -1)
-        area_level = {*AREA_FEATURES, *_AREA_OUTCOME_FEATURES}
+        area_level = {*AREA_FEATURES, *AREA_OUTCOME_FEATURES}
         home_area = tuple(j for j in every if names[j] in area_level)
         value = names.index(HOME_AREA_VALUE) if HOME_AREA_VALUE in names else -1
         return cls(home_area, tuple(j for j in every if j not in home_area), value)
