@@ -185,14 +185,19 @@ def busy_client(tmp_path: Any) -> Iterator[TestClient]:
 def test_a_list_waiting_past_the_limit_for_a_slot_is_503_with_retry_after(busy_client: TestClient) -> None:
     lists: DailyLists = busy_client.app.state.daily_lists  # type: ignore[attr-defined]
     busy_client.get(DAILY, params={"date": "2014-07-13", "limit": 5}).raise_for_status()  # data loaded
-    # The one slot taken by a computation that lasts 3 s (a child process sleeping).
-    occupied = threading.Thread(target=lists.pool.run, args=(lambda: time.sleep(3) or [],))
-    occupied.start()
+    # Every slot (the list process's and the place in its queue) taken by computations lasting 3 s.
+    occupied = [
+        threading.Thread(target=lists.pool.run, args=(lambda: time.sleep(3) or [],))
+        for _ in range(lists.pool.slot_count)
+    ]
+    for thread in occupied:
+        thread.start()
     time.sleep(0.5)
     started = time.monotonic()
     answer = busy_client.get(DAILY, params={"date": "2014-07-14", "limit": 5})
     waited = time.monotonic() - started
-    occupied.join()
+    for thread in occupied:
+        thread.join()
     assert answer.status_code == 503, answer.text
     assert answer.json()["error"]["code"] == "daily_lists_busy"
     assert int(answer.headers["Retry-After"]) >= 1

@@ -9,6 +9,8 @@ import os
 import select
 import signal
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -16,6 +18,7 @@ from pathlib import Path
 import pytest
 from app_helpers import MODELS_DIR
 
+from app.inspections import list_process
 from app.inspections.cities import CityStore
 from app.inspections.daily import DailyLists, DailyOptions, DailyQuery, _data_revision
 from app.inspections.list_process import RankRequest, Stale
@@ -79,6 +82,98 @@ def test_the_process_refuses_a_model_or_data_it_cannot_match(lists: DailyLists) 
     # Data it cannot match is no reason for a new fork (it would read the same database).
     assert lists.pool.run(lambda: here, other_data) is here
     assert ranker.forks == 2
+
+
+def _request(lists: DailyLists, day: date) -> RankRequest:
+    data, model = lists.city_data("chicago"), lists.model_for("chicago")
+    version = lists._versions.built_from("chicago", data)
+    assert version is not None
+    return RankRequest("chicago", day, model.fingerprint, _data_revision(data, day), version.revision)
+
+
+def _ranked_here(lists: DailyLists, day: date) -> list[dict[str, object]]:
+    return list(lists._rank(lists.city_data("chicago"), lists.model_for("chicago"), day))
+
+
+def test_requests_sent_ahead_are_answered_in_the_order_they_were_sent(lists: DailyLists) -> None:
+    """Two requests on the socket at once (the second waits there while the child ranks the first):
+    each caller gets its own answer, whichever reads first."""
+    ranker = lists.pool.rankers[0]  # type: ignore[index]
+    first, second = date(2014, 7, 1), date(2014, 7, 2)
+    with ranker._lock:
+        channel = ranker._running(_request(lists, first))
+        tickets = [channel.send(_request(lists, day).encode()) for day in (first, second)]
+    answers: dict[int, bytes] = {}
+
+    def read(ticket: int) -> None:
+        answers[ticket] = channel.answer(ticket)
+
+    readers = [threading.Thread(target=read, args=(ticket,)) for ticket in reversed(tickets)]
+    for reader in readers:  # the second's reader starts first, and waits for the first's turn
+        reader.start()
+        time.sleep(0.05)
+    for reader in readers:
+        reader.join(timeout=60)
+    for ticket, day in zip(tickets, (first, second), strict=True):
+        rows = RankedRows.decode(answers[ticket][1:])
+        assert list(rows) == _ranked_here(lists, day)
+    assert ranker.forks == 1
+
+
+def test_requests_in_flight_when_the_process_dies_are_ranked_by_the_next_one(lists: DailyLists) -> None:
+    ranker = lists.pool.rankers[0]  # type: ignore[index]
+    ranker.rank(_request(lists, date(2014, 7, 1)))  # forked, the city's data read
+    first = ranker.pid
+    assert first is not None
+    days = (date(2014, 7, 3), date(2014, 7, 4))
+    answers: dict[date, object] = {}
+    callers = [
+        threading.Thread(target=lambda d=day: answers.update({d: ranker.rank(_request(lists, d))}))
+        for day in days
+    ]
+    for caller in callers:
+        caller.start()
+    time.sleep(0.1)  # both sent; the child is ranking the first
+    os.kill(first, signal.SIGKILL)
+    for caller in callers:
+        caller.join(timeout=120)
+    for day in days:
+        assert list(answers[day]) == _ranked_here(lists, day)  # type: ignore[call-overload]
+    assert ranker.forks == 2 and ranker.pid not in (None, first)
+
+
+def test_closing_lets_the_answer_on_its_way_arrive(lists: DailyLists) -> None:
+    ranker = lists.pool.rankers[0]  # type: ignore[index]
+    ranker.rank(_request(lists, date(2014, 7, 1)))
+    pid = ranker.pid
+    assert pid is not None
+    answers: list[object] = []
+    caller = threading.Thread(target=lambda: answers.append(ranker.rank(_request(lists, date(2014, 7, 5)))))
+    caller.start()
+    time.sleep(0.05)
+    ranker.close()  # while the child ranks
+    caller.join(timeout=60)
+    assert list(answers[0]) == _ranked_here(lists, date(2014, 7, 5))  # type: ignore[call-overload]
+    assert ranker.pid is None
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the closed list process kept running")
+
+
+def test_answers_arrive_the_same_through_the_socket_alone(
+    lists: DailyLists, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ranked day normally comes back in a memfd; without one (another OS) through the socket."""
+    monkeypatch.setattr(list_process, "SHARED_MIN_BYTES", 1 << 40)  # read by the child after the fork
+    ranker = lists.pool.rankers[0]  # type: ignore[index]
+    rows = ranker.rank(_request(lists, date(2014, 7, 6)))
+    assert list(rows) == _ranked_here(lists, date(2014, 7, 6))  # type: ignore[arg-type]
 
 
 def _record(lists: DailyLists, inspection_id: str) -> None:

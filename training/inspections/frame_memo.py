@@ -17,7 +17,7 @@ import pandas as pd
 _lock = threading.Lock()  # the lists of several dates may be ranked in threads
 _Derived = TypeVar("_Derived")
 # (frame, purpose) pairs kept at most; an entry also goes when its frame is freed. A city's data
-# version has six (history, index match, roster order, areas, licences, sorted dates), a few
+# version has seven (history, index match, roster order, areas, licences, sorted dates, places), a few
 # versions of a city are alive at once, and a service holds a few cities: fewer would derive them
 # again day after day.
 _FRAMES_KEPT = 32

@@ -22,7 +22,12 @@ from scipy.spatial import cKDTree
 from training.inspections.config import CityConfig
 from training.inspections.config_schema import Key, present
 from training.inspections.features.family import FeatureFamily, located
-from training.inspections.features.radius_index import RadiusIndex, StackedRadiusIndex, count_unindexed
+from training.inspections.features.radius_index import (
+    LocationRows,
+    RadiusIndex,
+    StackedRadiusIndex,
+    count_unindexed,
+)
 from training.inspections.frame_memo import remembered
 from training.inspections.ingest import CityData, EventTable
 from training.points import to_day, to_xyz
@@ -56,10 +61,15 @@ _indexes: dict[tuple[Any, ...], tuple[Any, RadiusIndex, frozenset[str] | None]] 
 _indexes_lock = threading.Lock()  # the lists of several dates may be ranked in threads
 
 
-def _locations(inspections: pd.DataFrame) -> np.ndarray:
-    """Every distinct located place of the inspections: where roster queries stand."""
-    xyz = to_xyz(inspections["latitude"], inspections["longitude"])
-    return np.unique(xyz[~np.isnan(xyz).any(axis=1)], axis=0)
+def _locations(inspections: pd.DataFrame) -> LocationRows:
+    """Every distinct located place of the inspections (where roster queries stand), once per city's
+    data: the indexes over them share it, and so each list's look-up of its places' rows."""
+
+    def distinct() -> LocationRows:
+        xyz = to_xyz(inspections["latitude"], inspections["longitude"])
+        return LocationRows(np.unique(xyz[~np.isnan(xyz).any(axis=1)], axis=0))
+
+    return remembered(inspections, "locations", distinct)
 
 
 def _stored(key: tuple[Any, ...]) -> tuple[Any, RadiusIndex, frozenset[str] | None] | None:
@@ -89,7 +99,7 @@ def _radius_counts(
     """Per radius: points, and flagged points, of `points[window]` within it of each query. Through
     the index where it holds the query's place (plus `unindexed` points in the window, counted
     directly), else from k-d trees over the window."""
-    rows = index.rows_of(query_xyz) if index is not None else np.full(len(query_xyz), -1)  # ~1 ms
+    rows = index.rows_of(query_xyz) if index is not None else np.full(len(query_xyz), -1)
     held = rows >= 0
     indexed = index.count(rows[held], first_day, end_day) if index is not None and held.any() else {}
     extra = np.empty(0, dtype=np.int64)

@@ -29,6 +29,35 @@ def squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return result
 
 
+class LocationRows:
+    """Known locations (n × 3) and each asked location's row among them (exact match), the last
+    answer remembered: a daily list asks the same for every window and event source (~1.7 ms each)."""
+
+    def __init__(self, locations: np.ndarray) -> None:
+        self.locations = locations
+        # Locations as raw bytes, sorted, for an exact vectorised look-up of each query's row.
+        as_bytes = _as_bytes(locations)
+        self._order = np.argsort(as_bytes, kind="stable")
+        self._sorted = as_bytes[self._order]
+        self._last: tuple[bytes, np.ndarray] | None = None  # (asked locations' bytes, their rows)
+
+    def rows_of(self, locations: np.ndarray) -> np.ndarray:
+        """Each location's row, or -1 for one not held (read-only: the answer may be shared)."""
+        if len(self._sorted) == 0:
+            return np.full(len(locations), -1)
+        wanted = _as_bytes(locations)
+        asked = wanted.tobytes()
+        last = self._last  # one read: another thread may replace it meanwhile
+        if last is not None and last[0] == asked:
+            return last[1]
+        position = np.minimum(np.searchsorted(self._sorted, wanted), len(self._sorted) - 1)
+        found = self._sorted[position] == wanted
+        rows: np.ndarray = np.where(found, self._order[position], -1)
+        rows.flags.writeable = False
+        self._last = (asked, rows)
+        return rows
+
+
 class RadiusIndex:
     """For `locations` (n × 3) and dated `points` (m × 3, `days`, an optional `flags` mask): how
     many points, and how many flagged points, lie within each of `radii` of a location in a window
@@ -36,18 +65,17 @@ class RadiusIndex:
 
     def __init__(
         self,
-        locations: np.ndarray,
+        locations: np.ndarray | LocationRows,
         points: np.ndarray,
         days: np.ndarray,
         flags: np.ndarray | None,
         radii: tuple[float, ...],
     ) -> None:
         self.radii = tuple(sorted(set(radii)))
-        self.locations = locations  # kept for an index of more points over the same rows
-        # Locations as raw bytes, sorted, for an exact vectorised look-up of each query's row.
-        as_bytes = _as_bytes(locations)
-        self._location_order = np.argsort(as_bytes, kind="stable")
-        self._sorted_locations = as_bytes[self._location_order]
+        # Kept for an index of more points over the same rows; shared by indexes over one city's
+        # places, which then look a list's places up once for all of them.
+        self.location_rows = locations if isinstance(locations, LocationRows) else LocationRows(locations)
+        locations = self.location_rows.locations
         self._day0 = int(days.min()) if len(days) else 0
         self._span = (int(days.max()) - self._day0 + 1 if len(days) else 1) + 1
         # One sorted key per (location, point) pair within the largest radius: the location's row,
@@ -73,7 +101,7 @@ class RadiusIndex:
 
     def over_more_points(self, points: np.ndarray, days: np.ndarray, flags: np.ndarray | None) -> RadiusIndex:
         """An index of other points over the same locations and radii (rows as in this one)."""
-        return RadiusIndex(self.locations, points, days, flags, self.radii)
+        return RadiusIndex(self.location_rows, points, days, flags, self.radii)
 
     @property
     def nbytes(self) -> int:
@@ -81,15 +109,7 @@ class RadiusIndex:
 
     def rows_of(self, locations: np.ndarray) -> np.ndarray:
         """Each location's row in the index, or -1 for a location it does not hold (exact match)."""
-        if len(self._sorted_locations) == 0:
-            return np.full(len(locations), -1)
-        wanted = _as_bytes(locations)
-        position = np.minimum(
-            np.searchsorted(self._sorted_locations, wanted), len(self._sorted_locations) - 1
-        )
-        found = self._sorted_locations[position] == wanted
-        rows: np.ndarray = np.where(found, self._location_order[position], -1)
-        return rows
+        return self.location_rows.rows_of(locations)
 
     def count(
         self, rows: np.ndarray, first_day: int, end_day: int
