@@ -50,6 +50,9 @@ def test_counts_equal_a_tree_over_the_window_for_any_window() -> None:
             np.testing.assert_array_equal(direct, expected)
             np.testing.assert_array_equal(direct_hits, expected_hits)
     assert (index.rows_of(locations + 1e-9) == -1).all()  # exact places only
+    # The last answer is remembered for the same places asked again, never for others.
+    assert index.rows_of(locations) is index.rows_of(locations.copy())
+    np.testing.assert_array_equal(index.rows_of(locations[::-1]), rows[::-1])
 
 
 @pytest.fixture(scope="module")
