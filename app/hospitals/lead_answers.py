@@ -60,18 +60,18 @@ def _fact(description: str) -> str:
     return description.split(" (")[0]
 
 
-def _value(reason: Reason) -> str:
-    if reason.value is None:
+def _value(feature: str, value: float | None) -> str:
+    if value is None:
         return "not known"
-    if reason.feature in ("area_outcome_log_ratio", "area_outcome_log_ratio_mean"):
-        return f"{math.exp(reason.value):.1f}× the city's"
-    if reason.feature == "area_outcome_trend":
-        return f"{math.exp(reason.value) - 1:+.0%} a year"
-    if reason.feature == "area_outcome_se_ratio":
-        return f"{reason.value:.2f}× the city's rate"
-    if reason.feature == HOUSING_INDEX:
-        return f"{reason.value / 100:.0%}"
-    return _value_layout(reason.feature).format(reason.value)
+    if feature in ("area_outcome_log_ratio", "area_outcome_log_ratio_mean"):
+        return f"{math.exp(value):.1f}× the city's"
+    if feature == "area_outcome_trend":
+        return f"{math.exp(value) - 1:+.0%} a year"
+    if feature == "area_outcome_se_ratio":
+        return f"{value:.2f}× the city's rate"
+    if feature == HOUSING_INDEX:
+        return f"{value / 100:.0%}"
+    return _value_layout(feature).format(value)
 
 
 def _plain_fact(reason: Reason) -> str:
@@ -79,14 +79,20 @@ def _plain_fact(reason: Reason) -> str:
 
 
 def plain_reason(reason: Reason) -> str:
-    """E.g. "raises risk: share of the tract's housing units built before 1940 is 44%"."""
+    """E.g. "raises risk: share of the tract's housing units built before 1940 is 44% (training
+    average 30%)": a reason raises or lowers the risk against the model's average child, so the
+    average is said where the model has it (else a value below a clinician's idea of "typical" reads
+    as a contradiction of "raises")."""
     direction = "raises risk" if reason.contribution > 0 else "lowers risk"
     if reason.feature == HOME_AREA:  # the area's real rate and census features, one reason
         if reason.value is None:
             return f"{direction}: {HOME_AREA_DESCRIPTION}"
         recent = f"over recent published years ({math.exp(reason.value):.1f}× the city's)"
         return f"{direction}: the home area's real lead-poisoning rate {recent} and census profile"
-    return f"{direction}: {_plain_fact(reason)} is {_value(reason)}"
+    said = f"{direction}: {_plain_fact(reason)} is {_value(reason.feature, reason.value)}"
+    if reason.value is None or reason.average is None:
+        return said
+    return f"{said} (training average {_value(reason.feature, reason.average)})"
 
 
 def driver(result: LeadResult) -> str | None:

@@ -17,6 +17,7 @@ import threading
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -75,6 +76,9 @@ class Reason:
     value: float | None
     contribution: float  # log-odds, relative to the training mean
     description: str
+    # The model's training mean of this input (linear models), against which the contribution's
+    # sign reads: "lowers risk: ... is 34%" surprises unless the reader sees the average is 41%.
+    average: float | None = None
 
 
 @dataclass(frozen=True)
@@ -103,8 +107,11 @@ class ReasonLayout:
         descriptions: tuple[str, ...],
         row: tuple[float, ...],
         contributions: list[float],
+        averages: tuple[float | None, ...] = (),
+        signs: tuple[float, ...] = (),
     ) -> list[Reason]:
-        """The TOP_REASONS largest contributions, the home area's counted as one."""
+        """The TOP_REASONS largest contributions, the home area's counted as one; `averages` and
+        `signs`: each feature's training mean and its coefficient's sign, when the model has them."""
         ranked = [contributions[j] for j in self.others]
         if self.home_area:
             ranked.append(math.fsum(contributions[j] for j in self.home_area))
@@ -117,10 +124,24 @@ class ReasonLayout:
                 )
                 continue
             j = self.others[k]
-            reasons.append(
-                Reason(names[j], None if math.isnan(row[j]) else row[j], contributions[j], descriptions[j])
-            )
+            known = None if math.isnan(row[j]) else row[j]
+            average = averages[j] if averages else None
+            # Said only where it tells the contribution's direction: a feature whose missing-value
+            # indicator weighs (a share of earlier tests that were elevated) can raise the risk
+            # below its average, and "raises risk: ... is 0% (training average 1%)" would read wrong.
+            if known is None or average is None or contributions[j] * (known - average) * signs[j] <= 0:
+                average = None
+            reasons.append(Reason(names[j], known, contributions[j], descriptions[j], average))
         return reasons
+
+
+class _ModelOrder(NamedTuple):
+    """What `LeadService` works out once per model (`_order`)."""
+
+    order: tuple[int, ...]
+    reasons: ReasonLayout
+    averages: tuple[float | None, ...]  # each feature's training mean (linear models)
+    signs: tuple[float, ...]  # and its coefficient's sign
 
 
 @dataclass(frozen=True)
@@ -333,7 +354,7 @@ class LeadService:
         self.data_dir = Path(data_dir)
         self.model_name = model_name
         self.known_homes = known_homes
-        self._orders: dict[str, tuple[tuple[int, ...], ReasonLayout]] = {}
+        self._orders: dict[str, _ModelOrder] = {}
         # The request path's lookups, worked out once per snapshot and per model (both immutable).
         self._chosen: tuple[Snapshot | None, LoadedModel | None] = (None, None)
         self._ready: dict[str, LeadEngine] = {}
@@ -398,9 +419,10 @@ class LeadService:
         except ModelUnavailable:
             return
 
-    def _order(self, model: LoadedModel) -> tuple[tuple[int, ...], ReasonLayout]:
+    def _order(self, model: LoadedModel) -> _ModelOrder:
         """Where each of the model's features is in the engine's FEATURES (-1: not one of them, so
-        unknown), and how its contributions become reasons, worked out once per model."""
+        unknown), how its contributions become reasons and each feature's training mean (linear
+        models), worked out once per model."""
         key = model.fingerprint
         found = self._orders.get(key)
         if found is None:
@@ -408,7 +430,15 @@ class LeadService:
                 raise ModelUnavailable(f"model {model.name!r} has categorical features; not a lead model")
             names = model.layout.names
             order = tuple(FEATURES.index(name) if name in FEATURES else -1 for name in names)
-            found = (order, ReasonLayout.of(names))
+            averages: tuple[float | None, ...] = ()
+            signs: tuple[float, ...] = ()
+            if isinstance(model.scorer, CompiledLinear):
+                numeric = model.layout.numeric
+                mean = dict(zip(numeric, model.scorer.mean.tolist(), strict=True))
+                sign = dict(zip(numeric, np.sign(model.scorer.coef).tolist(), strict=True))
+                averages = tuple(mean.get(name) for name in names)
+                signs = tuple(sign.get(name, 0.0) for name in names)
+            found = _ModelOrder(order, ReasonLayout.of(names), averages, signs)
             self._orders = self._orders | {key: found}
         return found
 
@@ -416,7 +446,7 @@ class LeadService:
         self, engine: LeadEngine, model: LoadedModel, birth: date, as_of: date, home: Home
     ) -> LeadResult:
         """Score one child; raises OutsideArea (the caller checks eligibility by age first)."""
-        order, reason_layout = self._order(model)
+        order, reason_layout, averages, signs = self._order(model)
         vector = engine.feature_vector(birth, as_of, home)
         year, rate = vector[AREA_YEAR], vector[AREA_RATE]
         area_rate = None if math.isnan(rate) else (int(year), rate)
@@ -442,5 +472,5 @@ class LeadService:
         # The model's own compiled scorer, in plain Python for one row (exact contributions).
         scored = scorer.score_rows(RecordRows(numeric=[row], categorical=()))
         score, contributions = scored.scores[0], scored.contributions[0]
-        reasons = reason_layout.reasons(layout.names, model.descriptions, row, contributions)
+        reasons = reason_layout.reasons(layout.names, model.descriptions, row, contributions, averages, signs)
         return LeadResult(score, model.tiers.label_one(score), reasons, model, area_rate)

@@ -29,6 +29,19 @@ def test_reasons_in_plain_words(
     assert plain_reason(Reason(feature, value, contribution, description)) == expected  # cached the same
 
 
+def test_a_reason_names_the_training_average_when_it_has_one() -> None:
+    description = "share built before 1940 (ACS 2014, table B25034)"
+    reason = Reason("tract_pct_pre1940", 0.3, -0.2, description, average=0.449)
+    assert plain_reason(reason) == "lowers risk: share built before 1940 is 30% (training average 45%)"
+    index = Reason("tract_housing_risk_index", 34.2, -0.1, "housing index (WA DOH)", average=41.2)
+    assert plain_reason(index) == (
+        "lowers risk: share of the tract's homes estimated to have lead paint hazards (by their age) "
+        "is 34% (training average 41%)"
+    )
+    unknown = Reason("tract_pct_pre1940", None, 0.1, description, average=0.449)
+    assert plain_reason(unknown) == "raises risk: share built before 1940 is not known"
+
+
 def _result(features: list[tuple[str, float]], area_rate: tuple[int, float] | None):  # noqa: ANN202
     from types import SimpleNamespace
 

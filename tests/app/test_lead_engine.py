@@ -12,6 +12,7 @@ from app_helpers import MODELS_DIR, REPO_ROOT
 from app.hospitals.errors import OutsideArea
 from app.hospitals.lead_risk import HOME_AREA, Home, LeadEngine, LeadService, ReasonLayout
 from app.platform.registry import LoadedModel, ModelRegistry
+from app.scoring.linear import CompiledLinear
 from app.scoring.types import RecordRows
 from training.lead.data import LeadData, load_lead_data
 from training.lead.features import FEATURES, HISTORY_FEATURES, build_features
@@ -164,6 +165,39 @@ def test_reasons_are_the_largest_of_contributions_that_add_up(
     if HOME_AREA in ranked:  # shown with the area's recent real rate (log ratio to the city's)
         area_reason = result.reasons[ranked.index(HOME_AREA)]
         assert area_reason.value == vector["area_outcome_log_ratio_mean"]
+
+
+def test_reasons_name_the_training_average_where_it_tells_their_direction(
+    service: LeadService, engine: LeadEngine, model: LoadedModel, homes: pd.DataFrame
+) -> None:
+    """A reason raises or lowers the risk against the model's average child: its training mean is
+    given with it, for a linear model, and only where the value's side of it is the reason's direction
+    (a missing-value indicator that weighs can move the break-even point off the mean)."""
+    scorer = model.scorer
+    assert isinstance(scorer, CompiledLinear)
+    numeric = list(model.layout.numeric)
+    shown = 0
+    for row in homes.head(40).itertuples():
+        home = Home(latitude=row.latitude, longitude=row.longitude)
+        result = service.score(engine, model, row.birth_date.date(), row.as_of.date(), home)
+        for reason in result.reasons:
+            if reason.average is None:
+                continue
+            shown += 1
+            position = numeric.index(reason.feature)
+            assert reason.average == scorer.mean[position]
+            assert reason.value is not None
+            moved = (reason.value - reason.average) * np.sign(scorer.coef[position])
+            assert moved * reason.contribution > 0
+    assert shown > 0
+    # Given by hand: the average only when the value's side of it agrees with the contribution.
+    names = ("tract_pct_pre1940", "prior_elevated_share_block")
+    layout = ReasonLayout.of(names)
+    reasons = layout.reasons(names, names, (0.5, 0.0), [0.4, 0.2], (0.45, 0.02), (1.0, 1.0))
+    assert [(r.feature, r.average) for r in reasons] == [
+        ("tract_pct_pre1940", 0.45),
+        ("prior_elevated_share_block", None),  # raises the risk below its average: not said
+    ]
 
 
 def test_without_real_area_history_every_feature_is_its_own_reason() -> None:
