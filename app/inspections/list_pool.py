@@ -22,7 +22,8 @@ PIPELINE_DEPTH = 2  # requests in flight per list process: the one it ranks and 
 class ListPool:
     """At most `concurrency` computations at once; a caller waits at most `max_wait_seconds` for a
     slot, then gets `ListsBusy` (503 with Retry-After). With list processes, each also holds one
-    request sent ahead of the one it ranks: a slot then means a place in a process's queue."""
+    request sent ahead of the one it ranks: a slot then means a place in a process's queue (a
+    computation in the calling thread, rare then, takes one too)."""
 
     def __init__(
         self, concurrency: int, max_wait_seconds: float, rankers: list[RankerProcess] | None = None

@@ -95,7 +95,11 @@ RankInChild = Callable[[RankRequest], RankedRows | Stale]
 class _Channel:
     """One forked child and the server's end of its socket. Requests go out in order (`send`, under
     the ranker's lock) and answers come back in that order: the caller of the n-th request reads
-    the n-th answer (`answer`), after the callers before it have read theirs."""
+    the n-th answer (`answer`), after the callers before it have read theirs.
+
+    The socket is closed only while no one reads it (`_end_if_due`): a socket closed while another
+    thread reads it could hand that thread's next read to a descriptor opened meanwhile under the
+    same number (the next child's socket)."""
 
     def __init__(self, process: BaseProcess, connection: Connection) -> None:
         self.process = process
@@ -104,8 +108,9 @@ class _Channel:
         self._turn = threading.Condition()
         self._sent = 0  # requests sent so far: the next one's ticket
         self._read = 0  # answers read so far: the ticket whose turn it is
+        self._reading = False  # a caller is reading its answer now
         self._broken = False  # the child ended (or its socket failed): no more answers
-        self._retired = False  # closed by the ranker: ended once every sent request is answered
+        self._retired = False  # no more requests: ended once every sent request is answered
         self._closed = False
 
     def send(self, payload: bytes) -> int:
@@ -123,38 +128,44 @@ class _Channel:
                 self._turn.wait()
             if self._broken:
                 raise EOFError("the list process ended")
+            self._reading = True
         try:
             payload = _received(self.connection)
         except (EOFError, OSError):
             with self._turn:
-                self._broken = True
+                self._reading, self._broken = False, True
                 self._turn.notify_all()
+            self._end_if_due()
             raise
         with self._turn:
+            self._reading = False
             self._read += 1
             self._turn.notify_all()
-            done = self._retired and self._read == self._sent
-        if done:
-            self.close()
+        self._end_if_due()
         return payload
 
     def retire(self) -> None:
-        """No more requests: ended now, or by the reader of the last answer still on its way (a
-        socket closed while another thread reads it could hand that thread's next read to a
-        descriptor opened meanwhile under the same number)."""
+        """No more requests: ended now, or by the reader of the last answer still on its way."""
         with self._turn:
             self._retired = True
-            idle = self._read == self._sent or self._broken
-        if idle:
-            self.close()
+        self._end_if_due()
 
-    def close(self) -> None:
+    def fail(self) -> None:
+        """The child or its socket failed: callers still waiting for their turn get EOFError."""
         with self._turn:
-            if self._closed:
-                return
-            self._closed = True
             self._broken = True
             self._turn.notify_all()
+        self._end_if_due()
+
+    def _end_if_due(self) -> None:
+        with self._turn:
+            answered = self._retired and self._read == self._sent
+            due = not self._closed and not self._reading and (self._broken or answered)
+            if due:
+                self._closed = self._broken = True
+                self._turn.notify_all()
+        if not due:
+            return
         self.connection.close()  # the child reads end-of-file and exits (once no copy is open)
         # A process forked from the child's parent (a server's worker) cannot wait for the child,
         # and need not: closing its copy of the socket was its part.
@@ -248,7 +259,7 @@ class RankerProcess:
         with self._lock:
             if self._channel is channel:
                 self._channel = None
-        channel.close()
+        channel.fail()
 
     def _running(self, request: RankRequest) -> _Channel:
         channel = self._channel
@@ -301,7 +312,10 @@ def _received(connection: Connection) -> bytes:
     payload = connection.recv_bytes()
     if payload != _SHARED:
         return payload
-    descriptor = reduction.recv_handle(connection)
+    try:
+        descriptor = reduction.recv_handle(connection)
+    except RuntimeError as error:  # not the one descriptor the child sends: a broken exchange
+        raise EOFError(f"the list process sent no answer ({error})") from error
     with open(descriptor, "rb", buffering=0) as file:  # closes the descriptor: the memory is freed
         file.seek(0)
         return file.read()
