@@ -17,7 +17,6 @@ import threading
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -85,21 +84,26 @@ class Reason:
 class ReasonLayout:
     """How a model's contributions become reasons, worked out once per model: `home_area`, the
     positions added into one home-area reason (empty: every feature is its own reason), `others` the
-    rest, and `home_area_value` the position whose value the home-area reason shows (-1: none)."""
+    rest, `home_area_value` the position whose value the home-area reason shows (-1: none), and, when
+    the model has them (linear models), each feature's training mean and its coefficient's sign."""
 
     home_area: tuple[int, ...]
     others: tuple[int, ...]
     home_area_value: int
+    averages: tuple[float | None, ...] = ()
+    signs: tuple[float, ...] = ()
 
     @classmethod
-    def of(cls, names: tuple[str, ...]) -> ReasonLayout:
+    def of(
+        cls, names: tuple[str, ...], averages: tuple[float | None, ...] = (), signs: tuple[float, ...] = ()
+    ) -> ReasonLayout:
         every = tuple(range(len(names)))
         if not any(name in AREA_OUTCOME_FEATURES for name in names):
-            return cls((), every, -1)
+            return cls((), every, -1, averages, signs)
         area_level = {*AREA_FEATURES, *AREA_OUTCOME_FEATURES}
         home_area = tuple(j for j in every if names[j] in area_level)
         value = names.index(HOME_AREA_VALUE) if HOME_AREA_VALUE in names else -1
-        return cls(home_area, tuple(j for j in every if j not in home_area), value)
+        return cls(home_area, tuple(j for j in every if j not in home_area), value, averages, signs)
 
     def reasons(
         self,
@@ -107,11 +111,8 @@ class ReasonLayout:
         descriptions: tuple[str, ...],
         row: tuple[float, ...],
         contributions: list[float],
-        averages: tuple[float | None, ...] = (),
-        signs: tuple[float, ...] = (),
     ) -> list[Reason]:
-        """The TOP_REASONS largest contributions, the home area's counted as one; `averages` and
-        `signs`: each feature's training mean and its coefficient's sign, when the model has them."""
+        """The TOP_REASONS largest contributions, the home area's counted as one."""
         ranked = [contributions[j] for j in self.others]
         if self.home_area:
             ranked.append(math.fsum(contributions[j] for j in self.home_area))
@@ -125,23 +126,14 @@ class ReasonLayout:
                 continue
             j = self.others[k]
             known = None if math.isnan(row[j]) else row[j]
-            average = averages[j] if averages else None
+            average = self.averages[j] if self.averages else None
             # Said only where it tells the contribution's direction: a feature whose missing-value
             # indicator weighs (a share of earlier tests that were elevated) can raise the risk
             # below its average, and "raises risk: ... is 0% (training average 1%)" would read wrong.
-            if known is None or average is None or contributions[j] * (known - average) * signs[j] <= 0:
+            if known is None or average is None or contributions[j] * (known - average) * self.signs[j] <= 0:
                 average = None
             reasons.append(Reason(names[j], known, contributions[j], descriptions[j], average))
         return reasons
-
-
-class _ModelOrder(NamedTuple):
-    """What `LeadService` works out once per model (`_order`)."""
-
-    order: tuple[int, ...]
-    reasons: ReasonLayout
-    averages: tuple[float | None, ...]  # each feature's training mean (linear models)
-    signs: tuple[float, ...]  # and its coefficient's sign
 
 
 @dataclass(frozen=True)
@@ -354,7 +346,7 @@ class LeadService:
         self.data_dir = Path(data_dir)
         self.model_name = model_name
         self.known_homes = known_homes
-        self._orders: dict[str, _ModelOrder] = {}
+        self._orders: dict[str, tuple[tuple[int, ...], ReasonLayout]] = {}
         # The request path's lookups, worked out once per snapshot and per model (both immutable).
         self._chosen: tuple[Snapshot | None, LoadedModel | None] = (None, None)
         self._ready: dict[str, LeadEngine] = {}
@@ -419,7 +411,7 @@ class LeadService:
         except ModelUnavailable:
             return
 
-    def _order(self, model: LoadedModel) -> _ModelOrder:
+    def _order(self, model: LoadedModel) -> tuple[tuple[int, ...], ReasonLayout]:
         """Where each of the model's features is in the engine's FEATURES (-1: not one of them, so
         unknown), how its contributions become reasons and each feature's training mean (linear
         models), worked out once per model."""
@@ -438,7 +430,7 @@ class LeadService:
                 sign = dict(zip(numeric, np.sign(model.scorer.coef).tolist(), strict=True))
                 averages = tuple(mean.get(name) for name in names)
                 signs = tuple(sign.get(name, 0.0) for name in names)
-            found = _ModelOrder(order, ReasonLayout.of(names), averages, signs)
+            found = (order, ReasonLayout.of(names, averages, signs))
             self._orders = self._orders | {key: found}
         return found
 
@@ -446,7 +438,7 @@ class LeadService:
         self, engine: LeadEngine, model: LoadedModel, birth: date, as_of: date, home: Home
     ) -> LeadResult:
         """Score one child; raises OutsideArea (the caller checks eligibility by age first)."""
-        order, reason_layout, averages, signs = self._order(model)
+        order, reason_layout = self._order(model)
         vector = engine.feature_vector(birth, as_of, home)
         year, rate = vector[AREA_YEAR], vector[AREA_RATE]
         area_rate = None if math.isnan(rate) else (int(year), rate)
@@ -472,5 +464,5 @@ class LeadService:
         # The model's own compiled scorer, in plain Python for one row (exact contributions).
         scored = scorer.score_rows(RecordRows(numeric=[row], categorical=()))
         score, contributions = scored.scores[0], scored.contributions[0]
-        reasons = reason_layout.reasons(layout.names, model.descriptions, row, contributions, averages, signs)
+        reasons = reason_layout.reasons(layout.names, model.descriptions, row, contributions)
         return LeadResult(score, model.tiers.label_one(score), reasons, model, area_rate)

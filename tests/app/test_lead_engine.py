@@ -192,8 +192,8 @@ def test_reasons_name_the_training_average_where_it_tells_their_direction(
     assert shown > 0
     # Given by hand: the average only when the value's side of it agrees with the contribution.
     names = ("tract_pct_pre1940", "prior_elevated_share_block")
-    layout = ReasonLayout.of(names)
-    reasons = layout.reasons(names, names, (0.5, 0.0), [0.4, 0.2], (0.45, 0.02), (1.0, 1.0))
+    layout = ReasonLayout.of(names, (0.45, 0.02), (1.0, 1.0))
+    reasons = layout.reasons(names, names, (0.5, 0.0), [0.4, 0.2])
     assert [(r.feature, r.average) for r in reasons] == [
         ("tract_pct_pre1940", 0.45),
         ("prior_elevated_share_block", None),  # raises the risk below its average: not said
