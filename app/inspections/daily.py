@@ -14,17 +14,19 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import operator
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import partial
 from itertools import islice
 from typing import Any
 
-import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
 
 from app.inspections.areas import resolve as resolve_areas
 from app.inspections.cities import CityStore
@@ -35,7 +37,7 @@ from app.inspections.errors import ListNotFound
 from app.inspections.list_pool import ListPool
 from app.inspections.list_process import RankerProcess, RankRequest, Stale
 from app.inspections.precompute import ListsAhead
-from app.inspections.ranked_rows import REASONS, RankedRows
+from app.inspections.ranked_rows import REASONS, RankedRows, json_column
 from app.inspections.reasons import score_inspections, worded_reasons
 from app.inspections.single_flight import SingleFlight
 from app.platform.errors import InvalidRequest, ModelUnavailable, Problem, ServiceError
@@ -309,15 +311,15 @@ class DailyLists:
         order = keys.sort_values(
             ["score", "last", "id"], ascending=[False, True, True], kind="stable"
         ).index.to_numpy()
-        columns: dict[str, np.ndarray | None] = {
-            str(name): _json_ready(establishments[name]) for name in establishments.columns
+        columns: dict[str, pa.Array | None] = {
+            str(name): json_column(establishments[name]) for name in establishments.columns
         }
-        columns["score"] = _json_ready(pd.Series(scored.scores))
-        columns["tier"] = np.array(scored.tiers, dtype=object)
+        columns["score"] = json_column(scored.scores)
+        columns["tier"] = pa.array(scored.tiers, type=pa.string())
         columns[REASONS] = None  # the rows' reasons are `scored.reasons`
         areas = self._areas(data, establishments["latitude"], establishments["longitude"])
-        columns["community_area"] = np.array(areas, dtype=object)
-        in_order = tuple(None if values is None else values[order] for values in columns.values())
+        columns["community_area"] = pa.array(areas, type=pa.string())
+        in_order = tuple(None if values is None else values.take(order) for values in columns.values())
         return RankedRows(tuple(columns), in_order, scored.reasons.take(order))
 
     def _areas(self, data: CityData, latitude: pd.Series, longitude: pd.Series) -> list[str | None]:
@@ -361,8 +363,8 @@ class DailyLists:
         )
 
     def _issue_from(self, ranked: RankedDay, query: DailyQuery) -> IssuedList:
-        # Stops at `limit`: rows from a list process are decoded only as far as the list reads.
-        matching = islice((row for row in ranked.rows if _matches(row, query)), query.limit)
+        # Filters read the day's columns; rows are built for the `limit` that match only.
+        matching = (ranked.rows[position] for position in islice(_matching(ranked.rows, query), query.limit))
         layout = ranked.model.layout  # reasons are put in words for the rows issued only
         rows = [
             {"rank": rank, **row, "reasons": worded_reasons(row, layout)}
@@ -482,24 +484,24 @@ def _data_revision(data: CityData, list_date: date) -> tuple[int, str]:
     return data.inspections_before(pd.Timestamp(list_date)), first.isoformat()
 
 
-def _matches(row: dict[str, Any], query: DailyQuery) -> bool:
-    if TIER_ORDER[row["tier"]] < TIER_ORDER[query.min_tier]:
-        return False
-    if query.facility_type and row["facility_type"] != query.facility_type:
-        return False
-    if query.zip and str(row["zip"] or "") != query.zip:
-        return False
-    if any(row.get(f"area_{name}") != value for name, value in query.areas):
-        return False
-    return not (query.community_area and row["community_area"] != query.community_area)
-
-
-def _json_ready(values: pd.Series) -> np.ndarray:
-    """A column's values as JSON-ready objects: dates as ISO text, missing values as None, numbers as
-    Python numbers."""
-    if pd.api.types.is_datetime64_any_dtype(values):
-        days = values.to_numpy(dtype="datetime64[D]")
-        text = np.datetime_as_string(days).astype(object)
-        text[np.isnat(days)] = None
-        return np.asarray(text)
-    return np.asarray(values.to_numpy(dtype=object, na_value=None))
+def _matching(rows: RankedRows, query: DailyQuery) -> Iterator[int]:
+    """Positions of the rows that pass the query's filters, in rank order."""
+    if not len(rows):
+        return iter(())
+    minimum = TIER_ORDER[query.min_tier]
+    tests: list[tuple[list[Any], Callable[[Any], bool]]] = [
+        (rows.column("tier"), lambda tier: TIER_ORDER[tier] >= minimum)
+    ]
+    equal = [(f"area_{name}", value) for name, value in query.areas]  # (column, the value it must hold)
+    if query.facility_type:
+        equal.append(("facility_type", query.facility_type))
+    if query.community_area:
+        equal.append(("community_area", query.community_area))
+    for column, value in equal:
+        if column not in rows.names:  # a filter on a field the city's rows lack: nothing matches
+            return iter(())
+        tests.append((rows.column(column), partial(operator.eq, value)))
+    if query.zip:
+        zip_code = query.zip
+        tests.append((rows.column("zip"), lambda code: str(code or "") == zip_code))
+    return (i for i in range(len(rows)) if all(test(values[i]) for values, test in tests))

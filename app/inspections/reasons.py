@@ -25,6 +25,7 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from app.inspections.ranked_rows import PendingReasons
 from app.platform.registry import LoadedModel
@@ -138,7 +139,7 @@ def score_inspections(
         groups=order,
         totals=chosen,
         packed=packed,
-        categories=tuple(np.array(values, dtype=object) for values in batch.categorical),
+        categories=tuple(pa.array(values, type=pa.string()) for values in batch.categorical),
         words=tuple(Words.from_names(severity_names).as_list()),
     )
     tiers = model.tiers.label(scored.scores)

@@ -55,6 +55,17 @@ def test_counts_equal_a_tree_over_the_window_for_any_window() -> None:
     np.testing.assert_array_equal(index.rows_of(locations[::-1]), rows[::-1])
 
 
+def test_distinct_places_through_their_rows_or_without() -> None:
+    rng = np.random.default_rng(3)
+    locations = rng.uniform(0, 10, size=(40, 3))
+    index = RadiusIndex(locations, locations[:5], np.arange(5), None, (1.0,))
+    asked = locations[rng.integers(0, 40, size=200)]  # places asked several times each
+    for queries in (asked, np.vstack([asked, locations[:2] + 0.5])):  # all held; one not
+        places, position = index.location_rows.distinct(queries)
+        np.testing.assert_array_equal(places[position], queries)
+        assert len(places) == len(np.unique(queries, axis=0))
+
+
 @pytest.fixture(scope="module")
 def chicago() -> CityData:
     return load_city(load_city_config(CHICAGO))

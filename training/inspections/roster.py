@@ -41,8 +41,15 @@ class OutcomeOrder:
 
     dates: np.ndarray  # datetime64, ascending
     positions: np.ndarray  # each row's position in the inspections frame
-    establishment_ids: np.ndarray  # object (str)
-    codes: np.ndarray  # the establishment as an integer code
+    codes: np.ndarray  # the row's establishment as an integer code
+    establishments: pd.Index  # each code's establishment id
+    id_ranks: np.ndarray  # per code: its establishment id's place in sorted order
+    next_same: np.ndarray  # per row: the next row of the same establishment (len(dates) if none)
+
+    def latest_before(self, end: int) -> np.ndarray:
+        """Each establishment's latest row among rows [0, end), ascending: the rows whose next row
+        of the same establishment comes at `end` or later (one comparison a row, no sort a date)."""
+        return np.flatnonzero(self.next_same[:end] >= end)
 
 
 def _outcome_order(inspections: pd.DataFrame) -> OutcomeOrder:
@@ -56,12 +63,50 @@ def _outcome_order(inspections: pd.DataFrame) -> OutcomeOrder:
     keys = inspections.loc[keep, ["date", "inspection_id", "establishment_id"]].reset_index(drop=True)
     keys["position"] = np.flatnonzero(keep)
     keys = keys.sort_values(["date", "inspection_id"], kind="stable")
-    ids = keys["establishment_id"].to_numpy(dtype=object)
+    codes, establishments = pd.factorize(keys["establishment_id"].to_numpy(dtype=object))
+    # Python's order of the ids, which is the code-point order the roster was sorted in before.
+    id_ranks = np.empty(len(establishments), dtype=np.int64)
+    id_ranks[np.argsort(np.asarray(establishments, dtype=object), kind="stable")] = np.arange(
+        len(establishments)
+    )
+    next_same = np.full(len(codes), len(codes), dtype=np.int64)
+    by_establishment = np.argsort(codes, kind="stable")  # each establishment's rows, in order
+    same = codes[by_establishment[1:]] == codes[by_establishment[:-1]]
+    next_same[by_establishment[:-1][same]] = by_establishment[1:][same]
     return OutcomeOrder(
         dates=keys["date"].to_numpy(),
         positions=keys["position"].to_numpy(dtype=np.int64),
-        establishment_ids=ids,
-        codes=pd.factorize(ids)[0],
+        codes=codes,
+        establishments=pd.Index(establishments, dtype=object),
+        id_ranks=id_ranks,
+        next_same=next_same,
+    )
+
+
+@dataclass(frozen=True)
+class LicenceTerms:
+    """A city's licence terms as arrays, each naming its establishment by `OutcomeOrder`'s code."""
+
+    licences: pd.DataFrame  # the frame they were read from
+    starts: np.ndarray  # datetime64
+    ends: np.ndarray  # datetime64 (NaT: no end known, never active, as before)
+    codes: np.ndarray  # -1: an establishment with no inspection outcome
+
+    def licensed_on(self, date: pd.Timestamp, establishments: int) -> np.ndarray:
+        """Per establishment code: whether one of its licences' terms holds `date`."""
+        day = date.to_datetime64()
+        active = (self.starts <= day) & (self.ends >= day) & (self.codes >= 0)
+        licensed = np.zeros(establishments, dtype=bool)
+        licensed[self.codes[active]] = True
+        return licensed
+
+
+def _licence_terms(licences: pd.DataFrame, order: OutcomeOrder) -> LicenceTerms:
+    return LicenceTerms(
+        licences=licences,
+        starts=licences["term_start"].to_numpy(dtype="datetime64[ns]"),
+        ends=licences["term_end"].to_numpy(dtype="datetime64[ns]"),
+        codes=order.establishments.get_indexer(licences["establishment_id"].to_numpy(dtype=object)),
     )
 
 
@@ -76,33 +121,29 @@ def establishments_in_scope(data: CityData, date: pd.Timestamp) -> pd.DataFrame:
     order = remembered(inspections, "roster order", lambda: _outcome_order(inspections))
     # The outcomes dated before `date` are a prefix of that order; each establishment's latest is
     # its last row in the prefix.
-    before = int(np.searchsorted(order.dates, date.to_datetime64(), side="left"))
-    _, first_from_end = np.unique(order.codes[:before][::-1], return_index=True)
-    latest = np.sort(before - 1 - first_from_end)
+    latest = order.latest_before(int(np.searchsorted(order.dates, date.to_datetime64(), side="left")))
     oldest = (date - pd.Timedelta(days=config.roster_inspected_within_days)).to_datetime64()
     latest = latest[order.dates[latest] >= oldest]
-    latest_keys = pd.DataFrame(
-        {"establishment_id": order.establishment_ids[latest], "position": order.positions[latest]}
-    )
-    if config.roster_require_active_license and data.licenses is not None:
-        terms = data.licenses
-        active = terms[(terms["term_start"] <= date) & (terms["term_end"] >= date)]
-        # A set of plain strings: pandas' isin on Arrow-backed strings took 40 ms a list.
-        licensed = set(active["establishment_id"].tolist())
-        latest_keys = latest_keys[[each in licensed for each in latest_keys["establishment_id"].tolist()]]
+    licences = data.licenses
+    if config.roster_require_active_license and licences is not None:
+        terms = remembered(inspections, "licence terms", lambda: _licence_terms(licences, order))
+        if terms.licences is not licences:  # another frame of licences beside these inspections
+            terms = _licence_terms(licences, order)
+        latest = latest[terms.licensed_on(date, len(order.establishments))[order.codes[latest]]]
+    latest = latest[np.argsort(order.id_ranks[order.codes[latest]])]  # by establishment id
     areas = [f"area_{name}" for name in config.area_filters if f"area_{name}" in inspections.columns]
     present_columns = [
         column for column in (*ROSTER_COLUMNS, *areas, "date", "result") if column in inspections.columns
     ]
     roster = inspections.iloc[
-        latest_keys["position"].to_numpy(), [inspections.columns.get_loc(c) for c in present_columns]
-    ]
+        order.positions[latest], [inspections.columns.get_loc(c) for c in present_columns]
+    ].reset_index(drop=True)
     roster = roster.rename(columns={"date": "last_inspection_date", "result": "last_result"})
     for column in ROSTER_COLUMNS:
         if column not in roster.columns:
             roster[column] = pd.NA
     columns = [*ROSTER_COLUMNS, *areas]  # a city's [areas] columns: its daily-list filters
-    return roster[columns].sort_values("establishment_id", kind="stable").reset_index(drop=True)
+    return roster[columns]
 
 
 def build_roster(data: CityData, date: pd.Timestamp) -> Roster:

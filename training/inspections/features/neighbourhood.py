@@ -255,9 +255,8 @@ def nearby_outcome_features(
         # A roster's establishments share places (a mall, a food court): each place asked once, the
         # same answer for every establishment there (a query's neighbours do not depend on the others).
         places, same_place = xyz[rows], np.arange(len(rows))
-        if roster:
-            places, inverse = np.unique(xyz[rows], axis=0, return_inverse=True)
-            same_place = inverse.reshape(-1)
+        if roster and radius_index is not None:
+            places, same_place = radius_index.location_rows.distinct(places)
         for window_days, k in nearest:
             window = _window(history["day"], query_day, window_days)
             prefix = f"nearest{k}_{window_days}d"
