@@ -24,6 +24,7 @@ from functools import partial
 from itertools import islice
 from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
@@ -301,16 +302,10 @@ class DailyLists:
         )
         scored = score_inspections(model, batch, data.config.severity_names)
         establishments = roster.establishments.reset_index(drop=True)
-        keys = pd.DataFrame(
-            {
-                "score": scored.scores,
-                "last": establishments["last_inspection_date"],
-                "id": establishments["establishment_id"],
-            }
-        )
-        order = keys.sort_values(
-            ["score", "last", "id"], ascending=[False, True, True], kind="stable"
-        ).index.to_numpy()
+        # TIE_RULE: score, then the longest since the last inspection, then establishment id. The
+        # roster comes sorted by establishment id, so a stable sort on the first two keys is it.
+        last = establishments["last_inspection_date"].to_numpy(dtype="datetime64[ns]")
+        order = np.lexsort((last, -scored.scores))
         columns: dict[str, pa.Array | None] = {
             str(name): json_column(establishments[name]) for name in establishments.columns
         }

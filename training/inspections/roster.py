@@ -111,7 +111,8 @@ def _licence_terms(licences: pd.DataFrame, order: OutcomeOrder) -> LicenceTerms:
 
 
 def establishments_in_scope(data: CityData, date: pd.Timestamp) -> pd.DataFrame:
-    """Establishments inspected within the config's window before `date` (and licensed on it, if asked).
+    """Establishments inspected within the config's window before `date` (and licensed on it, if
+    asked), one row each, sorted by establishment id (a daily list's last tie-break relies on it).
 
     Descriptive fields come from each establishment's latest inspection before `date`, so the roster
     for a past date is the one that could have been drawn up that morning.
