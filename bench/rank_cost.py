@@ -9,6 +9,8 @@ process CPU time of `DailyLists._rank` plus reading the first 100 rows (the defa
 built when read, so a ranked day alone would flatter) for each of --dates consecutive new dates
 after one warm-up date (the city's data loaded, the collector's view frozen as the server's is,
 start-up's background work done), median and minimum. RANK_COST_EACH=1 prints each date's figure on stderr.
+Also the CPU to encode a ranked day as a list process sends it and to decode it as the server reads it
+(outside the figure above).
 --parts also times two parts of it (process CPU, totals over the measured dates divided by their
 number): the k-nearest queries (every `cKDTree` the neighbourhood features build, and its k-nearest
 queries; a tree built for the radius counts of places the index lacks is counted with them) and the
@@ -56,7 +58,7 @@ def main() -> None:
         lists._rank(data, model, FIRST_DATE)  # warm-up: anything built once per city's data
         gc.freeze()
         parts = _timed_parts() if args.parts else None
-        seconds = []
+        seconds, encoding = [], []
         for offset in range(1, args.dates + 1):
             started = time.process_time()
             rows = lists._rank(data, model, FIRST_DATE + timedelta(days=offset))
@@ -64,11 +66,20 @@ def main() -> None:
             seconds.append(time.process_time() - started)
             if os.environ.get("RANK_COST_EACH"):
                 print(f"{offset}: {seconds[-1] * 1000:.0f} ms", file=sys.stderr)
+            started = time.process_time()
+            sent = rows.encode()  # the columns, not the rows built above
+            encoded = time.process_time()
+            type(rows).decode(sent)
+            encoding.append((encoded - started, time.process_time() - encoded))
     load = os.getloadavg()[0]
     print(
         f"{args.checkout}: ranking a new date: median {statistics.median(seconds) * 1000:.0f} ms CPU, "
         f"min {min(seconds) * 1000:.0f} ms ({args.dates} dates; load average {load:.2f})"
     )
+    # A list process also encodes the ranked day (its time) and the server decodes it (the server's GIL).
+    encode_ms = statistics.median(each[0] for each in encoding) * 1000
+    decode_ms = statistics.median(each[1] for each in encoding) * 1000
+    print(f"sending a ranked day: encoding {encode_ms:.1f} ms CPU, decoding {decode_ms:.1f} ms (medians)")
     if parts is not None:
         each = {name: f"{total / args.dates * 1000:.1f} ms" for name, total in parts.items()}
         print(f"of which, a date: k-nearest queries {each['nearest']}, radius index counts {each['counts']}")
