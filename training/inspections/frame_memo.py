@@ -17,10 +17,10 @@ import pandas as pd
 _lock = threading.Lock()  # the lists of several dates may be ranked in threads
 _Derived = TypeVar("_Derived")
 # (frame, purpose) pairs kept at most; an entry also goes when its frame is freed. A city's data
-# version has seven (history, index match, roster order, areas, licences, sorted dates, places), a few
-# versions of a city are alive at once, and a service holds a few cities: fewer would derive them
-# again day after day.
-_FRAMES_KEPT = 32
+# version has eight (history, index match, roster order, licence terms, areas, licences, sorted dates,
+# places), a few versions of a city are alive at once, and a service holds a few cities: fewer would
+# derive them again day after day.
+_FRAMES_KEPT = 40
 _per_frame: dict[tuple[int, Any], tuple[weakref.ref[pd.DataFrame], Any]] = {}
 
 
