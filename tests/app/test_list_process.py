@@ -95,6 +95,18 @@ def _ranked_here(lists: DailyLists, day: date) -> list[dict[str, object]]:
     return list(lists._rank(lists.city_data("chicago"), lists.model_for("chicago"), day))
 
 
+def _ranking_slowed(ranker: list_process.RankerProcess, seconds: float = 0.5) -> None:
+    """Each request waits `seconds` in the list processes forked from now on before it is ranked: a
+    test's requests are still in flight when it acts, however fast the host ranks a date."""
+    rank = ranker._rank
+
+    def slowly(request: RankRequest) -> RankedRows | Stale:
+        time.sleep(seconds)
+        return rank(request)
+
+    ranker._rank = slowly
+
+
 def test_requests_sent_ahead_are_answered_in_the_order_they_were_sent(lists: DailyLists) -> None:
     """Two requests on the socket at once (the second waits there while the child ranks the first):
     each caller gets its own answer, whichever reads first."""
@@ -122,6 +134,7 @@ def test_requests_sent_ahead_are_answered_in_the_order_they_were_sent(lists: Dai
 
 def test_requests_in_flight_when_the_process_dies_are_ranked_by_the_next_one(lists: DailyLists) -> None:
     ranker = lists.pool.rankers[0]  # type: ignore[index]
+    _ranking_slowed(ranker)
     ranker.rank(_request(lists, date(2014, 7, 1)))  # forked, the city's data read
     first = ranker.pid
     assert first is not None
@@ -133,7 +146,7 @@ def test_requests_in_flight_when_the_process_dies_are_ranked_by_the_next_one(lis
     ]
     for caller in callers:
         caller.start()
-    time.sleep(0.1)  # both sent; the child is ranking the first
+    time.sleep(0.1)  # both sent; the child is on the first (0.5 s before it ranks it)
     os.kill(first, signal.SIGKILL)
     for caller in callers:
         caller.join(timeout=120)
@@ -144,6 +157,7 @@ def test_requests_in_flight_when_the_process_dies_are_ranked_by_the_next_one(lis
 
 def test_closing_lets_the_answer_on_its_way_arrive(lists: DailyLists) -> None:
     ranker = lists.pool.rankers[0]  # type: ignore[index]
+    _ranking_slowed(ranker)
     ranker.rank(_request(lists, date(2014, 7, 1)))
     pid = ranker.pid
     assert pid is not None
@@ -151,7 +165,7 @@ def test_closing_lets_the_answer_on_its_way_arrive(lists: DailyLists) -> None:
     caller = threading.Thread(target=lambda: answers.append(ranker.rank(_request(lists, date(2014, 7, 5)))))
     caller.start()
     time.sleep(0.05)
-    ranker.close()  # while the child ranks
+    ranker.close()  # while the child is on it (0.5 s before it ranks it)
     caller.join(timeout=60)
     assert list(answers[0]) == _ranked_here(lists, date(2014, 7, 5))  # type: ignore[call-overload]
     assert ranker.pid is None
