@@ -13,7 +13,7 @@ from scipy.spatial import cKDTree
 
 from training.inspections import frame_memo
 from training.inspections.config import load_city_config
-from training.inspections.features import neighbourhood
+from training.inspections.features import neighbourhood, radius_index
 from training.inspections.features.radius_index import RadiusIndex, count_unindexed
 from training.inspections.ingest import CityData, load_city, with_recorded_outcomes
 from training.inspections.roster import establishments_in_scope
@@ -64,6 +64,13 @@ def test_distinct_places_through_their_rows_or_without() -> None:
         places, position = index.location_rows.distinct(queries)
         np.testing.assert_array_equal(places[position], queries)
         assert len(places) == len(np.unique(queries, axis=0))
+    # Where all are held, along the Z-order curve: each place's code no smaller than the last one's.
+    places, _ = index.location_rows.distinct(asked)
+    codes = radius_index._morton_codes(locations)[index.rows_of(places)]
+    assert (np.diff(codes.astype(np.int64)) > 0).all()
+    # Interleaved bits: x's lowest bit first, then y's, then z's.
+    corners = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 1.0, 1.0]])
+    assert radius_index._morton_codes(corners, bits=1).tolist() == [0, 1, 2, 4, 7]
 
 
 @pytest.fixture(scope="module")

@@ -40,6 +40,11 @@ class LocationRows:
         self._order = np.argsort(as_bytes, kind="stable")
         self._sorted = as_bytes[self._order]
         self._last: tuple[bytes, np.ndarray] | None = None  # (asked locations' bytes, their rows)
+        # The rows along a space-filling curve, and each row's place on it: places asked in that
+        # order are near the ones asked before them, so k-d tree queries find their nodes in cache.
+        self._along_curve = np.argsort(_morton_codes(locations), kind="stable")
+        self._place_on_curve = np.empty(len(locations), dtype=np.int64)
+        self._place_on_curve[self._along_curve] = np.arange(len(locations))
 
     def rows_of(self, locations: np.ndarray) -> np.ndarray:
         """Each location's row, or -1 for one not held (read-only: the answer may be shared)."""
@@ -60,11 +65,12 @@ class LocationRows:
     def distinct(self, locations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The distinct locations among `locations` (n × 3), and each one's position among them:
         through their rows where all are held (~0.3 ms for a Chicago roster, against ~3 ms for
-        numpy's unique over rows of floats), in no particular order."""
+        numpy's unique over rows of floats), then along a space-filling curve (a roster's k-nearest
+        queries ~8% cheaper than in the order of the rows; the same answers in any order)."""
         rows = self.rows_of(locations)
         if len(rows) and (rows >= 0).all():
-            held, inverse = np.unique(rows, return_inverse=True)
-            return self.locations[held], inverse.reshape(-1)
+            held, inverse = np.unique(self._place_on_curve[rows], return_inverse=True)
+            return self.locations[self._along_curve[held]], inverse.reshape(-1)
         places, inverse = np.unique(locations, axis=0, return_inverse=True)
         return places, inverse.reshape(-1)
 
@@ -202,6 +208,22 @@ def _pairs_by_band(
     radii_squared = np.array([radius * radius for radius in radii])
     band = np.searchsorted(radii_squared, squared_distances(locations[rows], points[columns]))
     return rows, columns, band
+
+
+def _morton_codes(points: np.ndarray, bits: int = 10) -> np.ndarray:
+    """Each point's place on a Z-order (Morton) curve over the points' bounding box: its coordinates'
+    bits interleaved, `bits` a coordinate (NaN coordinates at the curve's start)."""
+    codes = np.zeros(len(points), dtype=np.uint64)
+    if not len(points):
+        return codes
+    low = np.nanmin(points, axis=0)
+    span = np.nanmax(points, axis=0) - low
+    scaled = np.nan_to_num((points - low) / np.where(span > 0, span, 1.0)) * ((1 << bits) - 1)
+    cells, width, one = scaled.astype(np.uint64), points.shape[1], np.uint64(1)
+    for bit in range(bits):
+        for axis in range(width):
+            codes |= ((cells[:, axis] >> np.uint64(bit)) & one) << np.uint64(bit * width + axis)
+    return codes
 
 
 def _as_bytes(points: np.ndarray) -> np.ndarray:
