@@ -15,7 +15,8 @@ for (3 each, default limit), all at once; (2) a mix for --duration seconds: wrk 
 scoring single records beside wrk at 13 connections asking for daily lists over 12 other new dates
 (64 connections, 80/20 by connection). Memory: the service's processes (the server and the child
 processes it forks for lists) sampled every 50 ms: the peak of their summed RSS (pages shared between
-parent and child counted twice) and of their summed PSS (shared pages split between them).
+parent and child counted twice) and of their summed PSS (shared pages split between them); for the
+burst, also each process's PSS in the sample where the sum peaked.
 """
 
 from __future__ import annotations
@@ -74,9 +75,11 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def memory_mb(pid: int) -> tuple[float, float, int]:
-    """Summed RSS and PSS (MB) of the process and its descendants, and how many there are."""
+def memory_mb(pid: int) -> tuple[float, float, int, list[float]]:
+    """Summed RSS and PSS (MB) of the process and its descendants, how many there are, and each
+    one's PSS (the process first, then its descendants as found)."""
     rss = pss = 0
+    each_pss: list[float] = []
     processes = descendants(pid)
     for each in processes:
         try:
@@ -84,8 +87,10 @@ def memory_mb(pid: int) -> tuple[float, float, int]:
         except OSError:
             continue
         rss += int(re.search(r"^Rss:\s+(\d+)", rollup, re.M).group(1))  # type: ignore[union-attr]
-        pss += int(re.search(r"^Pss:\s+(\d+)", rollup, re.M).group(1))  # type: ignore[union-attr]
-    return rss / 1024, pss / 1024, len(processes)
+        kilobytes = int(re.search(r"^Pss:\s+(\d+)", rollup, re.M).group(1))  # type: ignore[union-attr]
+        pss += kilobytes
+        each_pss.append(kilobytes / 1024)
+    return rss / 1024, pss / 1024, len(processes), each_pss
 
 
 class PeakMemory:
@@ -94,17 +99,21 @@ class PeakMemory:
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self._peak = (0.0, 0.0, 1)
+        self.at_peak: list[float] = []  # each process's PSS in the sample of the highest summed PSS
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
 
     def _sample(self) -> None:
         while not self._stop.wait(0.05):
-            rss, pss, processes = memory_mb(self.pid)
+            rss, pss, processes, each_pss = memory_mb(self.pid)
+            if pss > self._peak[1]:
+                self.at_peak = each_pss
             self._peak = (max(self._peak[0], rss), max(self._peak[1], pss), max(self._peak[2], processes))
 
     def reset(self) -> None:
         self._peak = (0.0, 0.0, 1)
+        self.at_peak = []
 
     def peak(self) -> tuple[float, float, int]:
         return self._peak
@@ -206,7 +215,8 @@ def _served_runs(base: str, pid: int, duration: int) -> None:
         f"(others: {sorted(set(statuses) - {200}) or 'none'}); p50 {statistics.median(seconds):.2f} s, "
         f"p99 {statistics.quantiles(seconds, n=100)[98]:.2f} s, "
         f"max {seconds[-1]:.2f} s; peak memory of the service's processes: RSS {peak[0]:.0f} MB, "
-        f"PSS {peak[1]:.0f} MB (up to {peak[2]} processes)"
+        f"PSS {peak[1]:.0f} MB (up to {peak[2]} processes; at the peak, PSS by process, the worker "
+        f"first: {', '.join(f'{each:.0f}' for each in memory.at_peak)} MB)"
     )
     load = os.getloadavg()
     memory.reset()
