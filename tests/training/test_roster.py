@@ -50,5 +50,5 @@ def test_the_roster_is_its_definition(chicago: CityData, day: str) -> None:
     assert roster["last_inspection_date"].tolist() == expected["date"].tolist()
     assert roster["last_result"].tolist() == expected["result"].tolist()
     assert roster.index.tolist() == list(range(len(roster)))
-    if day == "2011-09-02":  # inspected establishments, none of them licensed that day
+    if day == "2011-09-02":  # the data's first day: nothing inspected before it
         assert roster.empty
