@@ -137,15 +137,15 @@ class RankedRows(Sequence[Row]):
         return as_list
 
     def _build(self, index: int) -> Row:
-        read = self._lists
-        return {
-            name: self._reasons.row(index)
-            if values is None
-            else read[name][index]
-            if name in read
-            else values[index].as_py()
-            for name, values in zip(self.names, self._columns, strict=True)
-        }
+        row: Row = {}
+        for name, values in zip(self.names, self._columns, strict=True):
+            if values is None:
+                row[name] = self._reasons.row(index)
+            elif name in self._lists:  # read whole already (a filter's column): no Arrow scalar
+                row[name] = self._lists[name][index]
+            else:
+                row[name] = values[index].as_py()
+        return row
 
     def encode(self) -> bytes:
         """The columns as a list process sends them (pickle between a server and its own fork:
